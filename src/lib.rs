@@ -1,0 +1,13 @@
+//! stigmer: the open execution plane for AI agents and workflows.
+//!
+//! People keep agents, skills, MCP servers, environments and workflows as YAML manifests in a
+//! directory. This library reads those manifests ([`manifest`]), models them as typed resources
+//! ([`model`]) and validates them with precise, complete diagnostics ([`validate`]). The `stigmer`
+//! binary is a thin layer over it ([`cli`]); the library itself never prints.
+
+pub mod cli;
+pub mod expr;
+pub mod manifest;
+pub mod model;
+pub mod schema;
+pub mod validate;

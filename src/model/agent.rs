@@ -1,0 +1,250 @@
+//! `Agent`: an LLM with instructions, tools from MCP servers, skills and sub-agents.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::environment::EnvironmentSpec;
+use super::kind::Kind;
+use super::mcp_server::{DockerTransport, HttpTransport, StdioTransport, transports};
+use super::reference::{Reference, ResourceRef};
+use super::resource::{Resource, ResourceSpec};
+
+/// An `Agent` resource.
+pub type Agent = Resource<AgentSpec>;
+
+/// What an agent is and what it may use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentSpec {
+    /// What the agent does, for people and for parent agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// URL of an icon shown in user interfaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
+    /// The system instructions the model follows.
+    pub instructions: String,
+    /// Which model runs the agent; the provider's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelConfig>,
+    /// MCP servers defined inline, for this agent only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerDefinition>,
+    /// Shared `McpServer` resources this agent uses, with the tools it may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_server_usages: Vec<McpServerUsage>,
+    /// Skills added to the agent's instructions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skill_refs: Vec<ResourceRef>,
+    /// Agents this agent can delegate to; each is offered to it as a tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sub_agents: Vec<SubAgent>,
+    /// Variables the agent needs, with optional defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_spec: Option<EnvironmentSpec>,
+}
+
+/// The model behind an agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `ollama`, `openai` (or any OpenAI-compatible server) or `anthropic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The model's name at that provider (`qwen2.5-coder:7b`, `claude-sonnet-4-5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Sampling temperature, 0 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 2.0))]
+    pub temperature: Option<f64>,
+    /// Most tokens the model may produce per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u32>,
+    /// Base URL of the provider's API, when not the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// An MCP server defined inside an agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McpServerDefinition {
+    /// Name of the server within this agent; prefixes its tools and is what sub-agents select.
+    pub name: String,
+    /// Start the server as a local process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioTransport>,
+    /// Reach the server over streamable HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpTransport>,
+    /// Run the server as a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerTransport>,
+    /// Tools the agent may call; all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enabled_tools: Vec<String>,
+}
+
+impl McpServerDefinition {
+    /// The transports set, by field name; exactly one is expected.
+    #[must_use]
+    pub fn transports(&self) -> Vec<&'static str> {
+        transports(self.stdio.is_some(), self.http.is_some(), self.docker.is_some())
+    }
+}
+
+/// Use of a shared `McpServer` resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McpServerUsage {
+    /// The `McpServer` used.
+    pub mcp_server_ref: ResourceRef,
+    /// Tools the agent may call; the server's `defaultEnabledTools` when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enabled_tools: Vec<String>,
+}
+
+/// A sub-agent: defined inline, or another `Agent` by reference.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubAgent {
+    /// Name of the sub-agent; the parent calls it as a tool of this name.
+    pub name: String,
+    /// What the sub-agent does; the parent reads this to decide when to delegate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Instructions of an inline sub-agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Model of an inline sub-agent; the parent's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelConfig>,
+    /// Names of the parent's MCP servers (inline or used) this sub-agent may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<String>,
+    /// Per MCP server, the tools this sub-agent may call.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub mcp_tool_selections: IndexMap<String, ToolSelection>,
+    /// Skills of an inline sub-agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skill_refs: Vec<ResourceRef>,
+    /// Another `Agent` to use as this sub-agent, instead of an inline definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_ref: Option<ResourceRef>,
+}
+
+/// A choice of tools from one MCP server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolSelection {
+    /// The tools enabled.
+    pub enabled_tools: Vec<String>,
+}
+
+impl ResourceSpec for AgentSpec {
+    const KIND: Kind = Kind::Agent;
+
+    fn references(&self) -> Vec<Reference> {
+        let mut out = Vec::new();
+        for (i, usage) in self.mcp_server_usages.iter().enumerate() {
+            out.push(Reference::to(
+                &[Kind::McpServer],
+                &usage.mcp_server_ref,
+                format!("/spec/mcpServerUsages/{i}/mcpServerRef"),
+            ));
+        }
+        for (i, skill) in self.skill_refs.iter().enumerate() {
+            out.push(Reference::to(&[Kind::Skill], skill, format!("/spec/skillRefs/{i}")));
+        }
+        for (i, sub) in self.sub_agents.iter().enumerate() {
+            for (j, skill) in sub.skill_refs.iter().enumerate() {
+                out.push(Reference::to(&[Kind::Skill], skill, format!("/spec/subAgents/{i}/skillRefs/{j}")));
+            }
+            if let Some(agent) = &sub.agent_ref {
+                out.push(Reference::to(&[Kind::Agent], agent, format!("/spec/subAgents/{i}/agentRef")));
+            }
+        }
+        out
+    }
+}
+
+impl AgentSpec {
+    /// An agent with these instructions.
+    #[must_use]
+    pub fn new(instructions: impl Into<String>) -> Self {
+        Self { instructions: instructions.into(), ..Self::default() }
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets the provider and model name.
+    #[must_use]
+    pub fn model(mut self, provider: impl Into<String>, name: impl Into<String>) -> Self {
+        let model = self.model.get_or_insert_with(ModelConfig::default);
+        model.provider = Some(provider.into());
+        model.name = Some(name.into());
+        self
+    }
+
+    /// Adds a skill by name.
+    #[must_use]
+    pub fn skill(mut self, name: impl Into<String>) -> Self {
+        self.skill_refs.push(ResourceRef::named(name));
+        self
+    }
+
+    /// Uses a shared MCP server, restricted to `tools` (all of its default tools when empty).
+    #[must_use]
+    pub fn mcp_server(mut self, name: impl Into<String>, tools: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.mcp_server_usages.push(McpServerUsage {
+            mcp_server_ref: ResourceRef::named(name),
+            enabled_tools: tools.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Adds a sub-agent.
+    #[must_use]
+    pub fn sub_agent(mut self, sub_agent: SubAgent) -> Self {
+        self.sub_agents.push(sub_agent);
+        self
+    }
+
+    /// Names an inline sub-agent may select MCP servers by: inline definitions and usages.
+    #[must_use]
+    pub fn mcp_server_names(&self) -> Vec<&str> {
+        self.mcp_servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.mcp_server_usages.iter().map(|u| u.mcp_server_ref.name.as_str()))
+            .collect()
+    }
+}
+
+impl SubAgent {
+    /// An inline sub-agent.
+    #[must_use]
+    pub fn inline(name: impl Into<String>, description: impl Into<String>, instructions: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: Some(description.into()),
+            instructions: Some(instructions.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Lets the sub-agent use one of the parent's MCP servers.
+    #[must_use]
+    pub fn mcp_server(mut self, name: impl Into<String>) -> Self {
+        self.mcp_servers.push(name.into());
+        self
+    }
+}

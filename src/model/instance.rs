@@ -1,0 +1,99 @@
+//! `AgentInstance` and `WorkflowInstance`: an agent or workflow bound, by name, to environments
+//! (later ones win). Running an agent or workflow by name uses its implicit default instance.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::kind::Kind;
+use super::reference::{Reference, ResourceRef};
+use super::resource::{Resource, ResourceSpec};
+
+/// An `AgentInstance` resource.
+pub type AgentInstance = Resource<AgentInstanceSpec>;
+
+/// A `WorkflowInstance` resource.
+pub type WorkflowInstance = Resource<WorkflowInstanceSpec>;
+
+/// An agent bound to environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentInstanceSpec {
+    /// The `Agent` this instance runs.
+    pub agent_ref: ResourceRef,
+    /// What this instance is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `Environment`s providing the agent's variables, in order; later ones win.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_refs: Vec<ResourceRef>,
+}
+
+/// A workflow bound to environments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkflowInstanceSpec {
+    /// The `Workflow` this instance runs.
+    pub workflow_ref: ResourceRef,
+    /// What this instance is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `Environment`s providing the workflow's variables, in order; later ones win.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_refs: Vec<ResourceRef>,
+}
+
+fn environment_references(refs: &[ResourceRef]) -> impl Iterator<Item = Reference> + '_ {
+    refs.iter()
+        .enumerate()
+        .map(|(i, env)| Reference::to(&[Kind::Environment], env, format!("/spec/environmentRefs/{i}")))
+}
+
+impl ResourceSpec for AgentInstanceSpec {
+    const KIND: Kind = Kind::AgentInstance;
+
+    fn references(&self) -> Vec<Reference> {
+        std::iter::once(Reference::to(&[Kind::Agent], &self.agent_ref, "/spec/agentRef".to_owned()))
+            .chain(environment_references(&self.environment_refs))
+            .collect()
+    }
+}
+
+impl ResourceSpec for WorkflowInstanceSpec {
+    const KIND: Kind = Kind::WorkflowInstance;
+
+    fn references(&self) -> Vec<Reference> {
+        std::iter::once(Reference::to(&[Kind::Workflow], &self.workflow_ref, "/spec/workflowRef".to_owned()))
+            .chain(environment_references(&self.environment_refs))
+            .collect()
+    }
+}
+
+impl AgentInstanceSpec {
+    /// An instance of the agent named `agent`.
+    #[must_use]
+    pub fn new(agent: impl Into<String>) -> Self {
+        Self { agent_ref: ResourceRef::named(agent), description: None, environment_refs: Vec::new() }
+    }
+
+    /// Adds an environment (after those already added, so it wins over them).
+    #[must_use]
+    pub fn environment(mut self, name: impl Into<String>) -> Self {
+        self.environment_refs.push(ResourceRef::named(name));
+        self
+    }
+}
+
+impl WorkflowInstanceSpec {
+    /// An instance of the workflow named `workflow`.
+    #[must_use]
+    pub fn new(workflow: impl Into<String>) -> Self {
+        Self { workflow_ref: ResourceRef::named(workflow), description: None, environment_refs: Vec::new() }
+    }
+
+    /// Adds an environment (after those already added, so it wins over them).
+    #[must_use]
+    pub fn environment(mut self, name: impl Into<String>) -> Self {
+        self.environment_refs.push(ResourceRef::named(name));
+        self
+    }
+}

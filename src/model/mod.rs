@@ -1,0 +1,159 @@
+//! Typed resources: the envelope, one file per kind, references and schema derivation.
+//! This layer does no I/O.
+//!
+//! The model is also stigmer's Rust SDK: build resources in code and print them as the manifests
+//! `stigmer export` writes.
+//!
+//! ```
+//! use stigmer::model::dsl::{Task, TaskList};
+//! use stigmer::model::{Agent, AgentSpec, Workflow, WorkflowSpec};
+//!
+//! let agent = Agent::new(
+//!     "support-bot",
+//!     AgentSpec::new("You answer customer questions politely.")
+//!         .description("First-line support")
+//!         .model("ollama", "qwen2.5-coder:7b")
+//!         .skill("refund-policy")
+//!         .mcp_server("tickets", ["search", "create"]),
+//! )
+//! .label("team", "cs");
+//!
+//! let workflow = Workflow::new(
+//!     "triage",
+//!     WorkflowSpec::new(
+//!         TaskList::new()
+//!             .push("classify", Task::call_agent("support-bot", "${ .ticket.text }"))
+//!             .push("done", Task::set(serde_json::json!({"triaged": true}))),
+//!     ),
+//! );
+//!
+//! let yaml = agent.to_yaml().unwrap();
+//! assert!(yaml.contains("kind: Agent"));
+//! assert!(yaml.contains("skillRefs:"));
+//! println!("{yaml}---\n{}", workflow.to_yaml().unwrap());
+//! ```
+
+pub mod agent;
+pub mod dsl;
+pub mod environment;
+pub mod instance;
+pub mod kind;
+pub mod mcp_server;
+pub mod meta;
+pub mod reference;
+pub mod resource;
+pub mod runtime;
+pub mod skill;
+pub mod workflow;
+
+pub use agent::{Agent, AgentSpec, McpServerDefinition, McpServerUsage, ModelConfig, SubAgent, ToolSelection};
+pub use environment::{Environment, EnvironmentSpec, EnvironmentValue};
+pub use instance::{AgentInstance, AgentInstanceSpec, WorkflowInstance, WorkflowInstanceSpec};
+pub use kind::{Kind, UnknownKind};
+pub use mcp_server::{
+    DockerTransport, HttpTransport, McpServer, McpServerSpec, PortMapping, StdioTransport, VolumeMount,
+};
+pub use meta::{API_VERSION, ObjectMeta};
+pub use reference::{Reference, ResourceRef};
+pub use resource::{Resource, ResourceSpec};
+pub use runtime::{AgentExecution, AgentExecutionSpec, Session, SessionSpec, WorkflowExecution, WorkflowExecutionSpec};
+pub use skill::{Skill, SkillSpec};
+pub use workflow::{Workflow, WorkflowSpec};
+
+/// Expands `$m!(Variant, SpecType)` for every kind, so per-kind dispatch is written once.
+macro_rules! for_each_kind {
+    ($m:ident) => {
+        $m! {
+            Environment => EnvironmentSpec,
+            Skill => SkillSpec,
+            McpServer => McpServerSpec,
+            Agent => AgentSpec,
+            AgentInstance => AgentInstanceSpec,
+            Workflow => WorkflowSpec,
+            WorkflowInstance => WorkflowInstanceSpec,
+            Session => SessionSpec,
+            AgentExecution => AgentExecutionSpec,
+            WorkflowExecution => WorkflowExecutionSpec,
+        }
+    };
+}
+pub(crate) use for_each_kind;
+
+macro_rules! any_resource {
+    ($($kind:ident => $spec:ident),* $(,)?) => {
+        /// A resource of any kind: the dynamic form, for streams of mixed manifests.
+        // A workflow's document dwarfs an environment; boxing it would only complicate matching.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum AnyResource {
+            $(
+                #[doc = concat!("A `", stringify!($kind), "`.")]
+                $kind(Resource<$spec>),
+            )*
+        }
+
+        impl AnyResource {
+            /// The resource's kind.
+            #[must_use]
+            pub fn kind(&self) -> Kind {
+                match self { $(Self::$kind(_) => Kind::$kind,)* }
+            }
+
+            /// The resource's metadata.
+            #[must_use]
+            pub fn metadata(&self) -> &ObjectMeta {
+                match self { $(Self::$kind(r) => &r.metadata,)* }
+            }
+
+            /// References to other resources, with JSON pointers from the manifest root.
+            #[must_use]
+            pub fn references(&self) -> Vec<Reference> {
+                match self { $(Self::$kind(r) => r.spec.references(),)* }
+            }
+
+            /// Reads a manifest whose kind is already known.
+            ///
+            /// # Errors
+            /// Fails when the value does not match the kind's shape.
+            pub fn from_value(kind: Kind, value: serde_json::Value) -> Result<Self, serde_json::Error> {
+                match kind { $(Kind::$kind => serde_json::from_value(value).map(Self::$kind),)* }
+            }
+
+            /// The JSON Schema of one kind's manifests.
+            #[must_use]
+            pub fn schema_for(kind: Kind) -> schemars::Schema {
+                let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+                match kind { $(Kind::$kind => generator.into_root_schema_for::<Resource<$spec>>(),)* }
+            }
+        }
+
+        impl serde::Serialize for AnyResource {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self { $(Self::$kind(r) => r.serialize(serializer),)* }
+            }
+        }
+
+        $(
+            impl From<Resource<$spec>> for AnyResource {
+                fn from(resource: Resource<$spec>) -> Self {
+                    Self::$kind(resource)
+                }
+            }
+        )*
+    };
+}
+for_each_kind!(any_resource);
+
+impl AnyResource {
+    /// The resource's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.metadata().name
+    }
+
+    /// The address people type and read: `agent/support-bot`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        format!("{}/{}", self.kind().cli_name(), self.name())
+    }
+}
