@@ -1,0 +1,9 @@
+//! Reading manifests: files, directories and stdin; multi-document YAML streams; the project
+//! file; and diagnostics that point at `file:line:col`. This layer knows nothing of backends.
+
+pub mod diagnostic;
+mod load;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Location, Note, Severity, did_you_mean};
+pub use load::{InputPath, LoadedDocument, MAX_MANIFEST_BYTES, ManifestSet, PROJECT_FILE, Project, Source, load};
