@@ -1,0 +1,234 @@
+//! Validation of a manifest set: structure against each kind's schema, then the checks across
+//! resources (names, duplicates, references, workflow documents). Every diagnostic is returned
+//! at once; nothing stops at the first problem.
+
+pub mod locate;
+mod semantic;
+pub mod structure;
+mod workflow;
+
+use serde_json::Value;
+
+use crate::manifest::{Diagnostic, LoadedDocument, Location, ManifestSet, did_you_mean};
+use crate::model::{API_VERSION, AnyResource, Kind};
+use locate::locate;
+use structure::{KnownFields, SchemaProblem};
+
+pub use workflow::TASK_KINDS;
+
+/// Resources that exist outside the manifests being validated (in a backend), so references to
+/// them resolve. The reconciler passes the backend's state; `stigmer validate` passes none.
+pub trait ResourceLookup {
+    /// Names of the existing resources of `kind`.
+    fn names(&self, kind: Kind) -> Vec<String>;
+}
+
+/// No resources outside the manifest set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoResources;
+
+impl ResourceLookup for NoResources {
+    fn names(&self, _: Kind) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A resource that passed the structural checks, with the document it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidResource {
+    /// The typed resource.
+    pub resource: AnyResource,
+    /// Index into [`ManifestSet::documents`].
+    pub document: usize,
+}
+
+/// The outcome of validating a manifest set.
+#[derive(Debug, Default)]
+pub struct Validation {
+    /// Every document that could be read as a resource.
+    pub resources: Vec<ValidResource>,
+    /// Every problem, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// Whether any diagnostic is an error.
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Number of errors.
+    #[must_use]
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Number of warnings.
+    #[must_use]
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+}
+
+/// Validates everything loaded, resolving references within the set and in `existing`.
+#[must_use]
+pub fn validate(set: &ManifestSet, existing: &dyn ResourceLookup) -> Validation {
+    let mut validation = Validation { resources: Vec::new(), diagnostics: set.diagnostics.clone() };
+    if set.documents.is_empty() && set.diagnostics.is_empty() {
+        validation.diagnostics.push(
+            Diagnostic::error("no-manifests", "no manifests found")
+                .hint("-f takes YAML files (.yaml, .yml), directories of them, or - for stdin"),
+        );
+    }
+    for (index, document) in set.documents.iter().enumerate() {
+        let mut check = DocumentCheck { set, document, diagnostics: Vec::new() };
+        if let Some(resource) = check.run() {
+            validation.resources.push(ValidResource { resource, document: index });
+        }
+        validation.diagnostics.extend(check.diagnostics);
+    }
+    semantic::check(set, &validation.resources, existing, &mut validation.diagnostics);
+    sort_by_source(set, &mut validation.diagnostics);
+    validation
+}
+
+/// Orders diagnostics as the sources were read, then by position.
+fn sort_by_source(set: &ManifestSet, diagnostics: &mut [Diagnostic]) {
+    let source_index = |location: &Option<Location>| {
+        location.as_ref().map(|l| (set.sources.iter().position(|s| s.name == l.file).unwrap_or(usize::MAX), l.position))
+    };
+    diagnostics.sort_by_key(|d| source_index(&d.location));
+}
+
+/// The location of a pointer in a document: the key `at_key` of the object there, else the value.
+pub(crate) fn location_of(
+    set: &ManifestSet,
+    document: &LoadedDocument,
+    pointer: &str,
+    at_key: Option<&str>,
+) -> Location {
+    let position = match at_key {
+        Some(field) => {
+            let found = locate(&document.root, &format!("{pointer}/{}", locate::escape(field)));
+            found.key.filter(|_| found.exact).unwrap_or(found.value)
+        }
+        None => locate(&document.root, pointer).value,
+    };
+    set.location(document, position)
+}
+
+struct DocumentCheck<'a> {
+    set: &'a ManifestSet,
+    document: &'a LoadedDocument,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl DocumentCheck<'_> {
+    fn at(&self, pointer: &str) -> Location {
+        location_of(self.set, self.document, pointer, None)
+    }
+
+    fn error(&mut self, code: &'static str, pointer: &str, message: String, hint: Option<String>) {
+        let location = self.at(pointer);
+        self.diagnostics.push(Diagnostic::error(code, message).at(location).hint_opt(hint));
+    }
+
+    fn push_problems(&mut self, problems: Vec<SchemaProblem>) {
+        for problem in problems {
+            let location = location_of(self.set, self.document, &problem.pointer, problem.at_key.as_deref());
+            self.diagnostics.push(Diagnostic::error(problem.code, problem.message).at(location).hint_opt(problem.hint));
+        }
+    }
+
+    fn run(&mut self) -> Option<AnyResource> {
+        let mut json = self.document.root.to_json();
+        let Some(fields) = json.as_object() else {
+            self.error(
+                "not-a-manifest",
+                "",
+                "a manifest must be a mapping with apiVersion, kind, metadata and spec".to_owned(),
+                Some(format!("start the document with `apiVersion: {API_VERSION}`")),
+            );
+            return None;
+        };
+        let kind = self.kind(fields.get("kind"))?;
+        let Some(schema) = structure::kind_schema(kind) else {
+            self.error("internal", "", format!("no schema for kind {kind}"), None);
+            return None;
+        };
+        let mut known = KnownFields::new();
+        structure::normalize(&mut json, &schema.json, &schema.json, "", &mut known);
+
+        let mut problems = Vec::new();
+        if kind == Kind::Workflow
+            && let Some(spec) = json.get("spec")
+        {
+            problems.extend(workflow::check_tasks(spec));
+        }
+        let precise: Vec<String> = problems.iter().map(|p| p.pointer.clone()).collect();
+        problems.extend(
+            structure::check(schema, &json, "", &known).into_iter().filter(|p| !overlaps(&precise, &p.pointer)),
+        );
+        if kind == Kind::Workflow
+            && problems.is_empty()
+            && let Some(spec) = json.get("spec")
+        {
+            let name = json.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("workflow");
+            problems.extend(workflow::check_dsl_schema(spec, name, &known));
+        }
+        if !problems.is_empty() {
+            self.push_problems(problems);
+            return None;
+        }
+        // `status` is server-owned: accepted in input and ignored.
+        if let Some(fields) = json.as_object_mut() {
+            fields.remove("status");
+        }
+        match AnyResource::from_value(kind, json) {
+            Ok(resource) => Some(resource),
+            Err(error) => {
+                self.error("invalid-manifest", "", format!("invalid {kind}: {error}"), None);
+                None
+            }
+        }
+    }
+
+    fn kind(&mut self, kind: Option<&Value>) -> Option<Kind> {
+        let known = || Kind::DECLARATIVE.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+        let Some(name) = kind.and_then(Value::as_str) else {
+            let message = if kind.is_some() { "kind must be a string" } else { "the manifest has no kind" };
+            self.error("missing-kind", "/kind", message.to_owned(), Some(format!("kind is one of {}", known())));
+            return None;
+        };
+        match Kind::from_manifest(name) {
+            Some(kind) if kind.is_declarative() => Some(kind),
+            Some(kind) => {
+                self.error(
+                    "runtime-kind",
+                    "/kind",
+                    format!("{kind} is created by running agents and workflows; it cannot be applied from a manifest"),
+                    Some(format!("manifests declare {}", known())),
+                );
+                None
+            }
+            None => {
+                let exact = Kind::from_cli(name).filter(|k| k.is_declarative());
+                let guess = exact
+                    .map(Kind::as_str)
+                    .or_else(|| did_you_mean(name, Kind::DECLARATIVE.iter().map(|k| k.as_str())));
+                let hint =
+                    guess.map_or_else(|| format!("kind is one of {}", known()), |g| format!("did you mean \"{g}\"?"));
+                self.error("unknown-kind", "/kind", format!("unknown kind \"{name}\""), Some(hint));
+                None
+            }
+        }
+    }
+}
+
+/// Whether `pointer` is at, above or below one of `reported`, so a precise diagnostic there
+/// already covers it.
+fn overlaps(reported: &[String], pointer: &str) -> bool {
+    let related = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"));
+    reported.iter().any(|r| related(r, pointer) && !r.is_empty())
+}

@@ -1,0 +1,229 @@
+//! Checks across resources: the same resource declared twice, references that do not
+//! resolve, and rules within a kind that a schema cannot say ("exactly one of").
+
+use std::collections::HashMap;
+
+use super::{ResourceLookup, ValidResource, location_of};
+use crate::manifest::{Diagnostic, Location, ManifestSet, did_you_mean};
+use crate::model::{AnyResource, Kind};
+
+/// Runs every cross-resource check and appends what it finds.
+pub fn check(set: &ManifestSet, resources: &[ValidResource], existing: &dyn ResourceLookup, out: &mut Vec<Diagnostic>) {
+    let at = |r: &ValidResource, pointer: &str| location_of(set, &set.documents[r.document], pointer, None);
+    let mut first: HashMap<(Kind, &str), &ValidResource> = HashMap::new();
+    for resource in resources {
+        let name = resource.resource.name();
+        match first.get(&(resource.resource.kind(), name)) {
+            Some(earlier) => out.push(
+                Diagnostic::error("duplicate", format!("{} is declared twice", resource.resource.address()))
+                    .at(at(resource, "/metadata/name"))
+                    .note(at(earlier, "/metadata/name"), "first declared here")
+                    .hint("rename one of them, or remove the copy"),
+            ),
+            None => {
+                first.insert((resource.resource.kind(), name), resource);
+            }
+        }
+        for (pointer, message, hint) in kind_rules(&resource.resource) {
+            out.push(Diagnostic::error("invalid-spec", message).at(at(resource, &pointer)).hint(hint));
+        }
+    }
+    check_references(set, resources, &first, existing, out);
+}
+
+/// Rules of one kind that the schema cannot express: (pointer, message, hint).
+fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let address = resource.address();
+    let exactly_one =
+        |out: &mut Vec<(String, String, String)>, pointer: String, what: &str, set: &[&str], choices: &str| match set
+            .len()
+        {
+            1 => {}
+            0 => out.push((
+                pointer,
+                format!("{address}: {what} sets none of {choices}"),
+                format!("set exactly one of {choices}"),
+            )),
+            _ => out.push((
+                pointer,
+                format!("{address}: {what} sets {}; only one is allowed", set.join(" and ")),
+                format!("keep exactly one of {choices}"),
+            )),
+        };
+    match resource {
+        AnyResource::McpServer(server) => {
+            exactly_one(
+                &mut out,
+                "/spec".to_owned(),
+                "the MCP server",
+                &server.spec.transports(),
+                "stdio, http or docker",
+            );
+        }
+        AnyResource::Skill(skill) => {
+            let set: Vec<&str> = [("skillMd", skill.spec.skill_md.is_some()), ("path", skill.spec.path.is_some())]
+                .into_iter()
+                .filter_map(|(n, s)| s.then_some(n))
+                .collect();
+            exactly_one(&mut out, "/spec".to_owned(), "the skill", &set, "skillMd or path");
+        }
+        AnyResource::Environment(env) => {
+            for (key, value) in &env.spec.data {
+                if value.value.is_some() && value.secret_ref.is_some() {
+                    out.push((
+                        format!("/spec/data/{}", super::locate::escape(key)),
+                        format!("{address}: {key} sets both value and secretRef"),
+                        "keep one: a plain value, or the name of a stored secret".to_owned(),
+                    ));
+                }
+            }
+        }
+        AnyResource::Agent(agent) => {
+            let mut names: HashMap<&str, usize> = HashMap::new();
+            for (i, server) in agent.spec.mcp_servers.iter().enumerate() {
+                exactly_one(
+                    &mut out,
+                    format!("/spec/mcpServers/{i}"),
+                    &format!("MCP server \"{}\"", server.name),
+                    &server.transports(),
+                    "stdio, http or docker",
+                );
+                if names.insert(server.name.as_str(), i).is_some() {
+                    out.push((
+                        format!("/spec/mcpServers/{i}/name"),
+                        format!("{address}: MCP server name \"{}\" is used twice", server.name),
+                        "give each MCP server its own name".to_owned(),
+                    ));
+                }
+            }
+            let available = agent.spec.mcp_server_names();
+            for (i, sub) in agent.spec.sub_agents.iter().enumerate() {
+                match (&sub.instructions, &sub.agent_ref) {
+                    (Some(_), Some(_)) => out.push((
+                        format!("/spec/subAgents/{i}"),
+                        format!("{address}: sub-agent \"{}\" has both instructions and agentRef", sub.name),
+                        "define it inline with instructions, or point agentRef at another agent, not both".to_owned(),
+                    )),
+                    (None, None) => out.push((
+                        format!("/spec/subAgents/{i}"),
+                        format!("{address}: sub-agent \"{}\" has neither instructions nor agentRef", sub.name),
+                        "give it instructions, or point agentRef at another agent".to_owned(),
+                    )),
+                    _ => {}
+                }
+                let selected = sub
+                    .mcp_servers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| (format!("/spec/subAgents/{i}/mcpServers/{j}"), n.as_str()));
+                let selections = sub.mcp_tool_selections.keys().map(|n| {
+                    (format!("/spec/subAgents/{i}/mcpToolSelections/{}", super::locate::escape(n)), n.as_str())
+                });
+                for (pointer, name) in selected.chain(selections) {
+                    if !available.contains(&name) {
+                        let hint = did_you_mean(name, available.iter().copied()).map_or_else(
+                            || {
+                                if available.is_empty() {
+                                    "the agent has no MCP servers; add them to mcpServers or mcpServerUsages".to_owned()
+                                } else {
+                                    format!("the agent's MCP servers are: {}", available.join(", "))
+                                }
+                            },
+                            |s| format!("did you mean \"{s}\"?"),
+                        );
+                        out.push((
+                            pointer,
+                            format!(
+                                "{address}: sub-agent \"{}\" uses MCP server \"{name}\", which the agent does not have",
+                                sub.name
+                            ),
+                            hint,
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn check_references(
+    set: &ManifestSet,
+    resources: &[ValidResource],
+    declared: &HashMap<(Kind, &str), &ValidResource>,
+    existing: &dyn ResourceLookup,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut existing_cache: HashMap<Kind, Vec<String>> = HashMap::new();
+    for resource in resources {
+        let document = &set.documents[resource.document];
+        for reference in resource.resource.references() {
+            let location = location_of(set, document, &reference.pointer, None);
+            let expected = reference.kinds.first().copied().unwrap_or(Kind::Agent);
+            if let Some(written) = &reference.written_kind {
+                let matches = reference.kinds.iter().any(|k| Kind::from_cli(written) == Some(*k));
+                if !matches {
+                    out.push(
+                        Diagnostic::error(
+                            "wrong-reference-kind",
+                            format!(
+                                "{} refers to kind {written} where kind {expected} is expected",
+                                resource.resource.address()
+                            ),
+                        )
+                        .at(location.clone())
+                        .hint(format!("set kind: {expected}, or leave kind out")),
+                    );
+                    continue;
+                }
+            }
+            let found = reference.kinds.iter().any(|kind| {
+                declared.contains_key(&(*kind, reference.name.as_str()))
+                    || existing_cache.entry(*kind).or_insert_with(|| existing.names(*kind)).contains(&reference.name)
+            });
+            if found {
+                continue;
+            }
+            let mut candidates: Vec<(String, Option<Location>)> = Vec::new();
+            for kind in reference.kinds {
+                for ((k, name), r) in declared {
+                    if k == kind {
+                        candidates.push((
+                            (*name).to_owned(),
+                            Some(location_of(set, &set.documents[r.document], "/metadata/name", None)),
+                        ));
+                    }
+                }
+                for name in existing_cache.entry(*kind).or_insert_with(|| existing.names(*kind)).iter() {
+                    candidates.push((name.clone(), None));
+                }
+            }
+            let suggestion = did_you_mean(&reference.name, candidates.iter().map(|(n, _)| n.as_str()));
+            let hint = match suggestion.and_then(|s| candidates.iter().find(|(n, _)| n == s)) {
+                Some((name, Some(defined))) => format!(
+                    "did you mean \"{name}\"? ({} defined in {}:{})",
+                    expected.cli_name(),
+                    defined.file,
+                    defined.position.line
+                ),
+                Some((name, None)) => format!("did you mean \"{name}\"? (it exists in the backend)"),
+                None => format!("declare it (kind: {expected}) in the manifests, or fix the name"),
+            };
+            out.push(
+                Diagnostic::error(
+                    "dangling-reference",
+                    format!(
+                        "{} references {} \"{}\", which does not exist",
+                        resource.resource.address(),
+                        expected.cli_name(),
+                        reference.name
+                    ),
+                )
+                .at(location)
+                .hint(hint),
+            );
+        }
+    }
+}
