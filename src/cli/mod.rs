@@ -1,0 +1,90 @@
+//! The command line: one file per command, settings resolved once, and the only place that
+//! writes to the terminal. Commands call the library and render its data and errors.
+
+mod completion;
+mod error;
+mod init;
+mod render;
+mod schema;
+mod settings;
+mod validate;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::{CommandError, ErrorKind};
+pub use settings::{ColorChoice, GlobalArgs, Settings};
+
+/// stigmer: agents, skills, MCP servers, environments and workflows as YAML manifests,
+/// reconciled into a local store or a shared server, and run.
+#[derive(Debug, Parser)]
+#[command(name = "stigmer", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// stigmer's commands.
+// Each command's help text is the doc comment of its args struct, in the command's own file;
+// a doc comment here would replace it.
+#[allow(missing_docs)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Validate(validate::ValidateArgs),
+    Schema(schema::SchemaArgs),
+    Init(init::InitArgs),
+    Completion(completion::CompletionArgs),
+}
+
+/// What every command receives: resolved settings and the terminal streams.
+pub struct CommandContext {
+    /// Settings resolved from flags, environment and defaults.
+    pub settings: Settings,
+}
+
+impl CommandContext {
+    /// Writes to standard output; a closed pipe (`| head`) is not an error worth reporting.
+    pub fn out(&self, text: &str) -> Result<(), CommandError> {
+        write_stream(&mut std::io::stdout().lock(), text)
+    }
+
+    /// Writes to standard error.
+    pub fn err(&self, text: &str) -> Result<(), CommandError> {
+        write_stream(&mut std::io::stderr().lock(), text)
+    }
+}
+
+fn write_stream(stream: &mut dyn Write, text: &str) -> Result<(), CommandError> {
+    match stream.write_all(text.as_bytes()).and_then(|()| stream.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CommandError::io("cannot write output", e)),
+        _ => Ok(()),
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+#[must_use]
+pub fn run(cli: &Cli) -> ExitCode {
+    let ctx = CommandContext { settings: Settings::resolve(&cli.global) };
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(&ctx, args),
+        Command::Schema(args) => schema::run(&ctx, args),
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Completion(args) => completion::run(&ctx, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(text) = error.render(ctx.settings.color_stderr) {
+                // Nothing more can be done if stderr itself is gone.
+                let _ = ctx.err(&text);
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

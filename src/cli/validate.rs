@@ -1,0 +1,138 @@
+//! `stigmer validate`: load manifests, check them, report every problem.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::render::{self, Style};
+use super::{CommandContext, CommandError};
+use crate::manifest::{self, Diagnostic, InputPath, Location};
+use crate::validate::{NoResources, validate};
+
+/// Check manifests without applying them.
+///
+/// Reads every file given (directories recursively: *.yaml and *.yml, hidden entries skipped;
+/// `-` reads stdin) and reports every problem at once, each with `file:line:col` and a hint.
+/// Exits 0 when everything is valid, 1 when something is not.
+///
+/// Examples:
+///   stigmer validate -f examples/
+///   stigmer validate -f agents.yaml -f skills.yaml
+///   cat agent.yaml | stigmer validate -f -
+///   stigmer validate -f manifests/ -o json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ValidateArgs {
+    /// Manifest files or directories; `-` for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ValidateOutput::Text)]
+    pub output: ValidateOutput,
+}
+
+/// Output formats of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateOutput {
+    /// Diagnostics for people, on stderr; a summary on stdout.
+    Text,
+    /// One JSON object on stdout.
+    Json,
+}
+
+/// The JSON report.
+#[derive(Serialize)]
+struct Report<'a> {
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    resources: Vec<ResourceEntry>,
+    diagnostics: &'a [Diagnostic],
+}
+
+#[derive(Serialize)]
+struct ResourceEntry {
+    kind: &'static str,
+    name: String,
+    location: Location,
+}
+
+/// Runs `stigmer validate`.
+pub fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError> {
+    let inputs: Vec<InputPath> = args.files.iter().map(|f| InputPath::from(f.as_str())).collect();
+    let set = manifest::load(&inputs, &mut std::io::stdin().lock());
+    let validation = validate(&set, &NoResources);
+
+    match args.output {
+        ValidateOutput::Json => {
+            let resources = validation
+                .resources
+                .iter()
+                .map(|r| {
+                    let document = &set.documents[r.document];
+                    ResourceEntry {
+                        kind: r.resource.kind().as_str(),
+                        name: r.resource.name().to_owned(),
+                        location: set.location(document, document.root.position),
+                    }
+                })
+                .collect();
+            let report = Report {
+                valid: !validation.has_errors(),
+                errors: validation.error_count(),
+                warnings: validation.warning_count(),
+                resources,
+                diagnostics: &validation.diagnostics,
+            };
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|e| CommandError::user(format!("cannot encode the report: {e}")))?;
+            ctx.out(&format!("{text}\n"))?;
+        }
+        ValidateOutput::Text => {
+            let style = Style::new(ctx.settings.color_stderr);
+            let mut text = String::new();
+            for diagnostic in &validation.diagnostics {
+                text.push_str(&render::diagnostic(&set, diagnostic, style));
+                text.push('\n');
+            }
+            if validation.has_errors() {
+                let warnings = match validation.warning_count() {
+                    0 => String::new(),
+                    n => format!(" and {}", counted(n, "warning")),
+                };
+                let _ = writeln!(
+                    text,
+                    "{} found {}{warnings}",
+                    style.error("error:"),
+                    counted(validation.error_count(), "error")
+                );
+                ctx.err(&text)?;
+            } else {
+                ctx.err(&text)?;
+                let mut by_kind: BTreeMap<usize, (&str, usize)> = BTreeMap::new();
+                for r in &validation.resources {
+                    let kind = r.resource.kind();
+                    by_kind.entry(kind.order()).or_insert((kind.cli_name(), 0)).1 += 1;
+                }
+                let kinds: Vec<String> = by_kind.values().map(|(name, n)| counted(*n, name)).collect();
+                let files = set.documents.iter().map(|d| d.source).collect::<std::collections::BTreeSet<_>>().len();
+                let summary = format!(
+                    "{} {} valid in {} ({})\n",
+                    Style::new(ctx.settings.color_stdout).good("ok:"),
+                    counted(validation.resources.len(), "resource"),
+                    counted(files, "file"),
+                    kinds.join(", ")
+                );
+                ctx.out(&summary)?;
+            }
+        }
+    }
+    if validation.has_errors() { Err(CommandError::failed()) } else { Ok(()) }
+}
+
+/// `1 error`, `3 errors`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
