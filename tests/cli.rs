@@ -198,3 +198,26 @@ fn version_and_completion_work() {
 fn help_shows_examples() {
     stigmer().args(["validate", "--help"]).assert().success().stdout(predicate::str::contains("Examples:"));
 }
+
+#[test]
+fn a_plaintext_secret_is_a_warning_with_its_place_not_an_error() {
+    let output = stigmer().args(["validate", "-f", "tests/manifests/warnings/plaintext-secret.yaml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!(String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ok: 1 resource valid"));
+}
+
+#[test]
+fn a_plaintext_secret_never_reaches_the_output() {
+    for format in ["text", "json"] {
+        let output = stigmer()
+            .args(["validate", "-o", format, "-f", "tests/manifests/warnings/plaintext-secret.yaml"])
+            .output()
+            .unwrap();
+        let everything = [output.stdout, output.stderr].concat();
+        assert!(
+            !String::from_utf8_lossy(&everything).contains("sk-not-a-real-key"),
+            "{format} output shows the secret"
+        );
+    }
+}

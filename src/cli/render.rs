@@ -62,11 +62,11 @@ pub fn diagnostic(set: &ManifestSet, diagnostic: &Diagnostic, style: Style) -> S
     };
     let mut out = format!("{label} {}\n", diagnostic.message);
     if let Some(location) = &diagnostic.location {
-        snippet(&mut out, set, location, style);
+        snippet(&mut out, set, location, &diagnostic.conceal, style);
     }
     for note in &diagnostic.notes {
         let _ = writeln!(out, "{} {}", style.dim("note:"), note.message);
-        snippet(&mut out, set, &note.location, style);
+        snippet(&mut out, set, &note.location, &diagnostic.conceal, style);
     }
     if let Some(hint) = &diagnostic.hint {
         let _ = writeln!(out, "{} {hint}", style.hint("hint:"));
@@ -74,7 +74,7 @@ pub fn diagnostic(set: &ManifestSet, diagnostic: &Diagnostic, style: Style) -> S
     out
 }
 
-fn snippet(out: &mut String, set: &ManifestSet, location: &Location, style: Style) {
+fn snippet(out: &mut String, set: &ManifestSet, location: &Location, conceal: &[String], style: Style) {
     let line_number = location.position.line as usize;
     let gutter = " ".repeat(line_number.to_string().len());
     let _ = writeln!(out, "{gutter}{} {location}", style.dim("-->"));
@@ -82,7 +82,11 @@ fn snippet(out: &mut String, set: &ManifestSet, location: &Location, style: Styl
     else {
         return;
     };
-    let (line, column) = window(&line.replace('\t', " "), (location.position.column as usize).saturating_sub(1));
+    let mut line = line.replace('\t', " ");
+    for secret in conceal.iter().filter(|s| !s.is_empty()) {
+        line = line.replace(secret.as_str(), "***");
+    }
+    let (line, column) = window(&line, (location.position.column as usize).saturating_sub(1));
     let width = underline_width(&line, column);
     let _ = writeln!(out, "{gutter} {}", style.dim("|"));
     let _ = writeln!(out, "{} {} {line}", style.dim(&line_number.to_string()), style.dim("|"));

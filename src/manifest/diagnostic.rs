@@ -59,13 +59,25 @@ pub struct Diagnostic {
     /// Other places that matter.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<Note>,
+    /// Text to mask wherever the diagnostic shows source (a secret written in the file); never
+    /// serialized.
+    #[serde(skip)]
+    pub conceal: Vec<String>,
 }
 
 impl Diagnostic {
     /// An error.
     #[must_use]
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, code, message: message.into(), location: None, hint: None, notes: Vec::new() }
+        Self {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            location: None,
+            hint: None,
+            notes: Vec::new(),
+            conceal: Vec::new(),
+        }
     }
 
     /// A warning.
@@ -106,6 +118,13 @@ impl Diagnostic {
     #[must_use]
     pub fn note(mut self, location: Location, message: impl Into<String>) -> Self {
         self.notes.push(Note { location, message: message.into() });
+        self
+    }
+
+    /// Masks `text` in any source shown with this diagnostic.
+    #[must_use]
+    pub fn conceal(mut self, text: impl Into<String>) -> Self {
+        self.conceal.push(text.into());
         self
     }
 

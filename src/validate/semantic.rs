@@ -27,8 +27,35 @@ pub fn check(set: &ManifestSet, resources: &[ValidResource], existing: &dyn Reso
         for (pointer, message, hint) in kind_rules(&resource.resource) {
             out.push(Diagnostic::error("invalid-spec", message).at(at(resource, &pointer)).hint(hint));
         }
+        for (pointer, key, value) in plaintext_secrets(&resource.resource) {
+            out.push(
+                Diagnostic::warning(
+                    "plaintext-secret",
+                    format!("{}: {key} is marked secret but its value is written in the file", resource.resource.address()),
+                )
+                .at(at(resource, &pointer))
+                .conceal(value)
+                .hint(
+                    "apply moves it into the encrypted secret store, but it stays in this file (and in git): store it with `stigmer secret set` and write `secretRef:` instead",
+                ),
+            );
+        }
     }
     check_references(set, resources, &first, existing, out);
+}
+
+/// Values marked `isSecret` but written in plain text in an Environment: (pointer, key, value).
+fn plaintext_secrets(resource: &AnyResource) -> Vec<(String, &str, &str)> {
+    let AnyResource::Environment(env) = resource else { return Vec::new() };
+    env.spec
+        .data
+        .iter()
+        .filter(|(_, value)| value.is_secret)
+        .filter_map(|(key, value)| {
+            let secret = value.value.as_deref()?;
+            Some((format!("/spec/data/{}/value", super::locate::escape(key)), key.as_str(), secret))
+        })
+        .collect()
 }
 
 /// Rules of one kind that the schema cannot express: (pointer, message, hint).
