@@ -5,9 +5,12 @@
 //! ([`model`]) and validates them with precise, complete diagnostics ([`validate`]). The `stigmer`
 //! binary is a thin layer over it ([`cli`]); the library itself never prints.
 
+pub mod backend;
 pub mod cli;
 pub mod expr;
 pub mod manifest;
 pub mod model;
+pub mod reconcile;
 pub mod schema;
+pub mod store;
 pub mod validate;

@@ -20,7 +20,7 @@ pub struct CompletionArgs {
 }
 
 /// Runs `stigmer completion`.
-pub fn run(ctx: &CommandContext, args: &CompletionArgs) -> Result<(), CommandError> {
+pub async fn run(ctx: &CommandContext, args: &CompletionArgs) -> Result<(), CommandError> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "stigmer", &mut script);
     ctx.out(&String::from_utf8_lossy(&script))

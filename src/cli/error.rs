@@ -5,6 +5,8 @@ use std::error::Error as StdError;
 use std::fmt::Write as _;
 
 use super::render::Style;
+use crate::backend::BackendError;
+use crate::reconcile::{PlanError, ReconcileError};
 
 /// What kind of failure, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,19 @@ impl CommandError {
     #[must_use]
     pub fn failed() -> Self {
         Self { kind: ErrorKind::Failed, error: None, hints: Vec::new() }
+    }
+
+    /// The command already reported why it failed; exit with the kind's code.
+    #[must_use]
+    pub fn reported(kind: ErrorKind) -> Self {
+        Self { kind, error: None, hints: Vec::new() }
+    }
+
+    /// The same error with another kind (another exit code), e.g. every error of `diff` exits 2.
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// A problem with what the user asked for.
@@ -82,6 +97,64 @@ impl CommandError {
             let _ = writeln!(out, "{} {hint}", style.hint("hint:"));
         }
         Some(out)
+    }
+}
+
+impl From<BackendError> for CommandError {
+    fn from(error: BackendError) -> Self {
+        let hint = match &error {
+            BackendError::Conflict { .. } => {
+                Some("another change landed first; run the command again to plan against the current state".to_owned())
+            }
+            BackendError::Busy { .. } => Some(format!(
+                "another stigmer process is using the store; wait for it to finish, or raise {} (seconds)",
+                super::settings::ENV_LOCK_WAIT
+            )),
+            BackendError::NewerFormat { .. } => Some("upgrade stigmer to a version that reads this store".to_owned()),
+            BackendError::Corrupt { path, .. } => Some(format!(
+                "move {} aside to start with an empty store, then apply your manifests again",
+                path.display()
+            )),
+            BackendError::NotFound { .. } => Some("list what exists with `stigmer get`".to_owned()),
+            BackendError::Io { .. } => {
+                Some(format!("check the permissions of the directory, or set {}", super::settings::ENV_HOME))
+            }
+            BackendError::Storage(_) => None,
+        };
+        let kind = if matches!(error, BackendError::NotFound { .. }) { ErrorKind::User } else { ErrorKind::Io };
+        Self { kind, error: Some(Box::new(error)), hints: hint.into_iter().collect() }
+    }
+}
+
+impl From<ReconcileError> for CommandError {
+    fn from(error: ReconcileError) -> Self {
+        let hint = match &error {
+            ReconcileError::Backend(_) => None,
+            ReconcileError::Plan(PlanError::OwnedByAnotherSet { .. }) => {
+                Some("apply with --set NAME of the owning set, or take them over with --force-ownership".to_owned())
+            }
+            ReconcileError::Plan(PlanError::PruneBreaksReference { .. }) => {
+                Some("remove those references first, or keep the referenced resources in the manifests".to_owned())
+            }
+            ReconcileError::Plan(PlanError::PruneWithoutSet) => {
+                Some("add a stigmer.yaml with `name: my-project` to the directory, or pass --set NAME".to_owned())
+            }
+            ReconcileError::NotFound { .. } => Some("list what exists with `stigmer get`".to_owned()),
+            ReconcileError::AlreadyExists { .. } => {
+                Some("change it with `stigmer apply`, or pick another name".to_owned())
+            }
+            ReconcileError::Referenced { .. } => {
+                Some("delete or change the referrers first (or delete them together)".to_owned())
+            }
+            ReconcileError::Dangling { .. } => Some("create the referenced resource first".to_owned()),
+            ReconcileError::NoSuchRevision { .. } => {
+                Some("see the generations with `stigmer history KIND NAME`".to_owned())
+            }
+        };
+        match error {
+            ReconcileError::Backend(backend) => backend.into(),
+            other => Self { kind: ErrorKind::User, error: Some(Box::new(other)), hints: hint.into_iter().collect() },
+        }
     }
 }
 

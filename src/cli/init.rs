@@ -40,7 +40,7 @@ const TEMPLATES: [(&str, &str); 6] = [
 ];
 
 /// Runs `stigmer init`.
-pub fn run(ctx: &CommandContext, args: &InitArgs) -> Result<(), CommandError> {
+pub async fn run(ctx: &CommandContext, args: &InitArgs) -> Result<(), CommandError> {
     let name = project_name(args)?;
     let existing: Vec<String> = TEMPLATES
         .iter()

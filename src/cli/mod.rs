@@ -1,10 +1,21 @@
 //! The command line: one file per command, settings resolved once, and the only place that
 //! writes to the terminal. Commands call the library and render its data and errors.
 
+mod agent;
+mod apply;
+mod common;
 mod completion;
+mod delete;
+mod describe;
+mod diff;
 mod error;
+mod export;
+mod get;
+mod history;
+mod import;
 mod init;
 mod render;
+mod rollback;
 mod schema;
 mod settings;
 mod validate;
@@ -36,6 +47,16 @@ pub struct Cli {
 #[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Apply(apply::ApplyArgs),
+    Diff(diff::DiffArgs),
+    Get(get::GetArgs),
+    Describe(describe::DescribeArgs),
+    Delete(delete::DeleteArgs),
+    Export(export::ExportArgs),
+    Import(import::ImportArgs),
+    History(history::HistoryArgs),
+    Rollback(rollback::RollbackArgs),
+    Agent(agent::AgentArgs),
     Validate(validate::ValidateArgs),
     Schema(schema::SchemaArgs),
     Init(init::InitArgs),
@@ -60,6 +81,25 @@ impl CommandContext {
     }
 }
 
+async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), CommandError> {
+    match command {
+        Command::Apply(args) => apply::run(ctx, args).await,
+        Command::Diff(args) => diff::run(ctx, args).await,
+        Command::Get(args) => get::run(ctx, args).await,
+        Command::Describe(args) => describe::run(ctx, args).await,
+        Command::Delete(args) => delete::run(ctx, args).await,
+        Command::Export(args) => export::run(ctx, args).await,
+        Command::Import(args) => import::run(ctx, args).await,
+        Command::History(args) => history::run(ctx, args).await,
+        Command::Rollback(args) => rollback::run(ctx, args).await,
+        Command::Agent(args) => agent::run(ctx, args).await,
+        Command::Validate(args) => validate::run(ctx, args).await,
+        Command::Schema(args) => schema::run(ctx, args).await,
+        Command::Init(args) => init::run(ctx, args).await,
+        Command::Completion(args) => completion::run(ctx, args).await,
+    }
+}
+
 fn write_stream(stream: &mut dyn Write, text: &str) -> Result<(), CommandError> {
     match stream.write_all(text.as_bytes()).and_then(|()| stream.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CommandError::io("cannot write output", e)),
@@ -71,11 +111,9 @@ fn write_stream(stream: &mut dyn Write, text: &str) -> Result<(), CommandError> 
 #[must_use]
 pub fn run(cli: &Cli) -> ExitCode {
     let ctx = CommandContext { settings: Settings::resolve(&cli.global) };
-    let result = match &cli.command {
-        Command::Validate(args) => validate::run(&ctx, args),
-        Command::Schema(args) => schema::run(&ctx, args),
-        Command::Init(args) => init::run(&ctx, args),
-        Command::Completion(args) => completion::run(&ctx, args),
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(dispatch(&ctx, &cli.command)),
+        Err(e) => Err(CommandError::io("cannot start the async runtime", e)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

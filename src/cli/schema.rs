@@ -23,7 +23,7 @@ pub struct SchemaArgs {
 }
 
 /// Runs `stigmer schema`.
-pub fn run(ctx: &CommandContext, args: &SchemaArgs) -> Result<(), CommandError> {
+pub async fn run(ctx: &CommandContext, args: &SchemaArgs) -> Result<(), CommandError> {
     let schema = match &args.kind {
         None => schema::for_any_manifest(),
         Some(name) => {

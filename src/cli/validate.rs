@@ -1,14 +1,14 @@
 //! `stigmer validate`: load manifests, check them, report every problem.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::render::{self, Style};
+use super::common::{self, counted};
+use super::render::Style;
 use super::{CommandContext, CommandError};
-use crate::manifest::{self, Diagnostic, InputPath, Location};
+use crate::manifest::{Diagnostic, Location};
 use crate::validate::{NoResources, validate};
 
 /// Check manifests without applying them.
@@ -60,9 +60,8 @@ struct ResourceEntry {
 }
 
 /// Runs `stigmer validate`.
-pub fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError> {
-    let inputs: Vec<InputPath> = args.files.iter().map(|f| InputPath::from(f.as_str())).collect();
-    let set = manifest::load(&inputs, &mut std::io::stdin().lock());
+pub async fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError> {
+    let set = common::load(ctx, &args.files);
     let validation = validate(&set, &NoResources);
 
     match args.output {
@@ -86,31 +85,11 @@ pub fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError
                 resources,
                 diagnostics: &validation.diagnostics,
             };
-            let text = serde_json::to_string_pretty(&report)
-                .map_err(|e| CommandError::user(format!("cannot encode the report: {e}")))?;
-            ctx.out(&format!("{text}\n"))?;
+            ctx.out(&common::json(&report)?)?;
         }
         ValidateOutput::Text => {
-            let style = Style::new(ctx.settings.color_stderr);
-            let mut text = String::new();
-            for diagnostic in &validation.diagnostics {
-                text.push_str(&render::diagnostic(&set, diagnostic, style));
-                text.push('\n');
-            }
-            if validation.has_errors() {
-                let warnings = match validation.warning_count() {
-                    0 => String::new(),
-                    n => format!(" and {}", counted(n, "warning")),
-                };
-                let _ = writeln!(
-                    text,
-                    "{} found {}{warnings}",
-                    style.error("error:"),
-                    counted(validation.error_count(), "error")
-                );
-                ctx.err(&text)?;
-            } else {
-                ctx.err(&text)?;
+            common::report(ctx, &set, &validation.diagnostics)?;
+            if !validation.has_errors() {
                 let mut by_kind: BTreeMap<usize, (&str, usize)> = BTreeMap::new();
                 for r in &validation.resources {
                     let kind = r.resource.kind();
@@ -130,9 +109,4 @@ pub fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError
         }
     }
     if validation.has_errors() { Err(CommandError::failed()) } else { Ok(()) }
-}
-
-/// `1 error`, `3 errors`.
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }

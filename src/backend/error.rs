@@ -1,0 +1,68 @@
+//! Errors every backend returns, the same values for the local store and a server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::types::Moved;
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Resources changed between planning and applying; nothing was written.
+    #[error("{} changed since the plan was made; nothing was written", moved_list(.moved))]
+    Conflict {
+        /// What moved.
+        moved: Vec<Moved>,
+    },
+    /// The resource does not exist.
+    #[error("{address} does not exist")]
+    NotFound {
+        /// `agent/support-bot`.
+        address: String,
+    },
+    /// Another process holds the store longer than we were willing to wait.
+    #[error("the store {} is busy{}; waited {:.1}s", .path.display(), .holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default(), .waited.as_secs_f64())]
+    Busy {
+        /// The store's file.
+        path: PathBuf,
+        /// Who holds it, when known (`pid 4242: stigmer apply --watch`).
+        holder: Option<String>,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The store was written by a newer stigmer.
+    #[error("the store {} has format version {found}; this stigmer reads up to {supported}", .path.display())]
+    NewerFormat {
+        /// The store's file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// The store cannot be read.
+    #[error("the store {} is damaged: {detail}", .path.display())]
+    Corrupt {
+        /// The store's file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A file or directory could not be used.
+    #[error("cannot use {}", .path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage engine failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+fn moved_list(moved: &[Moved]) -> String {
+    let names: Vec<&str> = moved.iter().map(|m| m.address.as_str()).collect();
+    names.join(", ")
+}

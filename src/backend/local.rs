@@ -1,0 +1,222 @@
+//! The local backend: the redb store in `$STIGMER_HOME/local.db`, opened for the span of each
+//! operation so several stigmer processes can share it.
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, StoredResource,
+};
+use crate::model::Kind;
+use crate::store::{OpenOptions, Store};
+
+/// How long an operation waits for another process to let go of the store, unless told otherwise.
+const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// The store on this machine, acting as `actor`.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    path: PathBuf,
+    actor: String,
+    wait: Duration,
+}
+
+impl LocalBackend {
+    /// A backend over the store at `path` (created on first use), recording `actor` as the author
+    /// of every change.
+    pub fn new(path: PathBuf, actor: impl Into<String>) -> Self {
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT }
+    }
+
+    /// How long to wait for another process that holds the store (10 s by default).
+    #[must_use]
+    pub fn with_wait(self, wait: Duration) -> Self {
+        Self { wait, ..self }
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the store on a blocking thread, runs one operation and closes it again, so the file
+    /// is held only for that operation.
+    async fn with_store<T, F>(&self, operation: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, BackendError> + Send + 'static,
+    {
+        let path = self.path.clone();
+        let options = OpenOptions { wait: self.wait, holder: holder() };
+        let task = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path, &options)?;
+            operation(&store)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => Err(BackendError::Storage(format!(
+                "the store {} could not be used: {}",
+                self.path.display(),
+                panic_message(error.into_panic().as_ref())
+            ))),
+            Err(error) => Err(BackendError::Storage(format!("a store operation did not finish: {error}"))),
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
+        let query = query.clone();
+        self.with_store(move |store| store.list(&query)).await
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
+        let name = name.to_owned();
+        self.with_store(move |store| store.get(kind, &name)).await
+    }
+
+    async fn apply(&self, batch: ApplyBatch) -> Result<ApplyReceipt, BackendError> {
+        // Nothing to write: leave the file alone entirely, not even opening it.
+        if batch.items.is_empty() {
+            return Ok(ApplyReceipt::default());
+        }
+        let actor = self.actor.clone();
+        self.with_store(move |store| store.apply(&batch, &actor, Timestamp::now())).await
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>, BackendError> {
+        let name = name.to_owned();
+        self.with_store(move |store| store.history(kind, &name)).await
+    }
+
+    async fn inventory(&self, apply_set: &str) -> Result<Vec<(Kind, String)>, BackendError> {
+        let apply_set = apply_set.to_owned();
+        self.with_store(move |store| store.inventory(&apply_set)).await
+    }
+
+    async fn audit(&self, since: Option<Timestamp>) -> Result<Vec<AuditEntry>, BackendError> {
+        self.with_store(move |store| store.audit(since)).await
+    }
+
+    async fn whoami(&self) -> Result<Identity, BackendError> {
+        Ok(Identity { actor: self.actor.clone(), backend: format!("local store at {}", self.path.display()) })
+    }
+}
+
+/// What others waiting for the store are told about us: `pid 4242: stigmer apply --watch`.
+fn holder() -> String {
+    format!("pid {}: {}", std::process::id(), std::env::args().collect::<Vec<_>>().join(" "))
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("the storage engine panicked")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::backend::{BatchItem, RevisionAction, Write};
+
+    fn create(kind: Kind, name: &str) -> BatchItem {
+        BatchItem {
+            kind,
+            name: name.to_owned(),
+            write: Write::Create {
+                manifest: json!({"kind": kind.as_str(), "metadata": {"name": name, "labels": {"team": "cs"}}}),
+                hash: format!("h-{name}"),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn every_operation_goes_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("home").join("local.db"), "ana");
+        let batch = ApplyBatch {
+            apply_set: Some("demo".into()),
+            items: vec![create(Kind::Agent, "bot"), create(Kind::Skill, "refunds")],
+            dry_run: false,
+        };
+        let receipt = backend.apply(batch).await.unwrap();
+        assert!(receipt.committed);
+
+        let listed = backend.list(&ResourceQuery::all()).await.unwrap();
+        let addresses: Vec<_> = listed.iter().map(StoredResource::address).collect();
+        assert_eq!(addresses, ["skill/refunds", "agent/bot"]);
+        let bot = backend.get(Kind::Agent, "bot").await.unwrap().unwrap();
+        assert_eq!(bot.generation, 1);
+        assert_eq!(backend.get(Kind::Agent, "nobody").await.unwrap(), None);
+
+        let history = backend.history(Kind::Agent, "bot").await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!((history[0].action, history[0].actor.as_str()), (RevisionAction::Created, "ana"));
+        assert_eq!(
+            backend.inventory("demo").await.unwrap(),
+            [(Kind::Skill, String::from("refunds")), (Kind::Agent, String::from("bot"))]
+        );
+        let audit = backend.audit(None).await.unwrap();
+        assert_eq!(audit.len(), 2);
+        assert!(backend.audit(Some(audit[0].at + jiff::SignedDuration::from_secs(1))).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_store_is_free_between_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.db");
+        let backend = LocalBackend::new(path.clone(), "ana").with_wait(Duration::ZERO);
+        backend.list(&ResourceQuery::all()).await.unwrap();
+        let options = OpenOptions { wait: Duration::ZERO, holder: "test".into() };
+        drop(Store::open(&path, &options).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_held_store_is_reported_busy_with_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.db");
+        let options = OpenOptions { wait: Duration::ZERO, holder: "pid 4242: stigmer apply --watch".into() };
+        let held = Store::open(&path, &options).unwrap();
+
+        let backend = LocalBackend::new(path.clone(), "ana").with_wait(Duration::from_millis(50));
+        let error = backend.get(Kind::Agent, "bot").await.unwrap_err();
+        let BackendError::Busy { holder, .. } = &error else { panic!("expected busy, got {error:?}") };
+        assert_eq!(holder.as_deref(), Some("pid 4242: stigmer apply --watch"));
+        drop(held);
+        assert_eq!(backend.get(Kind::Agent, "bot").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_does_not_touch_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.db");
+        let backend = LocalBackend::new(path.clone(), "ana");
+        let receipt = backend.apply(ApplyBatch::default()).await.unwrap();
+        assert_eq!(receipt, ApplyReceipt { written: vec![], committed: false });
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn whoami_names_the_actor_and_the_file_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local.db");
+        let backend = LocalBackend::new(path.clone(), "ana");
+        assert_eq!(backend.path(), path);
+        let identity = backend.whoami().await.unwrap();
+        assert_eq!(identity.actor, "ana");
+        assert_eq!(identity.backend, format!("local store at {}", path.display()));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_holder_names_this_process() {
+        assert!(holder().starts_with(&format!("pid {}: ", std::process::id())));
+    }
+}

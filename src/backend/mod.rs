@@ -1,0 +1,44 @@
+//! The backend contract: one async trait that the local store and the remote server both
+//! implement, so every command behaves the same on either. Transport concerns stay out of it.
+
+mod error;
+pub mod local;
+pub mod types;
+
+use std::future::Future;
+
+use jiff::Timestamp;
+
+pub use error::BackendError;
+pub use local::LocalBackend;
+pub use types::{
+    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
+    StoredResource, Write, Written, address,
+};
+
+use crate::model::Kind;
+
+/// What stigmer needs from a place that holds resources.
+pub trait Backend: Send + Sync {
+    /// Resources matching the query, in dependency order of kind, then by name.
+    fn list(&self, query: &ResourceQuery) -> impl Future<Output = Result<Vec<StoredResource>, BackendError>> + Send;
+
+    /// One resource, if it exists.
+    fn get(&self, kind: Kind, name: &str) -> impl Future<Output = Result<Option<StoredResource>, BackendError>> + Send;
+
+    /// Applies a batch atomically: every precondition holds and every write is committed, or
+    /// nothing is. An empty batch commits nothing.
+    fn apply(&self, batch: ApplyBatch) -> impl Future<Output = Result<ApplyReceipt, BackendError>> + Send;
+
+    /// Every revision of a resource, oldest first (also after it was deleted).
+    fn history(&self, kind: Kind, name: &str) -> impl Future<Output = Result<Vec<Revision>, BackendError>> + Send;
+
+    /// The resources an apply set owns, as (kind, name).
+    fn inventory(&self, apply_set: &str) -> impl Future<Output = Result<Vec<(Kind, String)>, BackendError>> + Send;
+
+    /// Audit entries, oldest first, optionally only those at or after `since`.
+    fn audit(&self, since: Option<Timestamp>) -> impl Future<Output = Result<Vec<AuditEntry>, BackendError>> + Send;
+
+    /// Who the backend takes the caller to be, and where the data is.
+    fn whoami(&self) -> impl Future<Output = Result<Identity, BackendError>> + Send;
+}

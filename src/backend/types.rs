@@ -1,0 +1,223 @@
+//! The vocabulary of the backend contract: stored resources, revisions, apply batches and their
+//! receipts, audit entries. The local store, the local backend and (later) the gRPC mapping all
+//! speak these types, so both backends return identical values.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Kind;
+
+/// A resource as a backend holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredResource {
+    /// The kind.
+    pub kind: Kind,
+    /// The name, unique within the kind.
+    pub name: String,
+    /// A random id given at creation; a resource deleted and created again gets a new one.
+    pub uid: String,
+    /// Starts at 1 and grows by one with every change of the manifest.
+    pub generation: u64,
+    /// When the resource was created.
+    pub created_at: Timestamp,
+    /// When the manifest last changed.
+    pub updated_at: Timestamp,
+    /// Content hash of the canonical manifest; equal hashes mean "unchanged".
+    pub hash: String,
+    /// The apply set that owns the resource; `None` for resources made by hand.
+    pub apply_set: Option<String>,
+    /// The canonical manifest (no `status`).
+    pub manifest: serde_json::Value,
+    /// Observed state, written by the backend and runners only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+impl StoredResource {
+    /// The address people type and read: `agent/support-bot`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        address(self.kind, &self.name)
+    }
+}
+
+/// `agent/support-bot`.
+#[must_use]
+pub fn address(kind: Kind, name: &str) -> String {
+    format!("{}/{name}", kind.cli_name())
+}
+
+/// What a revision recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevisionAction {
+    /// The resource was created.
+    Created,
+    /// Its manifest changed.
+    Updated,
+    /// It was deleted (the manifest is the last one it had).
+    Deleted,
+}
+
+/// One change of one resource, kept for `history` and `rollback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// The generation this revision produced (for a deletion: the last generation).
+    pub generation: u64,
+    /// What happened.
+    pub action: RevisionAction,
+    /// When.
+    pub at: Timestamp,
+    /// The apply set the change was made for, if any.
+    pub apply_set: Option<String>,
+    /// Who made it.
+    pub actor: String,
+    /// Content hash of the manifest.
+    pub hash: String,
+    /// The canonical manifest after the change (before it, for a deletion).
+    pub manifest: serde_json::Value,
+}
+
+/// Which resources to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceQuery {
+    /// Kinds to include; every declarative kind when empty.
+    pub kinds: Vec<Kind>,
+    /// Names to include; all when empty.
+    pub names: Vec<String>,
+    /// Labels that must all match (`team=cs`).
+    pub labels: Vec<(String, String)>,
+}
+
+impl ResourceQuery {
+    /// Every declarative resource.
+    #[must_use]
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Every resource of one kind.
+    #[must_use]
+    pub fn kind(kind: Kind) -> Self {
+        Self { kinds: vec![kind], ..Self::default() }
+    }
+}
+
+/// One write in a batch, with its precondition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "op")]
+pub enum Write {
+    /// Create; the resource must not exist.
+    Create {
+        /// The canonical manifest.
+        manifest: serde_json::Value,
+        /// Its content hash.
+        hash: String,
+    },
+    /// Replace the manifest; the resource must be at `expected_generation`.
+    Update {
+        /// The canonical manifest.
+        manifest: serde_json::Value,
+        /// Its content hash.
+        hash: String,
+        /// The generation seen when planning.
+        expected_generation: u64,
+    },
+    /// Delete; the resource must be at `expected_generation`.
+    Delete {
+        /// The generation seen when planning.
+        expected_generation: u64,
+    },
+}
+
+/// A write to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItem {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// What to do.
+    pub write: Write,
+}
+
+/// Writes applied together: all of them, or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyBatch {
+    /// The apply set the written resources will belong to; `None` for changes made by hand.
+    pub apply_set: Option<String>,
+    /// The writes, in the order they are applied.
+    pub items: Vec<BatchItem>,
+    /// Check the preconditions but commit nothing.
+    pub dry_run: bool,
+}
+
+/// What an applied batch did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReceipt {
+    /// Each resource written, with its new generation (the last one, for a deletion).
+    pub written: Vec<Written>,
+    /// Whether anything was committed (false for a dry run or an empty batch).
+    pub committed: bool,
+}
+
+/// One resource written by a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Written {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// Its generation after the write.
+    pub generation: u64,
+    /// What happened.
+    pub action: RevisionAction,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// What was done (`created`, `updated`, `deleted`).
+    pub action: RevisionAction,
+    /// To what (`agent/support-bot`).
+    pub target: String,
+    /// By whom.
+    pub actor: String,
+    /// For which apply set, if any.
+    pub apply_set: Option<String>,
+}
+
+/// Who the backend takes the caller to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// The actor recorded in revisions and the audit log.
+    pub actor: String,
+    /// Where the data is (`local store at ~/.stigmer/local.db`).
+    pub backend: String,
+}
+
+/// A resource that moved between planning and applying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moved {
+    /// `agent/support-bot`.
+    pub address: String,
+    /// The generation the plan saw (`None`: it did not exist).
+    pub expected: Option<u64>,
+    /// The generation found (`None`: it no longer exists).
+    pub found: Option<u64>,
+}

@@ -1,0 +1,170 @@
+//! `stigmer apply`: make the backend hold exactly what the manifests declare.
+
+use std::fmt::Write as _;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::common;
+use super::render::Style;
+use super::{CommandContext, CommandError, ErrorKind};
+use crate::backend::ApplyReceipt;
+use crate::reconcile::{self, Change, Counts, Plan, PlanOptions};
+
+/// Make the backend hold exactly what the manifests declare.
+///
+/// Validates the manifests (references resolve against the manifests and the backend), plans
+/// the changes, and applies them as one atomic batch: everything or nothing. Resources belong to
+/// an apply set, the `name` in the directory's stigmer.yaml or --set; --prune deletes what that
+/// set owns and the manifests no longer declare, never anything else. Applying twice changes
+/// nothing the second time.
+///
+/// Examples:
+///   stigmer apply -f examples/
+///   stigmer apply -f manifests/ --prune
+///   stigmer apply -f agent.yaml --dry-run
+///   stigmer apply -f - --set ci < rendered.yaml
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ApplyArgs {
+    /// Manifest files or directories; `-` for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub options: ApplyOptions,
+}
+
+/// The flags `apply` and `import` share.
+#[derive(Debug, Args)]
+pub struct ApplyOptions {
+    /// Plan and check everything, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete resources of this apply set that the manifests no longer declare.
+    #[arg(long)]
+    pub prune: bool,
+    /// The apply set (defaults to the name in the directory's stigmer.yaml).
+    #[arg(long = "set", value_name = "NAME")]
+    pub apply_set: Option<String>,
+    /// Take over resources that another apply set owns.
+    #[arg(long)]
+    pub force_ownership: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ApplyOutput::Text)]
+    pub output: ApplyOutput,
+}
+
+/// Output formats of `apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyOutput {
+    /// A line per resource and a summary.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Runs `stigmer apply`.
+pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandError> {
+    apply_files(ctx, &args.files, &args.options).await
+}
+
+/// The shared body of `apply` and `import`.
+pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &ApplyOptions) -> Result<(), CommandError> {
+    let set = common::load(ctx, files);
+    let apply_set = reconcile::apply_set(options.apply_set.as_deref(), &set);
+    if let Some(name) = &apply_set {
+        crate::model::meta::check_name(name).map_err(|e| {
+            CommandError::user(format!("apply set name \"{name}\" {e}")).hint("use lower-case letters, digits and '-'")
+        })?;
+    }
+    let plan_options = PlanOptions { apply_set, prune: options.prune, force_ownership: options.force_ownership };
+    let backend = ctx.settings.backend();
+    let prepared = reconcile::prepare(&backend, &set, &plan_options).await?;
+    common::report(ctx, &set, &prepared.validation.diagnostics)?;
+    let Some(plan) = prepared.plan else {
+        return Err(CommandError::reported(ErrorKind::Failed));
+    };
+    let receipt = reconcile::apply(&backend, &plan, options.dry_run).await?;
+    match options.output {
+        ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, options.dry_run)),
+        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &receipt, options.dry_run))?),
+    }
+}
+
+fn text_report(ctx: &CommandContext, plan: &Plan, dry_run: bool) -> String {
+    let style = Style::new(ctx.settings.color_stdout);
+    let mut out = String::new();
+    for change in &plan.changes {
+        let (verb, painted) = match change {
+            Change::Create { .. } => ("created", style.good("created")),
+            Change::Update { .. } => ("updated", style.warning("updated")),
+            Change::Delete { .. } => ("deleted", style.error("deleted")),
+            Change::Unchanged { .. } => ("unchanged", "unchanged".to_owned()),
+        };
+        let _ = verb;
+        let owner = match change {
+            Change::Update { previous_owner: Some(previous), .. } => match previous {
+                Some(set) => format!(" (taken over from apply set \"{set}\")"),
+                None => " (adopted: it was made by hand)".to_owned(),
+            },
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "{} {painted}{owner}", change.address());
+    }
+    let _ = writeln!(out, "{}{}", summary(plan.counts()), if dry_run { " (dry run: nothing written)" } else { "" });
+    out
+}
+
+/// `3 created, 1 updated, 0 deleted, 12 unchanged`.
+pub fn summary(counts: Counts) -> String {
+    format!(
+        "{} created, {} updated, {} deleted, {} unchanged",
+        counts.created, counts.updated, counts.deleted, counts.unchanged
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonReport<'a> {
+    apply_set: Option<&'a str>,
+    dry_run: bool,
+    committed: bool,
+    changes: Vec<JsonChange>,
+    summary: Counts,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonChange {
+    kind: &'static str,
+    name: String,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
+}
+
+impl<'a> JsonReport<'a> {
+    fn new(plan: &'a Plan, receipt: &ApplyReceipt, dry_run: bool) -> Self {
+        let changes = plan
+            .changes
+            .iter()
+            .map(|change| {
+                let written = receipt.written.iter().find(|w| w.kind == change.kind() && w.name == change.name());
+                let (action, generation) = match change {
+                    Change::Create { .. } => ("created", written.map(|w| w.generation)),
+                    Change::Update { .. } => ("updated", written.map(|w| w.generation)),
+                    Change::Delete { .. } => ("deleted", None),
+                    Change::Unchanged { generation, .. } => ("unchanged", Some(*generation)),
+                };
+                JsonChange { kind: change.kind().as_str(), name: change.name().to_owned(), action, generation }
+            })
+            .collect();
+        Self {
+            apply_set: plan.apply_set.as_deref(),
+            dry_run,
+            committed: receipt.committed,
+            changes,
+            summary: plan.counts(),
+        }
+    }
+}

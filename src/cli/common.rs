@@ -1,0 +1,73 @@
+//! Pieces several commands share: reading `-f` inputs, reporting diagnostics, parsing kinds.
+
+use std::fmt::Write as _;
+
+use super::render::{self, Style};
+use super::{CommandContext, CommandError};
+use crate::manifest::{self, Diagnostic, InputPath, ManifestSet};
+use crate::model::Kind;
+
+/// Reads every `-f` argument.
+pub fn load(ctx: &CommandContext, files: &[String]) -> ManifestSet {
+    let inputs: Vec<InputPath> = files.iter().map(|f| InputPath::from(f.as_str())).collect();
+    let _ = ctx;
+    manifest::load(&inputs, &mut std::io::stdin().lock())
+}
+
+/// Prints diagnostics on stderr, followed by a count line when any is an error.
+pub fn report(ctx: &CommandContext, set: &ManifestSet, diagnostics: &[Diagnostic]) -> Result<(), CommandError> {
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    let style = Style::new(ctx.settings.color_stderr);
+    let mut text = String::new();
+    for diagnostic in diagnostics {
+        text.push_str(&render::diagnostic(set, diagnostic, style));
+        text.push('\n');
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        let warnings = match diagnostics.len() - errors {
+            0 => String::new(),
+            n => format!(" and {}", counted(n, "warning")),
+        };
+        let _ = writeln!(text, "{} found {}{warnings}", style.error("error:"), counted(errors, "error"));
+    }
+    ctx.err(&text)
+}
+
+/// A kind as typed on the command line.
+pub fn parse_kind(name: &str) -> Result<Kind, CommandError> {
+    Kind::from_cli(name).ok_or_else(|| {
+        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.cli_name()).collect();
+        CommandError::user(format!("unknown kind \"{name}\"")).hint(format!("kinds: {}", kinds.join(", ")))
+    })
+}
+
+/// `1 error`, `3 errors`.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Serializes a value as pretty JSON with a final newline.
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String, CommandError> {
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| CommandError::user(format!("cannot encode JSON: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// A plain, borderless table (kubectl style), one line per row, trailing spaces trimmed.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING).set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+    table.set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table.lines().fold(String::new(), |mut out, line| {
+        out.push_str(line.trim());
+        out.push('\n');
+        out
+    })
+}

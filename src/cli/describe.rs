@@ -1,0 +1,105 @@
+//! `stigmer describe`: one resource in full, with its references and recent revisions.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use super::common::parse_kind;
+use super::get::age;
+use super::{CommandContext, CommandError};
+use crate::backend::{Backend, BackendError, ResourceQuery, address};
+use crate::model::AnyResource;
+use crate::reconcile::canonical;
+
+/// Show one resource in full: spec, status, owning apply set, generation, references in and
+/// out, and its last revisions.
+///
+/// Examples:
+///   stigmer describe agent support-bot
+///   stigmer describe mcpserver tickets
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct DescribeArgs {
+    /// The kind.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+}
+
+/// How many revisions `describe` shows.
+const RECENT_REVISIONS: usize = 5;
+
+/// Runs `stigmer describe`.
+pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), CommandError> {
+    let kind = parse_kind(&args.kind)?;
+    let backend = ctx.settings.backend();
+    let everything = backend.list(&ResourceQuery::all()).await?;
+    let resource = everything
+        .iter()
+        .find(|r| r.kind == kind && r.name == args.name)
+        .ok_or_else(|| BackendError::NotFound { address: address(kind, &args.name) })?;
+    let history = backend.history(kind, &args.name).await?;
+    let now = jiff::Timestamp::now();
+
+    let mut out = String::new();
+    let _ = writeln!(out, "Name:        {}", resource.name);
+    let _ = writeln!(out, "Kind:        {}", resource.kind);
+    let _ = writeln!(out, "Apply set:   {}", resource.apply_set.as_deref().unwrap_or("(none: made by hand)"));
+    let _ = writeln!(out, "Generation:  {}", resource.generation);
+    let _ = writeln!(out, "UID:         {}", resource.uid);
+    let _ = writeln!(out, "Created:     {} ({} ago)", resource.created_at, age(now, resource.created_at));
+    let _ = writeln!(out, "Updated:     {} ({} ago)", resource.updated_at, age(now, resource.updated_at));
+    let _ = writeln!(out, "Hash:        {}", resource.hash);
+
+    let outgoing = AnyResource::from_value(kind, resource.manifest.clone()).map(|r| r.references()).unwrap_or_default();
+    let _ = writeln!(out, "References:");
+    if outgoing.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for reference in &outgoing {
+        let target =
+            reference.kinds.iter().find_map(|k| everything.iter().find(|r| r.kind == *k && r.name == reference.name));
+        let kind = target.map_or_else(|| reference.kinds.first().copied().unwrap_or(kind), |t| t.kind);
+        let missing = if target.is_some() { "" } else { " (missing)" };
+        let _ = writeln!(out, "  {}{missing}", address(kind, &reference.name));
+    }
+    let _ = writeln!(out, "Referenced by:");
+    let incoming: Vec<String> = everything
+        .iter()
+        .filter_map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).ok())
+        .filter(|r| {
+            r.references().iter().any(|reference| reference.name == resource.name && reference.kinds.contains(&kind))
+        })
+        .map(|r| r.address())
+        .collect();
+    if incoming.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for referrer in incoming {
+        let _ = writeln!(out, "  {referrer}");
+    }
+    let _ = writeln!(out, "Spec:");
+    let spec = resource.manifest.get("spec").map(canonical::to_yaml).unwrap_or_default();
+    for line in spec.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    if let Some(status) = &resource.status {
+        let _ = writeln!(out, "Status:");
+        for line in canonical::to_yaml(status).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let _ = writeln!(out, "Revisions:");
+    for revision in history.iter().rev().take(RECENT_REVISIONS) {
+        let _ = writeln!(
+            out,
+            "  {:>4}  {:<8} {} by {}{}",
+            revision.generation,
+            format!("{:?}", revision.action).to_lowercase(),
+            revision.at,
+            revision.actor,
+            revision.apply_set.as_ref().map(|s| format!(" (set {s})")).unwrap_or_default()
+        );
+    }
+    ctx.out(&out)
+}

@@ -1,0 +1,76 @@
+//! `stigmer diff`: what `apply` would change, as a unified diff; exit 1 when anything would.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use super::apply::summary;
+use super::common;
+use super::render::Style;
+use super::{CommandContext, CommandError, ErrorKind};
+use crate::reconcile::diff::{Line, unified};
+use crate::reconcile::{self, PlanOptions};
+
+/// Show what `apply` would change, as a unified diff of the canonical YAML.
+///
+/// New resources are shown in full, deletions (with --prune) in full, updates with context.
+/// Exits 0 when nothing would change, 1 when something would, 2 on error — the diff(1)
+/// convention, so CI can gate on it.
+///
+/// Examples:
+///   stigmer diff -f manifests/
+///   stigmer diff -f manifests/ --prune || echo "apply would change something"
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct DiffArgs {
+    /// Manifest files or directories; `-` for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<String>,
+    /// Include deletions of resources the apply set owns and the manifests no longer declare.
+    #[arg(long)]
+    pub prune: bool,
+    /// The apply set (defaults to the name in the directory's stigmer.yaml).
+    #[arg(long = "set", value_name = "NAME")]
+    pub apply_set: Option<String>,
+    /// Diff as if taking over resources that another apply set owns.
+    #[arg(long)]
+    pub force_ownership: bool,
+}
+
+/// Runs `stigmer diff`.
+pub async fn run(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
+    // Every failure of diff exits 2: 1 means "there are changes".
+    diff(ctx, args).await.map_err(|e| if e.kind == ErrorKind::Failed { e } else { e.with_kind(ErrorKind::User) })
+}
+
+async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
+    let set = common::load(ctx, &args.files);
+    let options = PlanOptions {
+        apply_set: reconcile::apply_set(args.apply_set.as_deref(), &set),
+        prune: args.prune,
+        force_ownership: args.force_ownership,
+    };
+    let prepared = reconcile::prepare(&ctx.settings.backend(), &set, &options)
+        .await
+        .map_err(|e| CommandError::from(e).with_kind(ErrorKind::User))?;
+    common::report(ctx, &set, &prepared.validation.diagnostics)?;
+    let Some(plan) = prepared.plan else {
+        return Err(CommandError::reported(ErrorKind::User));
+    };
+    let style = Style::new(ctx.settings.color_stdout);
+    let mut out = String::new();
+    for change in &plan.changes {
+        for line in unified(change) {
+            let _ = match line {
+                Line::Header(text) => writeln!(out, "{}", style.hint(&text)),
+                Line::Hunk(text) => writeln!(out, "{}", style.dim(&text)),
+                Line::Removed(text) => writeln!(out, "{}", style.error(&format!("-{text}"))),
+                Line::Added(text) => writeln!(out, "{}", style.good(&format!("+{text}"))),
+                Line::Context(text) => writeln!(out, " {text}"),
+            };
+        }
+    }
+    let _ = writeln!(out, "{}", summary(plan.counts()));
+    ctx.out(&out)?;
+    if plan.has_changes() { Err(CommandError::reported(ErrorKind::Failed)) } else { Ok(()) }
+}

@@ -1,0 +1,144 @@
+//! `stigmer get`: list resources.
+
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::common::{self, parse_kind};
+use super::{CommandContext, CommandError};
+use crate::backend::{Backend, ResourceQuery, StoredResource};
+use crate::reconcile::canonical;
+
+/// List resources: all declarative kinds, one kind, or named resources.
+///
+/// Examples:
+///   stigmer get
+///   stigmer get agents
+///   stigmer get agent support-bot -o yaml
+///   stigmer get skills -l team=cs -o name
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct GetArgs {
+    /// A kind (agent, skill, mcpserver, …); all declarative kinds when absent.
+    pub kind: Option<String>,
+    /// Names of resources of that kind.
+    pub names: Vec<String>,
+    /// Only resources with these labels: `key=value,key2=value2`.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = GetOutput::Table)]
+    pub output: GetOutput,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetOutput {
+    /// A table: name, generation, apply set, age.
+    Table,
+    /// The table with uid, content hash and creation time.
+    Wide,
+    /// Manifests with a `status` of server-owned fields, as a YAML stream.
+    Yaml,
+    /// The same as a JSON array.
+    Json,
+    /// One `kind/name` per line.
+    Name,
+}
+
+/// Runs `stigmer get`.
+pub async fn run(ctx: &CommandContext, args: &GetArgs) -> Result<(), CommandError> {
+    let kinds = args.kind.as_deref().map(parse_kind).transpose()?.into_iter().collect::<Vec<_>>();
+    if kinds.is_empty() && !args.names.is_empty() {
+        return Err(CommandError::user("names need a kind").hint("stigmer get agent support-bot"));
+    }
+    let labels = parse_selector(args.selector.as_deref())?;
+    let query = ResourceQuery { kinds: kinds.clone(), names: args.names.clone(), labels };
+    let resources = ctx.settings.backend().list(&query).await?;
+    if let Some(kind) = kinds.first()
+        && let Some(missing) = args.names.iter().find(|n| !resources.iter().any(|r| &r.name == *n))
+    {
+        return Err(crate::backend::BackendError::NotFound { address: crate::backend::address(*kind, missing) }.into());
+    }
+    if resources.is_empty() && matches!(args.output, GetOutput::Table | GetOutput::Wide) {
+        return ctx.err("No resources found.\n");
+    }
+    let single_kind = kinds.len() == 1;
+    let text = match args.output {
+        GetOutput::Table => table(&resources, single_kind, false),
+        GetOutput::Wide => table(&resources, single_kind, true),
+        GetOutput::Name => resources.iter().map(|r| r.address() + "\n").collect(),
+        GetOutput::Yaml => {
+            resources.iter().map(|r| canonical::to_yaml(&with_status(r))).collect::<Vec<_>>().join("---\n")
+        }
+        GetOutput::Json => common::json(&resources.iter().map(with_status).collect::<Vec<_>>())?,
+    };
+    ctx.out(&text)
+}
+
+/// `team=cs,tier=1` → [("team", "cs"), ("tier", "1")].
+fn parse_selector(selector: Option<&str>) -> Result<Vec<(String, String)>, CommandError> {
+    let Some(selector) = selector else { return Ok(Vec::new()) };
+    selector
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|pair| {
+            pair.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| {
+                CommandError::user(format!("bad label selector \"{pair}\""))
+                    .hint("write key=value, separated by commas")
+            })
+        })
+        .collect()
+}
+
+/// The manifest with the server-owned fields in `status`, which `import` accepts and ignores.
+pub fn with_status(resource: &StoredResource) -> Value {
+    let mut manifest = resource.manifest.clone();
+    let mut status = json!({
+        "uid": resource.uid,
+        "generation": resource.generation,
+        "applySet": resource.apply_set,
+        "createdAt": resource.created_at.to_string(),
+        "updatedAt": resource.updated_at.to_string(),
+        "hash": resource.hash,
+    });
+    if let (Some(extra), Some(fields)) = (resource.status.as_ref().and_then(Value::as_object), status.as_object_mut()) {
+        fields.extend(extra.clone());
+    }
+    if let Some(fields) = manifest.as_object_mut() {
+        fields.insert("status".to_owned(), status);
+    }
+    manifest
+}
+
+fn table(resources: &[StoredResource], single_kind: bool, wide: bool) -> String {
+    let mut header = vec!["NAME", "GENERATION", "SET", "AGE"];
+    if wide {
+        header.extend(["UID", "HASH", "CREATED"]);
+    }
+    let now = jiff::Timestamp::now();
+    let rows = resources.iter().map(|r| {
+        let name = if single_kind { r.name.clone() } else { r.address() };
+        let mut row = vec![
+            name,
+            r.generation.to_string(),
+            r.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
+            age(now, r.updated_at),
+        ];
+        if wide {
+            row.extend([r.uid.clone(), r.hash.chars().take(12).collect(), r.created_at.to_string()]);
+        }
+        row
+    });
+    common::table(&header, rows)
+}
+
+/// `42s`, `5m`, `3h`, `12d`.
+pub fn age(now: jiff::Timestamp, then: jiff::Timestamp) -> String {
+    let seconds = now.as_second().saturating_sub(then.as_second()).max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

@@ -1,0 +1,42 @@
+//! `stigmer history`: every revision of a resource.
+
+use clap::Args;
+
+use super::common::{self, parse_kind};
+use super::{CommandContext, CommandError};
+use crate::backend::{Backend, BackendError, address};
+
+/// Show every revision of a resource, oldest first (also after it was deleted).
+///
+/// Examples:
+///   stigmer history agent support-bot
+///   stigmer rollback agent support-bot --to 3
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct HistoryArgs {
+    /// The kind.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+}
+
+/// Runs `stigmer history`.
+pub async fn run(ctx: &CommandContext, args: &HistoryArgs) -> Result<(), CommandError> {
+    let kind = parse_kind(&args.kind)?;
+    let history = ctx.settings.backend().history(kind, &args.name).await?;
+    if history.is_empty() {
+        return Err(BackendError::NotFound { address: address(kind, &args.name) }.into());
+    }
+    let rows = history.iter().map(|revision| {
+        vec![
+            revision.generation.to_string(),
+            format!("{:?}", revision.action).to_lowercase(),
+            revision.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
+            revision.actor.clone(),
+            revision.at.to_string(),
+            revision.hash.chars().take(12).collect(),
+        ]
+    });
+    let text = common::table(&["GENERATION", "ACTION", "SET", "ACTOR", "AT", "HASH"], rows);
+    ctx.out(&text)
+}

@@ -1,0 +1,121 @@
+//! Reconciling desired state with a backend: load → validate (references resolved against the
+//! backend too) → `plan` (pure) → apply the plan as one batch. Also the other ways of changing
+//! what a backend holds — delete, rollback, create by hand — each planned the same way, so the
+//! same preconditions and reference checks apply. This layer never prints.
+
+pub mod canonical;
+pub mod diff;
+mod ops;
+pub mod plan;
+
+use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
+use crate::manifest::ManifestSet;
+use crate::model::Kind;
+use crate::validate::{ResourceLookup, Validation, validate};
+
+pub use ops::{plan_create, plan_delete, plan_rollback};
+pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, plan};
+
+/// Why a reconcile or another change could not be made. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The changes cannot be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The backend failed or refused.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A resource named on the command line does not exist.
+    #[error("{address} does not exist")]
+    NotFound {
+        /// `agent/support-bot`.
+        address: String,
+    },
+    /// A resource created by hand already exists.
+    #[error("{address} already exists")]
+    AlreadyExists {
+        /// `agent/support-bot`.
+        address: String,
+    },
+    /// Deleting would leave references pointing nowhere.
+    #[error("{target} is still referenced by {}", .referrers.join(", "))]
+    Referenced {
+        /// `skill/calculator`.
+        target: String,
+        /// The resources that reference it.
+        referrers: Vec<String>,
+    },
+    /// A reference made on the command line does not resolve.
+    #[error("{referrer} references {target}, which does not exist")]
+    Dangling {
+        /// `agent/support-bot`.
+        referrer: String,
+        /// `skill/calculater`.
+        target: String,
+    },
+    /// The revision asked for does not exist.
+    #[error("{address} has no generation {generation}; it has {}", .available.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    NoSuchRevision {
+        /// `agent/support-bot`.
+        address: String,
+        /// The generation asked for.
+        generation: u64,
+        /// The generations there are.
+        available: Vec<u64>,
+    },
+}
+
+/// Names of what a backend holds, so validation resolves references to it.
+pub struct Observed<'a>(pub &'a [StoredResource]);
+
+impl ResourceLookup for Observed<'_> {
+    fn names(&self, kind: Kind) -> Vec<String> {
+        self.0.iter().filter(|r| r.kind == kind).map(|r| r.name.clone()).collect()
+    }
+}
+
+/// The outcome of planning manifests against a backend.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Every diagnostic of the manifests (references resolved against the backend too).
+    pub validation: Validation,
+    /// The plan, when the manifests are valid.
+    pub plan: Option<Plan>,
+}
+
+/// The apply set of an apply: `--set` wins over the project file's name.
+#[must_use]
+pub fn apply_set(flag: Option<&str>, set: &ManifestSet) -> Option<String> {
+    flag.map(str::to_owned).or_else(|| set.project.as_ref().map(|p| p.name.clone()))
+}
+
+/// Validates the manifests against what the backend holds and plans the changes.
+///
+/// # Errors
+/// Fails when the backend cannot be read or the plan is refused; invalid manifests are not an
+/// error here but come back as diagnostics with no plan.
+pub async fn prepare<B: Backend>(
+    backend: &B,
+    set: &ManifestSet,
+    options: &PlanOptions,
+) -> Result<Prepared, ReconcileError> {
+    let observed = backend.list(&ResourceQuery::all()).await?;
+    let validation = validate(set, &Observed(&observed));
+    if validation.has_errors() {
+        return Ok(Prepared { validation, plan: None });
+    }
+    let desired: Vec<Desired> = validation.resources.iter().map(|r| Desired::new(r.resource.clone())).collect();
+    let plan = plan(&desired, &observed, options)?;
+    Ok(Prepared { validation, plan: Some(plan) })
+}
+
+/// Applies a plan as one batch (nothing at all when it changes nothing).
+///
+/// # Errors
+/// Fails with a conflict, writing nothing, when a resource moved since the plan was made.
+pub async fn apply<B: Backend>(backend: &B, plan: &Plan, dry_run: bool) -> Result<ApplyReceipt, ReconcileError> {
+    if !plan.has_changes() {
+        return Ok(ApplyReceipt::default());
+    }
+    Ok(backend.apply(plan.to_batch(dry_run)).await?)
+}

@@ -1,0 +1,116 @@
+//! Changes made by name rather than from manifests — delete, rollback, create by hand — planned
+//! like an apply so the same preconditions and reference checks hold.
+
+use std::collections::BTreeSet;
+
+use super::ReconcileError;
+use super::canonical;
+use super::plan::{Change, Desired, Plan, order};
+use crate::backend::{Revision, StoredResource, address};
+use crate::model::{AnyResource, Kind};
+
+/// Plans deleting `targets`, refusing while a resource that stays references one of them.
+///
+/// # Errors
+/// A target that does not exist, or one that a remaining resource references.
+pub fn plan_delete(targets: &[(Kind, String)], observed: &[StoredResource]) -> Result<Plan, ReconcileError> {
+    let doomed: BTreeSet<(Kind, &str)> = targets.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    let mut changes = Vec::new();
+    for (kind, name) in targets {
+        let current = observed
+            .iter()
+            .find(|r| r.kind == *kind && &r.name == name)
+            .ok_or_else(|| ReconcileError::NotFound { address: address(*kind, name) })?;
+        if changes.iter().any(|c: &Change| c.kind() == *kind && c.name() == name) {
+            continue;
+        }
+        changes.push(Change::Delete {
+            kind: *kind,
+            name: name.clone(),
+            before: current.manifest.clone(),
+            generation: current.generation,
+        });
+    }
+    for (kind, name) in &doomed {
+        let referrers: Vec<String> = observed
+            .iter()
+            .filter(|r| !doomed.contains(&(r.kind, r.name.as_str())))
+            .filter_map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).ok())
+            .filter(|r| {
+                r.references().iter().any(|reference| reference.name == *name && reference.kinds.contains(kind))
+            })
+            .map(|r| r.address())
+            .collect();
+        if !referrers.is_empty() {
+            return Err(ReconcileError::Referenced { target: address(*kind, name), referrers });
+        }
+    }
+    order(&mut changes);
+    Ok(Plan { apply_set: None, changes })
+}
+
+/// Plans re-applying the manifest of generation `to` as a new generation, keeping the owner.
+///
+/// # Errors
+/// The resource or the generation does not exist.
+pub fn plan_rollback(
+    current: Option<&StoredResource>,
+    history: &[Revision],
+    kind: Kind,
+    name: &str,
+    to: u64,
+) -> Result<Plan, ReconcileError> {
+    let current = current.ok_or_else(|| ReconcileError::NotFound { address: address(kind, name) })?;
+    let revision = history
+        .iter()
+        .find(|r| r.generation == to && r.action != crate::backend::RevisionAction::Deleted)
+        .ok_or_else(|| ReconcileError::NoSuchRevision {
+        address: address(kind, name),
+        generation: to,
+        available: history.iter().map(|r| r.generation).collect(),
+    })?;
+    let hash = canonical::hash(&revision.manifest);
+    let change = if hash == current.hash {
+        Change::Unchanged { kind, name: name.to_owned(), generation: current.generation }
+    } else {
+        Change::Update {
+            kind,
+            name: name.to_owned(),
+            before: current.manifest.clone(),
+            after: revision.manifest.clone(),
+            hash,
+            generation: current.generation,
+            previous_owner: None,
+        }
+    };
+    Ok(Plan { apply_set: current.apply_set.clone(), changes: vec![change] })
+}
+
+/// Plans creating one resource by hand: it belongs to no apply set, so no prune touches it.
+///
+/// # Errors
+/// The resource exists already, or it references something that does not exist.
+pub fn plan_create(resource: AnyResource, observed: &[StoredResource]) -> Result<Plan, ReconcileError> {
+    let address = resource.address();
+    if observed.iter().any(|r| r.kind == resource.kind() && r.name == resource.name()) {
+        return Err(ReconcileError::AlreadyExists { address });
+    }
+    for reference in resource.references() {
+        let exists = observed.iter().any(|r| reference.kinds.contains(&r.kind) && r.name == reference.name);
+        if !exists {
+            let kind = reference.kinds.first().copied().unwrap_or(Kind::Agent);
+            return Err(ReconcileError::Dangling {
+                referrer: address,
+                target: crate::backend::address(kind, &reference.name),
+            });
+        }
+    }
+    let desired = Desired::new(resource);
+    let change = Change::Create {
+        kind: desired.resource.kind(),
+        name: desired.resource.name().to_owned(),
+        after: desired.manifest,
+        hash: desired.hash,
+    };
+    Ok(Plan { apply_set: None, changes: vec![change] })
+}

@@ -1,0 +1,350 @@
+//! `plan(desired, observed, options)`: a pure function from what the manifests declare and what
+//! the backend holds to the changes that make them equal, in dependency order, each carrying
+//! the generation it saw as a precondition.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::canonical;
+use crate::backend::{ApplyBatch, BatchItem, StoredResource, Write, address};
+use crate::model::{AnyResource, Kind};
+
+/// A resource the manifests declare, in canonical form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    /// The typed resource.
+    pub resource: AnyResource,
+    /// Its canonical manifest.
+    pub manifest: Value,
+    /// The manifest's content hash.
+    pub hash: String,
+}
+
+impl Desired {
+    /// The canonical form of a resource.
+    #[must_use]
+    pub fn new(resource: AnyResource) -> Self {
+        let manifest = canonical::manifest(&resource);
+        let hash = canonical::hash(&manifest);
+        Self { resource, manifest, hash }
+    }
+}
+
+/// How to plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The apply set the desired resources belong to (`None`: made by hand, not prunable).
+    pub apply_set: Option<String>,
+    /// Delete what the apply set owns and the manifests no longer declare.
+    pub prune: bool,
+    /// Take over resources that another apply set owns.
+    pub force_ownership: bool,
+}
+
+/// One change, with what the plan saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "action")]
+pub enum Change {
+    /// The resource is new.
+    Create {
+        /// Kind.
+        kind: Kind,
+        /// Name.
+        name: String,
+        /// The manifest to store.
+        after: Value,
+        /// Its hash.
+        #[serde(skip)]
+        hash: String,
+    },
+    /// The resource exists and differs (in manifest or owner).
+    Update {
+        /// Kind.
+        kind: Kind,
+        /// Name.
+        name: String,
+        /// The stored manifest.
+        before: Value,
+        /// The manifest to store.
+        after: Value,
+        /// Its hash.
+        #[serde(skip)]
+        hash: String,
+        /// The generation seen.
+        generation: u64,
+        /// The owner it moves from, when the apply set changes (`Some(None)`: made by hand).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_owner: Option<Option<String>>,
+    },
+    /// The resource is pruned.
+    Delete {
+        /// Kind.
+        kind: Kind,
+        /// Name.
+        name: String,
+        /// The stored manifest.
+        before: Value,
+        /// The generation seen.
+        generation: u64,
+    },
+    /// The resource is as declared.
+    Unchanged {
+        /// Kind.
+        kind: Kind,
+        /// Name.
+        name: String,
+        /// Its generation.
+        generation: u64,
+    },
+}
+
+impl Change {
+    /// The resource's kind.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Create { kind, .. }
+            | Self::Update { kind, .. }
+            | Self::Delete { kind, .. }
+            | Self::Unchanged { kind, .. } => *kind,
+        }
+    }
+
+    /// The resource's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Create { name, .. }
+            | Self::Update { name, .. }
+            | Self::Delete { name, .. }
+            | Self::Unchanged { name, .. } => name,
+        }
+    }
+
+    /// `agent/support-bot`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        address(self.kind(), self.name())
+    }
+
+    /// The batch write this change needs, if any.
+    #[must_use]
+    pub fn write(&self) -> Option<Write> {
+        match self {
+            Self::Create { after, hash, .. } => Some(Write::Create { manifest: after.clone(), hash: hash.clone() }),
+            Self::Update { after, hash, generation, .. } => {
+                Some(Write::Update { manifest: after.clone(), hash: hash.clone(), expected_generation: *generation })
+            }
+            Self::Delete { generation, .. } => Some(Write::Delete { expected_generation: *generation }),
+            Self::Unchanged { .. } => None,
+        }
+    }
+}
+
+/// How many of each change a plan holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Creates.
+    pub created: usize,
+    /// Updates.
+    pub updated: usize,
+    /// Deletes.
+    pub deleted: usize,
+    /// Unchanged.
+    pub unchanged: usize,
+}
+
+/// The changes that make the backend hold what the manifests declare.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The apply set the changes are made for.
+    pub apply_set: Option<String>,
+    /// Every change, creates and updates in dependency order, then deletes in reverse order;
+    /// unchanged resources in dependency order among them.
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    /// How many of each change.
+    #[must_use]
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for change in &self.changes {
+            match change {
+                Change::Create { .. } => counts.created += 1,
+                Change::Update { .. } => counts.updated += 1,
+                Change::Delete { .. } => counts.deleted += 1,
+                Change::Unchanged { .. } => counts.unchanged += 1,
+            }
+        }
+        counts
+    }
+
+    /// Whether applying would change anything.
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| !matches!(c, Change::Unchanged { .. }))
+    }
+
+    /// The batch that applies this plan (unchanged resources are not sent).
+    #[must_use]
+    pub fn to_batch(&self, dry_run: bool) -> ApplyBatch {
+        let items = self
+            .changes
+            .iter()
+            .filter_map(|c| Some(BatchItem { kind: c.kind(), name: c.name().to_owned(), write: c.write()? }))
+            .collect();
+        ApplyBatch { apply_set: self.apply_set.clone(), items, dry_run }
+    }
+}
+
+/// Why no plan can be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Resources belong to another apply set.
+    #[error("{} {} owned by another apply set", list(.resources.iter().map(|(a, o)| format!("{a} (set \"{o}\")"))), if .resources.len() == 1 { "is" } else { "are" })]
+    OwnedByAnotherSet {
+        /// (address, owning set).
+        resources: Vec<(String, String)>,
+    },
+    /// Pruning would delete resources that remaining ones still reference.
+    #[error("prune would delete {}", list(.references.iter().map(|(target, referrer)| format!("{target}, which {referrer} references"))))]
+    PruneBreaksReference {
+        /// (deleted target, remaining referrer).
+        references: Vec<(String, String)>,
+    },
+    /// `--prune` without an apply set.
+    #[error("--prune needs an apply set: the directory has no stigmer.yaml and no --set was given")]
+    PruneWithoutSet,
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join("; ")
+}
+
+/// Plans the changes from `observed` to `desired`.
+///
+/// # Errors
+/// Refuses to take over resources of another apply set (unless forced), to prune without an
+/// apply set, and to prune resources that remaining resources reference.
+pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOptions) -> Result<Plan, PlanError> {
+    let observed_by_key: HashMap<(Kind, &str), &StoredResource> =
+        observed.iter().map(|r| ((r.kind, r.name.as_str()), r)).collect();
+    let mut changes = Vec::new();
+    let mut foreign = Vec::new();
+    for wanted in desired {
+        let kind = wanted.resource.kind();
+        let found = observed_by_key.get(&(kind, wanted.resource.name())).copied();
+        let name = wanted.resource.name().to_owned();
+        let Some(current) = found else {
+            changes.push(Change::Create { kind, name, after: wanted.manifest.clone(), hash: wanted.hash.clone() });
+            continue;
+        };
+        let owner_changes = current.apply_set != options.apply_set;
+        if owner_changes
+            && !options.force_ownership
+            && let Some(owner) = &current.apply_set
+        {
+            foreign.push((current.address(), owner.clone()));
+            continue;
+        }
+        if current.hash == wanted.hash && !owner_changes {
+            changes.push(Change::Unchanged { kind, name, generation: current.generation });
+        } else {
+            changes.push(Change::Update {
+                kind,
+                name,
+                before: current.manifest.clone(),
+                after: wanted.manifest.clone(),
+                hash: wanted.hash.clone(),
+                generation: current.generation,
+                previous_owner: owner_changes.then(|| current.apply_set.clone()),
+            });
+        }
+    }
+    if !foreign.is_empty() {
+        return Err(PlanError::OwnedByAnotherSet { resources: foreign });
+    }
+    if options.prune {
+        let Some(set) = &options.apply_set else { return Err(PlanError::PruneWithoutSet) };
+        let declared: BTreeSet<(Kind, &str)> = desired.iter().map(|d| (d.resource.kind(), d.resource.name())).collect();
+        for current in observed {
+            if current.apply_set.as_ref() == Some(set) && !declared.contains(&(current.kind, current.name.as_str())) {
+                changes.push(Change::Delete {
+                    kind: current.kind,
+                    name: current.name.clone(),
+                    before: current.manifest.clone(),
+                    generation: current.generation,
+                });
+            }
+        }
+        check_prune_references(desired, observed, &changes)?;
+    }
+    order(&mut changes);
+    Ok(Plan { apply_set: options.apply_set.clone(), changes })
+}
+
+/// Creates, updates and unchanged in dependency order (kind, then name); deletes after them in
+/// reverse dependency order, so nothing ever points at a resource that is not there yet or any more.
+pub fn order(changes: &mut [Change]) {
+    changes.sort_by(|a, b| {
+        let deleting = |c: &Change| matches!(c, Change::Delete { .. });
+        match (deleting(a), deleting(b)) {
+            (false, true) => std::cmp::Ordering::Less,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, false) => (a.kind().order(), a.name()).cmp(&(b.kind().order(), b.name())),
+            (true, true) => (b.kind().order(), b.name()).cmp(&(a.kind().order(), a.name())),
+        }
+    });
+}
+
+/// Refuses a prune that would leave a remaining resource pointing at a deleted one.
+fn check_prune_references(
+    desired: &[Desired],
+    observed: &[StoredResource],
+    changes: &[Change],
+) -> Result<(), PlanError> {
+    let deleted: BTreeSet<(Kind, &str)> =
+        changes.iter().filter(|c| matches!(c, Change::Delete { .. })).map(|c| (c.kind(), c.name())).collect();
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let desired_keys: BTreeSet<(Kind, &str)> = desired.iter().map(|d| (d.resource.kind(), d.resource.name())).collect();
+    // Remaining resources: everything desired, plus observed ones that are neither redeclared nor deleted.
+    let remaining_observed = observed.iter().filter(|r| {
+        let key = (r.kind, r.name.as_str());
+        !deleted.contains(&key) && !desired_keys.contains(&key)
+    });
+    let mut broken = BTreeMap::new();
+    let mut check = |referrer: &AnyResource| {
+        for reference in referrer.references() {
+            let resolves_elsewhere = reference.kinds.iter().any(|k| {
+                let key = (*k, reference.name.as_str());
+                desired_keys.contains(&key)
+                    || (observed.iter().any(|r| (r.kind, r.name.as_str()) == key) && !deleted.contains(&key))
+            });
+            if resolves_elsewhere {
+                continue;
+            }
+            if let Some(kind) = reference.kinds.iter().find(|k| deleted.contains(&(**k, reference.name.as_str()))) {
+                broken.insert(address(*kind, &reference.name), referrer.address());
+            }
+        }
+    };
+    for wanted in desired {
+        check(&wanted.resource);
+    }
+    for current in remaining_observed {
+        if let Ok(resource) = AnyResource::from_value(current.kind, current.manifest.clone()) {
+            check(&resource);
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::PruneBreaksReference { references: broken.into_iter().collect() })
+    }
+}

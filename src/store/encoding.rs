@@ -1,0 +1,70 @@
+//! The byte layout of stored values: one format byte, then the JSON of a contract type.
+//!
+//! The byte is the store format version that wrote the value, so a later format can read values
+//! written by an earlier one (and convert them) while refusing values from a newer one. Which
+//! table holds which type is `tables.rs`' concern.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The format byte written in front of every value.
+pub(crate) const VALUE_FORMAT: u8 = 1;
+
+/// Why a stored value could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// No bytes at all, not even the format byte.
+    #[error("a stored value is empty")]
+    Empty,
+    /// Written by a newer stigmer.
+    #[error("a stored value has format {0}; this stigmer reads up to {VALUE_FORMAT}")]
+    Newer(u8),
+    /// A format byte no stigmer writes.
+    #[error("a stored value has unknown format {0}")]
+    Unknown(u8),
+    /// The format byte is known but what follows does not parse.
+    #[error("a stored value does not parse: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// Encodes a value in the current format.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut bytes = vec![VALUE_FORMAT];
+    serde_json::to_writer(&mut bytes, value)?;
+    Ok(bytes)
+}
+
+/// Decodes a value written in this format or (once there are any) an earlier one.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let Some((&format, json)) = bytes.split_first() else {
+        return Err(DecodeError::Empty);
+    };
+    match format {
+        VALUE_FORMAT => serde_json::from_slice(json).map_err(DecodeError::Json),
+        // An earlier format is read here and converted into the current type, once one exists.
+        newer if newer > VALUE_FORMAT => Err(DecodeError::Newer(newer)),
+        unknown => Err(DecodeError::Unknown(unknown)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_behind_the_format_byte() {
+        let value = vec![("a".to_owned(), 1_u64), ("b".to_owned(), 2)];
+        let bytes = encode(&value).unwrap();
+        assert_eq!(bytes[0], VALUE_FORMAT);
+        assert_eq!(&bytes[1..], br#"[["a",1],["b",2]]"#);
+        assert_eq!(decode::<Vec<(String, u64)>>(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn unreadable_values_are_reported_not_guessed() {
+        assert!(matches!(decode::<u64>(&[]), Err(DecodeError::Empty)));
+        assert!(matches!(decode::<u64>(b"\x02{}"), Err(DecodeError::Newer(2))));
+        assert!(matches!(decode::<u64>(b"\x00{}"), Err(DecodeError::Unknown(0))));
+        assert!(matches!(decode::<u64>(b"\x01not json"), Err(DecodeError::Json(_))));
+    }
+}

@@ -1,0 +1,68 @@
+//! Every redb table of the store, in one place, with the shape of its keys and values.
+//!
+//! Values are bytes in the layout of [`super::encoding`]; this file says which table holds what,
+//! not how a value is laid out. Adding, renaming or re-keying a table is a format change: bump
+//! [`super::FORMAT_VERSION`] and add a migration.
+
+use redb::TableDefinition;
+
+use crate::model::Kind;
+
+/// Store-wide counters and settings, by name. Holds [`FORMAT_VERSION_KEY`] (written once, when
+/// the store is created) and [`COMMIT_COUNT_KEY`] (incremented by every committed batch).
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The store format version; a store with a higher one was written by a newer stigmer.
+pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
+
+/// How many batches have been committed; a batch that writes nothing leaves it unchanged.
+pub(crate) const COMMIT_COUNT_KEY: &str = "commit_count";
+
+/// The current resources, keyed by [`resource_key`] (`Agent/support-bot`), so the resources of
+/// one kind are one range scan ([`kind_range`]) and come out sorted by name. Value: an encoded
+/// `StoredResource`.
+pub(crate) const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
+
+/// Every change of every resource, keyed by (resource key, change sequence number), so one
+/// resource's history is one range scan, oldest first. The sequence number is the key of the
+/// matching [`AUDIT`] entry, not the generation: a resource deleted and created again starts again
+/// at generation 1, and its old revisions must stay. Value: an encoded `Revision`.
+pub(crate) const REVISIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("revisions");
+
+/// The inventory of each apply set: set name → the resources it owns, as an encoded sorted list
+/// of `(Kind, name)`. A set that owns nothing has no entry.
+pub(crate) const APPLY_SETS: TableDefinition<&str, &[u8]> = TableDefinition::new("apply_sets");
+
+/// The audit log, keyed by a change sequence number that grows by one with every write (the last
+/// key plus one), so the log is append-only and reads oldest first. Value: an encoded
+/// `AuditEntry`.
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// The key of a resource in [`RESOURCES`] and [`REVISIONS`]: `Agent/support-bot`.
+///
+/// Uses the manifest name of the kind (which never changes) rather than the CLI name.
+pub(crate) fn resource_key(kind: Kind, name: &str) -> String {
+    format!("{}/{name}", kind.as_str())
+}
+
+/// The keys of every resource of one kind in [`RESOURCES`]: from `Agent/` up to, not including,
+/// `Agent0` (`0` is the byte after `/`), which leaves out `AgentInstance/…`.
+pub(crate) fn kind_range(kind: Kind) -> (String, String) {
+    (format!("{}/", kind.as_str()), format!("{}0", kind.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_range_holds_only_that_kind() {
+        let (start, end) = kind_range(Kind::Agent);
+        let inside = |key: &str| start.as_str() <= key && key < end.as_str();
+        assert!(inside(&resource_key(Kind::Agent, "a")));
+        assert!(inside(&resource_key(Kind::Agent, "with/slash")));
+        assert!(!inside(&resource_key(Kind::AgentInstance, "a")));
+        assert!(!inside(&resource_key(Kind::AgentExecution, "a")));
+        assert!(!inside(&resource_key(Kind::Skill, "a")));
+    }
+}
