@@ -365,3 +365,44 @@ fn invalid_manifests_write_nothing() {
     assert!(err.contains("unknown field \"skilRefs\""));
     assert_eq!(sandbox.run(&["get", "-o", "name"]).1, "");
 }
+
+#[test]
+fn a_store_from_a_newer_stigmer_is_refused_with_a_message() {
+    let sandbox = Sandbox::new();
+    sandbox.run(&["apply", "-f", "examples/skills.yaml"]);
+    {
+        let db = redb::Database::create(sandbox.home().join("local.db")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap();
+            meta.insert("format_version", 999).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (code, _, err) = sandbox.run(&["get"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("has format version 999; this stigmer reads up to 1"), "{err}");
+    assert!(err.contains("hint: upgrade stigmer"), "{err}");
+}
+
+#[test]
+fn two_processes_applying_at_once_both_get_through() {
+    let sandbox = Sandbox::new();
+    let a = sandbox.project("a", "team-a", &[("s.yaml", &skill("from-a", "A"))]);
+    let b = sandbox.project("b", "team-b", &[("s.yaml", &skill("from-b", "B"))]);
+    let spawn = |dir: &Path| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("stigmer"))
+            .env("STIGMER_HOME", sandbox.home())
+            .args(["apply", "-f"])
+            .arg(dir)
+            .output()
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| spawn(&a));
+        let second = s.spawn(|| spawn(&b));
+        (first.join().unwrap().unwrap(), second.join().unwrap().unwrap())
+    });
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(sandbox.run(&["get", "skills", "-o", "name"]).1, "skill/from-a\nskill/from-b\n");
+}
