@@ -79,12 +79,23 @@ pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &Apply
     }
     let plan_options = PlanOptions { apply_set, prune: options.prune, force_ownership: options.force_ownership };
     let backend = ctx.settings.backend();
-    let prepared = reconcile::prepare(&backend, &set, &plan_options).await?;
+    let progress = Progress::start(ctx, set.documents.len());
+    progress.phase(&format!("validating and planning {} manifests", set.documents.len()));
+    let prepared = reconcile::prepare(&backend, &set, &plan_options).await;
+    progress.finish();
+    let prepared = prepared?;
     common::report(ctx, &set, &prepared.validation.diagnostics)?;
     let Some(plan) = prepared.plan else {
         return Err(CommandError::reported(ErrorKind::Failed));
     };
-    let receipt = reconcile::apply(&backend, &plan, options.dry_run).await?;
+    let progress = Progress::start(ctx, plan.changes.len());
+    progress.phase(&format!(
+        "committing {} changes in one transaction",
+        plan.counts().created + plan.counts().updated + plan.counts().deleted
+    ));
+    let receipt = reconcile::apply(&backend, &plan, options.dry_run).await;
+    progress.finish();
+    let receipt = receipt?;
     match options.output {
         ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, options.dry_run)),
         ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &receipt, options.dry_run))?),
@@ -113,6 +124,36 @@ fn text_report(ctx: &CommandContext, plan: &Plan, dry_run: bool) -> String {
     }
     let _ = writeln!(out, "{}{}", summary(plan.counts()), if dry_run { " (dry run: nothing written)" } else { "" });
     out
+}
+
+/// A spinner on stderr while a large set is planned and committed; nothing when stderr is not a
+/// terminal or the set is small.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// Sets this large get a spinner.
+    const THRESHOLD: usize = 500;
+
+    fn start(ctx: &CommandContext, size: usize) -> Self {
+        if !ctx.settings.interactive || size < Self::THRESHOLD {
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Self(Some(bar))
+    }
+
+    fn phase(&self, message: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.to_owned());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// `3 created, 1 updated, 0 deleted, 12 unchanged`.

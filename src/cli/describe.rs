@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use super::common::parse_kind;
+use super::common::{self, parse_kind};
 use super::get::age;
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, BackendError, ResourceQuery, address};
@@ -47,8 +47,8 @@ pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), Comman
     let _ = writeln!(out, "Apply set:   {}", resource.apply_set.as_deref().unwrap_or("(none: made by hand)"));
     let _ = writeln!(out, "Generation:  {}", resource.generation);
     let _ = writeln!(out, "UID:         {}", resource.uid);
-    let _ = writeln!(out, "Created:     {} ({} ago)", resource.created_at, age(now, resource.created_at));
-    let _ = writeln!(out, "Updated:     {} ({} ago)", resource.updated_at, age(now, resource.updated_at));
+    let _ = writeln!(out, "Created:     {} ({} ago)", common::time(resource.created_at), age(now, resource.created_at));
+    let _ = writeln!(out, "Updated:     {} ({} ago)", common::time(resource.updated_at), age(now, resource.updated_at));
     let _ = writeln!(out, "Hash:        {}", resource.hash);
 
     let outgoing = AnyResource::from_value(kind, resource.manifest.clone()).map(|r| r.references()).unwrap_or_default();
@@ -96,7 +96,7 @@ pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), Comman
             "  {:>4}  {:<8} {} by {}{}",
             revision.generation,
             format!("{:?}", revision.action).to_lowercase(),
-            revision.at,
+            common::time(revision.at),
             revision.actor,
             revision.apply_set.as_ref().map(|s| format!(" (set {s})")).unwrap_or_default()
         );

@@ -125,7 +125,7 @@ fn table(resources: &[StoredResource], single_kind: bool, wide: bool) -> String 
             age(now, r.updated_at),
         ];
         if wide {
-            row.extend([r.uid.clone(), r.hash.chars().take(12).collect(), r.created_at.to_string()]);
+            row.extend([r.uid.clone(), r.hash.chars().take(12).collect(), common::time(r.created_at)]);
         }
         row
     });

@@ -33,7 +33,7 @@ pub async fn run(ctx: &CommandContext, args: &HistoryArgs) -> Result<(), Command
             format!("{:?}", revision.action).to_lowercase(),
             revision.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
             revision.actor.clone(),
-            revision.at.to_string(),
+            common::time(revision.at),
             revision.hash.chars().take(12).collect(),
         ]
     });

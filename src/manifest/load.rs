@@ -97,11 +97,6 @@ impl ManifestSet {
     pub fn text_of(&self, name: &str) -> Option<&str> {
         self.sources.iter().find(|s| s.name == name).map(|s| s.text.as_str())
     }
-
-    fn add_source(&mut self, name: String, path: Option<PathBuf>, text: String) -> usize {
-        self.sources.push(Source { name, path, text });
-        self.sources.len() - 1
-    }
 }
 
 /// Reads every input; never stops at the first problem.
@@ -109,35 +104,66 @@ impl ManifestSet {
 /// Directories are read recursively (`*.yaml`, `*.yml`, hidden entries skipped, symlinks
 /// followed once). A `stigmer.yaml` at the root of a directory argument is the project file.
 pub fn load(inputs: &[InputPath], stdin: &mut dyn Read) -> ManifestSet {
-    let mut set = ManifestSet::default();
-    let mut seen_files = HashSet::new();
+    let discovery = discover(inputs);
+    let mut set = ManifestSet { diagnostics: discovery.diagnostics, ..ManifestSet::default() };
+    for entry in discovery.entries {
+        match entry {
+            Entry::Stdin => set.add_file(read_stdin(stdin)),
+            Entry::Manifest(path) => set.add_file(read_manifest(&path)),
+            Entry::Project(path) => read_project(&mut set, &path),
+        }
+    }
+    set
+}
+
+/// One thing the inputs name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Entry {
+    /// The project file.
+    Project(PathBuf),
+    /// A manifest file.
+    Manifest(PathBuf),
+    /// Standard input.
+    Stdin,
+}
+
+/// What the inputs name, in reading order, and the problems met while looking.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Project files, manifest files and stdin, in order; each file once.
+    pub entries: Vec<Entry>,
+    /// Paths that could not be read, nested project files.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Finds every file the inputs name, without reading them.
+#[must_use]
+pub fn discover(inputs: &[InputPath]) -> Discovery {
+    let mut discovery = Discovery::default();
+    // The same file named twice (`-f dir -f dir/a.yaml`) is read once.
+    let mut seen = HashSet::new();
+    let mut push_file = |discovery: &mut Discovery, path: PathBuf, project: bool| {
+        let canonical = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if seen.insert(canonical) {
+            discovery.entries.push(if project { Entry::Project(path) } else { Entry::Manifest(path) });
+        }
+    };
     for input in inputs {
         match input {
-            InputPath::Stdin => {
-                let mut bytes = Vec::new();
-                match stdin.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes) {
-                    Ok(_) => read_bytes(&mut set, "<stdin>".to_owned(), None, &bytes),
-                    Err(e) => set.diagnostics.push(io_error("<stdin>", &e)),
-                }
-            }
+            InputPath::Stdin => discovery.entries.push(Entry::Stdin),
             InputPath::Path(path) => match fs::metadata(path) {
                 Ok(meta) if meta.is_dir() => {
-                    let project = path.join(PROJECT_FILE);
-                    if project.is_file() {
-                        read_project(&mut set, &project);
-                    }
                     let mut files = Vec::new();
                     let mut visited = HashSet::new();
-                    walk_dir(path, &mut files, &mut visited, &mut set.diagnostics);
+                    walk_dir(path, &mut files, &mut visited, &mut discovery.diagnostics);
                     files.sort();
                     for file in files {
-                        if file.parent() == Some(path.as_path()) && file.file_name().is_some_and(|n| n == PROJECT_FILE)
-                        {
-                            continue;
-                        }
-                        if file.file_name().is_some_and(|n| n == PROJECT_FILE) {
+                        let is_project = file.file_name().is_some_and(|n| n == PROJECT_FILE);
+                        if is_project && file.parent() == Some(path.as_path()) {
+                            push_file(&mut discovery, file, true);
+                        } else if is_project {
                             let location = Location { file: file.display().to_string(), position: Position::START };
-                            set.diagnostics.push(
+                            discovery.diagnostics.push(
                                 Diagnostic::warning(
                                     "nested-project",
                                     "a project file below the directory given is not read",
@@ -148,20 +174,65 @@ pub fn load(inputs: &[InputPath], stdin: &mut dyn Read) -> ManifestSet {
                                     file.parent().map_or_else(String::new, |p| p.display().to_string())
                                 )),
                             );
-                            continue;
+                        } else {
+                            push_file(&mut discovery, file, false);
                         }
-                        read_file(&mut set, &mut seen_files, &file);
                     }
                 }
-                Ok(_) if path.file_name().is_some_and(|n| n == PROJECT_FILE) => read_project(&mut set, path),
-                Ok(_) => read_file(&mut set, &mut seen_files, path),
-                Err(e) => {
-                    set.diagnostics.push(io_error(&path.display().to_string(), &e).hint("check the path given to -f"));
+                Ok(_) => {
+                    let is_project = path.file_name().is_some_and(|n| n == PROJECT_FILE);
+                    push_file(&mut discovery, path.clone(), is_project);
                 }
+                Err(e) => discovery
+                    .diagnostics
+                    .push(io_error(&path.display().to_string(), &e).hint("check the path given to -f")),
             },
         }
     }
-    set
+    // Project files first, so the apply set is known whatever the order of the inputs.
+    discovery.entries.sort_by_key(|e| !matches!(e, Entry::Project(_)));
+    discovery
+}
+
+/// One file read and parsed: its text (for snippets), its documents and its problems.
+#[derive(Debug, Clone)]
+pub struct FileLoad {
+    /// The text, when it could be read as UTF-8.
+    pub source: Option<Source>,
+    /// The documents parsed before any syntax error.
+    pub documents: Vec<yaml::Document>,
+    /// What was wrong.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and parses one manifest file.
+#[must_use]
+pub fn read_manifest(path: &Path) -> FileLoad {
+    match read_bounded(path) {
+        Ok(bytes) => parse_bytes(path.display().to_string(), Some(path.to_path_buf()), &bytes),
+        Err(diagnostic) => FileLoad { source: None, documents: Vec::new(), diagnostics: vec![*diagnostic] },
+    }
+}
+
+fn read_stdin(stdin: &mut dyn Read) -> FileLoad {
+    let mut bytes = Vec::new();
+    match stdin.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes) {
+        Ok(_) => parse_bytes("<stdin>".to_owned(), None, &bytes),
+        Err(e) => FileLoad { source: None, documents: Vec::new(), diagnostics: vec![io_error("<stdin>", &e)] },
+    }
+}
+
+impl ManifestSet {
+    /// Adds a file's source, documents and diagnostics.
+    pub fn add_file(&mut self, file: FileLoad) {
+        self.diagnostics.extend(file.diagnostics);
+        let Some(source) = file.source else { return };
+        self.sources.push(source);
+        let index = self.sources.len() - 1;
+        for document in file.documents {
+            self.documents.push(LoadedDocument { source: index, index: document.index, root: document.root });
+        }
+    }
 }
 
 fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>, visited: &mut HashSet<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
@@ -196,19 +267,6 @@ fn is_manifest_name(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
-fn read_file(set: &mut ManifestSet, seen: &mut HashSet<PathBuf>, path: &Path) {
-    // The same file named twice (`-f dir -f dir/a.yaml`) is read once.
-    let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    if !seen.insert(canonical) {
-        return;
-    }
-    let name = path.display().to_string();
-    match read_bounded(path) {
-        Ok(bytes) => read_bytes(set, name, Some(path.to_path_buf()), &bytes),
-        Err(diagnostic) => set.diagnostics.push(*diagnostic),
-    }
-}
-
 fn read_bounded(path: &Path) -> Result<Vec<u8>, Box<Diagnostic>> {
     let name = path.display().to_string();
     let file = fs::File::open(path).map_err(|e| Box::new(io_error(&name, &e)))?;
@@ -230,50 +288,45 @@ fn too_large(name: &str) -> Diagnostic {
     .hint("split it into several files, or check that -f names the right file")
 }
 
-fn read_bytes(set: &mut ManifestSet, name: String, path: Option<PathBuf>, bytes: &[u8]) {
-    let start = Location { file: name.clone(), position: Position::START };
+fn parse_bytes(name: String, path: Option<PathBuf>, bytes: &[u8]) -> FileLoad {
+    let refused =
+        |diagnostic: Diagnostic| FileLoad { source: None, documents: Vec::new(), diagnostics: vec![diagnostic] };
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        set.diagnostics.push(too_large(&name));
-        return;
+        return refused(too_large(&name));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Some(nul) = bytes.iter().position(|b| *b == 0) {
         let position = position_of_byte(bytes, nul);
-        set.diagnostics.push(
+        return refused(
             Diagnostic::error("binary-file", format!("{name} is a binary file, not YAML"))
                 .at(Location { file: name, position })
                 .hint("manifests are UTF-8 YAML text; check that -f names the right file"),
         );
-        return;
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
         Err(e) => {
             let position = position_of_byte(bytes, e.valid_up_to());
-            set.diagnostics.push(
+            return refused(
                 Diagnostic::error("not-utf8", format!("{name} is not valid UTF-8"))
                     .at(Location { file: name, position })
                     .hint("save the file as UTF-8"),
             );
-            return;
         }
     };
     let stream = yaml::parse_stream(&text);
-    let source = set.add_source(name, path, text);
-    let document_count = stream.documents.len();
-    for document in stream.documents {
-        set.documents.push(LoadedDocument { source, index: document.index, root: document.root });
-    }
+    let mut diagnostics = Vec::new();
     if let Some(error) = stream.error {
-        let location = set.location_in(source, error.position.unwrap_or(Position::START));
-        set.diagnostics.push(syntax_diagnostic(&error.message).at(location));
-    } else if document_count == 0 {
-        set.diagnostics.push(
+        let location = Location { file: name.clone(), position: error.position.unwrap_or(Position::START) };
+        diagnostics.push(syntax_diagnostic(&error.message).at(location));
+    } else if stream.documents.is_empty() {
+        diagnostics.push(
             Diagnostic::error("empty-file", "this file holds no manifests")
-                .at(start)
+                .at(Location { file: name.clone(), position: Position::START })
                 .hint("add a manifest, or remove the file"),
         );
     }
+    FileLoad { source: Some(Source { name, path, text }), documents: stream.documents, diagnostics }
 }
 
 fn syntax_diagnostic(message: &str) -> Diagnostic {
@@ -321,16 +374,13 @@ struct ProjectFile {
 }
 
 fn read_project(set: &mut ManifestSet, path: &Path) {
-    let name = path.display().to_string();
-    let bytes = match read_bounded(path) {
-        Ok(bytes) => bytes,
-        Err(diagnostic) => return set.diagnostics.push(*diagnostic),
-    };
-    let before = set.documents.len();
-    read_bytes(set, name.clone(), Some(path.to_path_buf()), &bytes);
-    // The project file's document is not a resource: take it back out of the document list.
-    let documents: Vec<_> = set.documents.drain(before..).collect();
-    let Some(document) = documents.first() else { return };
+    let mut file = read_manifest(path);
+    // The project file's document is not a resource: keep its text for snippets, not its documents.
+    let documents = std::mem::take(&mut file.documents);
+    set.add_file(file);
+    let Some(first) = documents.into_iter().next() else { return };
+    let document = LoadedDocument { source: set.sources.len().saturating_sub(1), index: first.index, root: first.root };
+    let document = &document;
     let location = set.location(document, document.root.position);
     let hint = "a project file holds `name: my-project` and, optionally, `context: NAME`";
     match serde_json::from_value::<ProjectFile>(document.root.to_json()) {
