@@ -24,6 +24,7 @@ use crate::reconcile::{self, Change, Counts, Plan, PlanOptions};
 ///   stigmer apply -f manifests/ --prune
 ///   stigmer apply -f agent.yaml --dry-run
 ///   stigmer apply -f - --set ci < rendered.yaml
+///   stigmer apply -f manifests/ --watch --interval 30s
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ApplyArgs {
@@ -32,6 +33,13 @@ pub struct ApplyArgs {
     pub files: Vec<String>,
     #[command(flatten)]
     pub options: ApplyOptions,
+    /// Keep watching the files and reconcile after every change (Ctrl-C to stop).
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch, also reconcile on this period (500ms, 30s, 5m), putting back changes made
+    /// to the backend behind the files' back.
+    #[arg(long, value_name = "DURATION", requires = "watch", value_parser = common::parse_duration)]
+    pub interval: Option<std::time::Duration>,
 }
 
 /// The flags `apply` and `import` share.
@@ -65,6 +73,12 @@ pub enum ApplyOutput {
 
 /// Runs `stigmer apply`.
 pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandError> {
+    if args.watch {
+        let set = common::load_project(&args.files);
+        let apply_set = reconcile::apply_set(args.options.apply_set.as_deref(), &set);
+        let plan = PlanOptions { apply_set, prune: args.options.prune, force_ownership: args.options.force_ownership };
+        return super::watch::run(ctx, &args.files, plan, args.interval).await;
+    }
     apply_files(ctx, &args.files, &args.options).await
 }
 

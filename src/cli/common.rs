@@ -14,6 +14,18 @@ pub fn load(ctx: &CommandContext, files: &[String]) -> ManifestSet {
     manifest::load(&inputs, &mut std::io::stdin().lock())
 }
 
+/// Reads only the project files the inputs name (for the apply set), not the manifests.
+pub fn load_project(files: &[String]) -> ManifestSet {
+    let inputs: Vec<InputPath> = files.iter().map(|f| InputPath::from(f.as_str())).collect();
+    let mut set = ManifestSet::default();
+    for entry in manifest::discover(&inputs).entries {
+        if let manifest::Entry::Project(path) = entry {
+            set.add_project_file(manifest::read_manifest(&path));
+        }
+    }
+    set
+}
+
 /// Prints diagnostics on stderr, followed by a count line when any is an error.
 pub fn report(ctx: &CommandContext, set: &ManifestSet, diagnostics: &[Diagnostic]) -> Result<(), CommandError> {
     if diagnostics.is_empty() {
@@ -75,4 +87,20 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> St
 /// A time as people read it in tables: UTC to the second, fixed width.
 pub fn time(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A duration as typed on the command line: `250ms`, `30s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("\"{text}\" is not a duration; write 500ms, 30s, 5m or 1h"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit \"{other}\" in \"{text}\"; use ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("\"{text}\" is out of range"))
 }

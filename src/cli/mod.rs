@@ -19,6 +19,7 @@ mod rollback;
 mod schema;
 mod settings;
 mod validate;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;

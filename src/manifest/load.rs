@@ -110,7 +110,7 @@ pub fn load(inputs: &[InputPath], stdin: &mut dyn Read) -> ManifestSet {
         match entry {
             Entry::Stdin => set.add_file(read_stdin(stdin)),
             Entry::Manifest(path) => set.add_file(read_manifest(&path)),
-            Entry::Project(path) => read_project(&mut set, &path),
+            Entry::Project(path) => set.add_project_file(read_manifest(&path)),
         }
     }
     set
@@ -373,11 +373,20 @@ struct ProjectFile {
     context: Option<String>,
 }
 
-fn read_project(set: &mut ManifestSet, path: &Path) {
-    let mut file = read_manifest(path);
-    // The project file's document is not a resource: keep its text for snippets, not its documents.
+impl ManifestSet {
+    /// Adds a project file: its text (for snippets) and its project, not its document.
+    pub fn add_project_file(&mut self, mut file: FileLoad) {
+        add_project(self, &mut file);
+    }
+}
+
+fn add_project(set: &mut ManifestSet, file: &mut FileLoad) {
     let documents = std::mem::take(&mut file.documents);
-    set.add_file(file);
+    set.add_file(FileLoad {
+        source: file.source.take(),
+        documents: Vec::new(),
+        diagnostics: std::mem::take(&mut file.diagnostics),
+    });
     let Some(first) = documents.into_iter().next() else { return };
     let document = LoadedDocument { source: set.sources.len().saturating_sub(1), index: first.index, root: first.root };
     let document = &document;

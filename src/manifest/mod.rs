@@ -6,4 +6,7 @@ mod load;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Location, Note, Severity, did_you_mean};
-pub use load::{InputPath, LoadedDocument, MAX_MANIFEST_BYTES, ManifestSet, PROJECT_FILE, Project, Source, load};
+pub use load::{
+    Discovery, Entry, FileLoad, InputPath, LoadedDocument, MAX_MANIFEST_BYTES, ManifestSet, PROJECT_FILE, Project,
+    Source, discover, load, read_manifest,
+};

@@ -390,7 +390,8 @@ mod tests {
         let started = std::time::Instant::now();
         let stream = parse_stream(&text);
         assert!(stream.error.is_some());
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Refused without expanding: far below what a hang would take, even on a loaded machine.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

@@ -7,11 +7,12 @@ pub mod canonical;
 pub mod diff;
 mod ops;
 pub mod plan;
+pub mod watch;
 
 use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
 use crate::manifest::ManifestSet;
 use crate::model::Kind;
-use crate::validate::{ResourceLookup, Validation, validate};
+use crate::validate::{DocumentOutcome, ResourceLookup, Validation, check_document, check_set};
 
 pub use ops::{plan_create, plan_delete, plan_rollback};
 pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, plan};
@@ -99,8 +100,22 @@ pub async fn prepare<B: Backend>(
     set: &ManifestSet,
     options: &PlanOptions,
 ) -> Result<Prepared, ReconcileError> {
+    let outcomes = set.documents.iter().map(|document| check_document(set, document)).collect();
+    prepare_checked(backend, set, outcomes, options).await
+}
+
+/// [`prepare`] with the per-document checks already done (watch mode keeps them per file).
+///
+/// # Errors
+/// As [`prepare`].
+pub async fn prepare_checked<B: Backend>(
+    backend: &B,
+    set: &ManifestSet,
+    outcomes: Vec<DocumentOutcome>,
+    options: &PlanOptions,
+) -> Result<Prepared, ReconcileError> {
     let observed = backend.list(&ResourceQuery::all()).await?;
-    let validation = validate(set, &Observed(&observed));
+    let validation = check_set(set, outcomes, &Observed(&observed));
     if validation.has_errors() {
         return Ok(Prepared { validation, plan: None });
     }

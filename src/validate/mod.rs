@@ -74,6 +74,33 @@ impl Validation {
 /// Validates everything loaded, resolving references within the set and in `existing`.
 #[must_use]
 pub fn validate(set: &ManifestSet, existing: &dyn ResourceLookup) -> Validation {
+    let outcomes = set.documents.iter().map(|document| check_document(set, document)).collect();
+    check_set(set, outcomes, existing)
+}
+
+/// What checking one document on its own found: the typed resource, if it could be read, and
+/// the document's diagnostics. Depends only on the document's own text, so it can be kept
+/// while other files change (watch mode).
+#[derive(Debug, Clone)]
+pub struct DocumentOutcome {
+    /// The resource, when the document is structurally valid.
+    pub resource: Option<AnyResource>,
+    /// Problems in the document.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Checks one document: envelope, kind, schema, workflow structure and expressions.
+#[must_use]
+pub fn check_document(set: &ManifestSet, document: &LoadedDocument) -> DocumentOutcome {
+    let mut check = DocumentCheck { set, document, diagnostics: Vec::new() };
+    let resource = check.run();
+    DocumentOutcome { resource, diagnostics: check.diagnostics }
+}
+
+/// Finishes validation from per-document outcomes (one per `set.documents`, in order): the
+/// checks across resources — duplicates, references, rules within a kind.
+#[must_use]
+pub fn check_set(set: &ManifestSet, outcomes: Vec<DocumentOutcome>, existing: &dyn ResourceLookup) -> Validation {
     let mut validation = Validation { resources: Vec::new(), diagnostics: set.diagnostics.clone() };
     if set.documents.is_empty() && set.diagnostics.is_empty() {
         validation.diagnostics.push(
@@ -81,12 +108,11 @@ pub fn validate(set: &ManifestSet, existing: &dyn ResourceLookup) -> Validation 
                 .hint("-f takes YAML files (.yaml, .yml), directories of them, or - for stdin"),
         );
     }
-    for (index, document) in set.documents.iter().enumerate() {
-        let mut check = DocumentCheck { set, document, diagnostics: Vec::new() };
-        if let Some(resource) = check.run() {
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        if let Some(resource) = outcome.resource {
             validation.resources.push(ValidResource { resource, document: index });
         }
-        validation.diagnostics.extend(check.diagnostics);
+        validation.diagnostics.extend(outcome.diagnostics);
     }
     semantic::check(set, &validation.resources, existing, &mut validation.diagnostics);
     sort_by_source(set, &mut validation.diagnostics);

@@ -1,0 +1,120 @@
+//! `stigmer apply --watch`: one line per reconcile while people edit.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::apply::summary;
+use super::common;
+use super::render::Style;
+use super::{CommandContext, CommandError};
+use crate::manifest::InputPath;
+use crate::reconcile::watch::{self, WatchOptions, WatchReport};
+use crate::reconcile::{Change, PlanOptions};
+
+/// How long the files must be quiet after a change before reconciling.
+const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// How many changed resources a line names before "and N more".
+const NAMED_CHANGES: usize = 5;
+
+/// Watches the files and reconciles until Ctrl-C or SIGTERM; exits 0 then.
+pub async fn run(
+    ctx: &CommandContext,
+    files: &[String],
+    plan: PlanOptions,
+    interval: Option<Duration>,
+) -> Result<(), CommandError> {
+    let inputs: Vec<InputPath> = files.iter().map(|f| InputPath::from(f.as_str())).collect();
+    let options = WatchOptions { plan, interval, debounce: DEBOUNCE };
+    let backend = ctx.settings.backend();
+    let mut first = true;
+    let result = watch::run(
+        &backend,
+        inputs,
+        &options,
+        |report| {
+            // Output is best effort: a closed terminal must not stop the reconciling.
+            let _ = show(ctx, report, first);
+            first = false;
+        },
+        shutdown(),
+    )
+    .await;
+    result.map_err(|e| CommandError::user(e.to_string()).hint("watch directories or files: -f manifests/"))
+}
+
+fn show(ctx: &CommandContext, report: WatchReport, first: bool) -> Result<(), CommandError> {
+    let style = Style::new(ctx.settings.color_stdout);
+    match report {
+        WatchReport::Applied { at, plan, took, files_read } => {
+            let changed: Vec<String> = plan
+                .changes
+                .iter()
+                .filter_map(|change| {
+                    let verb = match change {
+                        Change::Create { .. } => "created",
+                        Change::Update { .. } => "updated",
+                        Change::Delete { .. } => "deleted",
+                        Change::Unchanged { .. } => return None,
+                    };
+                    Some(format!("{} {verb}", change.address()))
+                })
+                .collect();
+            let mut named = changed.iter().take(NAMED_CHANGES).cloned().collect::<Vec<_>>().join(", ");
+            if changed.len() > NAMED_CHANGES {
+                let _ = write!(named, " and {} more", changed.len() - NAMED_CHANGES);
+            }
+            ctx.out(&format!(
+                "{} {named} — {} ({} ms, {} read)\n",
+                style.dim(&clock(at)),
+                summary(plan.counts()),
+                took.as_millis(),
+                common::counted(files_read, "file")
+            ))
+        }
+        WatchReport::Unchanged { files_read } if first => ctx.out(&format!(
+            "{} up to date ({} read); watching for changes, Ctrl-C to stop\n",
+            style.dim(&clock(jiff::Timestamp::now())),
+            common::counted(files_read, "file")
+        )),
+        WatchReport::Unchanged { .. } => Ok(()),
+        WatchReport::Invalid { at, set, diagnostics } => {
+            common::report(ctx, &set, &diagnostics)?;
+            ctx.err(&format!(
+                "{} not applied: the store keeps the last good state until the files are fixed\n",
+                clock(at)
+            ))
+        }
+        WatchReport::Failed { at, error } => {
+            let rendered = CommandError::from(error).render(ctx.settings.color_stderr).unwrap_or_default();
+            ctx.err(&format!("{} {rendered}", clock(at)))
+        }
+    }
+}
+
+/// `12:03:04`, local time when the zone is known.
+fn clock(at: jiff::Timestamp) -> String {
+    at.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string()
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,406 @@
+//! Watch mode: keep a backend in step with a directory while people edit it.
+//!
+//! The loop only decides *when* to reconcile — after a quiet period following file events, on
+//! an optional timer, never in between — and each reconcile is the same level-triggered
+//! load → validate → plan → apply as `apply`, always desired-vs-observed. Files are parsed and
+//! checked once per change: a [`Workspace`] keeps every file's documents and per-document
+//! checks, and re-reads only the files that events name (or whose size or time changed).
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use jiff::Timestamp;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::{Plan, PlanOptions, ReconcileError, apply, prepare_checked};
+use crate::backend::{Backend, BackendError};
+use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
+use crate::validate::{DocumentOutcome, check_document};
+
+/// How to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// How to plan each reconcile.
+    pub plan: PlanOptions,
+    /// Also reconcile on this period, to put back changes made to the backend behind our back.
+    pub interval: Option<Duration>,
+    /// How long the files must stay quiet after an event before reconciling.
+    pub debounce: Duration,
+}
+
+/// What one reconcile of watch mode did, for the caller to show.
+#[derive(Debug)]
+pub enum WatchReport {
+    /// Changes were applied.
+    Applied {
+        /// When the reconcile finished.
+        at: Timestamp,
+        /// The plan applied (its unchanged entries included, for counts).
+        plan: Plan,
+        /// How long it took, from the first file event (or timer tick) to the commit.
+        took: Duration,
+        /// How many files were read for it.
+        files_read: usize,
+    },
+    /// The backend already matches the files.
+    Unchanged {
+        /// How many files were read for it.
+        files_read: usize,
+    },
+    /// The files have errors; nothing was applied and the backend keeps the last good state.
+    Invalid {
+        /// When.
+        at: Timestamp,
+        /// The files, for rendering the diagnostics with snippets.
+        set: ManifestSet,
+        /// Every diagnostic.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The reconcile failed (backend unreachable, conflict, refused plan); the next one retries.
+    Failed {
+        /// When.
+        at: Timestamp,
+        /// Why.
+        error: ReconcileError,
+    },
+}
+
+/// Why watching could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Standard input cannot be watched.
+    #[error("-f - (standard input) cannot be watched")]
+    Stdin,
+    /// The file watcher failed.
+    #[error("cannot watch {}", .path.display())]
+    Watch {
+        /// What could not be watched.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// The files being watched, each parsed and checked once per change.
+#[derive(Debug)]
+pub struct Workspace {
+    inputs: Vec<InputPath>,
+    order: Vec<Entry>,
+    discovery_diagnostics: Vec<Diagnostic>,
+    files: BTreeMap<PathBuf, CachedFile>,
+}
+
+#[derive(Debug)]
+struct CachedFile {
+    load: FileLoad,
+    outcomes: Vec<DocumentOutcome>,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+impl Workspace {
+    /// A workspace over these inputs; nothing is read until [`Workspace::refresh`].
+    ///
+    /// # Errors
+    /// Standard input cannot be watched.
+    pub fn new(inputs: Vec<InputPath>) -> Result<Self, WatchError> {
+        if inputs.contains(&InputPath::Stdin) {
+            return Err(WatchError::Stdin);
+        }
+        Ok(Self { inputs, order: Vec::new(), discovery_diagnostics: Vec::new(), files: BTreeMap::new() })
+    }
+
+    /// Finds the files again and reads those that are new, named in `changed`, or whose size or
+    /// modification time moved; forgets files that are gone. Returns how many files were read.
+    pub fn refresh(&mut self, changed: &HashSet<PathBuf>) -> usize {
+        let discovery = discover(&self.inputs);
+        let mut read = 0;
+        let mut present = HashSet::new();
+        for entry in &discovery.entries {
+            let (Entry::Manifest(path) | Entry::Project(path)) = entry else { continue };
+            present.insert(path.clone());
+            let stamp = stamp(path);
+            let stale = match self.files.get(path) {
+                None => true,
+                Some(cached) => changed.contains(path) || cached.stamp != stamp || stamp.is_none(),
+            };
+            if stale {
+                self.files.insert(path.clone(), CachedFile::read(path, stamp, matches!(entry, Entry::Project(_))));
+                read += 1;
+            }
+        }
+        self.files.retain(|path, _| present.contains(path));
+        self.order = discovery.entries;
+        self.discovery_diagnostics = discovery.diagnostics;
+        read
+    }
+
+    /// The directories and files to watch: each input (directories recursively), and the real
+    /// location of every symlinked file, so edits through a link are seen.
+    #[must_use]
+    pub fn watch_roots(&self) -> Vec<(PathBuf, RecursiveMode)> {
+        let mut roots = Vec::new();
+        for input in &self.inputs {
+            let InputPath::Path(path) = input else { continue };
+            if path.is_dir() {
+                roots.push((path.clone(), RecursiveMode::Recursive));
+            } else if let Some(parent) = path.parent() {
+                // Watch the directory, not the file: editors replace files by renaming.
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                roots.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
+            }
+        }
+        for path in self.files.keys() {
+            if let Ok(real) = std::fs::canonicalize(path)
+                && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+                && let Some(parent) = real.parent()
+            {
+                roots.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
+            }
+        }
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
+    /// The manifest set as it is now, with every document's checks.
+    #[must_use]
+    pub fn snapshot(&self) -> (ManifestSet, Vec<DocumentOutcome>) {
+        let mut set = ManifestSet { diagnostics: self.discovery_diagnostics.clone(), ..ManifestSet::default() };
+        let mut outcomes = Vec::new();
+        for entry in &self.order {
+            match entry {
+                Entry::Project(path) => {
+                    if let Some(cached) = self.files.get(path) {
+                        set.add_project_file(cached.load.clone());
+                    }
+                }
+                Entry::Manifest(path) => {
+                    if let Some(cached) = self.files.get(path) {
+                        set.add_file(cached.load.clone());
+                        outcomes.extend(cached.outcomes.iter().cloned());
+                    }
+                }
+                Entry::Stdin => {}
+            }
+        }
+        (set, outcomes)
+    }
+}
+
+impl CachedFile {
+    fn read(path: &Path, stamp: Option<(SystemTime, u64)>, project: bool) -> Self {
+        let load = read_manifest(path);
+        let outcomes = if project {
+            Vec::new()
+        } else {
+            // Checked on its own: diagnostics name the file, so they stay right in any set.
+            let mut alone = ManifestSet::default();
+            alone.add_file(load.clone());
+            alone.documents.iter().map(|document| check_document(&alone, document)).collect()
+        };
+        Self { load, outcomes, stamp }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Whether a changed path can matter: a manifest, the project file, or a directory (created,
+/// removed, renamed). Editors' temporary, swap and backup files do not.
+fn relevant(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return false };
+    if name.starts_with('.') || name.ends_with('~') || (name.starts_with('#') && name.ends_with('#')) {
+        return false;
+    }
+    let manifest = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    manifest || path.is_dir() || !path.exists()
+}
+
+/// Watches the inputs and reconciles until `shutdown` completes. A reconcile in progress when
+/// it does runs to its end (one batch: all written or nothing).
+///
+/// # Errors
+/// Standard input was given, or the files cannot be watched.
+pub async fn run<B: Backend>(
+    backend: &B,
+    inputs: Vec<InputPath>,
+    options: &WatchOptions,
+    mut report: impl FnMut(WatchReport),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WatchError> {
+    let mut workspace = Workspace::new(inputs)?;
+    let (sender, mut events) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        // The receiver only goes away when watching ends.
+        let _ = sender.send(event);
+    })
+    .map_err(|source| WatchError::Watch { path: PathBuf::from("."), source })?;
+
+    let started = Instant::now();
+    let read = workspace.refresh(&HashSet::new());
+    let mut watched_roots = HashSet::new();
+    watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
+    reconcile(backend, &workspace, options, read, started, &mut report).await;
+
+    let mut timer = options.interval.map(|period| {
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let tick = async {
+            match timer.as_mut() {
+                Some(timer) => {
+                    timer.tick().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            event = events.recv() => {
+                let Some(event) = event else { return Ok(()) };
+                let first_event = Instant::now();
+                let mut changed = HashSet::new();
+                collect(event, &mut changed);
+                // Debounce: wait until the files have been quiet for a moment.
+                while let Ok(Some(event)) = tokio::time::timeout(options.debounce, events.recv()).await {
+                    collect(event, &mut changed);
+                }
+                if changed.is_empty() {
+                    continue;
+                }
+                let read = workspace.refresh(&changed);
+                watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
+                reconcile(backend, &workspace, options, read, first_event, &mut report).await;
+            }
+            () = tick => {
+                let started = Instant::now();
+                let read = workspace.refresh(&HashSet::new());
+                reconcile(backend, &workspace, options, read, started, &mut report).await;
+            }
+        }
+    }
+}
+
+fn collect(event: notify::Result<notify::Event>, changed: &mut HashSet<PathBuf>) {
+    match event {
+        // Reading files (ours included) produces access events; only changes matter.
+        Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
+        Ok(event) => changed.extend(event.paths.into_iter().filter(|p| relevant(p))),
+        // A lost event (queue overflow): look at everything again.
+        Err(_) => {
+            changed.insert(PathBuf::from("."));
+        }
+    }
+}
+
+fn watch_new_roots(
+    watcher: &mut notify::RecommendedWatcher,
+    workspace: &Workspace,
+    roots: &mut HashSet<PathBuf>,
+) -> Result<(), WatchError> {
+    for (path, mode) in workspace.watch_roots() {
+        if roots.insert(path.clone()) {
+            watcher.watch(&path, mode).map_err(|source| WatchError::Watch { path, source })?;
+        }
+    }
+    Ok(())
+}
+
+/// One level-triggered reconcile: the files as they are against the backend as it is.
+async fn reconcile<B: Backend>(
+    backend: &B,
+    workspace: &Workspace,
+    options: &WatchOptions,
+    files_read: usize,
+    started: Instant,
+    report: &mut impl FnMut(WatchReport),
+) {
+    let (set, outcomes) = workspace.snapshot();
+    // One retry when the backend moved between plan and apply: the second plan sees the move.
+    for attempt in 0..2 {
+        let prepared = match prepare_checked(backend, &set, outcomes.clone(), &options.plan).await {
+            Ok(prepared) => prepared,
+            Err(error) => return report(WatchReport::Failed { at: Timestamp::now(), error }),
+        };
+        let Some(plan) = prepared.plan else {
+            return report(WatchReport::Invalid {
+                at: Timestamp::now(),
+                diagnostics: prepared.validation.diagnostics,
+                set,
+            });
+        };
+        if !plan.has_changes() {
+            return report(WatchReport::Unchanged { files_read });
+        }
+        match apply(backend, &plan, false).await {
+            Ok(_) => {
+                return report(WatchReport::Applied {
+                    at: Timestamp::now(),
+                    plan,
+                    took: started.elapsed(),
+                    files_read,
+                });
+            }
+            Err(ReconcileError::Backend(BackendError::Conflict { .. })) if attempt == 0 => {}
+            Err(error) => return report(WatchReport::Failed { at: Timestamp::now(), error }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_files_are_not_relevant() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [".agent.yaml.swp", "agent.yaml~", ".#agent.yaml", "#agent.yaml#", "notes.txt"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "x").unwrap();
+            assert!(!relevant(&path), "{name}");
+        }
+        let manifest = dir.path().join("agent.yaml");
+        assert!(relevant(&manifest), "a manifest, even one that is gone");
+        let sub = dir.path().join("manifests");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(relevant(&sub), "a directory");
+        assert!(relevant(&dir.path().join("removed-dir")), "something that is gone");
+    }
+
+    #[test]
+    fn refresh_reads_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let skill = |name: &str| {
+            format!("apiVersion: agentic.stigmer.ai/v1\nkind: Skill\nmetadata:\n  name: {name}\nspec:\n  skillMd: x\n")
+        };
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("s{i}.yaml")), skill(&format!("s{i}"))).unwrap();
+        }
+        let mut workspace = Workspace::new(vec![InputPath::Path(dir.path().to_path_buf())]).unwrap();
+        assert_eq!(workspace.refresh(&HashSet::new()), 5);
+        assert_eq!(workspace.refresh(&HashSet::new()), 0, "nothing changed");
+        let changed = dir.path().join("s2.yaml");
+        assert_eq!(workspace.refresh(&HashSet::from([changed])), 1);
+        std::fs::remove_file(dir.path().join("s4.yaml")).unwrap();
+        std::fs::write(dir.path().join("s9.yaml"), skill("s9")).unwrap();
+        assert_eq!(workspace.refresh(&HashSet::new()), 1, "only the new file");
+        let (set, outcomes) = workspace.snapshot();
+        assert_eq!(set.documents.len(), 5);
+        assert_eq!(outcomes.len(), 5);
+        assert!(outcomes.iter().all(|o| o.resource.is_some()));
+    }
+
+    #[test]
+    fn stdin_cannot_be_watched() {
+        assert!(matches!(Workspace::new(vec![InputPath::Stdin]), Err(WatchError::Stdin)));
+    }
+}
