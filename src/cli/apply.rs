@@ -84,7 +84,7 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
 
 /// The shared body of `apply` and `import`.
 pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &ApplyOptions) -> Result<(), CommandError> {
-    let set = common::load(ctx, files);
+    let set = common::load(files);
     let apply_set = reconcile::apply_set(options.apply_set.as_deref(), &set);
     if let Some(name) = &apply_set {
         crate::model::meta::check_name(name).map_err(|e| {
@@ -120,13 +120,12 @@ fn text_report(ctx: &CommandContext, plan: &Plan, dry_run: bool) -> String {
     let style = Style::new(ctx.settings.color_stdout);
     let mut out = String::new();
     for change in &plan.changes {
-        let (verb, painted) = match change {
-            Change::Create { .. } => ("created", style.good("created")),
-            Change::Update { .. } => ("updated", style.warning("updated")),
-            Change::Delete { .. } => ("deleted", style.error("deleted")),
-            Change::Unchanged { .. } => ("unchanged", "unchanged".to_owned()),
+        let painted = match change {
+            Change::Create { .. } => style.good(change.verb()),
+            Change::Update { .. } => style.warning(change.verb()),
+            Change::Delete { .. } => style.error(change.verb()),
+            Change::Unchanged { .. } => change.verb().to_owned(),
         };
-        let _ = verb;
         let owner = match change {
             Change::Update { previous_owner: Some(previous), .. } => match previous {
                 Some(set) => format!(" (taken over from apply set \"{set}\")"),
@@ -205,13 +204,17 @@ impl<'a> JsonReport<'a> {
             .iter()
             .map(|change| {
                 let written = receipt.written.iter().find(|w| w.kind == change.kind() && w.name == change.name());
-                let (action, generation) = match change {
-                    Change::Create { .. } => ("created", written.map(|w| w.generation)),
-                    Change::Update { .. } => ("updated", written.map(|w| w.generation)),
-                    Change::Delete { .. } => ("deleted", None),
-                    Change::Unchanged { generation, .. } => ("unchanged", Some(*generation)),
+                let generation = match change {
+                    Change::Create { .. } | Change::Update { .. } => written.map(|w| w.generation),
+                    Change::Delete { .. } => None,
+                    Change::Unchanged { generation, .. } => Some(*generation),
                 };
-                JsonChange { kind: change.kind().as_str(), name: change.name().to_owned(), action, generation }
+                JsonChange {
+                    kind: change.kind().as_str(),
+                    name: change.name().to_owned(),
+                    action: change.verb(),
+                    generation,
+                }
             })
             .collect();
         Self {

@@ -8,17 +8,19 @@ use crate::manifest::{self, Diagnostic, InputPath, ManifestSet};
 use crate::model::Kind;
 
 /// Reads every `-f` argument.
-pub fn load(ctx: &CommandContext, files: &[String]) -> ManifestSet {
-    let inputs: Vec<InputPath> = files.iter().map(|f| InputPath::from(f.as_str())).collect();
-    let _ = ctx;
-    manifest::load(&inputs, &mut std::io::stdin().lock())
+pub fn load(files: &[String]) -> ManifestSet {
+    manifest::load(&inputs(files), &mut std::io::stdin().lock())
+}
+
+/// The `-f` arguments as inputs.
+pub fn inputs(files: &[String]) -> Vec<InputPath> {
+    files.iter().map(|f| InputPath::from(f.as_str())).collect()
 }
 
 /// Reads only the project files the inputs name (for the apply set), not the manifests.
 pub fn load_project(files: &[String]) -> ManifestSet {
-    let inputs: Vec<InputPath> = files.iter().map(|f| InputPath::from(f.as_str())).collect();
     let mut set = ManifestSet::default();
-    for entry in manifest::discover(&inputs).entries {
+    for entry in manifest::discover(&inputs(files)).entries {
         if let manifest::Entry::Project(path) = entry {
             set.add_project_file(manifest::read_manifest(&path));
         }

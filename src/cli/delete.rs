@@ -41,7 +41,7 @@ pub async fn run(ctx: &CommandContext, args: &DeleteArgs) -> Result<(), CommandE
         }
         args.names.iter().map(|n| (kind, n.clone())).collect()
     } else {
-        let set = common::load(ctx, &args.files);
+        let set = common::load(&args.files);
         let validation = crate::validate::validate(&set, &crate::validate::NoResources);
         // References may point at stored resources; only structural errors stop a delete.
         let blocking: Vec<_> =

@@ -44,7 +44,7 @@ pub async fn run(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandErr
 }
 
 async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
-    let set = common::load(ctx, &args.files);
+    let set = common::load(&args.files);
     let options = PlanOptions {
         apply_set: reconcile::apply_set(args.apply_set.as_deref(), &set),
         prune: args.prune,

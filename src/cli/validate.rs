@@ -61,7 +61,7 @@ struct ResourceEntry {
 
 /// Runs `stigmer validate`.
 pub async fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError> {
-    let set = common::load(ctx, &args.files);
+    let set = common::load(&args.files);
     let validation = validate(&set, &NoResources);
 
     match args.output {

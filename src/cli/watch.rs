@@ -7,7 +7,6 @@ use super::apply::summary;
 use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError};
-use crate::manifest::InputPath;
 use crate::reconcile::watch::{self, WatchOptions, WatchReport};
 use crate::reconcile::{Change, PlanOptions};
 
@@ -24,7 +23,7 @@ pub async fn run(
     plan: PlanOptions,
     interval: Option<Duration>,
 ) -> Result<(), CommandError> {
-    let inputs: Vec<InputPath> = files.iter().map(|f| InputPath::from(f.as_str())).collect();
+    let inputs = common::inputs(files);
     let options = WatchOptions { plan, interval, debounce: DEBOUNCE };
     let backend = ctx.settings.backend();
     let mut first = true;
@@ -50,15 +49,8 @@ fn show(ctx: &CommandContext, report: WatchReport, first: bool) -> Result<(), Co
             let changed: Vec<String> = plan
                 .changes
                 .iter()
-                .filter_map(|change| {
-                    let verb = match change {
-                        Change::Create { .. } => "created",
-                        Change::Update { .. } => "updated",
-                        Change::Delete { .. } => "deleted",
-                        Change::Unchanged { .. } => return None,
-                    };
-                    Some(format!("{} {verb}", change.address()))
-                })
+                .filter(|change| !matches!(change, Change::Unchanged { .. }))
+                .map(|change| format!("{} {}", change.address(), change.verb()))
                 .collect();
             let mut named = changed.iter().take(NAMED_CHANGES).cloned().collect::<Vec<_>>().join(", ");
             if changed.len() > NAMED_CHANGES {

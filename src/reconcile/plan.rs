@@ -129,6 +129,18 @@ impl Change {
         address(self.kind(), self.name())
     }
 
+    /// What happens to the resource, in the words the CLI prints: `created`, `updated`,
+    /// `deleted`, `unchanged`.
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "created",
+            Self::Update { .. } => "updated",
+            Self::Delete { .. } => "deleted",
+            Self::Unchanged { .. } => "unchanged",
+        }
+    }
+
     /// The batch write this change needs, if any.
     #[must_use]
     pub fn write(&self) -> Option<Write> {

@@ -1,0 +1,907 @@
+//! `cargo bench --bench reconcile`: how long `stigmer apply`, `get` and `validate` take on a
+//! project of 10,000 resources, measured on the release binary as a user runs it.
+//!
+//! One run generates 10,000 manifests (100 files of 100 documents, every kind, references that
+//! resolve within the set) in a temporary directory, applies them into a temporary
+//! `STIGMER_HOME`, and prints a table of whole-process timings, each as a ratio to parsing the
+//! same files in-process (`manifest::load`), plus the peak RSS of each child process (sampled
+//! from `/proc/<pid>/status`), in-process phase timings (load, validate, canonical form, plan,
+//! store read and write) and the targets met or missed. See BENCHMARKS.md for results.
+
+use std::error::Error;
+use std::fmt::{self, Write as _};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use stigmer::backend::{Backend, LocalBackend, ResourceQuery};
+use stigmer::manifest::{InputPath, ManifestSet, load};
+use stigmer::reconcile::{self, Desired, Observed, PlanOptions, plan};
+use stigmer::validate::{NoResources, validate};
+
+type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+/// The apply set of the generated project (its `stigmer.yaml`).
+const APPLY_SET: &str = "bench";
+/// Documents per file.
+const PER_FILE: usize = 100;
+/// Resources changed by the "1% changed" apply: one per file.
+const CHANGED: usize = 100;
+/// Runs of repeatable whole-process operations.
+const RUNS: usize = 3;
+/// Runs of `stigmer get KIND NAME`.
+const GET_ONE_RUNS: usize = 20;
+/// How often a child's `VmHWM` is read.
+const SAMPLE_EVERY: Duration = Duration::from_millis(2);
+/// A first apply slower than this is not repeated (the bench should stay under ~3 minutes).
+const REPEAT_FIRST_APPLY_BELOW: Duration = Duration::from_secs(4);
+/// In-process phases slower than this run once (the bench should stay under ~3 minutes).
+const REPEAT_PHASE_BELOW: Duration = Duration::from_secs(2);
+
+/// Targets.
+const NOOP_MAX_RATIO: f64 = 1.5;
+const FIRST_APPLY_MAX_RATIO: f64 = 2.5;
+const RSS_MAX_KIB: u64 = 150 * 1024;
+const GET_ONE_MAX: Duration = Duration::from_millis(20);
+
+fn main() -> BenchResult<()> {
+    let bin = stigmer_binary()?;
+    let mut scratch = tempfile::Builder::new().prefix("stigmer-bench-").tempdir()?;
+    // STIGMER_BENCH_KEEP=1 keeps the project and stores, to profile a command on them.
+    let keep = std::env::var_os("STIGMER_BENCH_KEEP").is_some_and(|v| !v.is_empty());
+    scratch.disable_cleanup(keep);
+    let project = scratch.path().join("project");
+    let homes = scratch.path().join("homes");
+    fs::create_dir_all(&homes)?;
+    let runner = Runner { bin, logs: scratch.path().to_path_buf() };
+
+    println!("stigmer reconcile benchmark");
+    println!("  binary:  {}", runner.bin.display());
+    println!("  scratch: {}{}", scratch.path().display(), if keep { " (kept)" } else { " (removed at the end)" });
+    println!("  load:    {} (1, 5, 15 min; the machine should be otherwise idle)", load_average());
+
+    // 1. The project.
+    let started = Instant::now();
+    let bytes = generate(&project, &Revisions::none())?;
+    println!(
+        "  project: {} resources in {} files + stigmer.yaml, {:.1} MiB, generated in {}",
+        TOTAL,
+        TOTAL / PER_FILE,
+        mib(bytes),
+        show(started.elapsed())
+    );
+    let project_arg = project.display().to_string();
+    let validate_home = homes.join("validate");
+    check_valid(&runner, &validate_home, &project_arg)?;
+
+    // 2a. Parse-only, in process: the baseline every ratio is taken against.
+    let mut phases: Vec<Phase> = Vec::new();
+    let parse_times = repeat(RUNS, || {
+        let started = Instant::now();
+        let set = load_project(&project);
+        let elapsed = started.elapsed();
+        (set.documents.len() == TOTAL).then_some(elapsed).ok_or_else(|| "manifest::load lost documents".into())
+    })?;
+    let parse = median(&parse_times);
+    phases.push(Phase { label: "manifest::load (read + parse YAML): the parse-only baseline", times: parse_times });
+
+    // 2b. Whole processes.
+    let mut rows: Vec<Row> = Vec::new();
+    rows.push(runner.measure("stigmer --version (process start floor)", RUNS, &validate_home, &["--version"], None)?);
+    // Not parse-only: it validates too. For reference, once.
+    rows.push(runner.measure("stigmer validate -f DIR", 1, &validate_home, &["validate", "-f", &project_arg], None)?);
+
+    let apply = ["apply", "-f", project_arg.as_str()];
+    let created = format!("{TOTAL} created, 0 updated, 0 deleted, 0 unchanged");
+    let mut first = runner.run_checked(&homes.join("first-0"), &apply, Some(&created))?;
+    let mut first_runs = vec![first.clone()];
+    if first.elapsed < REPEAT_FIRST_APPLY_BELOW {
+        for n in 1..RUNS {
+            first = runner.run_checked(&homes.join(format!("first-{n}")), &apply, Some(&created))?;
+            first_runs.push(first.clone());
+        }
+    }
+    rows.push(Row::new("stigmer apply -f DIR (first, empty store)", &first_runs));
+    // The store of the last first apply is the one every later measurement uses.
+    let home = homes.join(format!("first-{}", first_runs.len() - 1));
+
+    let unchanged = format!("0 created, 0 updated, 0 deleted, {TOTAL} unchanged");
+    rows.push(runner.measure("stigmer apply -f DIR (no-op re-apply)", RUNS, &home, &apply, Some(&unchanged))?);
+
+    // 1% changed: rewrite the files holding the changed resources, alternating between the
+    // edited and the original text, so each run changes exactly 100 resources. The store
+    // matches the files after each run.
+    let updated = format!("0 created, {CHANGED} updated, 0 deleted, {} unchanged", TOTAL - CHANGED);
+    let mut change_runs = Vec::new();
+    for n in 0..RUNS {
+        let revisions = if n.is_multiple_of(2) { Revisions::one_percent() } else { Revisions::none() };
+        generate(&project, &revisions)?;
+        change_runs.push(runner.run_checked(&home, &apply, Some(&updated))?);
+    }
+    rows.push(Row::new("stigmer apply -f DIR (1% changed)", &change_runs));
+
+    let get_all = runner.measure("stigmer get -o json (all)", RUNS, &home, &["get", "-o", "json"], None)?;
+    let get_all_bytes = fs::metadata(runner.logs.join("stdout.txt"))?.len();
+    rows.push(get_all);
+    let one = agent_name(1234);
+    rows.push(runner.measure(
+        "stigmer get agent NAME -o json",
+        GET_ONE_RUNS,
+        &home,
+        &["get", "agent", &one, "-o", "json"],
+        None,
+    )?);
+
+    // 3. In-process phases, to see where an apply's time goes.
+    in_process_phases(&project, &homes, &home, &mut phases)?;
+
+    // 4. Report.
+    println!();
+    println!("Whole processes (release binary, STIGMER_HOME on a temporary directory):");
+    println!();
+    println!("| measurement | runs | median | p90 | min – max | × parse-only | peak RSS (sampled) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        println!(
+            "| `{}` | {} | {} | {} | {} | {:.2}× | {} |",
+            row.label,
+            row.runs.len(),
+            show(row.median),
+            if row.runs.len() >= 10 { show(row.p90) } else { "—".to_owned() },
+            spread(&row.runs),
+            ratio(row.median, parse),
+            row.hwm_kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.1} MiB", mib_kib(k)))
+        );
+    }
+    println!();
+    println!("`get -o json` of everything wrote {:.1} MiB.", mib(get_all_bytes));
+    println!(
+        "Peak RSS is the last VmHWM read from /proc/<pid>/status, polled every {} ms while the child \
+         runs: a lower bound, exact unless the peak came in the last few ms.",
+        SAMPLE_EVERY.as_millis()
+    );
+    println!();
+    println!("In process (this bench; median of the runs):");
+    println!();
+    println!("| phase | runs | median | min – max | × parse-only |");
+    println!("|---|---:|---:|---:|---:|");
+    for phase in &phases {
+        println!(
+            "| {} | {} | {} | {} | {:.2}× |",
+            phase.label,
+            phase.times.len(),
+            show(median(&phase.times)),
+            spread(&phase.times),
+            ratio(median(&phase.times), parse)
+        );
+    }
+    println!();
+    println!("Targets:");
+    println!();
+    let find = |prefix: &str| rows.iter().find(|r| r.label.starts_with(prefix));
+    let mut targets = Vec::new();
+    if let Some(row) = find("stigmer apply -f DIR (no-op") {
+        targets.push(ratio_target("no-op re-apply ≤ 1.5× parse-only", row.median, parse, NOOP_MAX_RATIO));
+    }
+    if let Some(row) = find("stigmer apply -f DIR (first") {
+        targets.push(ratio_target("first apply ≤ 2.5× parse-only", row.median, parse, FIRST_APPLY_MAX_RATIO));
+    }
+    let peak = rows.iter().filter_map(|r| r.hwm_kib.map(|k| (k, r.label))).max();
+    if let Some((kib, label)) = peak {
+        let limit = mib_kib(RSS_MAX_KIB);
+        let actual = mib_kib(kib);
+        let verdict = if kib <= RSS_MAX_KIB {
+            format!("met ({:.0}% of the limit)", 100.0 * actual / limit)
+        } else {
+            format!("MISSED by {:.1} MiB ({:.2}× the limit)", actual - limit, actual / limit)
+        };
+        targets.push(format!("| peak RSS ≤ 150 MiB | {actual:.1} MiB (`{label}`) | {verdict} |"));
+    }
+    if let Some(row) = find("stigmer get agent") {
+        let verdict = if row.median <= GET_ONE_MAX {
+            format!("met ({} to spare)", show(GET_ONE_MAX.saturating_sub(row.median)))
+        } else {
+            format!(
+                "MISSED by {} ({:.2}× the limit)",
+                show(row.median.saturating_sub(GET_ONE_MAX)),
+                ratio(row.median, GET_ONE_MAX)
+            )
+        };
+        targets.push(format!(
+            "| `get` one resource ≤ 20 ms (whole process) | median {}, p90 {} | {verdict} |",
+            show(row.median),
+            show(row.p90)
+        ));
+    }
+    println!("| target | actual | verdict |");
+    println!("|---|---|---|");
+    for line in targets {
+        println!("{line}");
+    }
+    println!();
+    println!(
+        "bench process VmHWM: {}",
+        own_hwm().map_or_else(|| "n/a".to_owned(), |k| format!("{:.1} MiB", mib_kib(k)))
+    );
+    println!("load average at the end: {}", load_average());
+    println!("total bench time: {}", show(started.elapsed()));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary and child processes.
+
+/// The `stigmer` binary of this build: cargo builds the package's binaries, in the bench's
+/// profile, before it runs a bench, and says where (`CARGO_BIN_EXE_stigmer`). That is the
+/// `stigmer` next to the bench's directory (`target/release/deps/..`) too.
+fn stigmer_binary() -> BenchResult<PathBuf> {
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_stigmer"));
+    if built.is_file() {
+        return Ok(built);
+    }
+    let beside = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(format!("stigmer{}", std::env::consts::EXE_SUFFIX)));
+    match beside {
+        Some(path) if path.is_file() => Ok(path),
+        _ => Err(format!(
+            "the release stigmer binary is missing ({}); build it with `cargo build --release --bin stigmer`, \
+             or run the bench with `cargo bench --bench reconcile`, which builds it",
+            built.display()
+        )
+        .into()),
+    }
+}
+
+struct Runner {
+    bin: PathBuf,
+    /// Where each child's stdout and stderr go (the last run's are kept).
+    logs: PathBuf,
+}
+
+/// One child process.
+#[derive(Debug, Clone)]
+struct Run {
+    elapsed: Duration,
+    hwm_kib: Option<u64>,
+}
+
+impl Runner {
+    /// Runs `stigmer ARGS` with `STIGMER_HOME=home`, stdout and stderr to files, timing it from
+    /// spawn to exit while another thread samples its `VmHWM`.
+    fn run(&self, home: &Path, args: &[&str]) -> BenchResult<(Run, bool)> {
+        let stdout = fs::File::create(self.logs.join("stdout.txt"))?;
+        let stderr = fs::File::create(self.logs.join("stderr.txt"))?;
+        let started = Instant::now();
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .env("STIGMER_HOME", home)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()?;
+        let pid = child.id();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                let mut last = None;
+                while !stop.load(Ordering::Acquire) {
+                    if let Some(kib) = read_hwm(&format!("/proc/{pid}/status")) {
+                        last = Some(kib);
+                    }
+                    thread::sleep(SAMPLE_EVERY);
+                }
+                last
+            })
+        };
+        let status = child.wait();
+        let elapsed = started.elapsed();
+        stop.store(true, Ordering::Release);
+        let hwm_kib = sampler.join().map_err(|_| "the RSS sampler panicked")?;
+        Ok((Run { elapsed, hwm_kib }, status?.success()))
+    }
+
+    /// [`Runner::run`], failing unless the child succeeds and, when given, the last line of
+    /// its stdout is `summary`.
+    fn run_checked(&self, home: &Path, args: &[&str], summary: Option<&str>) -> BenchResult<Run> {
+        let (run, ok) = self.run(home, args)?;
+        let stdout = fs::read_to_string(self.logs.join("stdout.txt"))?;
+        let last = stdout.lines().last().unwrap_or_default();
+        if !ok || summary.is_some_and(|s| s != last) {
+            let stderr = fs::read_to_string(self.logs.join("stderr.txt"))?;
+            let tail: Vec<&str> = stderr.lines().take(40).collect();
+            return Err(format!(
+                "`stigmer {}` {}; expected {:?}, stdout ended with {last:?}; stderr:\n{}",
+                args.join(" "),
+                if ok { "succeeded" } else { "failed" },
+                summary.unwrap_or("success"),
+                tail.join("\n")
+            )
+            .into());
+        }
+        Ok(run)
+    }
+
+    fn measure(
+        &self,
+        label: &'static str,
+        runs: usize,
+        home: &Path,
+        args: &[&str],
+        summary: Option<&str>,
+    ) -> BenchResult<Row> {
+        let runs = repeat(runs, || self.run_checked(home, args, summary))?;
+        Ok(Row::new(label, &runs))
+    }
+}
+
+/// A line of the table.
+struct Row {
+    label: &'static str,
+    runs: Vec<Duration>,
+    median: Duration,
+    p90: Duration,
+    hwm_kib: Option<u64>,
+}
+
+impl Row {
+    fn new(label: &'static str, runs: &[Run]) -> Self {
+        let times: Vec<Duration> = runs.iter().map(|r| r.elapsed).collect();
+        Self {
+            label,
+            median: median(&times),
+            p90: percentile(&times, 90),
+            hwm_kib: runs.iter().filter_map(|r| r.hwm_kib).max(),
+            runs: times,
+        }
+    }
+}
+
+/// `VmHWM` of a `/proc/<pid>/status` file, in KiB (`None` once the process is a zombie).
+fn read_hwm(status: &str) -> Option<u64> {
+    let text = fs::read_to_string(status).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn own_hwm() -> Option<u64> {
+    read_hwm("/proc/self/status")
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "n/a".to_owned(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+/// Runs `stigmer validate -f DIR -o json` once and fails unless every resource is valid, with
+/// no warning either.
+fn check_valid(runner: &Runner, home: &Path, project: &str) -> BenchResult<()> {
+    let (_, ok) = runner.run(home, &["validate", "-f", project, "-o", "json"])?;
+    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(runner.logs.join("stdout.txt"))?)?;
+    let count = |key: &str| report.get(key).and_then(serde_json::Value::as_u64);
+    let resources = report.get("resources").and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+    if !ok || count("errors") != Some(0) || count("warnings") != Some(0) || resources != TOTAL {
+        let diagnostics = report.get("diagnostics").map(ToString::to_string).unwrap_or_default();
+        let head: String = diagnostics.chars().take(4000).collect();
+        return Err(format!(
+            "the generated project does not validate cleanly: {resources} resources, errors {:?}, warnings {:?}: {head}",
+            count("errors"),
+            count("warnings")
+        )
+        .into());
+    }
+    println!("  stigmer validate: {resources} resources, 0 errors, 0 warnings");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process phases.
+
+fn load_project(project: &Path) -> ManifestSet {
+    load(&[InputPath::Path(project.to_path_buf())], &mut std::io::empty())
+}
+
+fn in_process_phases(project: &Path, homes: &Path, applied: &Path, phases: &mut Vec<Phase>) -> BenchResult<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let set = load_project(project);
+    let options = PlanOptions { apply_set: Some(APPLY_SET.to_owned()), ..PlanOptions::default() };
+
+    let validation = timed(&mut *phases, "validate::validate (no backend)", || validate(&set, &NoResources));
+    if validation.has_errors() || validation.resources.len() != TOTAL {
+        return Err("in-process validation disagrees with `stigmer validate`".into());
+    }
+    let desired = timed(&mut *phases, "Desired::new × 10,000 (canonical manifest + hash)", || {
+        validation.resources.iter().map(|r| Desired::new(r.resource.clone())).collect::<Vec<_>>()
+    });
+    let first_plan = timed(&mut *phases, "reconcile::plan vs an empty store", || plan(&desired, &[], &options))?;
+
+    let backend = LocalBackend::new(applied.join("local.db"), "bench");
+    let observed = timed(&mut *phases, "LocalBackend::list (open store, read 10,000)", || {
+        runtime.block_on(backend.list(&ResourceQuery::all()))
+    })?;
+    let noop =
+        timed(&mut *phases, "reconcile::plan vs the applied store (no-op)", || plan(&desired, &observed, &options))?;
+    if noop.has_changes() {
+        return Err("the in-process no-op plan has changes".into());
+    }
+    let prepared =
+        timed(&mut *phases, "reconcile::prepare, whole (list + validate + canonical + plan), no-op", || {
+            runtime.block_on(reconcile::prepare(&backend, &set, &options))
+        })?;
+    if prepared.plan.is_none_or(|p| p.has_changes()) {
+        return Err("the in-process no-op prepare has changes".into());
+    }
+
+    // Where validation's time goes: each kind's documents on their own, references resolved
+    // against the applied store.
+    for (kind, label) in [
+        ("Environment", "validate::validate, only the 1,000 Environments"),
+        ("Skill", "validate::validate, only the 2,000 Skills"),
+        ("McpServer", "validate::validate, only the 1,000 McpServers"),
+        ("Agent", "validate::validate, only the 2,500 Agents"),
+        ("AgentInstance", "validate::validate, only the 1,500 AgentInstances"),
+        ("Workflow", "validate::validate, only the 1,500 Workflows"),
+        ("WorkflowInstance", "validate::validate, only the 500 WorkflowInstances"),
+    ] {
+        let subset = only_kind(&set, kind);
+        let validation = timed(&mut *phases, label, || validate(&subset, &Observed(&observed)));
+        if validation.has_errors() {
+            return Err(format!("in-process validation of the {kind}s alone failed").into());
+        }
+    }
+
+    // Writing the first apply's batch (10,000 creates, one commit) into fresh stores.
+    let mut writes = Vec::new();
+    for n in 0..RUNS {
+        let fresh = LocalBackend::new(homes.join(format!("in-process-{n}")).join("local.db"), "bench");
+        let started = Instant::now();
+        let receipt = runtime.block_on(reconcile::apply(&fresh, &first_plan, false))?;
+        writes.push(started.elapsed());
+        if !receipt.committed || receipt.written.len() != TOTAL {
+            return Err("the in-process first apply did not write every resource".into());
+        }
+    }
+    phases.push(Phase { label: "reconcile::apply of the first plan (10,000 creates, one commit)", times: writes });
+    Ok(())
+}
+
+/// An in-process measurement.
+struct Phase {
+    label: &'static str,
+    times: Vec<Duration>,
+}
+
+/// Runs `f` once, and [`RUNS`] times in all when that was quick; records the median under
+/// `label` and returns the last result.
+fn timed<T>(phases: &mut Vec<Phase>, label: &'static str, mut f: impl FnMut() -> T) -> T {
+    let mut started = Instant::now();
+    let mut value = f();
+    let mut times = vec![started.elapsed()];
+    while times.len() < RUNS && times[0] < REPEAT_PHASE_BELOW {
+        drop(value);
+        started = Instant::now();
+        value = f();
+        times.push(started.elapsed());
+    }
+    phases.push(Phase { label, times });
+    value
+}
+
+/// The documents of one kind, as a set of their own (same sources).
+fn only_kind(set: &ManifestSet, kind: &str) -> ManifestSet {
+    let documents = set
+        .documents
+        .iter()
+        .filter(|d| d.root.to_json().get("kind").and_then(serde_json::Value::as_str) == Some(kind))
+        .cloned()
+        .collect();
+    ManifestSet { sources: set.sources.clone(), documents, project: set.project.clone(), diagnostics: Vec::new() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated project.
+
+/// How many resources of each kind, in dependency order; each kind fills whole files.
+const ENVIRONMENTS: usize = 1000;
+const SKILLS: usize = 2000;
+const MCP_SERVERS: usize = 1000;
+const AGENTS: usize = 2500;
+const AGENT_INSTANCES: usize = 1500;
+const WORKFLOWS: usize = 1500;
+const WORKFLOW_INSTANCES: usize = 500;
+const TOTAL: usize = ENVIRONMENTS + SKILLS + MCP_SERVERS + AGENTS + AGENT_INSTANCES + WORKFLOWS + WORKFLOW_INSTANCES;
+
+#[derive(Clone, Copy)]
+enum GenKind {
+    Environment,
+    Skill,
+    McpServer,
+    Agent,
+    AgentInstance,
+    Workflow,
+    WorkflowInstance,
+}
+
+const KINDS: [(GenKind, &str, usize); 7] = [
+    (GenKind::Environment, "environments", ENVIRONMENTS),
+    (GenKind::Skill, "skills", SKILLS),
+    (GenKind::McpServer, "mcp-servers", MCP_SERVERS),
+    (GenKind::Agent, "agents", AGENTS),
+    (GenKind::AgentInstance, "agent-instances", AGENT_INSTANCES),
+    (GenKind::Workflow, "workflows", WORKFLOWS),
+    (GenKind::WorkflowInstance, "workflow-instances", WORKFLOW_INSTANCES),
+];
+
+const TOPICS: [&str; 10] =
+    ["billing", "tickets", "orders", "inventory", "search", "calendar", "crm", "docs", "payments", "shipping"];
+const STAGES: [&str; 3] = ["dev", "staging", "prod"];
+const MODELS: [(&str, &str); 3] =
+    [("ollama", "qwen2.5-coder:7b"), ("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4o-mini")];
+
+/// Which resources carry edited text. The n-th resource overall (in file order) is edited
+/// when `n % 100 == 37`: one resource in each of the 100 files.
+struct Revisions {
+    edited: bool,
+}
+
+impl Revisions {
+    fn none() -> Self {
+        Self { edited: false }
+    }
+
+    fn one_percent() -> Self {
+        Self { edited: true }
+    }
+
+    fn revision(&self, ordinal: usize) -> u32 {
+        if self.edited && ordinal % PER_FILE == 37 { 2 } else { 1 }
+    }
+}
+
+/// Writes the project (or rewrites its files); returns its size in bytes.
+fn generate(dir: &Path, revisions: &Revisions) -> BenchResult<u64> {
+    fs::create_dir_all(dir)?;
+    let project = "# The apply set of every manifest below.\nname: bench\n";
+    fs::write(dir.join("stigmer.yaml"), project)?;
+    let mut bytes = project.len() as u64;
+    let mut ordinal = 0;
+    for (kind, sub, count) in KINDS {
+        fs::create_dir_all(dir.join(sub))?;
+        for file in 0..count / PER_FILE {
+            let mut text = String::with_capacity(PER_FILE * 1500);
+            for i in file * PER_FILE..(file + 1) * PER_FILE {
+                if i > file * PER_FILE {
+                    text.push_str("---\n");
+                }
+                document(&mut text, kind, i, revisions.revision(ordinal))?;
+                ordinal += 1;
+            }
+            let path = dir.join(sub).join(format!("{sub}-{file:02}.yaml"));
+            // Rewrite only what changed, as an editor would.
+            if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                fs::write(&path, &text)?;
+            }
+            bytes += text.len() as u64;
+        }
+    }
+    Ok(bytes)
+}
+
+fn document(out: &mut String, kind: GenKind, i: usize, rev: u32) -> fmt::Result {
+    writeln!(out, "apiVersion: agentic.stigmer.ai/v1")?;
+    match kind {
+        GenKind::Environment => environment(out, i, rev),
+        GenKind::Skill => skill(out, i, rev),
+        GenKind::McpServer => mcp_server(out, i, rev),
+        GenKind::Agent => agent(out, i, rev),
+        GenKind::AgentInstance => agent_instance(out, i, rev),
+        GenKind::Workflow => workflow(out, i, rev),
+        GenKind::WorkflowInstance => workflow_instance(out, i, rev),
+    }
+}
+
+fn team(i: usize) -> String {
+    format!("team-{:02}", i % 40)
+}
+
+fn topic(i: usize) -> &'static str {
+    TOPICS[i % TOPICS.len()]
+}
+
+fn stage(i: usize) -> &'static str {
+    STAGES[i % STAGES.len()]
+}
+
+fn environment_name(i: usize) -> String {
+    format!("env-{i:04}")
+}
+
+fn skill_name(i: usize) -> String {
+    format!("skill-{i:04}")
+}
+
+fn mcp_server_name(i: usize) -> String {
+    format!("mcp-{i:04}")
+}
+
+fn agent_name(i: usize) -> String {
+    format!("agent-{i:04}")
+}
+
+fn agent_instance_name(i: usize) -> String {
+    format!("agent-{i:04}-{}", stage(i))
+}
+
+fn workflow_name(i: usize) -> String {
+    format!("workflow-{i:04}")
+}
+
+/// The tools MCP server `i` offers.
+fn tools(i: usize) -> [String; 3] {
+    let topic = topic(i);
+    [format!("search_{topic}"), format!("get_{topic}"), format!("update_{topic}")]
+}
+
+fn environment(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    let (name, stage, topic, team) = (environment_name(i), stage(i), topic(i), team(i));
+    writeln!(out, "kind: Environment")?;
+    writeln!(out, "metadata:\n  name: {name}\n  labels:\n    stage: {stage}\n    team: {team}")?;
+    writeln!(out, "spec:\n  description: {stage} settings for {team}'s {topic} services (revision {rev}).")?;
+    writeln!(out, "  data:")?;
+    writeln!(out, "    API_URL:\n      value: https://{topic}-{i:04}.{stage}.example.com/api/v1")?;
+    writeln!(out, "      description: Base URL of the {topic} API.")?;
+    writeln!(out, "    LOG_LEVEL:\n      value: {}", if stage == "prod" { "info" } else { "debug" })?;
+    writeln!(out, "    REGION:\n      value: {}", ["eu-west-1", "us-east-1", "ap-south-1"][i % 3])?;
+    writeln!(out, "    REQUEST_TIMEOUT_SECONDS:\n      value: \"{}\"", 10 + i % 50)?;
+    writeln!(out, "    API_TOKEN:\n      secretRef: {name}-api-token\n      description: Token for the {topic} API.")?;
+    if i.is_multiple_of(2) {
+        writeln!(out, "    DB_PASSWORD:\n      secretRef: {name}-db-password")?;
+    }
+    Ok(())
+}
+
+fn skill(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    let topic = topic(i);
+    writeln!(out, "kind: Skill")?;
+    writeln!(out, "metadata:\n  name: {}\n  labels:\n    topic: {topic}", skill_name(i))?;
+    writeln!(out, "spec:\n  description: How to handle {topic} requests, playbook {i} (revision {rev}).")?;
+    writeln!(out, "  tag: {}", if i.is_multiple_of(4) { "beta" } else { "stable" })?;
+    writeln!(out, "  skillMd: |")?;
+    writeln!(out, "    # {topic} playbook {i}")?;
+    writeln!(out)?;
+    writeln!(out, "    Use this playbook when a request is about {topic}. Read the whole request before")?;
+    writeln!(out, "    acting, look the customer up, and check what was already tried. Never promise a")?;
+    writeln!(out, "    date or an amount that the {topic} system does not confirm.")?;
+    writeln!(out)?;
+    writeln!(out, "    ## Steps")?;
+    writeln!(out)?;
+    writeln!(out, "    1. Search for the item with the customer's reference; ask for it when missing.")?;
+    writeln!(out, "    2. Compare what the customer expects with what the record shows.")?;
+    writeln!(out, "    3. Fix what you can within policy {}; escalate the rest with a summary.", i % 17)?;
+    writeln!(out)?;
+    writeln!(out, "    ## Tone")?;
+    writeln!(out)?;
+    writeln!(out, "    Short sentences, no jargon, no blame. End with the next step the customer can")?;
+    writeln!(out, "    expect and when. Sign with the team's name, never with a person's.")?;
+    Ok(())
+}
+
+fn mcp_server(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    let topic = topic(i);
+    let [search, get, update] = tools(i);
+    writeln!(out, "kind: McpServer")?;
+    writeln!(out, "metadata:\n  name: {}\n  labels:\n    topic: {topic}", mcp_server_name(i))?;
+    writeln!(out, "spec:")?;
+    if i.is_multiple_of(2) {
+        writeln!(out, "  description: The {topic} system as a local process (revision {rev}).")?;
+        writeln!(out, "  stdio:\n    command: npx")?;
+        writeln!(out, "    args: [\"-y\", \"@example/mcp-server-{topic}\", \"--instance\", \"{i}\"]")?;
+        writeln!(out, "    envPlaceholders:\n      SERVICE_TOKEN: ${{SERVICE_TOKEN}}")?;
+        writeln!(out, "  defaultEnabledTools: [{search}, {get}, {update}]")?;
+        writeln!(out, "  envSpec:\n    data:")?;
+        writeln!(
+            out,
+            "      SERVICE_TOKEN:\n        description: Token for the {topic} system.\n        isSecret: true"
+        )?;
+    } else {
+        writeln!(out, "  description: The {topic} system over streamable HTTP (revision {rev}).")?;
+        writeln!(out, "  http:\n    url: ${{SERVICE_URL}}")?;
+        writeln!(
+            out,
+            "    headers:\n      Authorization: Bearer ${{SERVICE_TOKEN}}\n      X-Tenant: tenant-{:02}",
+            i % 50
+        )?;
+        writeln!(out, "    timeoutSeconds: {}", 15 + i % 4 * 15)?;
+        writeln!(out, "  defaultEnabledTools: [{search}, {get}]")?;
+        writeln!(out, "  envSpec:\n    data:")?;
+        writeln!(out, "      SERVICE_URL:\n        description: MCP endpoint of the {topic} system.")?;
+        writeln!(
+            out,
+            "      SERVICE_TOKEN:\n        description: Token for the {topic} system.\n        isSecret: true"
+        )?;
+    }
+    Ok(())
+}
+
+fn agent(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    let (topic, team) = (topic(i), team(i));
+    let (provider, model) = MODELS[i % MODELS.len()];
+    let first_server = i % MCP_SERVERS;
+    let second_server = (i + MCP_SERVERS / 2) % MCP_SERVERS;
+    writeln!(out, "kind: Agent")?;
+    writeln!(out, "metadata:\n  name: {}", agent_name(i))?;
+    writeln!(out, "  labels:\n    team: {team}\n    tier: \"{}\"\n    topic: {topic}", 1 + i % 3)?;
+    writeln!(out, "  annotations:\n    owner: {team}@example.com")?;
+    writeln!(out, "spec:\n  description: Answers {topic} requests for {team} (revision {rev}).")?;
+    writeln!(out, "  instructions: |")?;
+    writeln!(out, "    You answer {topic} requests for {team}. Look the request up first, check the")?;
+    writeln!(out, "    playbooks you have before acting, and write in the team's tone of voice.")?;
+    writeln!(out, "    When money or personal data is involved, confirm with the customer before any")?;
+    writeln!(out, "    change, and hand the request to a person when policy does not cover it.")?;
+    writeln!(out, "    Instructions revision {rev}.")?;
+    writeln!(out, "  model:\n    provider: {provider}\n    name: {model}")?;
+    writeln!(out, "    temperature: 0.{}\n    maxTokens: {}", i % 8, 1024 << (i % 3))?;
+    writeln!(out, "  skillRefs:")?;
+    let skills = if i.is_multiple_of(3) { 3 } else { 2 };
+    for k in 0..skills {
+        writeln!(out, "    - {}", skill_name((i * 3 + k) % SKILLS))?;
+    }
+    writeln!(out, "  mcpServerUsages:")?;
+    let [search, get, _] = tools(first_server);
+    writeln!(out, "    - mcpServerRef: {}\n      enabledTools: [{search}, {get}]", mcp_server_name(first_server))?;
+    if i.is_multiple_of(2) {
+        writeln!(out, "    - mcpServerRef: {}", mcp_server_name(second_server))?;
+    }
+    if i.is_multiple_of(5) {
+        writeln!(out, "  subAgents:\n    - name: researcher")?;
+        writeln!(out, "      description: Digs into the {topic} history of a request.")?;
+        writeln!(out, "      instructions: |")?;
+        writeln!(out, "        Find earlier requests like this one and summarize the three most relevant,")?;
+        writeln!(out, "        with what resolved them.")?;
+        writeln!(out, "      mcpServers: [{}]", mcp_server_name(first_server))?;
+        writeln!(
+            out,
+            "      mcpToolSelections:\n        {}:\n          enabledTools: [{search}]",
+            mcp_server_name(first_server)
+        )?;
+    }
+    Ok(())
+}
+
+fn agent_instance(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    writeln!(out, "kind: AgentInstance")?;
+    writeln!(out, "metadata:\n  name: {}\n  labels:\n    stage: {}", agent_instance_name(i), stage(i))?;
+    writeln!(out, "spec:\n  agentRef: {}", agent_name(i))?;
+    writeln!(out, "  description: {} with {} settings (revision {rev}).", agent_name(i), stage(i))?;
+    writeln!(out, "  environmentRefs:\n    - {}", environment_name(i % ENVIRONMENTS))?;
+    if i.is_multiple_of(2) {
+        writeln!(out, "    - {}", environment_name((i + 1) % ENVIRONMENTS))?;
+    }
+    Ok(())
+}
+
+fn workflow(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    let (name, topic, team) = (workflow_name(i), topic(i), team(i));
+    let escalate = agent_name((i * 2 + 1) % AGENTS);
+    let answer =
+        if i.is_multiple_of(4) { agent_instance_name(i % AGENT_INSTANCES) } else { agent_name((i * 2) % AGENTS) };
+    writeln!(out, "kind: Workflow")?;
+    writeln!(out, "metadata:\n  name: {name}\n  labels:\n    team: {team}\n    topic: {topic}")?;
+    writeln!(
+        out,
+        "spec:\n  document:\n    dsl: 1.0.0\n    namespace: {team}\n    name: {name}\n    version: 1.{}.0",
+        i % 5
+    )?;
+    writeln!(out, "    title: Triage of {topic} requests")?;
+    writeln!(out, "    summary: Fetches a {topic} request, routes it and drafts an answer (revision {rev}).")?;
+    writeln!(out, "  do:")?;
+    writeln!(
+        out,
+        "    - prepare:\n        set:\n          requestId: ${{ $input.requestId }}\n          queue: {topic}"
+    )?;
+    writeln!(out, "    - fetch:\n        call: http\n        with:\n          method: get")?;
+    writeln!(out, "          endpoint: https://{topic}.example.com/api/requests/{{requestId}}")?;
+    writeln!(out, "          headers:\n            Accept: application/json")?;
+    writeln!(out, "        output:\n          as: ${{ .body }}")?;
+    writeln!(out, "    - route:\n        switch:")?;
+    writeln!(out, "          - urgent:\n              when: .priority == \"urgent\"\n              then: escalate")?;
+    writeln!(out, "          - normal:\n              then: answer")?;
+    writeln!(out, "    - escalate:\n        call: agent\n        with:\n          agent: {escalate}")?;
+    writeln!(out, "          message: '${{ \"Escalate request \" + .id + \": \" + .subject }}'")?;
+    writeln!(out, "        then: end")?;
+    writeln!(out, "    - answer:\n        call: agent\n        with:\n          agent: {answer}")?;
+    writeln!(out, "          message: ${{ .subject + \"\\n\\n\" + .body }}")?;
+    writeln!(
+        out,
+        "    - record:\n        set:\n          requestId: ${{ $input.requestId }}\n          answered: true"
+    )?;
+    if i.is_multiple_of(3) {
+        writeln!(out, "  timeout:\n    after:\n      minutes: {}", 5 + i % 30)?;
+    }
+    Ok(())
+}
+
+fn workflow_instance(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+    let workflow = workflow_name((i * 3) % WORKFLOWS);
+    writeln!(out, "kind: WorkflowInstance")?;
+    writeln!(out, "metadata:\n  name: {workflow}-{}", stage(i))?;
+    writeln!(out, "spec:\n  workflowRef: {workflow}")?;
+    writeln!(out, "  description: {workflow} with {} settings (revision {rev}).", stage(i))?;
+    writeln!(
+        out,
+        "  environmentRefs:\n    - {}\n    - {}",
+        environment_name(i % ENVIRONMENTS),
+        environment_name((i + 7) % ENVIRONMENTS)
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+fn repeat<T>(runs: usize, mut f: impl FnMut() -> BenchResult<T>) -> BenchResult<Vec<T>> {
+    (0..runs).map(|_| f()).collect()
+}
+
+fn median(times: &[Duration]) -> Duration {
+    percentile(times, 50)
+}
+
+/// Nearest-rank percentile.
+fn percentile(times: &[Duration], p: usize) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}
+
+/// `1.2 s – 1.4 s`, or `—` for a single run.
+fn spread(times: &[Duration]) -> String {
+    match (times.iter().min(), times.iter().max()) {
+        (Some(min), Some(max)) if times.len() > 1 => format!("{} – {}", show(*min), show(*max)),
+        _ => "—".to_owned(),
+    }
+}
+
+fn ratio(time: Duration, base: Duration) -> f64 {
+    time.as_secs_f64() / base.as_secs_f64()
+}
+
+fn ratio_target(name: &str, time: Duration, parse: Duration, max: f64) -> String {
+    let actual = ratio(time, parse);
+    let budget = parse.mul_f64(max);
+    let verdict = if actual <= max {
+        format!("met ({} to spare)", show(budget.saturating_sub(time)))
+    } else {
+        format!("MISSED by {} ({:.2}× the budget of {})", show(time.saturating_sub(budget)), actual / max, show(budget))
+    };
+    format!("| {name} | {} = {actual:.2}× | {verdict} |", show(time))
+}
+
+fn show(time: Duration) -> String {
+    let ms = time.as_secs_f64() * 1000.0;
+    if ms >= 10_000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+#[allow(clippy::cast_precision_loss, reason = "sizes far below 2^52")]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+#[allow(clippy::cast_precision_loss, reason = "sizes far below 2^52")]
+fn mib_kib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
