@@ -3,6 +3,8 @@
 //! Validation compiles every expression so a typo is reported with its place before anything
 //! runs; the workflow runner compiles the same way, so what validates also runs.
 
+use std::fmt::Write as _;
+
 use jaq_core::load::{Arena, File, Loader, lex, parse};
 use jaq_core::{Compiler, compile};
 
@@ -53,6 +55,72 @@ pub fn check_with(code: &str, extra_variables: &[String]) -> Result<(), ExprErro
         .compile(modules)
         .map(|_| ())
         .map_err(|errors| compile_error(code, errors))
+}
+
+/// An expression to check, with the variables its place puts in scope (named with `$`).
+#[derive(Debug, Clone, Copy)]
+pub struct Expression<'a> {
+    /// The jq text.
+    pub code: &'a str,
+    /// Variables in scope besides the runtime ones.
+    pub variables: &'a [String],
+}
+
+/// Checks many expressions at once, with the result of each in order.
+///
+/// Compiling pulls in jq's whole standard library, which costs far more than any one
+/// expression, so the expressions are compiled together as one program of definitions (each
+/// parsed on its own first, so one cannot swallow another); only when that fails are halves
+/// compiled, down to the expressions at fault.
+#[must_use]
+pub fn check_all(expressions: &[Expression<'_>]) -> Vec<Result<(), ExprError>> {
+    let mut results: Vec<Result<(), ExprError>> = expressions.iter().map(|e| parse_alone(e.code)).collect();
+    let parsed: Vec<usize> = (0..expressions.len()).filter(|i| results[*i].is_ok()).collect();
+    compile_together(expressions, &parsed, &mut results);
+    results
+}
+
+/// Lexes and parses one expression without the standard library (cheap): syntax errors.
+fn parse_alone(code: &str) -> Result<(), ExprError> {
+    let arena = Arena::default();
+    Loader::new(std::iter::empty())
+        .load(&arena, File { code, path: () })
+        .map(|_| ())
+        .map_err(|errors| load_error(code, errors))
+}
+
+fn compile_together(expressions: &[Expression<'_>], indices: &[usize], results: &mut [Result<(), ExprError>]) {
+    match indices {
+        [] => {}
+        [single] => results[*single] = check_with(expressions[*single].code, expressions[*single].variables),
+        _ => {
+            if compile_program(&program(expressions, indices)).is_err() {
+                let (left, right) = indices.split_at(indices.len() / 2);
+                compile_together(expressions, left, results);
+                compile_together(expressions, right, results);
+            }
+        }
+    }
+}
+
+/// `def __e0($item): (CODE);` for each expression, then `.`.
+fn program(expressions: &[Expression<'_>], indices: &[usize]) -> String {
+    let mut program = String::new();
+    for index in indices {
+        let expression = &expressions[*index];
+        let parameters = if expression.variables.is_empty() {
+            String::new()
+        } else {
+            format!("({})", expression.variables.join("; "))
+        };
+        let _ = write!(program, "def __stigmer_{index}{parameters}: (\n{}\n);\n", expression.code);
+    }
+    program.push('.');
+    program
+}
+
+fn compile_program(code: &str) -> Result<(), ExprError> {
+    check_with(code, &[])
 }
 
 /// Character offset of `part` inside `whole`, when `part` is a slice of it.
@@ -146,6 +214,25 @@ mod tests {
         for code in [".a", "$input.x + 1", "[.[] | select(.ok)] | length", "$secret.token", "$context | keys", "now"] {
             assert_eq!(check(code), Ok(()), "{code}");
         }
+    }
+
+    #[test]
+    fn checking_together_finds_exactly_the_bad_ones() {
+        let loop_vars = vec!["$item".to_owned()];
+        let expressions = [
+            Expression { code: ".a", variables: &[] },
+            Expression { code: "$item + 1", variables: &loop_vars },
+            Expression { code: "$nope", variables: &[] },
+            Expression { code: "map(.x) | add", variables: &[] },
+            Expression { code: ".a | (", variables: &[] },
+            Expression { code: "nosuchfn", variables: &[] },
+            // Cannot close the wrapper and smuggle in a definition: it is parsed on its own first.
+            Expression { code: "1); def evil: (2", variables: &[] },
+            Expression { code: "$item", variables: &[] },
+        ];
+        let ok: Vec<bool> = check_all(&expressions).iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, true, false, true, false, false, false, false]);
+        assert_eq!(check_all(&[]).len(), 0);
     }
 
     #[test]

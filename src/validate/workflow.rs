@@ -37,8 +37,8 @@ fn dsl_schema() -> Option<&'static CompiledSchema> {
 /// Checks the task structure and expressions of a workflow `spec` (already normalized).
 /// Returns problems with pointers from the manifest root.
 pub fn check_tasks(spec: &Value) -> Vec<SchemaProblem> {
-    let mut problems = Vec::new();
-    let Some(fields) = spec.as_object() else { return problems };
+    let mut problems = Findings::default();
+    let Some(fields) = spec.as_object() else { return Vec::new() };
     for (key, value) in fields {
         let pointer = format!("/spec/{}", escape(key));
         if key == "do" {
@@ -47,7 +47,34 @@ pub fn check_tasks(spec: &Value) -> Vec<SchemaProblem> {
             check_enclosed_expressions(value, &pointer, &Scope::default(), &mut problems);
         }
     }
-    problems
+    problems.finish()
+}
+
+/// What the checks found: problems, and the expressions still to compile — all of a document's
+/// expressions are compiled together, since compiling brings in jq's whole standard library.
+#[derive(Debug, Default)]
+struct Findings {
+    problems: Vec<SchemaProblem>,
+    expressions: Vec<(String, String, Scope)>,
+}
+
+impl Findings {
+    fn push(&mut self, problem: SchemaProblem) {
+        self.problems.push(problem);
+    }
+
+    /// Compiles the expressions and adds a problem for each that does not compile.
+    fn finish(mut self) -> Vec<SchemaProblem> {
+        let checks: Vec<expr::Expression<'_>> =
+            self.expressions.iter().map(|(code, _, scope)| expr::Expression { code, variables: &scope.0 }).collect();
+        let results = expr::check_all(&checks);
+        for ((code, pointer, scope), result) in self.expressions.iter().zip(results) {
+            if let Err(error) = result {
+                self.problems.push(expression_problem(code, pointer, scope, &error));
+            }
+        }
+        self.problems
+    }
 }
 
 /// Variables that tasks introduce for the expressions nested in them (`$item`, `$error`), with `$`.
@@ -88,7 +115,7 @@ fn problem(pointer: String, code: &'static str, message: String, hint: Option<St
 }
 
 /// Checks one task list: shape, kinds, unique names, `then` targets; recurses into nested lists.
-fn check_list(list: &Value, pointer: &str, scope: &Scope, problems: &mut Vec<SchemaProblem>) {
+fn check_list(list: &Value, pointer: &str, scope: &Scope, problems: &mut Findings) {
     let Some(items) = list.as_array() else {
         return; // The schema reports a wrong type.
     };
@@ -129,14 +156,7 @@ fn single_entry(item: &Value) -> Option<(&String, &Value)> {
     if map.len() == 1 { map.iter().next() } else { None }
 }
 
-fn check_task(
-    name: &str,
-    task: &Value,
-    pointer: &str,
-    siblings: &[&str],
-    scope: &Scope,
-    problems: &mut Vec<SchemaProblem>,
-) {
+fn check_task(name: &str, task: &Value, pointer: &str, siblings: &[&str], scope: &Scope, problems: &mut Findings) {
     let Some(fields) = task.as_object() else {
         problems.push(problem(
             pointer.to_owned(),
@@ -200,7 +220,7 @@ fn check_task(
     }
 }
 
-fn check_then(target: &str, what: &str, pointer: &str, siblings: &[&str], problems: &mut Vec<SchemaProblem>) {
+fn check_then(target: &str, what: &str, pointer: &str, siblings: &[&str], problems: &mut Findings) {
     if DIRECTIVES.contains(&target) || siblings.contains(&target) {
         return;
     }
@@ -221,7 +241,7 @@ fn check_then(target: &str, what: &str, pointer: &str, siblings: &[&str], proble
     ));
 }
 
-fn check_catch(catch: &Value, pointer: &str, scope: &Scope, problems: &mut Vec<SchemaProblem>) {
+fn check_catch(catch: &Value, pointer: &str, scope: &Scope, problems: &mut Findings) {
     let Some(fields) = catch.as_object() else { return };
     let error_name = fields.get("as").and_then(Value::as_str).unwrap_or("error").to_owned();
     let error_scope = scope.with([error_name]);
@@ -235,14 +255,7 @@ fn check_catch(catch: &Value, pointer: &str, scope: &Scope, problems: &mut Vec<S
     }
 }
 
-fn check_switch(
-    name: &str,
-    cases: &Value,
-    pointer: &str,
-    siblings: &[&str],
-    scope: &Scope,
-    problems: &mut Vec<SchemaProblem>,
-) {
+fn check_switch(name: &str, cases: &Value, pointer: &str, siblings: &[&str], scope: &Scope, problems: &mut Findings) {
     for (i, case) in cases.as_array().into_iter().flatten().enumerate() {
         let Some((case_name, case)) = single_entry(case) else { continue };
         let case_pointer = format!("{pointer}/{i}/{}", escape(case_name));
@@ -257,14 +270,14 @@ fn check_switch(
 }
 
 /// A field the DSL evaluates as an expression, where `${ }` may be left out (`if: .ok`).
-fn check_expression_field(value: &Value, pointer: &str, scope: &Scope, problems: &mut Vec<SchemaProblem>) {
+fn check_expression_field(value: &Value, pointer: &str, scope: &Scope, problems: &mut Findings) {
     if let Some(code) = value.as_str() {
         check_expression(expr::enclosed(code).unwrap_or(code), pointer, scope, problems);
     }
 }
 
 /// Every `${ … }` string anywhere in the document.
-fn check_enclosed_expressions(value: &Value, pointer: &str, scope: &Scope, problems: &mut Vec<SchemaProblem>) {
+fn check_enclosed_expressions(value: &Value, pointer: &str, scope: &Scope, problems: &mut Findings) {
     match value {
         Value::String(text) => {
             if let Some(code) = expr::enclosed(text) {
@@ -285,24 +298,26 @@ fn check_enclosed_expressions(value: &Value, pointer: &str, scope: &Scope, probl
     }
 }
 
-fn check_expression(code: &str, pointer: &str, scope: &Scope, problems: &mut Vec<SchemaProblem>) {
-    if let Err(error) = expr::check_with(code, &scope.0) {
-        let at = error.offset.map_or_else(String::new, |o| format!(" (at character {} of the expression)", o + 1));
-        problems.push(problem(
-            pointer.to_owned(),
-            "bad-expression",
-            format!("jq expression in {} does not compile: {}{at}", readable(pointer), error.message),
-            Some(format!(
-                "the expression is `{code}`; variables in scope: {}",
-                expr::RUNTIME_VARIABLES
-                    .iter()
-                    .map(|v| (*v).to_owned())
-                    .chain(scope.0.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        ));
-    }
+fn check_expression(code: &str, pointer: &str, scope: &Scope, problems: &mut Findings) {
+    problems.expressions.push((code.to_owned(), pointer.to_owned(), scope.clone()));
+}
+
+fn expression_problem(code: &str, pointer: &str, scope: &Scope, error: &expr::ExprError) -> SchemaProblem {
+    let at = error.offset.map_or_else(String::new, |o| format!(" (at character {} of the expression)", o + 1));
+    problem(
+        pointer.to_owned(),
+        "bad-expression",
+        format!("jq expression in {} does not compile: {}{at}", readable(pointer), error.message),
+        Some(format!(
+            "the expression is `{code}`; variables in scope: {}",
+            expr::RUNTIME_VARIABLES
+                .iter()
+                .map(|v| (*v).to_owned())
+                .chain(scope.0.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    )
 }
 
 #[cfg(test)]
