@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::{Plan, PlanOptions, ReconcileError, apply, prepare_checked};
 use crate::backend::{Backend, BackendError};
 use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
-use crate::validate::{DocumentOutcome, check_document};
+use crate::validate::{DocumentOutcome, check_document, resolve_expressions};
 
 /// How to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +200,10 @@ impl CachedFile {
             // Checked on its own: diagnostics name the file, so they stay right in any set.
             let mut alone = ManifestSet::default();
             alone.add_file(load.clone());
-            alone.documents.iter().map(|document| check_document(&alone, document)).collect()
+            let mut outcomes: Vec<DocumentOutcome> =
+                alone.documents.iter().map(|document| check_document(&alone, document)).collect();
+            resolve_expressions(&mut outcomes);
+            outcomes
         };
         Self { load, outcomes, stamp }
     }

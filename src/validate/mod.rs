@@ -87,20 +87,53 @@ pub struct DocumentOutcome {
     pub resource: Option<AnyResource>,
     /// Problems in the document.
     pub diagnostics: Vec<Diagnostic>,
+    /// jq expressions not compiled yet, with where each is written: [`resolve_expressions`]
+    /// compiles those of many documents together.
+    pub expressions: Vec<(workflow::PendingExpression, Location)>,
+}
+
+/// Compiles the pending expressions of all these outcomes at once; an expression that does not
+/// compile becomes a diagnostic of its document, and that document no longer yields a resource.
+pub fn resolve_expressions(outcomes: &mut [DocumentOutcome]) {
+    let mut owners = Vec::new();
+    let mut pending = Vec::new();
+    for (index, outcome) in outcomes.iter_mut().enumerate() {
+        for (expression, location) in std::mem::take(&mut outcome.expressions) {
+            owners.push((index, location));
+            pending.push(expression);
+        }
+    }
+    for (at, problem) in workflow::expression_problems(&pending) {
+        let (index, location) = &owners[at];
+        let outcome = &mut outcomes[*index];
+        outcome.resource = None;
+        outcome
+            .diagnostics
+            .push(Diagnostic::error(problem.code, problem.message).at(location.clone()).hint_opt(problem.hint));
+    }
 }
 
 /// Checks one document: envelope, kind, schema, workflow structure and expressions.
 #[must_use]
 pub fn check_document(set: &ManifestSet, document: &LoadedDocument) -> DocumentOutcome {
-    let mut check = DocumentCheck { set, document, diagnostics: Vec::new() };
+    let mut check = DocumentCheck { set, document, diagnostics: Vec::new(), expressions: Vec::new() };
     let resource = check.run();
-    DocumentOutcome { resource, diagnostics: check.diagnostics }
+    let expressions = check
+        .expressions
+        .into_iter()
+        .map(|expression| {
+            let location = location_of(set, document, &expression.pointer, None);
+            (expression, location)
+        })
+        .collect();
+    DocumentOutcome { resource, diagnostics: check.diagnostics, expressions }
 }
 
 /// Finishes validation from per-document outcomes (one per `set.documents`, in order): the
 /// checks across resources — duplicates, references, rules within a kind.
 #[must_use]
-pub fn check_set(set: &ManifestSet, outcomes: Vec<DocumentOutcome>, existing: &dyn ResourceLookup) -> Validation {
+pub fn check_set(set: &ManifestSet, mut outcomes: Vec<DocumentOutcome>, existing: &dyn ResourceLookup) -> Validation {
+    resolve_expressions(&mut outcomes);
     let mut validation = Validation { resources: Vec::new(), diagnostics: set.diagnostics.clone() };
     if set.documents.is_empty() && set.diagnostics.is_empty() {
         validation.diagnostics.push(
@@ -148,6 +181,7 @@ struct DocumentCheck<'a> {
     set: &'a ManifestSet,
     document: &'a LoadedDocument,
     diagnostics: Vec<Diagnostic>,
+    expressions: Vec<workflow::PendingExpression>,
 }
 
 impl DocumentCheck<'_> {
@@ -190,7 +224,9 @@ impl DocumentCheck<'_> {
         if kind == Kind::Workflow
             && let Some(spec) = json.get("spec")
         {
-            problems.extend(workflow::check_tasks(spec));
+            let (task_problems, expressions) = workflow::check_tasks(spec);
+            problems.extend(task_problems);
+            self.expressions = expressions;
         }
         let precise: Vec<String> = problems.iter().map(|p| p.pointer.clone()).collect();
         problems.extend(
@@ -204,6 +240,9 @@ impl DocumentCheck<'_> {
             problems.extend(workflow::check_dsl_schema(spec, name, &known));
         }
         if !problems.is_empty() {
+            // An invalid document reports its bad expressions now too: every problem at once.
+            let expressions = std::mem::take(&mut self.expressions);
+            problems.extend(workflow::expression_problems(&expressions).into_iter().map(|(_, p)| p));
             self.push_problems(problems);
             return None;
         }

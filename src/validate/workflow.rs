@@ -34,11 +34,12 @@ fn dsl_schema() -> Option<&'static CompiledSchema> {
         .as_ref()
 }
 
-/// Checks the task structure and expressions of a workflow `spec` (already normalized).
-/// Returns problems with pointers from the manifest root.
-pub fn check_tasks(spec: &Value) -> Vec<SchemaProblem> {
+/// Checks the task structure of a workflow `spec` (already normalized) and collects its jq
+/// expressions, which are compiled later, together with other documents' (see
+/// [`expression_problems`]). Returns problems with pointers from the manifest root.
+pub fn check_tasks(spec: &Value) -> (Vec<SchemaProblem>, Vec<PendingExpression>) {
     let mut problems = Findings::default();
-    let Some(fields) = spec.as_object() else { return Vec::new() };
+    let Some(fields) = spec.as_object() else { return (Vec::new(), Vec::new()) };
     for (key, value) in fields {
         let pointer = format!("/spec/{}", escape(key));
         if key == "do" {
@@ -47,33 +48,45 @@ pub fn check_tasks(spec: &Value) -> Vec<SchemaProblem> {
             check_enclosed_expressions(value, &pointer, &Scope::default(), &mut problems);
         }
     }
-    problems.finish()
+    (problems.problems, problems.expressions)
 }
 
-/// What the checks found: problems, and the expressions still to compile — all of a document's
-/// expressions are compiled together, since compiling brings in jq's whole standard library.
+/// A jq expression found in a document, to compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingExpression {
+    /// The jq text.
+    pub code: String,
+    /// Where it is (JSON pointer from the manifest root).
+    pub pointer: String,
+    /// Variables in scope there besides the runtime ones, with `$`.
+    pub variables: Vec<String>,
+}
+
+/// Compiles expressions together — compiling brings in jq's whole standard library, which
+/// costs far more than any one expression — and returns a problem for each that does not
+/// compile, with its index in `pending`.
+#[must_use]
+pub fn expression_problems(pending: &[PendingExpression]) -> Vec<(usize, SchemaProblem)> {
+    let checks: Vec<expr::Expression<'_>> =
+        pending.iter().map(|p| expr::Expression { code: &p.code, variables: &p.variables }).collect();
+    expr::check_all(&checks)
+        .into_iter()
+        .zip(pending)
+        .enumerate()
+        .filter_map(|(index, (result, p))| result.err().map(|error| (index, expression_problem(p, &error))))
+        .collect()
+}
+
+/// What the checks found: problems, and the expressions to compile.
 #[derive(Debug, Default)]
 struct Findings {
     problems: Vec<SchemaProblem>,
-    expressions: Vec<(String, String, Scope)>,
+    expressions: Vec<PendingExpression>,
 }
 
 impl Findings {
     fn push(&mut self, problem: SchemaProblem) {
         self.problems.push(problem);
-    }
-
-    /// Compiles the expressions and adds a problem for each that does not compile.
-    fn finish(mut self) -> Vec<SchemaProblem> {
-        let checks: Vec<expr::Expression<'_>> =
-            self.expressions.iter().map(|(code, _, scope)| expr::Expression { code, variables: &scope.0 }).collect();
-        let results = expr::check_all(&checks);
-        for ((code, pointer, scope), result) in self.expressions.iter().zip(results) {
-            if let Err(error) = result {
-                self.problems.push(expression_problem(code, pointer, scope, &error));
-            }
-        }
-        self.problems
     }
 }
 
@@ -299,24 +312,22 @@ fn check_enclosed_expressions(value: &Value, pointer: &str, scope: &Scope, probl
 }
 
 fn check_expression(code: &str, pointer: &str, scope: &Scope, problems: &mut Findings) {
-    problems.expressions.push((code.to_owned(), pointer.to_owned(), scope.clone()));
+    problems.expressions.push(PendingExpression {
+        code: code.to_owned(),
+        pointer: pointer.to_owned(),
+        variables: scope.0.clone(),
+    });
 }
 
-fn expression_problem(code: &str, pointer: &str, scope: &Scope, error: &expr::ExprError) -> SchemaProblem {
+fn expression_problem(pending: &PendingExpression, error: &expr::ExprError) -> SchemaProblem {
     let at = error.offset.map_or_else(String::new, |o| format!(" (at character {} of the expression)", o + 1));
+    let in_scope: Vec<String> =
+        expr::RUNTIME_VARIABLES.iter().map(|v| (*v).to_owned()).chain(pending.variables.iter().cloned()).collect();
     problem(
-        pointer.to_owned(),
+        pending.pointer.clone(),
         "bad-expression",
-        format!("jq expression in {} does not compile: {}{at}", readable(pointer), error.message),
-        Some(format!(
-            "the expression is `{code}`; variables in scope: {}",
-            expr::RUNTIME_VARIABLES
-                .iter()
-                .map(|v| (*v).to_owned())
-                .chain(scope.0.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        format!("jq expression in {} does not compile: {}{at}", readable(&pending.pointer), error.message),
+        Some(format!("the expression is `{}`; variables in scope: {}", pending.code, in_scope.join(", "))),
     )
 }
 
@@ -326,7 +337,9 @@ mod tests {
     use serde_json::json;
 
     fn codes(spec: &Value) -> Vec<(&'static str, String)> {
-        check_tasks(spec).into_iter().map(|p| (p.code, p.pointer)).collect()
+        let (mut problems, pending) = check_tasks(spec);
+        problems.extend(expression_problems(&pending).into_iter().map(|(_, p)| p));
+        problems.into_iter().map(|p| (p.code, p.pointer)).collect()
     }
 
     #[test]
