@@ -1,0 +1,3 @@
+//! Shared by the benches.
+
+pub mod corpus;
