@@ -42,12 +42,9 @@ pub struct ApplyArgs {
     pub interval: Option<std::time::Duration>,
 }
 
-/// The flags `apply` and `import` share.
+/// The flags that shape a plan, shared by `apply`, `import` and `diff`.
 #[derive(Debug, Args)]
-pub struct ApplyOptions {
-    /// Plan and check everything, write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+pub struct PlanFlags {
     /// Delete resources of this apply set that the manifests no longer declare.
     #[arg(long)]
     pub prune: bool,
@@ -57,6 +54,30 @@ pub struct ApplyOptions {
     /// Take over resources that another apply set owns.
     #[arg(long)]
     pub force_ownership: bool,
+}
+
+impl PlanFlags {
+    /// The plan options for manifests read into `set` (its project file names the apply set).
+    pub fn options(&self, set: &crate::manifest::ManifestSet) -> Result<PlanOptions, CommandError> {
+        let apply_set = reconcile::apply_set(self.apply_set.as_deref(), set);
+        if let Some(name) = &apply_set {
+            crate::model::meta::check_name(name).map_err(|e| {
+                CommandError::user(format!("apply set name \"{name}\" {e}"))
+                    .hint("use lower-case letters, digits and '-'")
+            })?;
+        }
+        Ok(PlanOptions { apply_set, prune: self.prune, force_ownership: self.force_ownership })
+    }
+}
+
+/// The flags `apply` and `import` share.
+#[derive(Debug, Args)]
+pub struct ApplyOptions {
+    /// Plan and check everything, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub plan: PlanFlags,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = ApplyOutput::Text)]
     pub output: ApplyOutput,
@@ -74,9 +95,7 @@ pub enum ApplyOutput {
 /// Runs `stigmer apply`.
 pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandError> {
     if args.watch {
-        let set = common::load_project(&args.files);
-        let apply_set = reconcile::apply_set(args.options.apply_set.as_deref(), &set);
-        let plan = PlanOptions { apply_set, prune: args.options.prune, force_ownership: args.options.force_ownership };
+        let plan = args.options.plan.options(&common::load_project(&args.files))?;
         return super::watch::run(ctx, &args.files, plan, args.interval).await;
     }
     apply_files(ctx, &args.files, &args.options).await
@@ -85,13 +104,7 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
 /// The shared body of `apply` and `import`.
 pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &ApplyOptions) -> Result<(), CommandError> {
     let set = common::load(files);
-    let apply_set = reconcile::apply_set(options.apply_set.as_deref(), &set);
-    if let Some(name) = &apply_set {
-        crate::model::meta::check_name(name).map_err(|e| {
-            CommandError::user(format!("apply set name \"{name}\" {e}")).hint("use lower-case letters, digits and '-'")
-        })?;
-    }
-    let plan_options = PlanOptions { apply_set, prune: options.prune, force_ownership: options.force_ownership };
+    let plan_options = options.plan.options(&set)?;
     let backend = ctx.settings.backend();
     let progress = Progress::start(ctx, set.documents.len());
     progress.phase(&format!("validating and planning {} manifests", set.documents.len()));

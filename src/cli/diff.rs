@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use super::apply::summary;
+use super::apply::{PlanFlags, summary};
 use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
+use crate::reconcile;
 use crate::reconcile::diff::{Line, unified};
-use crate::reconcile::{self, PlanOptions};
 
 /// Show what `apply` would change, as a unified diff of the canonical YAML.
 ///
@@ -26,15 +26,8 @@ pub struct DiffArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     pub files: Vec<String>,
-    /// Include deletions of resources the apply set owns and the manifests no longer declare.
-    #[arg(long)]
-    pub prune: bool,
-    /// The apply set (defaults to the name in the directory's stigmer.yaml).
-    #[arg(long = "set", value_name = "NAME")]
-    pub apply_set: Option<String>,
-    /// Diff as if taking over resources that another apply set owns.
-    #[arg(long)]
-    pub force_ownership: bool,
+    #[command(flatten)]
+    pub plan: PlanFlags,
 }
 
 /// Runs `stigmer diff`.
@@ -45,11 +38,7 @@ pub async fn run(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandErr
 
 async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
     let set = common::load(&args.files);
-    let options = PlanOptions {
-        apply_set: reconcile::apply_set(args.apply_set.as_deref(), &set),
-        prune: args.prune,
-        force_ownership: args.force_ownership,
-    };
+    let options = args.plan.options(&set)?;
     let prepared = reconcile::prepare(&ctx.settings.backend(), &set, &options)
         .await
         .map_err(|e| CommandError::from(e).with_kind(ErrorKind::User))?;
