@@ -103,7 +103,7 @@ fn hidden_directories_and_other_files_are_skipped() {
     fs::write(dir.path().join(".git/broken.yaml"), "{{{{").unwrap();
     fs::write(dir.path().join("notes.txt"), "not yaml").unwrap();
     fs::create_dir(dir.path().join("nested")).unwrap();
-    fs::copy(root().join("examples/skills.yaml"), dir.path().join("nested/skills.yml")).unwrap();
+    fs::copy(root().join("examples/mcp-servers.yaml"), dir.path().join("nested/servers.yml")).unwrap();
     stigmer()
         .args(["validate", "-f"])
         .arg(dir.path())
@@ -116,7 +116,7 @@ fn hidden_directories_and_other_files_are_skipped() {
 #[test]
 fn symlinked_files_are_followed_and_symlink_loops_end() {
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(root().join("examples/skills.yaml"), dir.path().join("skills.yaml")).unwrap();
+    std::os::unix::fs::symlink(root().join("examples/mcp-servers.yaml"), dir.path().join("servers.yaml")).unwrap();
     std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
     stigmer()
         .args(["validate", "-f"])

@@ -4,6 +4,7 @@
 
 pub mod locate;
 mod semantic;
+mod skill_path;
 pub mod structure;
 mod workflow;
 
