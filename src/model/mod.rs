@@ -34,6 +34,7 @@
 //! ```
 
 pub mod agent;
+pub mod canonical;
 pub mod dsl;
 pub mod environment;
 pub mod instance;

@@ -3,7 +3,7 @@
 //! what a backend holds — delete, rollback, create by hand — each planned the same way, so the
 //! same preconditions and reference checks apply. This layer never prints.
 
-pub mod canonical;
+pub use crate::model::canonical;
 pub mod diff;
 mod ops;
 pub mod plan;
@@ -115,11 +115,15 @@ pub async fn prepare_checked<B: Backend>(
     options: &PlanOptions,
 ) -> Result<Prepared, ReconcileError> {
     let observed = backend.list(&ResourceQuery::all()).await?;
-    let validation = check_set(set, outcomes, &Observed(&observed));
+    let mut validation = check_set(set, outcomes, &Observed(&observed));
     if validation.has_errors() {
         return Ok(Prepared { validation, plan: None });
     }
-    let desired: Vec<Desired> = validation.resources.iter().map(|r| Desired::new(r.resource.clone())).collect();
+    // The canonical forms were computed with the documents' checks; move them, do not redo them.
+    let desired: Vec<Desired> = std::mem::take(&mut validation.resources)
+        .into_iter()
+        .map(|r| Desired { resource: r.resource, manifest: r.manifest, hash: r.hash })
+        .collect();
     let plan = plan(&desired, &observed, options)?;
     Ok(Prepared { validation, plan: Some(plan) })
 }

@@ -41,6 +41,10 @@ pub struct ValidResource {
     pub resource: AnyResource,
     /// Index into [`ManifestSet::documents`].
     pub document: usize,
+    /// Its canonical manifest.
+    pub manifest: serde_json::Value,
+    /// The canonical manifest's content hash.
+    pub hash: String,
 }
 
 /// The outcome of validating a manifest set.
@@ -88,6 +92,8 @@ pub struct DocumentOutcome {
     pub resource: Option<AnyResource>,
     /// Problems in the document.
     pub diagnostics: Vec<Diagnostic>,
+    /// The resource's canonical manifest and content hash, computed once per document.
+    pub canonical: Option<(serde_json::Value, String)>,
     /// jq expressions not compiled yet, with where each is written: [`resolve_expressions`]
     /// compiles those of many documents together.
     pub expressions: Vec<(workflow::PendingExpression, Location)>,
@@ -108,6 +114,7 @@ pub fn resolve_expressions(outcomes: &mut [DocumentOutcome]) {
         let (index, location) = &owners[at];
         let outcome = &mut outcomes[*index];
         outcome.resource = None;
+        outcome.canonical = None;
         outcome
             .diagnostics
             .push(Diagnostic::error(problem.code, problem.message).at(location.clone()).hint_opt(problem.hint));
@@ -127,7 +134,12 @@ pub fn check_document(set: &ManifestSet, document: &LoadedDocument) -> DocumentO
             (expression, location)
         })
         .collect();
-    DocumentOutcome { resource, diagnostics: check.diagnostics, expressions }
+    let canonical = resource.as_ref().map(|resource| {
+        let manifest = crate::model::canonical::manifest(resource);
+        let hash = crate::model::canonical::hash(&manifest);
+        (manifest, hash)
+    });
+    DocumentOutcome { resource, diagnostics: check.diagnostics, canonical, expressions }
 }
 
 /// Finishes validation from per-document outcomes (one per `set.documents`, in order): the
@@ -143,8 +155,8 @@ pub fn check_set(set: &ManifestSet, mut outcomes: Vec<DocumentOutcome>, existing
         );
     }
     for (index, outcome) in outcomes.into_iter().enumerate() {
-        if let Some(resource) = outcome.resource {
-            validation.resources.push(ValidResource { resource, document: index });
+        if let (Some(resource), Some((manifest, hash))) = (outcome.resource, outcome.canonical) {
+            validation.resources.push(ValidResource { resource, document: index, manifest, hash });
         }
         validation.diagnostics.extend(outcome.diagnostics);
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::model::AnyResource;
+use super::AnyResource;
 
 /// The canonical manifest of a resource, as stored and exported.
 #[must_use]
