@@ -50,8 +50,8 @@ pub struct LoadedDocument {
     pub source: usize,
     /// 0-based index of the document within its source.
     pub index: usize,
-    /// The parsed tree.
-    pub root: Node,
+    /// The parsed tree (shared with the file's cache in watch mode).
+    pub root: std::sync::Arc<Node>,
 }
 
 /// The project file's content.

@@ -77,8 +77,8 @@ pub struct Entry {
 pub struct Document {
     /// 0-based index of the document among the non-empty documents of the stream.
     pub index: usize,
-    /// The document's root node.
-    pub root: Node,
+    /// The document's root node (shared: caches and sets hold the same tree).
+    pub root: std::sync::Arc<Node>,
 }
 
 /// A stream that could not be parsed.
@@ -154,7 +154,7 @@ fn parse_on_this_thread(text: &str) -> Stream {
         match result {
             Ok(node) => {
                 let index = stream.documents.len();
-                stream.documents.push(Document { index, root: node.0 });
+                stream.documents.push(Document { index, root: std::sync::Arc::new(node.0) });
             }
             Err(error) => {
                 stream.error = Some(syntax_error(&error));

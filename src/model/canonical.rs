@@ -9,6 +9,25 @@ use sha2::{Digest, Sha256};
 
 use super::AnyResource;
 
+/// A resource's canonical manifest with its content hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canonical {
+    /// The canonical manifest.
+    pub manifest: Value,
+    /// Its content hash.
+    pub hash: String,
+}
+
+impl Canonical {
+    /// The canonical form of a resource.
+    #[must_use]
+    pub fn of(resource: &AnyResource) -> Self {
+        let manifest = manifest(resource);
+        let hash = hash(&manifest);
+        Self { manifest, hash }
+    }
+}
+
 /// The canonical manifest of a resource, as stored and exported.
 #[must_use]
 pub fn manifest(resource: &AnyResource) -> Value {

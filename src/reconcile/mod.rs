@@ -122,7 +122,7 @@ pub async fn prepare_checked<B: Backend>(
     // The canonical forms were computed with the documents' checks; move them, do not redo them.
     let desired: Vec<Desired> = std::mem::take(&mut validation.resources)
         .into_iter()
-        .map(|r| Desired { resource: r.resource, manifest: r.manifest, hash: r.hash })
+        .map(|r| Desired { resource: r.resource, canonical: r.canonical })
         .collect();
     let plan = plan(&desired, &observed, options)?;
     Ok(Prepared { validation, plan: Some(plan) })

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::ReconcileError;
 use super::canonical;
-use super::plan::{Change, Desired, Plan, order};
+use super::plan::{Change, Plan, order};
 use crate::backend::{Revision, StoredResource, address};
 use crate::model::{AnyResource, Kind};
 
@@ -90,7 +90,7 @@ pub fn plan_rollback(
 ///
 /// # Errors
 /// The resource exists already, or it references something that does not exist.
-pub fn plan_create(resource: AnyResource, observed: &[StoredResource]) -> Result<Plan, ReconcileError> {
+pub fn plan_create(resource: &AnyResource, observed: &[StoredResource]) -> Result<Plan, ReconcileError> {
     let address = resource.address();
     if observed.iter().any(|r| r.kind == resource.kind() && r.name == resource.name()) {
         return Err(ReconcileError::AlreadyExists { address });
@@ -105,12 +105,12 @@ pub fn plan_create(resource: AnyResource, observed: &[StoredResource]) -> Result
             });
         }
     }
-    let desired = Desired::new(resource);
+    let canonical = crate::model::canonical::Canonical::of(resource);
     let change = Change::Create {
-        kind: desired.resource.kind(),
-        name: desired.resource.name().to_owned(),
-        after: desired.manifest,
-        hash: desired.hash,
+        kind: resource.kind(),
+        name: resource.name().to_owned(),
+        after: canonical.manifest,
+        hash: canonical.hash,
     };
     Ok(Plan { apply_set: None, changes: vec![change] })
 }

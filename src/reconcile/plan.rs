@@ -7,28 +7,27 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::canonical;
+use std::sync::Arc;
+
 use crate::backend::{ApplyBatch, BatchItem, StoredResource, Write, address};
+use crate::model::canonical::Canonical;
 use crate::model::{AnyResource, Kind};
 
 /// A resource the manifests declare, in canonical form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     /// The typed resource.
-    pub resource: AnyResource,
-    /// Its canonical manifest.
-    pub manifest: Value,
-    /// The manifest's content hash.
-    pub hash: String,
+    pub resource: Arc<AnyResource>,
+    /// Its canonical manifest and content hash.
+    pub canonical: Arc<Canonical>,
 }
 
 impl Desired {
     /// The canonical form of a resource.
     #[must_use]
     pub fn new(resource: AnyResource) -> Self {
-        let manifest = canonical::manifest(&resource);
-        let hash = canonical::hash(&manifest);
-        Self { resource, manifest, hash }
+        let canonical = Arc::new(Canonical::of(&resource));
+        Self { resource: Arc::new(resource), canonical }
     }
 }
 
@@ -252,7 +251,12 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
         let found = observed_by_key.get(&(kind, wanted.resource.name())).copied();
         let name = wanted.resource.name().to_owned();
         let Some(current) = found else {
-            changes.push(Change::Create { kind, name, after: wanted.manifest.clone(), hash: wanted.hash.clone() });
+            changes.push(Change::Create {
+                kind,
+                name,
+                after: wanted.canonical.manifest.clone(),
+                hash: wanted.canonical.hash.clone(),
+            });
             continue;
         };
         let owner_changes = current.apply_set != options.apply_set;
@@ -263,15 +267,15 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
             foreign.push((current.address(), owner.clone()));
             continue;
         }
-        if current.hash == wanted.hash && !owner_changes {
+        if current.hash == wanted.canonical.hash && !owner_changes {
             changes.push(Change::Unchanged { kind, name, generation: current.generation });
         } else {
             changes.push(Change::Update {
                 kind,
                 name,
                 before: current.manifest.clone(),
-                after: wanted.manifest.clone(),
-                hash: wanted.hash.clone(),
+                after: wanted.canonical.manifest.clone(),
+                hash: wanted.canonical.hash.clone(),
                 generation: current.generation,
                 previous_owner: owner_changes.then(|| current.apply_set.clone()),
             });

@@ -11,6 +11,9 @@ mod workflow;
 use serde_json::Value;
 
 use crate::manifest::{Diagnostic, LoadedDocument, Location, ManifestSet, did_you_mean};
+use std::sync::Arc;
+
+use crate::model::canonical::Canonical;
 use crate::model::{API_VERSION, AnyResource, Kind};
 use locate::locate;
 use structure::{KnownFields, SchemaProblem};
@@ -37,14 +40,12 @@ impl ResourceLookup for NoResources {
 /// A resource that passed the structural checks, with the document it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidResource {
-    /// The typed resource.
-    pub resource: AnyResource,
+    /// The typed resource (shared with the document's cached outcome in watch mode).
+    pub resource: Arc<AnyResource>,
     /// Index into [`ManifestSet::documents`].
     pub document: usize,
-    /// Its canonical manifest.
-    pub manifest: serde_json::Value,
-    /// The canonical manifest's content hash.
-    pub hash: String,
+    /// Its canonical manifest and content hash.
+    pub canonical: Arc<Canonical>,
 }
 
 /// The outcome of validating a manifest set.
@@ -89,11 +90,11 @@ pub fn validate(set: &ManifestSet, existing: &dyn ResourceLookup) -> Validation 
 #[derive(Debug, Clone)]
 pub struct DocumentOutcome {
     /// The resource, when the document is structurally valid.
-    pub resource: Option<AnyResource>,
+    pub resource: Option<Arc<AnyResource>>,
     /// Problems in the document.
     pub diagnostics: Vec<Diagnostic>,
     /// The resource's canonical manifest and content hash, computed once per document.
-    pub canonical: Option<(serde_json::Value, String)>,
+    pub canonical: Option<Arc<Canonical>>,
     /// jq expressions not compiled yet, with where each is written: [`resolve_expressions`]
     /// compiles those of many documents together.
     pub expressions: Vec<(workflow::PendingExpression, Location)>,
@@ -134,12 +135,8 @@ pub fn check_document(set: &ManifestSet, document: &LoadedDocument) -> DocumentO
             (expression, location)
         })
         .collect();
-    let canonical = resource.as_ref().map(|resource| {
-        let manifest = crate::model::canonical::manifest(resource);
-        let hash = crate::model::canonical::hash(&manifest);
-        (manifest, hash)
-    });
-    DocumentOutcome { resource, diagnostics: check.diagnostics, canonical, expressions }
+    let canonical = resource.as_ref().map(|resource| Arc::new(Canonical::of(resource)));
+    DocumentOutcome { resource: resource.map(Arc::new), diagnostics: check.diagnostics, canonical, expressions }
 }
 
 /// Finishes validation from per-document outcomes (one per `set.documents`, in order): the
@@ -155,8 +152,8 @@ pub fn check_set(set: &ManifestSet, mut outcomes: Vec<DocumentOutcome>, existing
         );
     }
     for (index, outcome) in outcomes.into_iter().enumerate() {
-        if let (Some(resource), Some((manifest, hash))) = (outcome.resource, outcome.canonical) {
-            validation.resources.push(ValidResource { resource, document: index, manifest, hash });
+        if let (Some(resource), Some(canonical)) = (outcome.resource, outcome.canonical) {
+            validation.resources.push(ValidResource { resource, document: index, canonical });
         }
         validation.diagnostics.extend(outcome.diagnostics);
     }

@@ -56,7 +56,7 @@ pub async fn run(ctx: &CommandContext, args: &CreateArgs) -> Result<(), CommandE
     }
     let backend = ctx.settings.backend();
     let observed = backend.list(&ResourceQuery::all()).await?;
-    let plan = reconcile::plan_create(Agent::new(args.name.clone(), spec).into(), &observed)?;
+    let plan = reconcile::plan_create(&Agent::new(args.name.clone(), spec).into(), &observed)?;
     reconcile::apply(&backend, &plan, false).await?;
     ctx.out(&format!("agent/{} created\n", args.name))
 }
