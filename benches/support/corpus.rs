@@ -5,6 +5,8 @@ use std::fmt::{self, Write as _};
 use std::fs;
 use std::path::Path;
 
+use stigmer::model::Kind;
+
 /// Errors of the benches.
 pub type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -25,25 +27,14 @@ const WORKFLOW_INSTANCES: usize = 500;
 pub const TOTAL: usize =
     ENVIRONMENTS + SKILLS + MCP_SERVERS + AGENTS + AGENT_INSTANCES + WORKFLOWS + WORKFLOW_INSTANCES;
 
-#[derive(Clone, Copy)]
-enum GenKind {
-    Environment,
-    Skill,
-    McpServer,
-    Agent,
-    AgentInstance,
-    Workflow,
-    WorkflowInstance,
-}
-
-const KINDS: [(GenKind, &str, usize); 7] = [
-    (GenKind::Environment, "environments", ENVIRONMENTS),
-    (GenKind::Skill, "skills", SKILLS),
-    (GenKind::McpServer, "mcp-servers", MCP_SERVERS),
-    (GenKind::Agent, "agents", AGENTS),
-    (GenKind::AgentInstance, "agent-instances", AGENT_INSTANCES),
-    (GenKind::Workflow, "workflows", WORKFLOWS),
-    (GenKind::WorkflowInstance, "workflow-instances", WORKFLOW_INSTANCES),
+const KINDS: [(Kind, &str, usize); 7] = [
+    (Kind::Environment, "environments", ENVIRONMENTS),
+    (Kind::Skill, "skills", SKILLS),
+    (Kind::McpServer, "mcp-servers", MCP_SERVERS),
+    (Kind::Agent, "agents", AGENTS),
+    (Kind::AgentInstance, "agent-instances", AGENT_INSTANCES),
+    (Kind::Workflow, "workflows", WORKFLOWS),
+    (Kind::WorkflowInstance, "workflow-instances", WORKFLOW_INSTANCES),
 ];
 
 const TOPICS: [&str; 10] =
@@ -101,16 +92,18 @@ pub fn generate(dir: &Path, revisions: &Revisions) -> BenchResult<u64> {
     Ok(bytes)
 }
 
-fn document(out: &mut String, kind: GenKind, i: usize, rev: u32) -> fmt::Result {
+fn document(out: &mut String, kind: Kind, i: usize, rev: u32) -> fmt::Result {
     writeln!(out, "apiVersion: agentic.stigmer.ai/v1")?;
     match kind {
-        GenKind::Environment => environment(out, i, rev),
-        GenKind::Skill => skill(out, i, rev),
-        GenKind::McpServer => mcp_server(out, i, rev),
-        GenKind::Agent => agent(out, i, rev),
-        GenKind::AgentInstance => agent_instance(out, i, rev),
-        GenKind::Workflow => workflow(out, i, rev),
-        GenKind::WorkflowInstance => workflow_instance(out, i, rev),
+        Kind::Environment => environment(out, i, rev),
+        Kind::Skill => skill(out, i, rev),
+        Kind::McpServer => mcp_server(out, i, rev),
+        Kind::Agent => agent(out, i, rev),
+        Kind::AgentInstance => agent_instance(out, i, rev),
+        Kind::Workflow => workflow(out, i, rev),
+        Kind::WorkflowInstance => workflow_instance(out, i, rev),
+        // Runtime kinds are never written in manifests.
+        Kind::Session | Kind::AgentExecution | Kind::WorkflowExecution => Ok(()),
     }
 }
 
