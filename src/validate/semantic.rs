@@ -1,7 +1,7 @@
 //! Checks across resources: the same resource declared twice, references that do not
 //! resolve, and rules within a kind that a schema cannot say ("exactly one of").
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{ResourceLookup, ValidResource, location_of};
 use crate::manifest::{Diagnostic, Location, ManifestSet, did_you_mean};
@@ -191,11 +191,12 @@ fn check_references(
     existing: &dyn ResourceLookup,
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut existing_cache: HashMap<Kind, Vec<String>> = HashMap::new();
+    let mut existing_cache: HashMap<Kind, BTreeSet<String>> = HashMap::new();
     for resource in resources {
         let document = &set.documents[resource.document];
         for reference in resource.resource.references() {
-            let location = location_of(set, document, &reference.pointer, None);
+            // Locations are only worked out for problems: most references resolve.
+            let location = || location_of(set, document, &reference.pointer, None);
             let expected = reference.kinds.first().copied().unwrap_or(Kind::Agent);
             if let Some(written) = &reference.written_kind {
                 let matches = reference.kinds.iter().any(|k| Kind::from_cli(written) == Some(*k));
@@ -208,7 +209,7 @@ fn check_references(
                                 resource.resource.address()
                             ),
                         )
-                        .at(location.clone())
+                        .at(location())
                         .hint(format!("set kind: {expected}, or leave kind out")),
                     );
                     continue;
@@ -216,7 +217,10 @@ fn check_references(
             }
             let found = reference.kinds.iter().any(|kind| {
                 declared.contains_key(&(*kind, reference.name.as_str()))
-                    || existing_cache.entry(*kind).or_insert_with(|| existing.names(*kind)).contains(&reference.name)
+                    || existing_cache
+                        .entry(*kind)
+                        .or_insert_with(|| existing.names(*kind).into_iter().collect())
+                        .contains(&reference.name)
             });
             if found {
                 continue;
@@ -231,7 +235,9 @@ fn check_references(
                         ));
                     }
                 }
-                for name in existing_cache.entry(*kind).or_insert_with(|| existing.names(*kind)).iter() {
+                for name in
+                    existing_cache.entry(*kind).or_insert_with(|| existing.names(*kind).into_iter().collect()).iter()
+                {
                     candidates.push((name.clone(), None));
                 }
             }
@@ -256,7 +262,7 @@ fn check_references(
                         reference.name
                     ),
                 )
-                .at(location)
+                .at(location())
                 .hint(hint),
             );
         }
