@@ -61,6 +61,13 @@ pub use runtime::{AgentExecution, AgentExecutionSpec, Session, SessionSpec, Work
 pub use skill::{Skill, SkillSpec};
 pub use workflow::{Workflow, WorkflowSpec};
 
+/// Escapes one reference token of a JSON pointer (RFC 6901: `~` → `~0`, `/` → `~1`): task and
+/// map-key names become pointer segments wherever diagnostics name a place.
+#[must_use]
+pub fn escape_pointer(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
 /// Expands `$m!(Variant, SpecType)` for every kind, so per-kind dispatch is written once.
 macro_rules! for_each_kind {
     ($m:ident) => {

@@ -45,11 +45,7 @@ pub fn segments(pointer: &str) -> impl Iterator<Item = String> + '_ {
     pointer.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~"))
 }
 
-/// Escapes one segment for a JSON pointer.
-#[must_use]
-pub fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
-}
+pub use crate::model::escape_pointer as escape;
 
 /// A pointer as people read it: `/spec/skillRefs/0` → `spec.skillRefs[0]`.
 #[must_use]

@@ -72,12 +72,12 @@ impl Workflow {
     pub fn walk_all_tasks<'a>(&'a self, base_pointer: &str, visit: &mut dyn FnMut(&TaskVisit<'a>)) {
         if let Some(uses) = &self.use_ {
             for (name, task) in &uses.functions {
-                let pointer = format!("{base_pointer}/use/functions/{}", support::escape_pointer_token(name));
+                let pointer = format!("{base_pointer}/use/functions/{}", crate::model::escape_pointer(name));
                 TaskVisit { pointer, name, task, siblings: &NO_SIBLINGS }.walk(visit);
             }
             for (index, item) in uses.extensions.iter().enumerate() {
                 let pointer =
-                    format!("{base_pointer}/use/extensions/{index}/{}", support::escape_pointer_token(&item.name));
+                    format!("{base_pointer}/use/extensions/{index}/{}", crate::model::escape_pointer(&item.name));
                 item.extension.before.walk_at(&format!("{pointer}/before"), visit);
                 item.extension.after.walk_at(&format!("{pointer}/after"), visit);
             }

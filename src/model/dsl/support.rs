@@ -21,10 +21,7 @@ pub(crate) const SEMVER_PATTERN: &str = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\
 /// The pattern of a DNS-label-like name (official `document.namespace` and `document.name`).
 pub(crate) const NAME_PATTERN: &str = r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$";
 
-/// Escapes one JSON pointer reference token (RFC 6901: `~` → `~0`, `/` → `~1`).
-pub(crate) fn escape_pointer_token(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
+use crate::model::escape_pointer;
 
 /// Names a JSON value's type for error messages.
 pub(crate) fn describe(value: &Value) -> &'static str {
@@ -72,7 +69,7 @@ pub(crate) fn ensure_nothing_ignored(input: &Value, output: &Value, kind: &str) 
                 for (key, value) in input {
                     let len = path.len();
                     path.push('/');
-                    path.push_str(&escape_pointer_token(key));
+                    path.push_str(&escape_pointer(key));
                     match output.get(key) {
                         Some(kept) => check(value, kept, path, kind)?,
                         // Canonical form: `null`, `[]` and `{}` optional values are omitted.
@@ -336,9 +333,9 @@ mod tests {
 
     #[test]
     fn pointer_tokens_are_escaped() {
-        assert_eq!(escape_pointer_token("a/b~c"), "a~1b~0c");
-        assert_eq!(escape_pointer_token("~/"), "~0~1");
-        assert_eq!(escape_pointer_token("plain"), "plain");
+        assert_eq!(escape_pointer("a/b~c"), "a~1b~0c");
+        assert_eq!(escape_pointer("~/"), "~0~1");
+        assert_eq!(escape_pointer("plain"), "plain");
     }
 
     #[test]

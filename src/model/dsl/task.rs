@@ -359,7 +359,7 @@ impl TaskList {
     /// lists not under `do`, e.g. `/use/extensions/0/log/before`).
     pub fn walk_at<'a>(&'a self, list_pointer: &str, visit: &mut dyn FnMut(&TaskVisit<'a>)) {
         for (index, item) in self.0.iter().enumerate() {
-            let pointer = format!("{list_pointer}/{index}/{}", support::escape_pointer_token(&item.name));
+            let pointer = format!("{list_pointer}/{index}/{}", crate::model::escape_pointer(&item.name));
             TaskVisit { pointer, name: &item.name, task: &item.task, siblings: self }.walk(visit);
         }
     }
