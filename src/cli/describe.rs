@@ -64,14 +64,7 @@ pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), Comman
         let _ = writeln!(out, "  {}{missing}", address(kind, &reference.name));
     }
     let _ = writeln!(out, "Referenced by:");
-    let incoming: Vec<String> = everything
-        .iter()
-        .filter_map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).ok())
-        .filter(|r| {
-            r.references().iter().any(|reference| reference.name == resource.name && reference.kinds.contains(&kind))
-        })
-        .map(|r| r.address())
-        .collect();
+    let incoming = crate::reconcile::referrers(&everything, kind, &resource.name);
     if incoming.is_empty() {
         let _ = writeln!(out, "  (none)");
     }

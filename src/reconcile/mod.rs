@@ -14,7 +14,7 @@ use crate::manifest::ManifestSet;
 use crate::model::Kind;
 use crate::validate::{DocumentOutcome, ResourceLookup, Validation, check_document, check_set};
 
-pub use ops::{plan_create, plan_delete, plan_rollback};
+pub use ops::{plan_create, plan_delete, plan_rollback, referrers};
 pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, plan};
 
 /// Why a reconcile or another change could not be made. Nothing was written.

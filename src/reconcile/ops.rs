@@ -7,7 +7,7 @@ use super::ReconcileError;
 use super::canonical;
 use super::plan::{Change, Plan, order};
 use crate::backend::{Revision, StoredResource, address};
-use crate::model::{AnyResource, Kind};
+use crate::model::{AnyResource, Kind, Reference};
 
 /// Plans deleting `targets`, refusing while a resource that stays references one of them.
 ///
@@ -31,22 +31,38 @@ pub fn plan_delete(targets: &[(Kind, String)], observed: &[StoredResource]) -> R
             generation: current.generation,
         });
     }
+    // Each remaining resource's references, read once for all targets.
+    let remaining = outgoing(observed.iter().filter(|r| !doomed.contains(&(r.kind, r.name.as_str()))));
     for (kind, name) in &doomed {
-        let referrers: Vec<String> = observed
-            .iter()
-            .filter(|r| !doomed.contains(&(r.kind, r.name.as_str())))
-            .filter_map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).ok())
-            .filter(|r| {
-                r.references().iter().any(|reference| reference.name == *name && reference.kinds.contains(kind))
-            })
-            .map(|r| r.address())
-            .collect();
+        let referrers = referrers_in(&remaining, *kind, name);
         if !referrers.is_empty() {
             return Err(ReconcileError::Referenced { target: address(*kind, name), referrers });
         }
     }
     order(&mut changes);
     Ok(Plan { apply_set: None, changes })
+}
+
+/// The addresses of the stored resources that reference `kind/name`.
+#[must_use]
+pub fn referrers(observed: &[StoredResource], kind: Kind, name: &str) -> Vec<String> {
+    referrers_in(&outgoing(observed.iter()), kind, name)
+}
+
+/// Each resource's address with the references it makes.
+fn outgoing<'a>(resources: impl Iterator<Item = &'a StoredResource>) -> Vec<(String, Vec<Reference>)> {
+    resources
+        .filter_map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).ok())
+        .map(|r| (r.address(), r.references()))
+        .collect()
+}
+
+fn referrers_in(outgoing: &[(String, Vec<Reference>)], kind: Kind, name: &str) -> Vec<String> {
+    outgoing
+        .iter()
+        .filter(|(_, references)| references.iter().any(|r| r.name == name && r.kinds.contains(&kind)))
+        .map(|(address, _)| address.clone())
+        .collect()
 }
 
 /// Plans re-applying the manifest of generation `to` as a new generation, keeping the owner.
