@@ -329,6 +329,7 @@ fn check_prune_references(
         return Ok(());
     }
     let desired_keys: BTreeSet<(Kind, &str)> = desired.iter().map(|d| (d.resource.kind(), d.resource.name())).collect();
+    let observed_keys: BTreeSet<(Kind, &str)> = observed.iter().map(|r| (r.kind, r.name.as_str())).collect();
     // Remaining resources: everything desired, plus observed ones that are neither redeclared nor deleted.
     let remaining_observed = observed.iter().filter(|r| {
         let key = (r.kind, r.name.as_str());
@@ -339,8 +340,7 @@ fn check_prune_references(
         for reference in referrer.references() {
             let resolves_elsewhere = reference.kinds.iter().any(|k| {
                 let key = (*k, reference.name.as_str());
-                desired_keys.contains(&key)
-                    || (observed.iter().any(|r| (r.kind, r.name.as_str()) == key) && !deleted.contains(&key))
+                desired_keys.contains(&key) || (observed_keys.contains(&key) && !deleted.contains(&key))
             });
             if resolves_elsewhere {
                 continue;
