@@ -133,6 +133,10 @@ fn the_store_follows_edits_additions_removals_and_renames() {
     fs::remove_dir_all(watching.project().join("nested")).unwrap();
     watching.wait_for(|s| s == ["skill/a@2", "skill/c@1"], "the directory removal");
 
+    // A file moved out of the tree counts as removed.
+    fs::rename(watching.project().join("renamed.yaml"), watching.dir.path().join("moved-out.yaml")).unwrap();
+    watching.wait_for(|s| s == ["skill/a@2"], "the file moved out");
+
     let (code, out, err) = watching.stop();
     assert_eq!(code, Some(0), "SIGTERM ends watch mode cleanly: {err}");
     assert!(err.is_empty(), "{err}");
@@ -143,7 +147,7 @@ fn the_store_follows_edits_additions_removals_and_renames() {
         "{out}"
     );
     assert!(lines.iter().any(|l| l.contains("skill/b deleted")), "{out}");
-    assert_eq!(lines.len(), 6, "one line per reconcile that changed something, none for the rest:\n{out}");
+    assert_eq!(lines.len(), 7, "one line per reconcile that changed something, none for the rest:\n{out}");
 }
 
 #[test]
