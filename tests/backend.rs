@@ -78,6 +78,26 @@ async fn changes_are_audited<B: Backend>(backend: &B) {
     assert_eq!(identity.actor, "tester");
 }
 
+/// The version moves with every committed batch and with nothing else, and a receipt names the
+/// version its batch committed.
+async fn version_moves_only_with_commits<B: Backend>(backend: &B) {
+    let start = backend.version().await.unwrap();
+    let first =
+        plan(&desired(&[skill("versioned", "1")]), &backend.list(&ResourceQuery::all()).await.unwrap(), &options("v"))
+            .unwrap();
+    let dry = reconcile::apply(backend, &first, true).await.unwrap();
+    assert_eq!((dry.committed, dry.version), (false, None));
+    assert_eq!(backend.version().await.unwrap(), start, "a dry run commits nothing");
+    let receipt = reconcile::apply(backend, &first, false).await.unwrap();
+    assert_eq!(receipt.version, Some(start + 1));
+    assert_eq!(backend.version().await.unwrap(), start + 1);
+    let again =
+        plan(&desired(&[skill("versioned", "1")]), &backend.list(&ResourceQuery::all()).await.unwrap(), &options("v"))
+            .unwrap();
+    reconcile::apply(backend, &again, false).await.unwrap();
+    assert_eq!(backend.version().await.unwrap(), start + 1, "an empty plan commits nothing");
+}
+
 fn local(dir: &tempfile::TempDir) -> LocalBackend {
     LocalBackend::new(dir.path().join("local.db"), "tester")
 }
@@ -98,6 +118,12 @@ async fn local_applying_twice_writes_nothing() {
 async fn local_changes_are_audited() {
     let dir = tempfile::tempdir().unwrap();
     changes_are_audited(&local(&dir)).await;
+}
+
+#[tokio::test]
+async fn local_version_moves_only_with_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    version_moves_only_with_commits(&local(&dir)).await;
 }
 
 #[tokio::test]

@@ -101,6 +101,10 @@ impl Backend for LocalBackend {
         self.with_store(move |store| store.audit(since)).await
     }
 
+    async fn version(&self) -> Result<u64, BackendError> {
+        self.with_store(Store::commit_count).await
+    }
+
     async fn whoami(&self) -> Result<Identity, BackendError> {
         Ok(Identity { actor: self.actor.clone(), backend: format!("local store at {}", self.path.display()) })
     }
@@ -199,7 +203,7 @@ mod tests {
         let path = dir.path().join("local.db");
         let backend = LocalBackend::new(path.clone(), "ana");
         let receipt = backend.apply(ApplyBatch::default()).await.unwrap();
-        assert_eq!(receipt, ApplyReceipt { written: vec![], committed: false });
+        assert_eq!(receipt, ApplyReceipt { written: vec![], committed: false, version: None });
         assert!(!path.exists());
     }
 

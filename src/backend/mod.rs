@@ -39,6 +39,10 @@ pub trait Backend: Send + Sync {
     /// Audit entries, oldest first, optionally only those at or after `since`.
     fn audit(&self, since: Option<Timestamp>) -> impl Future<Output = Result<Vec<AuditEntry>, BackendError>> + Send;
 
+    /// A number that grows with every committed batch, so a caller that remembers what it listed
+    /// at one version knows it is still current while the version stays the same.
+    fn version(&self) -> impl Future<Output = Result<u64, BackendError>> + Send;
+
     /// Who the backend takes the caller to be, and where the data is.
     fn whoami(&self) -> impl Future<Output = Result<Identity, BackendError>> + Send;
 }

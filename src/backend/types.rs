@@ -168,6 +168,10 @@ pub struct ApplyReceipt {
     pub written: Vec<Written>,
     /// Whether anything was committed (false for a dry run or an empty batch).
     pub committed: bool,
+    /// The backend's [`version`](super::Backend::version) right after this batch committed;
+    /// `None` when nothing was committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// One resource written by a batch.

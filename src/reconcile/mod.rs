@@ -115,7 +115,21 @@ pub async fn prepare_checked<B: Backend>(
     options: &PlanOptions,
 ) -> Result<Prepared, ReconcileError> {
     let observed = backend.list(&ResourceQuery::all()).await?;
-    let mut validation = check_set(set, outcomes, &Observed(&observed));
+    prepare_observed(set, outcomes, &observed, options)
+}
+
+/// [`prepare_checked`] against resources already listed (watch mode keeps them while the
+/// backend's version stays the same).
+///
+/// # Errors
+/// Fails when the plan is refused.
+pub fn prepare_observed(
+    set: &ManifestSet,
+    outcomes: Vec<DocumentOutcome>,
+    observed: &[StoredResource],
+    options: &PlanOptions,
+) -> Result<Prepared, ReconcileError> {
+    let mut validation = check_set(set, outcomes, &Observed(observed));
     if validation.has_errors() {
         return Ok(Prepared { validation, plan: None });
     }
@@ -124,7 +138,7 @@ pub async fn prepare_checked<B: Backend>(
         .into_iter()
         .map(|r| Desired { resource: r.resource, canonical: r.canonical })
         .collect();
-    let plan = plan(&desired, &observed, options)?;
+    let plan = plan(&desired, observed, options)?;
     Ok(Prepared { validation, plan: Some(plan) })
 }
 

@@ -15,8 +15,8 @@ use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{Plan, PlanOptions, ReconcileError, apply, prepare_checked};
-use crate::backend::{Backend, BackendError};
+use super::{Plan, PlanOptions, ReconcileError, apply, prepare_observed};
+use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
 use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
 use crate::validate::{DocumentOutcome, check_document, resolve_expressions};
 
@@ -209,6 +209,55 @@ impl CachedFile {
     }
 }
 
+/// What the backend held at one version, kept between reconciles: while the version stays the
+/// same (nothing was committed), planning needs no new listing.
+#[derive(Debug, Default)]
+struct ObservedCache {
+    version: Option<u64>,
+    resources: Vec<StoredResource>,
+}
+
+/// Past this many writes, a full listing is cheaper than fetching each written resource.
+const PATCH_LIMIT: usize = 64;
+
+impl ObservedCache {
+    /// The backend's resources, listed again only when its version moved.
+    async fn current<B: Backend>(&mut self, backend: &B) -> Result<&[StoredResource], BackendError> {
+        let version = backend.version().await?;
+        if self.version != Some(version) {
+            // A batch landing between the two calls leaves the list newer than its version;
+            // the next reconcile then sees a new version and lists again. Never older.
+            self.resources = backend.list(&ResourceQuery::all()).await?;
+            self.version = Some(version);
+        }
+        Ok(&self.resources)
+    }
+
+    /// Takes in our own batch. When it was the only commit since the listing, only what it
+    /// wrote is fetched again; otherwise the listing is forgotten.
+    async fn record<B: Backend>(&mut self, backend: &B, receipt: &ApplyReceipt) {
+        let follows = matches!((self.version, receipt.version), (Some(listed), Some(now)) if now == listed + 1);
+        self.version = None;
+        if !follows || receipt.written.len() > PATCH_LIMIT {
+            return;
+        }
+        for written in &receipt.written {
+            let Ok(current) = backend.get(written.kind, &written.name).await else { return };
+            let key = |r: &StoredResource| (r.kind.order(), r.name.clone());
+            let wanted = (written.kind.order(), written.name.clone());
+            match (self.resources.binary_search_by(|r| key(r).cmp(&wanted)), current) {
+                (Ok(at), Some(resource)) => self.resources[at] = resource,
+                (Ok(at), None) => {
+                    self.resources.remove(at);
+                }
+                (Err(at), Some(resource)) => self.resources.insert(at, resource),
+                (Err(_), None) => {}
+            }
+        }
+        self.version = receipt.version;
+    }
+}
+
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
@@ -249,7 +298,8 @@ pub async fn run<B: Backend>(
     let read = workspace.refresh(&HashSet::new());
     let mut watched_roots = HashSet::new();
     watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
-    reconcile(backend, &workspace, options, read, started, &mut report).await;
+    let mut observed = ObservedCache::default();
+    reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await;
 
     let mut timer = options.interval.map(|period| {
         let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -282,12 +332,12 @@ pub async fn run<B: Backend>(
                 }
                 let read = workspace.refresh(&changed);
                 watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
-                reconcile(backend, &workspace, options, read, first_event, &mut report).await;
+                reconcile(backend, &mut observed, &workspace, options, read, first_event, &mut report).await;
             }
             () = tick => {
                 let started = Instant::now();
                 let read = workspace.refresh(&HashSet::new());
-                reconcile(backend, &workspace, options, read, started, &mut report).await;
+                reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await;
             }
         }
     }
@@ -321,6 +371,7 @@ fn watch_new_roots(
 /// One level-triggered reconcile: the files as they are against the backend as it is.
 async fn reconcile<B: Backend>(
     backend: &B,
+    observed: &mut ObservedCache,
     workspace: &Workspace,
     options: &WatchOptions,
     files_read: usize,
@@ -330,7 +381,11 @@ async fn reconcile<B: Backend>(
     let (set, outcomes) = workspace.snapshot();
     // One retry when the backend moved between plan and apply: the second plan sees the move.
     for attempt in 0..2 {
-        let prepared = match prepare_checked(backend, &set, outcomes.clone(), &options.plan).await {
+        let prepared = match observed.current(backend).await {
+            Ok(resources) => prepare_observed(&set, outcomes.clone(), resources, &options.plan),
+            Err(error) => Err(error.into()),
+        };
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(error) => return report(WatchReport::Failed { at: Timestamp::now(), error }),
         };
@@ -345,13 +400,10 @@ async fn reconcile<B: Backend>(
             return report(WatchReport::Unchanged { files_read });
         }
         match apply(backend, &plan, false).await {
-            Ok(_) => {
-                return report(WatchReport::Applied {
-                    at: Timestamp::now(),
-                    plan,
-                    took: started.elapsed(),
-                    files_read,
-                });
+            Ok(receipt) => {
+                let took = started.elapsed();
+                observed.record(backend, &receipt).await;
+                return report(WatchReport::Applied { at: Timestamp::now(), plan, took, files_read });
             }
             Err(ReconcileError::Backend(BackendError::Conflict { .. })) if attempt == 0 => {}
             Err(error) => return report(WatchReport::Failed { at: Timestamp::now(), error }),
@@ -400,6 +452,34 @@ mod tests {
         assert_eq!(set.documents.len(), 5);
         assert_eq!(outcomes.len(), 5);
         assert!(outcomes.iter().all(|o| o.resource.is_some()));
+    }
+
+    #[tokio::test]
+    async fn the_cached_listing_follows_our_writes_and_drops_on_others() {
+        use crate::backend::LocalBackend;
+        use crate::model::{AnyResource, Skill, SkillSpec};
+        use crate::reconcile::{Desired, plan};
+
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("local.db"), "tester");
+        let options = PlanOptions { apply_set: Some("s".into()), prune: true, ..PlanOptions::default() };
+        let skills = |names: &[&str]| -> Vec<Desired> {
+            names.iter().map(|n| Desired::new(AnyResource::from(Skill::new(*n, SkillSpec::markdown(*n))))).collect()
+        };
+        let mut cache = ObservedCache::default();
+        for wanted in [&["a", "b", "c"][..], &["a", "c", "d"], &["d"]] {
+            let current = cache.current(&backend).await.unwrap().to_vec();
+            let receipt = apply(&backend, &plan(&skills(wanted), &current, &options).unwrap(), false).await.unwrap();
+            cache.record(&backend, &receipt).await;
+            assert_eq!(cache.version, receipt.version, "our own batch keeps the listing");
+            assert_eq!(cache.resources, backend.list(&ResourceQuery::all()).await.unwrap());
+        }
+        // Someone else commits: the listing is stale and is taken again.
+        let other = LocalBackend::new(dir.path().join("local.db"), "other");
+        let current = other.list(&ResourceQuery::all()).await.unwrap();
+        apply(&other, &plan(&skills(&["d", "e"]), &current, &options).unwrap(), false).await.unwrap();
+        let seen = cache.current(&backend).await.unwrap().iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(seen, ["d", "e"]);
     }
 
     #[test]

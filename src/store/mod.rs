@@ -175,13 +175,13 @@ impl Store {
         }
         let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
         match self.write_batch(&txn, batch, actor, now) {
-            Ok(written) if batch.dry_run => {
+            Ok((written, _)) if batch.dry_run => {
                 txn.abort().map_err(|e| self.engine(e))?;
-                Ok(ApplyReceipt { written, committed: false })
+                Ok(ApplyReceipt { written, committed: false, version: None })
             }
-            Ok(written) => {
+            Ok((written, version)) => {
                 txn.commit().map_err(|e| self.engine(e))?;
-                Ok(ApplyReceipt { written, committed: true })
+                Ok(ApplyReceipt { written, committed: true, version: Some(version) })
             }
             Err(error) => {
                 // The batch's own error is the one to report; an abort discards the writes even
@@ -194,14 +194,15 @@ impl Store {
 
     /// Checks and performs every write of a batch inside `txn`, which the caller commits or
     /// aborts. Each item's precondition is checked against the state the earlier items left, so
-    /// a batch may delete a resource and create it again.
+    /// a batch may delete a resource and create it again. Returns what was written and the
+    /// commit count the batch brings the store to.
     fn write_batch(
         &self,
         txn: &WriteTransaction,
         batch: &ApplyBatch,
         actor: &str,
         now: Timestamp,
-    ) -> Result<Vec<Written>, BackendError> {
+    ) -> Result<(Vec<Written>, u64), BackendError> {
         let mut resources = txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
         let mut revisions = txn.open_table(REVISIONS).map_err(|e| self.engine(e))?;
         let mut audit = txn.open_table(AUDIT).map_err(|e| self.engine(e))?;
@@ -312,7 +313,7 @@ impl Store {
         }
         let commits = meta.get(COMMIT_COUNT_KEY).map_err(|e| self.engine(e))?.map_or(0, |count| count.value());
         meta.insert(COMMIT_COUNT_KEY, commits + 1).map_err(|e| self.engine(e))?;
-        Ok(written)
+        Ok((written, commits + 1))
     }
 
     /// Moves a resource from one apply set's inventory to another's (either may be `None`).

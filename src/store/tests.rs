@@ -232,7 +232,7 @@ fn an_empty_batch_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("local.db"));
     let receipt = store.apply(&batch(Some("demo"), vec![]), "x", at(0)).unwrap();
-    assert_eq!(receipt, ApplyReceipt { written: vec![], committed: false });
+    assert_eq!(receipt, ApplyReceipt { written: vec![], committed: false, version: None });
     assert_eq!(store.commit_count().unwrap(), 0);
     assert!(store.audit(None).unwrap().is_empty());
 }
