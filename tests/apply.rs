@@ -1,6 +1,8 @@
 //! The reconciler as people use it: `apply`, `diff`, `get`, `describe`, `delete`, `export`,
-//! `import`, `history`, `rollback` and `agent create`, run as the real binary against a
-//! temporary local store.
+//! `import`, `history`, `rollback` and `agent create`, run as the real binary. Every scenario
+//! that does not look inside the store file runs twice — on a temporary local store and on a
+//! real `stigmer server` on 127.0.0.1 — against the same snapshots, so both backends give the
+//! same plans, outputs, errors and exit codes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
@@ -9,20 +11,39 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use stigmer::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
 use stigmer::store::{OpenOptions, Store};
+
+mod support;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A scratch home (store) and project directory.
+/// A scratch home and project directory, on the local store or on a server of its own.
 struct Sandbox {
     dir: tempfile::TempDir,
+    /// The server and an admin token for org `test`, named like the local actor.
+    remote: Option<(support::Server, String)>,
 }
 
 impl Sandbox {
+    /// On a local store.
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self { dir: tempfile::tempdir().unwrap(), remote: None }
+    }
+
+    /// On a server started for it.
+    fn remote() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = support::Server::start(&dir.path().join("server"));
+        let token = server.token("test", "admin", "tester");
+        Self { dir, remote: Some((server, token)) }
+    }
+
+    /// Another sandbox on the same kind of backend.
+    fn another(&self) -> Self {
+        if self.remote.is_some() { Self::remote() } else { Self::new() }
     }
 
     fn home(&self) -> PathBuf {
@@ -32,6 +53,9 @@ impl Sandbox {
     fn stigmer(&self) -> Command {
         let mut cmd = Command::cargo_bin("stigmer").unwrap();
         cmd.current_dir(root()).env("NO_COLOR", "1").env("STIGMER_HOME", self.home()).env("USER", "tester");
+        if let Some((server, token)) = &self.remote {
+            cmd.env("STIGMER_ENDPOINT", &server.endpoint).env("STIGMER_TOKEN", token).env("STIGMER_ORG", "test");
+        }
         cmd
     }
 
@@ -58,13 +82,23 @@ impl Sandbox {
         dir
     }
 
+    /// How many batches the backend has committed (its version).
     fn commits(&self) -> u64 {
-        let store = Store::open(
-            &self.home().join("local.db"),
-            &OpenOptions { wait: Duration::from_secs(5), holder: "test".into() },
-        )
-        .unwrap();
-        store.commit_count().unwrap()
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            match &self.remote {
+                Some((server, token)) => {
+                    let options = RemoteOptions {
+                        endpoint: server.endpoint.clone(),
+                        token: token.clone(),
+                        org: Some("test".into()),
+                        ca_cert: None,
+                    };
+                    RemoteBackend::new(&options).unwrap().version().await.unwrap()
+                }
+                None => LocalBackend::new(self.home().join("local.db"), "test").version().await.unwrap(),
+            }
+        })
     }
 }
 
@@ -90,9 +124,7 @@ fn stable() -> insta::Settings {
     settings
 }
 
-#[test]
-fn applying_twice_changes_nothing_the_second_time() {
-    let sandbox = Sandbox::new();
+fn applying_twice_changes_nothing_the_second_time(sandbox: &Sandbox) {
     let (code, out, err) = sandbox.run(&["apply", "-f", "examples/"]);
     assert_eq!(code, 0, "{err}");
     insta::assert_snapshot!("first_apply", out);
@@ -111,9 +143,8 @@ fn applying_twice_changes_nothing_the_second_time() {
     assert_eq!(history.lines().count(), 2, "one revision: {history}");
 }
 
-#[test]
-fn export_import_export_is_byte_identical() {
-    let first = Sandbox::new();
+fn export_import_export_is_byte_identical(sandbox: &Sandbox) {
+    let first = sandbox;
     assert_eq!(first.run(&["apply", "-f", "examples/"]).0, 0);
     first.run(&[
         "agent",
@@ -132,7 +163,7 @@ fn export_import_export_is_byte_identical() {
         "server fields leaked into export"
     );
 
-    let second = Sandbox::new();
+    let second = sandbox.another();
     let output = second.stigmer().arg("import").write_stdin(exported.clone()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (_, again, _) = second.run(&["export", "--all"]);
@@ -143,9 +174,7 @@ fn export_import_export_is_byte_identical() {
     assert_eq!(fs::read_to_string(file).unwrap(), exported);
 }
 
-#[test]
-fn diff_exits_0_without_changes_1_with_changes_and_2_on_error() {
-    let sandbox = Sandbox::new();
+fn diff_exits_0_without_changes_1_with_changes_and_2_on_error(sandbox: &Sandbox) {
     let (code, out, _) = sandbox.run(&["diff", "-f", "examples/skills.yaml"]);
     assert_eq!(code, 1);
     assert!(out.contains("+++ skill/refund-policy (new)"), "{out}");
@@ -164,9 +193,7 @@ fn diff_exits_0_without_changes_1_with_changes_and_2_on_error() {
     assert_eq!(code, 2);
 }
 
-#[test]
-fn prune_deletes_only_what_this_set_owns_and_no_longer_declares() {
-    let sandbox = Sandbox::new();
+fn prune_deletes_only_what_this_set_owns_and_no_longer_declares(sandbox: &Sandbox) {
     let a = sandbox.project("a", "team-a", &[("x.yaml", &skill("x", "X")), ("y.yaml", &skill("y", "Y"))]);
     let b = sandbox.project("b", "team-b", &[("z.yaml", &skill("z", "Z"))]);
     assert_eq!(sandbox.run(&["apply", "-f", a.to_str().unwrap()]).0, 0);
@@ -188,9 +215,7 @@ fn prune_deletes_only_what_this_set_owns_and_no_longer_declares() {
     assert!(sandbox.run(&["get", "skill", "x"]).0 == 0);
 }
 
-#[test]
-fn prune_refuses_to_delete_what_a_remaining_resource_references() {
-    let sandbox = Sandbox::new();
+fn prune_refuses_to_delete_what_a_remaining_resource_references(sandbox: &Sandbox) {
     let a = sandbox.project("a", "team-a", &[("s.yaml", &skill("calc", "Add."))]);
     sandbox.run(&["apply", "-f", a.to_str().unwrap()]);
     assert_eq!(sandbox.run(&["agent", "create", "helper", "--instructions", "Help.", "--skill", "calc"]).0, 0);
@@ -202,9 +227,7 @@ fn prune_refuses_to_delete_what_a_remaining_resource_references() {
     assert_eq!(sandbox.run(&["get", "skill", "other"]).0, 2, "nothing may be written when the plan is refused");
 }
 
-#[test]
-fn resources_of_another_set_are_taken_over_only_when_forced() {
-    let sandbox = Sandbox::new();
+fn resources_of_another_set_are_taken_over_only_when_forced(sandbox: &Sandbox) {
     let a = sandbox.project("a", "team-a", &[("s.yaml", &skill("shared", "A's."))]);
     let b = sandbox.project("b", "team-b", &[("s.yaml", &skill("shared", "B's."))]);
     sandbox.run(&["apply", "-f", a.to_str().unwrap()]);
@@ -218,9 +241,7 @@ fn resources_of_another_set_are_taken_over_only_when_forced() {
     assert!(table.contains("team-b"), "{table}");
 }
 
-#[test]
-fn references_resolve_against_the_store() {
-    let sandbox = Sandbox::new();
+fn references_resolve_against_the_store(sandbox: &Sandbox) {
     sandbox.run(&["apply", "-f", "examples/skills.yaml"]);
     let project = sandbox.project("p", "agents", &[("a.yaml", &agent("writer", &["tone-of-voice"]))]);
     assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
@@ -230,9 +251,7 @@ fn references_resolve_against_the_store() {
     assert!(err.contains("did you mean \"tone-of-voice\"? (it exists in the backend)"), "{err}");
 }
 
-#[test]
-fn delete_refuses_while_referenced_and_deletes_otherwise() {
-    let sandbox = Sandbox::new();
+fn delete_refuses_while_referenced_and_deletes_otherwise(sandbox: &Sandbox) {
     sandbox.run(&["apply", "-f", "examples/"]);
     let (code, _, err) = sandbox.run(&["delete", "skill", "tone-of-voice"]);
     assert_eq!(code, 2);
@@ -249,9 +268,7 @@ fn delete_refuses_while_referenced_and_deletes_otherwise() {
     assert_eq!((code, out.as_str()), (0, "workflow/ticket-triage deleted\nworkflow/nightly-report deleted\n"));
 }
 
-#[test]
-fn history_and_rollback() {
-    let sandbox = Sandbox::new();
+fn history_and_rollback(sandbox: &Sandbox) {
     let p = sandbox.project("p", "docs", &[("s.yaml", &skill("notes", "One."))]);
     sandbox.run(&["apply", "-f", p.to_str().unwrap()]);
     let p = sandbox.project("p", "docs", &[("s.yaml", &skill("notes", "Two."))]);
@@ -267,9 +284,7 @@ fn history_and_rollback() {
     assert!(err.contains("skill/notes has no generation 9; it has 1, 2, 3"), "{err}");
 }
 
-#[test]
-fn get_and_describe_show_what_is_stored() {
-    let sandbox = Sandbox::new();
+fn get_and_describe_show_what_is_stored(sandbox: &Sandbox) {
     sandbox.run(&["apply", "-f", "examples/"]);
     let (_, table, _) = sandbox.run(&["get"]);
     stable().bind(|| insta::assert_snapshot!("get_all", table));
@@ -336,9 +351,7 @@ fn the_store_directory_is_private() {
     assert!(Path::new(&sandbox.home().join("local.db")).exists());
 }
 
-#[test]
-fn dry_run_and_json_output() {
-    let sandbox = Sandbox::new();
+fn dry_run_and_json_output(sandbox: &Sandbox) {
     let (code, out, _) = sandbox.run(&["apply", "-f", "examples/skills.yaml", "--dry-run", "-o", "json"]);
     assert_eq!(code, 0);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -351,9 +364,7 @@ fn dry_run_and_json_output() {
     insta::assert_json_snapshot!("apply_json", serde_json::from_str::<serde_json::Value>(&out).unwrap());
 }
 
-#[test]
-fn invalid_manifests_write_nothing() {
-    let sandbox = Sandbox::new();
+fn invalid_manifests_write_nothing(sandbox: &Sandbox) {
     let (code, _, err) = sandbox.run(&[
         "apply",
         "-f",
@@ -385,18 +396,10 @@ fn a_store_from_a_newer_stigmer_is_refused_with_a_message() {
     assert!(err.contains("hint: upgrade stigmer"), "{err}");
 }
 
-#[test]
-fn two_processes_applying_at_once_both_get_through() {
-    let sandbox = Sandbox::new();
+fn two_processes_applying_at_once_both_get_through(sandbox: &Sandbox) {
     let a = sandbox.project("a", "team-a", &[("s.yaml", &skill("from-a", "A"))]);
     let b = sandbox.project("b", "team-b", &[("s.yaml", &skill("from-b", "B"))]);
-    let spawn = |dir: &Path| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("stigmer"))
-            .env("STIGMER_HOME", sandbox.home())
-            .args(["apply", "-f"])
-            .arg(dir)
-            .output()
-    };
+    let spawn = |dir: &Path| sandbox.stigmer().args(["apply", "-f"]).arg(dir).output();
     let (first, second) = std::thread::scope(|s| {
         let first = s.spawn(|| spawn(&a));
         let second = s.spawn(|| spawn(&b));
@@ -406,3 +409,31 @@ fn two_processes_applying_at_once_both_get_through() {
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(sandbox.run(&["get", "skills", "-o", "name"]).1, "skill/from-a\nskill/from-b\n");
 }
+
+/// Each scenario as two tests: `local::…` on a local store, `remote::…` on a server.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod local {
+            $(#[test] fn $scenario() { super::$scenario(&super::Sandbox::new()); })*
+        }
+        mod remote {
+            $(#[test] fn $scenario() { super::$scenario(&super::Sandbox::remote()); })*
+        }
+    };
+}
+
+on_both_backends!(
+    applying_twice_changes_nothing_the_second_time,
+    export_import_export_is_byte_identical,
+    diff_exits_0_without_changes_1_with_changes_and_2_on_error,
+    prune_deletes_only_what_this_set_owns_and_no_longer_declares,
+    prune_refuses_to_delete_what_a_remaining_resource_references,
+    resources_of_another_set_are_taken_over_only_when_forced,
+    references_resolve_against_the_store,
+    delete_refuses_while_referenced_and_deletes_otherwise,
+    history_and_rollback,
+    get_and_describe_show_what_is_stored,
+    dry_run_and_json_output,
+    invalid_manifests_write_nothing,
+    two_processes_applying_at_once_both_get_through,
+);

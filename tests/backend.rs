@@ -1,11 +1,15 @@
-//! The backend contract, as one suite that every backend must pass. It runs on the local store
-//! here; the remote backend runs the same functions against a real server.
+//! The backend contract, as one suite that every backend must pass: each scenario runs on the
+//! local store and on the remote backend against a real `stigmer server` on 127.0.0.1.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
-use stigmer::backend::{Backend, BackendError, LocalBackend, ResourceQuery, RevisionAction};
+use stigmer::backend::{
+    Backend, BackendError, LocalBackend, RemoteBackend, RemoteOptions, ResourceQuery, RevisionAction,
+};
 use stigmer::model::{Agent, AgentSpec, AnyResource, Kind, Skill, SkillSpec};
 use stigmer::reconcile::{self, Desired, PlanOptions, plan};
+
+mod support;
 
 fn skill(name: &str, text: &str) -> AnyResource {
     Skill::new(name, SkillSpec::markdown(text)).into()
@@ -126,14 +130,11 @@ async fn local_version_moves_only_with_commits() {
     version_moves_only_with_commits(&local(&dir)).await;
 }
 
-#[tokio::test]
-async fn local_concurrent_handles_serialize_without_losing_updates() {
-    // Many writers on one store at once, each adding its own resource after re-planning on
-    // conflict: every resource ends up stored.
-    let dir = tempfile::tempdir().unwrap();
+/// Many writers at once, each adding its own resource after re-planning on conflict: every
+/// resource ends up stored.
+async fn concurrent_writers_serialize_without_losing_updates<B: Backend + Clone + 'static>(handles: Vec<B>) {
     let mut tasks = Vec::new();
-    for i in 0..8 {
-        let backend = local(&dir);
+    for (i, backend) in handles.iter().cloned().enumerate() {
         tasks.push(tokio::spawn(async move {
             loop {
                 let current = backend.list(&ResourceQuery::all()).await.unwrap();
@@ -153,6 +154,55 @@ async fn local_concurrent_handles_serialize_without_losing_updates() {
         task.await.unwrap();
     }
     let names: Vec<String> =
-        local(&dir).list(&ResourceQuery::all()).await.unwrap().into_iter().map(|r| r.name).collect();
-    assert_eq!(names.len(), 8, "{names:?}");
+        handles[0].list(&ResourceQuery::all()).await.unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(names.len(), handles.len(), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_concurrent_writers_serialize_without_losing_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_writers_serialize_without_losing_updates((0..8).map(|_| local(&dir)).collect()).await;
+}
+
+/// A server on a scratch directory, and a client for org `test` acting as "tester".
+fn server() -> (tempfile::TempDir, support::Server, RemoteOptions) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::Server::start(&dir.path().join("data"));
+    let token = server.token("test", "admin", "tester");
+    let options = RemoteOptions { endpoint: server.endpoint.clone(), token, org: Some("test".into()), ca_cert: None };
+    (dir, server, options)
+}
+
+fn remote(options: &RemoteOptions) -> RemoteBackend {
+    RemoteBackend::new(options).unwrap()
+}
+
+#[tokio::test]
+async fn remote_conflicting_writers_lose_no_update() {
+    let (_dir, _server, options) = server();
+    conflicting_writers_lose_no_update(&remote(&options), &remote(&options)).await;
+}
+
+#[tokio::test]
+async fn remote_applying_twice_writes_nothing() {
+    let (_dir, _server, options) = server();
+    applying_twice_writes_nothing(&remote(&options)).await;
+}
+
+#[tokio::test]
+async fn remote_changes_are_audited() {
+    let (_dir, _server, options) = server();
+    changes_are_audited(&remote(&options)).await;
+}
+
+#[tokio::test]
+async fn remote_version_moves_only_with_commits() {
+    let (_dir, _server, options) = server();
+    version_moves_only_with_commits(&remote(&options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_concurrent_writers_serialize_without_losing_updates() {
+    let (_dir, _server, options) = server();
+    concurrent_writers_serialize_without_losing_updates((0..8).map(|_| remote(&options)).collect()).await;
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 fn skill(name: &str, text: &str) -> String {
     format!("apiVersion: agentic.stigmer.ai/v1\nkind: Skill\nmetadata:\n  name: {name}\nspec:\n  skillMd: {text}\n")
 }
@@ -18,11 +20,16 @@ fn skill(name: &str, text: &str) -> String {
 struct Watching {
     dir: tempfile::TempDir,
     child: Child,
+    /// The environment naming the backend (empty: the local store).
+    env: Vec<(String, String)>,
 }
 
 impl Watching {
     fn start(files: &[(&str, String)], extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), files, extra, Vec::new())
+    }
+
+    fn start_in(dir: tempfile::TempDir, files: &[(&str, String)], extra: &[&str], env: Vec<(String, String)>) -> Self {
         let project = dir.path().join("project");
         fs::create_dir_all(&project).unwrap();
         fs::write(project.join("stigmer.yaml"), "name: watched\n").unwrap();
@@ -32,6 +39,7 @@ impl Watching {
         let child = Command::new(assert_cmd::cargo::cargo_bin("stigmer"))
             .env("STIGMER_HOME", dir.path().join("home"))
             .env("NO_COLOR", "1")
+            .envs(env.iter().cloned())
             .args(["apply", "--watch", "-f"])
             .arg(&project)
             .args(extra)
@@ -39,7 +47,7 @@ impl Watching {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let watching = Self { dir, child };
+        let watching = Self { dir, child, env };
         watching.wait_for(|names| !names.is_empty(), "the initial reconcile");
         watching
     }
@@ -51,6 +59,7 @@ impl Watching {
     fn stigmer(&self, args: &[&str]) -> String {
         let output = Command::new(assert_cmd::cargo::cargo_bin("stigmer"))
             .env("STIGMER_HOME", self.dir.path().join("home"))
+            .envs(self.env.iter().cloned())
             .args(args)
             .output()
             .unwrap();
@@ -189,4 +198,34 @@ fn symlinked_files_are_followed() {
     save(&target, &skill("shared", "Two."));
     watching.wait_for(|s| s.contains(&"skill/shared@2".to_owned()), "an edit through the link");
     assert_eq!(watching.stop().0, Some(0));
+}
+
+#[test]
+fn watching_a_server_survives_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let server = support::Server::start(&data);
+    let token = server.token("team", "editor", "watcher");
+    let env = vec![
+        ("STIGMER_ENDPOINT".to_owned(), server.endpoint.clone()),
+        ("STIGMER_TOKEN".to_owned(), token.clone()),
+        ("STIGMER_ORG".to_owned(), "team".to_owned()),
+    ];
+    let watching = Watching::start_in(dir, &[("a.yaml", skill("a", "One."))], &[], env);
+    save(&watching.project().join("a.yaml"), &skill("a", "Two."));
+    watching.wait_for(|s| s == ["skill/a@2"], "the edit, applied to the server");
+
+    let port = server.port();
+    assert!(server.stop().success(), "SIGTERM stops the server cleanly");
+    save(&watching.project().join("a.yaml"), &skill("a", "Three."));
+    std::thread::sleep(Duration::from_millis(300));
+    let server = support::Server::start_on(&data, &format!("127.0.0.1:{port}"), &[]);
+    watching.wait_for(|s| s == ["skill/a@3"], "the edit made while the server was down");
+
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(&token[4..]), "the token never shows in the server's log");
+    let (code, out, err) = watching.stop();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("cannot reach the server"), "the outage is reported: {err}");
+    assert!(!out.contains(&token[4..]) && !err.contains(&token[4..]), "nor in the watch output");
 }

@@ -60,6 +60,31 @@ pub enum BackendError {
     /// The storage engine failed.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The server does not accept the caller's token (missing, unknown, expired or revoked).
+    #[error("the server refused the token: {0}")]
+    Unauthenticated(String),
+    /// The caller's token does not allow this (a viewer writing, another org's data).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The server cannot be reached.
+    #[error("cannot reach the server at {endpoint}: {detail}")]
+    Unreachable {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What went wrong, as the transport reports it.
+        detail: String,
+    },
+    /// Client and server speak different protocol versions.
+    #[error("{0}")]
+    Incompatible(String),
+    /// The server failed the call for another reason (a request too large, an internal error).
+    #[error("the server failed the call ({code}): {message}")]
+    Remote {
+        /// The gRPC status code's name.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
 }
 
 fn moved_list(moved: &[Moved]) -> String {

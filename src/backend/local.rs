@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -22,13 +23,24 @@ pub struct LocalBackend {
     path: PathBuf,
     actor: String,
     wait: Duration,
+    /// A store kept open by the caller (the server), instead of opening the file per operation.
+    open: Option<Arc<Store>>,
+    /// Where the caller's request came from, for the audit log (the server sets it).
+    address: Option<String>,
 }
 
 impl LocalBackend {
     /// A backend over the store at `path` (created on first use), recording `actor` as the author
     /// of every change.
     pub fn new(path: PathBuf, actor: impl Into<String>) -> Self {
-        Self { path, actor: actor.into(), wait: DEFAULT_WAIT }
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, open: None, address: None }
+    }
+
+    /// A backend over a store that stays open for the life of `store` — the server's way, which
+    /// serves many requests from one process — recording `actor` for the changes, made from
+    /// `address`.
+    pub fn shared(store: Arc<Store>, actor: impl Into<String>, address: Option<String>) -> Self {
+        Self { path: store.path().to_path_buf(), actor: actor.into(), wait: DEFAULT_WAIT, open: Some(store), address }
     }
 
     /// How long to wait for another process that holds the store (10 s by default).
@@ -42,8 +54,8 @@ impl LocalBackend {
         &self.path
     }
 
-    /// Opens the store on a blocking thread, runs one operation and closes it again, so the file
-    /// is held only for that operation.
+    /// Runs one operation on a blocking thread, on the shared store or on the file opened for
+    /// just this operation (so other processes can use it in between).
     async fn with_store<T, F>(&self, operation: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
@@ -51,9 +63,10 @@ impl LocalBackend {
     {
         let path = self.path.clone();
         let options = OpenOptions { wait: self.wait, holder: holder() };
-        let task = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path, &options)?;
-            operation(&store)
+        let open = self.open.clone();
+        let task = tokio::task::spawn_blocking(move || match open {
+            Some(store) => operation(&store),
+            None => operation(&Store::open(&path, &options)?),
         });
         match task.await {
             Ok(result) => result,
@@ -83,8 +96,8 @@ impl Backend for LocalBackend {
         if batch.items.is_empty() {
             return Ok(ApplyReceipt::default());
         }
-        let actor = self.actor.clone();
-        self.with_store(move |store| store.apply(&batch, &actor, Timestamp::now())).await
+        let (actor, address) = (self.actor.clone(), self.address.clone());
+        self.with_store(move |store| store.apply_from(&batch, &actor, address.as_deref(), Timestamp::now())).await
     }
 
     async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>, BackendError> {
@@ -106,7 +119,12 @@ impl Backend for LocalBackend {
     }
 
     async fn whoami(&self) -> Result<Identity, BackendError> {
-        Ok(Identity { actor: self.actor.clone(), backend: format!("local store at {}", self.path.display()) })
+        Ok(Identity {
+            actor: self.actor.clone(),
+            backend: format!("local store at {}", self.path.display()),
+            org: None,
+            role: None,
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod local;
+pub mod remote;
 pub mod types;
 
 use std::future::Future;
@@ -11,6 +12,7 @@ use jiff::Timestamp;
 
 pub use error::BackendError;
 pub use local::LocalBackend;
+pub use remote::{RemoteBackend, RemoteOptions};
 pub use types::{
     ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
     StoredResource, Write, Written, address,
@@ -45,4 +47,58 @@ pub trait Backend: Send + Sync {
 
     /// Who the backend takes the caller to be, and where the data is.
     fn whoami(&self) -> impl Future<Output = Result<Identity, BackendError>> + Send;
+}
+
+/// The backend a context names: the local store or a server. Commands hold this and never ask
+/// which one it is.
+#[derive(Debug, Clone)]
+pub enum AnyBackend {
+    /// The store on this machine.
+    Local(LocalBackend),
+    /// A `stigmer server`.
+    Remote(RemoteBackend),
+}
+
+/// Calls the same method on whichever backend it is.
+macro_rules! delegate {
+    ($self:ident, $backend:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Local($backend) => $call.await,
+            AnyBackend::Remote($backend) => $call.await,
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
+        delegate!(self, b => b.list(query))
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
+        delegate!(self, b => b.get(kind, name))
+    }
+
+    async fn apply(&self, batch: ApplyBatch) -> Result<ApplyReceipt, BackendError> {
+        delegate!(self, b => b.apply(batch))
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>, BackendError> {
+        delegate!(self, b => b.history(kind, name))
+    }
+
+    async fn inventory(&self, apply_set: &str) -> Result<Vec<(Kind, String)>, BackendError> {
+        delegate!(self, b => b.inventory(apply_set))
+    }
+
+    async fn audit(&self, since: Option<Timestamp>) -> Result<Vec<AuditEntry>, BackendError> {
+        delegate!(self, b => b.audit(since))
+    }
+
+    async fn version(&self) -> Result<u64, BackendError> {
+        delegate!(self, b => b.version())
+    }
+
+    async fn whoami(&self) -> Result<Identity, BackendError> {
+        delegate!(self, b => b.whoami())
+    }
 }

@@ -202,6 +202,9 @@ pub struct AuditEntry {
     pub actor: String,
     /// For which apply set, if any.
     pub apply_set: Option<String>,
+    /// The network address the change came from, on a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// Who the backend takes the caller to be.
@@ -212,6 +215,12 @@ pub struct Identity {
     pub actor: String,
     /// Where the data is (`local store at ~/.stigmer/local.db`).
     pub backend: String,
+    /// The org the caller acts in, on a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The caller's role in that org (`admin`, `editor`, `viewer`), on a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// A resource that moved between planning and applying.

@@ -52,7 +52,7 @@ pub async fn run(ctx: &CommandContext, args: &DeleteArgs) -> Result<(), CommandE
         }
         validation.resources.iter().map(|r| (r.resource.kind(), r.resource.name().to_owned())).collect()
     };
-    let backend = ctx.settings.backend();
+    let backend = ctx.settings.backend()?;
     let observed = backend.list(&ResourceQuery::all()).await?;
     let plan = reconcile::plan_delete(&targets, &observed)?;
     reconcile::apply(&backend, &plan, false).await?;

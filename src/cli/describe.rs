@@ -32,7 +32,7 @@ const RECENT_REVISIONS: usize = 5;
 /// Runs `stigmer describe`.
 pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), CommandError> {
     let kind = parse_kind(&args.kind)?;
-    let backend = ctx.settings.backend();
+    let backend = ctx.settings.backend()?;
     let everything = backend.list(&ResourceQuery::all()).await?;
     let resource = everything
         .iter()

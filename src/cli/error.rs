@@ -50,6 +50,12 @@ impl CommandError {
         self
     }
 
+    /// An error of this kind, keeping its cause chain for rendering.
+    #[must_use]
+    pub fn new(kind: ErrorKind, error: impl StdError + Send + Sync + 'static) -> Self {
+        Self { kind, error: Some(Box::new(error)), hints: Vec::new() }
+    }
+
     /// A problem with what the user asked for.
     #[must_use]
     pub fn user(message: impl Into<String>) -> Self {
@@ -119,7 +125,18 @@ impl From<BackendError> for CommandError {
             BackendError::Io { .. } => {
                 Some(format!("check the permissions of the directory, or set {}", super::settings::ENV_HOME))
             }
-            BackendError::Storage(_) => None,
+            BackendError::Unreachable { .. } => Some(
+                "start a server with `stigmer server`, or check the endpoint with `stigmer context show`".to_owned(),
+            ),
+            BackendError::Unauthenticated(_) => Some(format!(
+                "log in again with `stigmer login --endpoint URL`, or set {} to a valid token",
+                super::settings::ENV_TOKEN
+            )),
+            BackendError::PermissionDenied(_) => {
+                Some("ask an admin of the org for a token with the role this needs".to_owned())
+            }
+            BackendError::Incompatible(_) => Some("use a stigmer client of the same release as the server".to_owned()),
+            BackendError::Storage(_) | BackendError::Remote { .. } => None,
         };
         let kind = if matches!(error, BackendError::NotFound { .. }) { ErrorKind::User } else { ErrorKind::Io };
         Self { kind, error: Some(Box::new(error)), hints: hint.into_iter().collect() }

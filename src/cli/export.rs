@@ -38,7 +38,7 @@ pub async fn run(ctx: &CommandContext, args: &ExportArgs) -> Result<(), CommandE
             .hint("stigmer export --all, or name kinds: stigmer export agents skills"));
     }
     let kinds = args.kinds.iter().map(|k| parse_kind(k)).collect::<Result<Vec<_>, _>>()?;
-    let resources = ctx.settings.backend().list(&ResourceQuery { kinds, ..ResourceQuery::default() }).await?;
+    let resources = ctx.settings.backend()?.list(&ResourceQuery { kinds, ..ResourceQuery::default() }).await?;
     let stream = resources.iter().map(|r| canonical::to_yaml(&r.manifest)).collect::<Vec<_>>().join("---\n");
     match &args.output {
         None => ctx.out(&stream),

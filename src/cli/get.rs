@@ -53,7 +53,7 @@ pub async fn run(ctx: &CommandContext, args: &GetArgs) -> Result<(), CommandErro
     }
     let labels = parse_selector(args.selector.as_deref())?;
     let query = ResourceQuery { kinds: kinds.clone(), names: args.names.clone(), labels };
-    let resources = ctx.settings.backend().list(&query).await?;
+    let resources = ctx.settings.backend()?.list(&query).await?;
     if let Some(kind) = kinds.first()
         && let Some(missing) = args.names.iter().find(|n| !resources.iter().any(|r| &r.name == *n))
     {

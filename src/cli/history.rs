@@ -23,7 +23,7 @@ pub struct HistoryArgs {
 /// Runs `stigmer history`.
 pub async fn run(ctx: &CommandContext, args: &HistoryArgs) -> Result<(), CommandError> {
     let kind = parse_kind(&args.kind)?;
-    let history = ctx.settings.backend().history(kind, &args.name).await?;
+    let history = ctx.settings.backend()?.history(kind, &args.name).await?;
     if history.is_empty() {
         return Err(BackendError::NotFound { address: address(kind, &args.name) }.into());
     }

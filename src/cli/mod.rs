@@ -3,8 +3,11 @@
 
 mod agent;
 mod apply;
+mod audit;
 mod common;
 mod completion;
+mod config;
+mod context;
 mod delete;
 mod describe;
 mod diff;
@@ -14,12 +17,16 @@ mod get;
 mod history;
 mod import;
 mod init;
+mod login;
+mod logout;
 mod render;
 mod rollback;
 mod schema;
+mod server;
 mod settings;
 mod validate;
 mod watch;
+mod whoami;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -61,6 +68,12 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Schema(schema::SchemaArgs),
     Init(init::InitArgs),
+    Server(server::ServerArgs),
+    Login(login::LoginArgs),
+    Logout(logout::LogoutArgs),
+    Context(context::ContextArgs),
+    Whoami(whoami::WhoamiArgs),
+    Audit(audit::AuditArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -97,6 +110,12 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Validate(args) => validate::run(ctx, args).await,
         Command::Schema(args) => schema::run(ctx, args).await,
         Command::Init(args) => init::run(ctx, args).await,
+        Command::Server(args) => server::run(ctx, args).await,
+        Command::Login(args) => login::run(ctx, args).await,
+        Command::Logout(args) => logout::run(ctx, args).await,
+        Command::Context(args) => context::run(ctx, args).await,
+        Command::Whoami(args) => whoami::run(ctx, args).await,
+        Command::Audit(args) => audit::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }
@@ -112,7 +131,12 @@ fn write_stream(stream: &mut dyn Write, text: &str) -> Result<(), CommandError> 
 #[must_use]
 pub fn run(cli: &Cli) -> ExitCode {
     let ctx = CommandContext { settings: Settings::resolve(&cli.global) };
-    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // A server serves many clients at once; every other command does one thing at a time.
+    let mut runtime = match cli.command {
+        Command::Server(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let result = match runtime.enable_all().build() {
         Ok(runtime) => runtime.block_on(dispatch(&ctx, &cli.command)),
         Err(e) => Err(CommandError::io("cannot start the async runtime", e)),
     };

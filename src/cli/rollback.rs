@@ -30,7 +30,7 @@ pub struct RollbackArgs {
 /// Runs `stigmer rollback`.
 pub async fn run(ctx: &CommandContext, args: &RollbackArgs) -> Result<(), CommandError> {
     let kind = parse_kind(&args.kind)?;
-    let backend = ctx.settings.backend();
+    let backend = ctx.settings.backend()?;
     let current = backend.get(kind, &args.name).await?;
     let history = backend.history(kind, &args.name).await?;
     let plan = reconcile::plan_rollback(current.as_ref(), &history, kind, &args.name, args.to)?;

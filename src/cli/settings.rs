@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::backend::LocalBackend;
+use super::CommandError;
+use super::config::{Config, Context};
+use crate::backend::{AnyBackend, LocalBackend, RemoteBackend, RemoteOptions};
 
 /// `NO_COLOR`: when set to anything non-empty, no colors (<https://no-color.org>).
 pub const ENV_NO_COLOR: &str = "NO_COLOR";
@@ -15,6 +17,14 @@ pub const ENV_NO_COLOR: &str = "NO_COLOR";
 pub const ENV_HOME: &str = "STIGMER_HOME";
 /// `STIGMER_LOCK_WAIT`: seconds to wait for another stigmer process holding the local store.
 pub const ENV_LOCK_WAIT: &str = "STIGMER_LOCK_WAIT";
+/// `STIGMER_ENDPOINT`: a server to use, overriding every context (for CI).
+pub const ENV_ENDPOINT: &str = "STIGMER_ENDPOINT";
+/// `STIGMER_TOKEN`: the API token for `STIGMER_ENDPOINT`.
+pub const ENV_TOKEN: &str = "STIGMER_TOKEN";
+/// `STIGMER_ORG`: the org to act in on `STIGMER_ENDPOINT`.
+pub const ENV_ORG: &str = "STIGMER_ORG";
+/// `STIGMER_CA_CERT`: a PEM CA certificate to trust for `STIGMER_ENDPOINT`.
+pub const ENV_CA_CERT: &str = "STIGMER_CA_CERT";
 /// `USER` / `USERNAME`: the local actor recorded in revisions and the audit log.
 const ENV_USER: [&str; 2] = ["USER", "USERNAME"];
 
@@ -39,6 +49,24 @@ pub struct GlobalArgs {
     /// stigmer's home directory: store and configuration [env: `STIGMER_HOME`] [default: ~/.stigmer]
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
+    /// The context to use instead of the current one (see `stigmer context list`)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// A server named by the environment (`STIGMER_ENDPOINT` and friends).
+#[derive(Clone, PartialEq, Eq)]
+struct EnvServer {
+    endpoint: String,
+    token: Option<String>,
+    org: Option<String>,
+    ca_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for EnvServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvServer").field("endpoint", &self.endpoint).field("org", &self.org).finish_non_exhaustive()
+    }
 }
 
 /// Resolved settings.
@@ -56,6 +84,10 @@ pub struct Settings {
     pub actor: String,
     /// How long to wait for another process holding the local store.
     pub lock_wait: Duration,
+    /// `--context NAME`.
+    pub context: Option<String>,
+    /// A server named by the environment, which overrides every context.
+    env_server: Option<EnvServer>,
 }
 
 impl Settings {
@@ -82,12 +114,80 @@ impl Settings {
             home,
             actor,
             lock_wait: lock_wait.map_or(Duration::from_secs(10), Duration::from_secs_f64),
+            context: args.context.clone(),
+            env_server: var(ENV_ENDPOINT).map(|endpoint| EnvServer {
+                endpoint,
+                token: var(ENV_TOKEN),
+                org: var(ENV_ORG),
+                ca_cert: var(ENV_CA_CERT).map(PathBuf::from),
+            }),
         }
     }
 
-    /// The backend the commands use: the local store under the home directory.
+    /// The context commands use: `STIGMER_ENDPOINT` (with `STIGMER_TOKEN`, `STIGMER_ORG`) over
+    /// `--context` over the configuration file's current context over the local store.
+    ///
+    /// # Errors
+    /// The configuration cannot be read, or names a context that does not exist.
+    pub fn context(&self) -> Result<Context, CommandError> {
+        if let Some(env) = &self.env_server {
+            let token = env.token.clone().ok_or_else(|| {
+                CommandError::user(format!("{ENV_ENDPOINT} is set but {ENV_TOKEN} is not"))
+                    .hint(format!("set {ENV_TOKEN} to an API token made with `stigmer server token create`"))
+            })?;
+            return Ok(Context {
+                name: ENV_ENDPOINT.to_owned(),
+                endpoint: Some(env.endpoint.clone()),
+                org: env.org.clone(),
+                token: Some(super::config::Secret(token)),
+                ca_cert: env.ca_cert.clone(),
+            });
+        }
+        let config = Config::load(&self.home)?;
+        let name = self.context.as_deref().unwrap_or_else(|| config.current());
+        config.context(name).ok_or_else(|| {
+            let known: Vec<String> = std::iter::once(super::config::LOCAL_CONTEXT.to_owned())
+                .chain(config.contexts.iter().map(|c| c.name.clone()))
+                .collect();
+            CommandError::user(format!("there is no context named {name:?}"))
+                .hint(format!("contexts: {}; add one with `stigmer login`", known.join(", ")))
+        })
+    }
+
+    /// The local store under the home directory.
     #[must_use]
-    pub fn backend(&self) -> LocalBackend {
+    pub fn local_backend(&self) -> LocalBackend {
         LocalBackend::new(self.home.join("local.db"), self.actor.clone()).with_wait(self.lock_wait)
     }
+
+    /// The backend the commands use: the local store or the server the context names.
+    ///
+    /// # Errors
+    /// As [`Settings::context`], or a remote context without a token or with an unusable endpoint.
+    pub fn backend(&self) -> Result<AnyBackend, CommandError> {
+        let context = self.context()?;
+        remote_backend(&context)
+            .map(|remote| remote.map_or_else(|| AnyBackend::Local(self.local_backend()), AnyBackend::Remote))
+    }
+}
+
+/// The remote backend a context names, or `None` for the local store.
+///
+/// # Errors
+/// A server context without a token, an unreadable CA certificate or an unusable endpoint.
+pub fn remote_backend(context: &Context) -> Result<Option<RemoteBackend>, CommandError> {
+    let Some(endpoint) = &context.endpoint else { return Ok(None) };
+    let token = context.token.as_ref().ok_or_else(|| {
+        CommandError::user(format!("context {:?} has no token", context.name))
+            .hint(format!("log in again with `stigmer login --endpoint {endpoint}`"))
+    })?;
+    let ca_cert = match &context.ca_cert {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| CommandError::io(&format!("cannot read {}", path.display()), e))?)
+        }
+        None => None,
+    };
+    let options =
+        RemoteOptions { endpoint: endpoint.clone(), token: token.0.clone(), org: context.org.clone(), ca_cert };
+    Ok(Some(RemoteBackend::new(&options)?))
 }

@@ -25,7 +25,7 @@ pub async fn run(
 ) -> Result<(), CommandError> {
     let inputs = common::inputs(files);
     let options = WatchOptions { plan, interval, debounce: DEBOUNCE };
-    let backend = ctx.settings.backend();
+    let backend = ctx.settings.backend()?;
     let mut first = true;
     let result = watch::run(
         &backend,
@@ -36,7 +36,7 @@ pub async fn run(
             let _ = show(ctx, report, first);
             first = false;
         },
-        shutdown(),
+        common::shutdown(),
     )
     .await;
     result.map_err(|e| CommandError::user(e.to_string()).hint("watch directories or files: -f manifests/"))
@@ -87,26 +87,4 @@ fn show(ctx: &CommandContext, report: WatchReport, first: bool) -> Result<(), Co
 /// `12:03:04`, local time when the zone is known.
 fn clock(at: jiff::Timestamp) -> String {
     at.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string()
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
 }

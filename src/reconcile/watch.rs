@@ -299,7 +299,9 @@ pub async fn run<B: Backend>(
     let mut watched_roots = HashSet::new();
     watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
     let mut observed = ObservedCache::default();
-    reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await;
+    let outcome = reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await;
+    let mut retry = Retry::default();
+    retry.after(outcome);
 
     let mut timer = options.interval.map(|period| {
         let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -316,7 +318,8 @@ pub async fn run<B: Backend>(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let retry_due = retry.due();
+        let outcome = tokio::select! {
             () = &mut shutdown => return Ok(()),
             event = events.recv() => {
                 let Some(event) = event else { return Ok(()) };
@@ -332,12 +335,52 @@ pub async fn run<B: Backend>(
                 }
                 let read = workspace.refresh(&changed);
                 watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
-                reconcile(backend, &mut observed, &workspace, options, read, first_event, &mut report).await;
+                reconcile(backend, &mut observed, &workspace, options, read, first_event, &mut report).await
             }
             () = tick => {
                 let started = Instant::now();
                 let read = workspace.refresh(&HashSet::new());
-                reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await;
+                reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await
+            }
+            () = retry_due => {
+                let started = Instant::now();
+                let read = workspace.refresh(&HashSet::new());
+                reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await
+            }
+        };
+        retry.after(outcome);
+    }
+}
+
+/// When to try again after the backend failed: 1 s, then doubling up to 30 s, until a reconcile
+/// gets through (a server restarting, a store busy for a while).
+#[derive(Debug, Default)]
+struct Retry {
+    next: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_secs(1);
+    const LONGEST: Duration = Duration::from_secs(30);
+
+    fn after(&mut self, outcome: Outcome) {
+        self.next = match (outcome, self.next) {
+            (Outcome::Done, _) => None,
+            (Outcome::Failed, None) => Some((tokio::time::Instant::now() + Self::FIRST, Self::FIRST)),
+            (Outcome::Failed, Some((_, pause))) => {
+                let pause = (pause * 2).min(Self::LONGEST);
+                Some((tokio::time::Instant::now() + pause, pause))
+            }
+        };
+    }
+
+    /// Completes when the retry is due; never, when none is pending.
+    fn due(&self) -> impl Future<Output = ()> + use<> {
+        let next = self.next.map(|(at, _)| at);
+        async move {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
         }
     }
@@ -377,7 +420,7 @@ async fn reconcile<B: Backend>(
     files_read: usize,
     started: Instant,
     report: &mut impl FnMut(WatchReport),
-) {
+) -> Outcome {
     let (set, outcomes) = workspace.snapshot();
     // One retry when the backend moved between plan and apply: the second plan sees the move.
     for attempt in 0..2 {
@@ -387,28 +430,45 @@ async fn reconcile<B: Backend>(
         };
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => return report(WatchReport::Failed { at: Timestamp::now(), error }),
+            Err(error) => return failed(report, error),
         };
         let Some(plan) = prepared.plan else {
-            return report(WatchReport::Invalid {
-                at: Timestamp::now(),
-                diagnostics: prepared.validation.diagnostics,
-                set,
-            });
+            report(WatchReport::Invalid { at: Timestamp::now(), diagnostics: prepared.validation.diagnostics, set });
+            return Outcome::Done;
         };
         if !plan.has_changes() {
-            return report(WatchReport::Unchanged { files_read });
+            report(WatchReport::Unchanged { files_read });
+            return Outcome::Done;
         }
         match apply(backend, &plan, false).await {
             Ok(receipt) => {
                 let took = started.elapsed();
                 observed.record(backend, &receipt).await;
-                return report(WatchReport::Applied { at: Timestamp::now(), plan, took, files_read });
+                report(WatchReport::Applied { at: Timestamp::now(), plan, took, files_read });
+                return Outcome::Done;
             }
             Err(ReconcileError::Backend(BackendError::Conflict { .. })) if attempt == 0 => {}
-            Err(error) => return report(WatchReport::Failed { at: Timestamp::now(), error }),
+            Err(error) => return failed(report, error),
         }
     }
+    Outcome::Done
+}
+
+/// Whether a reconcile needs another try without waiting for a file event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Applied, unchanged, or the files are invalid (the next edit tries again).
+    Done,
+    /// The backend failed (unreachable, busy, moved); try again soon.
+    Failed,
+}
+
+fn failed(report: &mut impl FnMut(WatchReport), error: ReconcileError) -> Outcome {
+    // A plan the reconciler refuses (ownership, prune) waits for an edit like invalid files do;
+    // a backend failure is retried, so a restarted server is caught up without an edit.
+    let retry = matches!(error, ReconcileError::Backend(_));
+    report(WatchReport::Failed { at: Timestamp::now(), error });
+    if retry { Outcome::Failed } else { Outcome::Done }
 }
 
 #[cfg(test)]

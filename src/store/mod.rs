@@ -170,11 +170,23 @@ impl Store {
     /// A batch whose preconditions do not hold returns [`BackendError::Conflict`] listing every
     /// resource that moved. An empty batch opens no transaction; a dry run checks and aborts.
     pub fn apply(&self, batch: &ApplyBatch, actor: &str, now: Timestamp) -> Result<ApplyReceipt, BackendError> {
+        self.apply_from(batch, actor, None, now)
+    }
+
+    /// [`Store::apply`] for a change that came over the network from `address`, which the audit
+    /// log records.
+    pub fn apply_from(
+        &self,
+        batch: &ApplyBatch,
+        actor: &str,
+        address: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ApplyReceipt, BackendError> {
         if batch.items.is_empty() {
             return Ok(ApplyReceipt::default());
         }
         let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
-        match self.write_batch(&txn, batch, actor, now) {
+        match self.write_batch(&txn, batch, (actor, address), now) {
             Ok((written, _)) if batch.dry_run => {
                 txn.abort().map_err(|e| self.engine(e))?;
                 Ok(ApplyReceipt { written, committed: false, version: None })
@@ -200,7 +212,7 @@ impl Store {
         &self,
         txn: &WriteTransaction,
         batch: &ApplyBatch,
-        actor: &str,
+        (actor, from): (&str, Option<&str>),
         now: Timestamp,
     ) -> Result<(Vec<Written>, u64), BackendError> {
         let mut resources = txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
@@ -295,6 +307,7 @@ impl Store {
                 target: address(item.kind, &item.name),
                 actor: actor.to_owned(),
                 apply_set: batch.apply_set.clone(),
+                address: from.map(str::to_owned),
             };
             audit.insert(sequence, self.encode(&entry)?.as_slice()).map_err(|e| self.engine(e))?;
             sequence += 1;

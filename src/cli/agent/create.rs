@@ -54,7 +54,7 @@ pub async fn run(ctx: &CommandContext, args: &CreateArgs) -> Result<(), CommandE
     for server in &args.mcp_servers {
         spec = spec.mcp_server(server.clone(), Vec::<String>::new());
     }
-    let backend = ctx.settings.backend();
+    let backend = ctx.settings.backend()?;
     let observed = backend.list(&ResourceQuery::all()).await?;
     let plan = reconcile::plan_create(&Agent::new(args.name.clone(), spec).into(), &observed)?;
     reconcile::apply(&backend, &plan, false).await?;

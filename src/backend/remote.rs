@@ -1,0 +1,181 @@
+//! The remote backend: the same contract as the local store, served by `stigmer server` over
+//! gRPC. Every call carries the token, the org and the protocol revision; errors come back as
+//! the exact `BackendError` values the server had. The channel connects lazily and reconnects by
+//! itself, so a long-running `apply --watch` outlives a server restart.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status};
+
+use super::{
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, StoredResource,
+};
+use crate::model::Kind;
+use crate::proto::{
+    ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, decode_all, members_from_wire, status_to_error, v1,
+    v1::backend_service_client::BackendServiceClient,
+};
+
+/// How long to wait for a connection before calling the server unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the server is and how to talk to it.
+#[derive(Clone)]
+pub struct RemoteOptions {
+    /// `http://127.0.0.1:7234` or `https://stigmer.example.com`.
+    pub endpoint: String,
+    /// The API token (`stk_…`).
+    pub token: String,
+    /// The org to act in; the server refuses another than the token's.
+    pub org: Option<String>,
+    /// A PEM CA certificate to trust for `https` endpoints, besides the system's roots.
+    pub ca_cert: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RemoteOptions {
+    // The token never appears in debug output or logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("endpoint", &self.endpoint)
+            .field("token", &"***")
+            .field("org", &self.org)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adds the token, org and protocol to every call.
+#[derive(Clone)]
+struct Credentials {
+    authorization: AsciiMetadataValue,
+    org: Option<AsciiMetadataValue>,
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", self.authorization.clone());
+        metadata.insert(PROTOCOL_HEADER, MetadataValue::from(PROTOCOL));
+        if let Some(org) = &self.org {
+            metadata.insert(ORG_HEADER, org.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A backend on a server.
+#[derive(Clone)]
+pub struct RemoteBackend {
+    endpoint: String,
+    client: BackendServiceClient<InterceptedService<Channel, Credentials>>,
+}
+
+impl std::fmt::Debug for RemoteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteBackend").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl RemoteBackend {
+    /// A backend for the server at `options.endpoint`. Nothing is sent until the first call.
+    ///
+    /// # Errors
+    /// The endpoint is not a URL, the token or org cannot be sent as a header, or the CA
+    /// certificate is unusable.
+    pub fn new(options: &RemoteOptions) -> Result<Self, BackendError> {
+        let endpoint = options.endpoint.trim_end_matches('/').to_owned();
+        let unusable = |detail: String| BackendError::Unreachable { endpoint: endpoint.clone(), detail };
+        let mut channel = Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| unusable(format!("not a valid endpoint URL ({e}); use http://HOST:PORT or https://HOST")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = &options.ca_cert {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            channel = channel.tls_config(tls).map_err(|e| unusable(format!("TLS is not usable: {e}")))?;
+        }
+        let mut authorization: AsciiMetadataValue = format!("Bearer {}", options.token)
+            .parse()
+            .map_err(|_| BackendError::Unauthenticated("the token has characters a header cannot carry".to_owned()))?;
+        authorization.set_sensitive(true);
+        let org = match &options.org {
+            Some(org) => Some(org.parse().map_err(|_| {
+                BackendError::PermissionDenied(format!("{org:?} is not an org name a header can carry"))
+            })?),
+            None => None,
+        };
+        let client = BackendServiceClient::with_interceptor(channel.connect_lazy(), Credentials { authorization, org })
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        Ok(Self { endpoint, client })
+    }
+
+    /// The server's URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn error(&self, status: &Status) -> BackendError {
+        status_to_error(status, &self.endpoint)
+    }
+}
+
+impl Backend for RemoteBackend {
+    async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
+        let response = self.client.clone().list(v1::ListRequest::from(query)).await.map_err(|s| self.error(&s))?;
+        Ok(decode_all(response.into_inner().resources)?)
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
+        let request = v1::GetRequest { kind: kind.as_str().to_owned(), name: name.to_owned() };
+        let response = self.client.clone().get(request).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().resource.map(StoredResource::try_from).transpose()?)
+    }
+
+    async fn apply(&self, batch: ApplyBatch) -> Result<ApplyReceipt, BackendError> {
+        // Nothing to write: no request at all, as the local backend opens no file.
+        if batch.items.is_empty() {
+            return Ok(ApplyReceipt::default());
+        }
+        let response = self.client.clone().apply(v1::ApplyRequest::from(&batch)).await.map_err(|s| self.error(&s))?;
+        Ok(ApplyReceipt::try_from(response.into_inner())?)
+    }
+
+    async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>, BackendError> {
+        let request = v1::HistoryRequest { kind: kind.as_str().to_owned(), name: name.to_owned() };
+        let response = self.client.clone().history(request).await.map_err(|s| self.error(&s))?;
+        Ok(decode_all(response.into_inner().revisions)?)
+    }
+
+    async fn inventory(&self, apply_set: &str) -> Result<Vec<(Kind, String)>, BackendError> {
+        let request = v1::InventoryRequest { apply_set: apply_set.to_owned() };
+        let response = self.client.clone().inventory(request).await.map_err(|s| self.error(&s))?;
+        Ok(members_from_wire(response.into_inner().members)?)
+    }
+
+    async fn audit(&self, since: Option<Timestamp>) -> Result<Vec<AuditEntry>, BackendError> {
+        let request = v1::AuditRequest { since: since.map(|t| t.to_string()) };
+        let response = self.client.clone().audit(request).await.map_err(|s| self.error(&s))?;
+        Ok(decode_all(response.into_inner().entries)?)
+    }
+
+    async fn version(&self) -> Result<u64, BackendError> {
+        let response = self.client.clone().version(v1::VersionRequest {}).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().version)
+    }
+
+    async fn whoami(&self) -> Result<Identity, BackendError> {
+        let response = self.client.clone().who_am_i(v1::WhoAmIRequest {}).await.map_err(|s| self.error(&s))?;
+        let mut identity = Identity::from(response.into_inner());
+        identity.backend = format!("{} at {}", identity.backend, self.endpoint);
+        Ok(identity)
+    }
+}

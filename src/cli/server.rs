@@ -1,0 +1,221 @@
+//! `stigmer server`: serve the backend contract to teams and CI; `stigmer server token …`:
+//! manage the API tokens of a data directory (also while no server runs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use jiff::{SignedDuration, Timestamp};
+
+use super::common::{self, parse_duration};
+use super::{CommandContext, CommandError};
+use crate::server::{self, Role, ServerConfig, TokenError, Tokens};
+
+/// Run a stigmer server: the same store and commands, shared over gRPC with API tokens.
+///
+/// Examples:
+///   stigmer server token create --org acme --role admin
+///   stigmer server --listen 0.0.0.0:7234 --tls-cert cert.pem --tls-key key.pem
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    /// Token management.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// The address to listen on (port 0 picks a free port; the address is printed)
+    #[arg(long, default_value = "127.0.0.1:7234")]
+    pub listen: SocketAddr,
+    /// The data directory: tokens and every org's store [default: `$STIGMER_HOME/server`]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// PEM certificate chain, to serve TLS (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key, to serve TLS (with --tls-cert)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The largest request accepted, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_REQUEST / (1024 * 1024))]
+    pub max_request_mib: usize,
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// `stigmer server token …`.
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Manage API tokens (works while the server runs or not).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `stigmer server token create|list|revoke`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; it is printed once and only its hash is kept.
+    Create(TokenCreateArgs),
+    /// List tokens (never the tokens themselves).
+    List(DataArgs),
+    /// Revoke a token by id; it stops working at once.
+    Revoke(TokenRevokeArgs),
+}
+
+/// Where the server's data is.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// The data directory [default: `$STIGMER_HOME/server`]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// `stigmer server token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The org the token acts in
+    #[arg(long)]
+    pub org: String,
+    /// What it may do: viewer reads, editor also applies, admin also reads the audit log
+    #[arg(long, default_value = "editor", value_parser = ["admin", "editor", "viewer"])]
+    pub role: String,
+    /// Who holds it (recorded as the actor of its changes) [default: token-<id>]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long it works: 30d, 12h, … [default: forever]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `stigmer server token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id, from `stigmer server token list`
+    pub id: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Runs `stigmer server`.
+pub async fn run(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandError> {
+    let data = |given: &Option<PathBuf>| given.clone().unwrap_or_else(|| ctx.settings.home.join("server"));
+    match &args.command {
+        Some(ServerCommand::Token(command)) => token(
+            ctx,
+            command,
+            &data(&match command {
+                TokenCommand::Create(a) => a.data.data.clone(),
+                TokenCommand::List(a) => a.data.clone(),
+                TokenCommand::Revoke(a) => a.data.data.clone(),
+            }),
+        ),
+        None => serve(ctx, args, data(&args.data)).await,
+    }
+}
+
+async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result<(), CommandError> {
+    init_logging(args.log_format, ctx.settings.color_stderr);
+    let config = ServerConfig {
+        data: data.clone(),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        max_request: args.max_request_mib.saturating_mul(1024 * 1024),
+    };
+    let listener = server::bind(args.listen).await.map_err(|e| {
+        CommandError::user(e.to_string()).hint("pick another address with --listen, e.g. --listen 127.0.0.1:0")
+    })?;
+    let address = listener.local_addr().map_err(|e| CommandError::io("cannot read the listening address", e))?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    ctx.out(&format!("stigmer server listening on {scheme}://{address} (data in {})\n", data.display()))?;
+    if Tokens::new(&data).list().is_ok_and(|tokens| tokens.is_empty()) {
+        ctx.err(&format!(
+            "hint: no tokens yet; make one with `stigmer server token create --org ORG --role admin --data {}`\n",
+            data.display()
+        ))?;
+    }
+    tracing::info!(%address, tls = config.tls.is_some(), "serving");
+    server::serve(&config, listener, common::shutdown())
+        .await
+        .map_err(|e| CommandError::user(e.to_string()).hint("check the TLS certificate and key (PEM files)"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, color: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STIGMER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(color);
+    // A subscriber already set (a test harness) keeps its place.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn token(ctx: &CommandContext, command: &TokenCommand, data: &std::path::Path) -> Result<(), CommandError> {
+    let tokens = Tokens::new(data);
+    match command {
+        TokenCommand::Create(args) => {
+            let role: Role = args.role.parse().map_err(token_error)?;
+            let expires = args
+                .expires
+                .map(SignedDuration::try_from)
+                .transpose()
+                .map_err(|_| CommandError::user("--expires is out of range"))?;
+            let (token, record) =
+                tokens.create(&args.org, role, args.name.as_deref(), expires, Timestamp::now()).map_err(token_error)?;
+            ctx.err(&format!(
+                "created token {} for org {} ({}){}; it is shown once, keep it safe:\n",
+                record.id,
+                record.org,
+                record.role.as_str(),
+                record.expires_at.map(|at| format!(", expires {}", common::time(at))).unwrap_or_default()
+            ))?;
+            ctx.out(&format!("{token}\n"))
+        }
+        TokenCommand::List(_) => {
+            let now = Timestamp::now();
+            let rows = tokens.list().map_err(token_error)?.into_iter().map(|t| {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked {}", common::time(at)),
+                    (None, Some(at)) if at <= now => format!("expired {}", common::time(at)),
+                    (None, Some(at)) => format!("expires {}", common::time(at)),
+                    (None, None) => "active".to_owned(),
+                };
+                vec![t.id, t.org, t.role.as_str().to_owned(), t.name, common::time(t.created_at), state]
+            });
+            ctx.out(&common::table(&["ID", "ORG", "ROLE", "NAME", "CREATED", "STATE"], rows))
+        }
+        TokenCommand::Revoke(args) => {
+            let record = tokens.revoke(&args.id, Timestamp::now()).map_err(token_error)?;
+            ctx.out(&format!("revoked token {} ({}, org {})\n", record.id, record.name, record.org))
+        }
+    }
+}
+
+fn token_error(error: TokenError) -> CommandError {
+    let hint = match &error {
+        TokenError::UnknownId(_) => Some("see the ids with `stigmer server token list`"),
+        TokenError::BadOrg { .. } => Some("org names use lower-case letters, digits and '-'"),
+        TokenError::Io { .. } => Some("check the data directory's permissions, or pass --data DIR"),
+        TokenError::Damaged { .. } | TokenError::Random(_) | TokenError::BadRole(_) => None,
+    };
+    let error = CommandError::new(super::ErrorKind::User, error);
+    match hint {
+        Some(hint) => error.hint(hint),
+        None => error,
+    }
+}

@@ -1,0 +1,109 @@
+//! `stigmer server`: the backend contract over gRPC, for teams and CI. Each org's resources live
+//! in their own store under `DATA/orgs/<org>/`, served through the same store code as the local
+//! backend; API tokens (`tokens`) say who the caller is, in which org, with which role. The
+//! server logs one structured line per call through `tracing`, and prints nothing itself.
+
+mod service;
+pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::proto::v1::backend_service_server::BackendServiceServer;
+pub use service::Service;
+pub use tokens::{Refusal, Role, TokenError, TokenRecord, Tokens};
+
+/// The largest request a server accepts by default: a 10,000-resource apply fits many times.
+pub const DEFAULT_MAX_REQUEST: usize = 64 * 1024 * 1024;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The data directory: tokens and every org's store.
+    pub data: PathBuf,
+    /// PEM certificate chain and private key, to serve TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The largest request accepted, in bytes; larger ones get `ResourceExhausted`.
+    pub max_request: usize,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {address}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS file cannot be read.
+    #[error("cannot read {}", .path.display())]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The transport failed (including a TLS certificate or key it cannot use).
+    #[error("the server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}", .path.display())]
+    Data {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the listening socket, so the caller can say where it listens before serving.
+///
+/// # Errors
+/// The address is taken or not ours.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(address).await.map_err(|source| ServerError::Listen { address, source })
+}
+
+/// Serves the contract and gRPC health on `listener` until `shutdown` completes; then stops
+/// taking calls, lets the calls in flight finish (a batch commits whole or not at all) and
+/// closes the stores.
+///
+/// # Errors
+/// TLS files that cannot be read or used, or a transport failure.
+pub async fn serve(
+    config: &ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    tokens::create_private_dir(&config.data)
+        .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
+    let mut builder = Server::builder();
+    if let Some((cert, key)) = &config.tls {
+        let read =
+            |path: &PathBuf| std::fs::read(path).map_err(|source| ServerError::TlsFile { path: path.clone(), source });
+        builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?)))?;
+    }
+    let service = Arc::new(Service::new(config.data.clone()));
+    let backend = BackendServiceServer::from_arc(service.clone())
+        .max_decoding_message_size(config.max_request)
+        .max_encoding_message_size(usize::MAX);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<BackendServiceServer<Service>>().await;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served =
+        builder.add_service(health_service).add_service(backend).serve_with_incoming_shutdown(incoming, shutdown).await;
+    service.close().await;
+    Ok(served?)
+}

@@ -1,0 +1,363 @@
+//! API tokens: `stk_` + 32 random bytes, shown once at creation and kept only as a SHA-256 hash
+//! in `DATA/tokens.json`. The file is rewritten whole (temp file + rename, under a lock file), so
+//! `stigmer server token …` works on a data directory whether or not a server is running, and a
+//! running server sees a revocation on its next request.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The prefix every token starts with, so a leaked one is easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "stk_";
+
+/// What a token may do in its org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read resources and history.
+    Viewer,
+    /// Also apply changes.
+    Editor,
+    /// Also read the audit log.
+    Admin,
+}
+
+impl Role {
+    /// `admin`, `editor`, `viewer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, TokenError> {
+        match s {
+            "viewer" => Ok(Self::Viewer),
+            "editor" => Ok(Self::Editor),
+            "admin" => Ok(Self::Admin),
+            other => Err(TokenError::BadRole(other.to_owned())),
+        }
+    }
+}
+
+/// A token as the server keeps it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// A short public id, for `token list` and `token revoke`.
+    pub id: String,
+    /// Who or what holds it; recorded as the actor of every change made with it.
+    pub name: String,
+    /// The org it acts in.
+    pub org: String,
+    /// What it may do there.
+    pub role: Role,
+    /// SHA-256 of the whole token, hex.
+    pub hash: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Why a token operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token file could not be read or written.
+    #[error("cannot use {}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The token file does not parse.
+    #[error("{} is damaged: {detail}", .path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No random bytes could be had from the operating system.
+    #[error("no randomness available: {0}")]
+    Random(String),
+    /// No token has this id.
+    #[error("no token has id {0}")]
+    UnknownId(String),
+    /// Not a role.
+    #[error("unknown role {0:?}; roles are admin, editor, viewer")]
+    BadRole(String),
+    /// Not a usable org name.
+    #[error("invalid org name {name:?}: {reason}")]
+    BadOrg {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Why a presented token is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No `authorization` header.
+    #[error("no token: send `authorization: Bearer stk_…`")]
+    Missing,
+    /// Not `Bearer stk_…` with the right length.
+    #[error("malformed token: expected `Bearer stk_` followed by 64 hex digits")]
+    Malformed,
+    /// Well-formed but not issued by this server.
+    #[error("unknown token")]
+    Unknown,
+    /// Past its expiry.
+    #[error("token {id} expired at {at}")]
+    Expired {
+        /// The token's id.
+        id: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// Revoked.
+    #[error("token {id} was revoked at {at}")]
+    Revoked {
+        /// The token's id.
+        id: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// The token registry could not be read; nobody gets in.
+    #[error("the server cannot read its tokens")]
+    Unavailable,
+}
+
+/// The token registry of a data directory.
+#[derive(Debug)]
+pub struct Tokens {
+    path: PathBuf,
+    lock_path: PathBuf,
+    /// The records as last read, with the file's identity then (changes when it is replaced).
+    cache: Mutex<Option<(FileStamp, Vec<TokenRecord>)>>,
+}
+
+type FileStamp = (SystemTime, u64, u64);
+
+impl Tokens {
+    /// The registry in `data_dir` (nothing is read or created until used).
+    pub fn new(data_dir: &Path) -> Self {
+        Self { path: data_dir.join("tokens.json"), lock_path: data_dir.join("tokens.lock"), cache: Mutex::new(None) }
+    }
+
+    /// Makes a token. Returns the token itself — the only time it exists outside its holder —
+    /// and its record.
+    pub fn create(
+        &self,
+        org: &str,
+        role: Role,
+        name: Option<&str>,
+        expires_in: Option<SignedDuration>,
+        now: Timestamp,
+    ) -> Result<(String, TokenRecord), TokenError> {
+        check_org(org)?;
+        let mut secret = [0_u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| TokenError::Random(e.to_string()))?;
+        let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
+        let hash = hash(&token);
+        let id = hash[..12].to_owned();
+        let record = TokenRecord {
+            name: name.map_or_else(|| format!("token-{id}"), str::to_owned),
+            id,
+            org: org.to_owned(),
+            role,
+            hash,
+            created_at: now,
+            expires_at: expires_in.and_then(|d| now.checked_add(d).ok()),
+            revoked_at: None,
+        };
+        self.update(|records| {
+            records.push(record.clone());
+            Ok(())
+        })?;
+        Ok((token, record))
+    }
+
+    /// Every token ever made, revoked and expired ones included, oldest first.
+    pub fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        self.read()
+    }
+
+    /// Revokes a token by id; it stops working on the server's next request.
+    pub fn revoke(&self, id: &str, now: Timestamp) -> Result<TokenRecord, TokenError> {
+        let mut revoked = None;
+        self.update(|records| {
+            let record = records.iter_mut().find(|r| r.id == id).ok_or_else(|| TokenError::UnknownId(id.to_owned()))?;
+            record.revoked_at.get_or_insert(now);
+            revoked = Some(record.clone());
+            Ok(())
+        })?;
+        revoked.ok_or_else(|| TokenError::UnknownId(id.to_owned()))
+    }
+
+    /// The record of a presented `authorization` header value, if it may act now.
+    pub fn verify(&self, authorization: Option<&str>, now: Timestamp) -> Result<TokenRecord, Refusal> {
+        let value = authorization.ok_or(Refusal::Missing)?;
+        let token = value.strip_prefix("Bearer ").ok_or(Refusal::Malformed)?.trim();
+        let digits = token.strip_prefix(TOKEN_PREFIX).ok_or(Refusal::Malformed)?;
+        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Refusal::Malformed);
+        }
+        let hash = hash(token);
+        let record = self.current().map_err(|_| Refusal::Unavailable)?.into_iter().find(|r| r.hash == hash);
+        let record = record.ok_or(Refusal::Unknown)?;
+        if let Some(at) = record.revoked_at {
+            return Err(Refusal::Revoked { id: record.id, at });
+        }
+        if let Some(at) = record.expires_at.filter(|at| *at <= now) {
+            return Err(Refusal::Expired { id: record.id, at });
+        }
+        Ok(record)
+    }
+
+    /// The records, read again only when the file was replaced since the last read.
+    fn current(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        let stamp = file_stamp(&self.path);
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(stamp), Some((cached, records))) = (stamp, cache.as_ref())
+            && *cached == stamp
+        {
+            return Ok(records.clone());
+        }
+        let records = self.read()?;
+        if let Some(stamp) = stamp {
+            *cache = Some((stamp, records.clone()));
+        }
+        Ok(records)
+    }
+
+    fn read(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| TokenError::Damaged { path: self.path.clone(), detail: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(TokenError::Io { path: self.path.clone(), source }),
+        }
+    }
+
+    /// Read, change and write the records under the lock, replacing the file atomically.
+    fn update(&self, change: impl FnOnce(&mut Vec<TokenRecord>) -> Result<(), TokenError>) -> Result<(), TokenError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TokenError::Io { path, source }
+        };
+        if let Some(dir) = self.path.parent() {
+            create_private_dir(dir).map_err(io(dir))?;
+        }
+        let lock = fs::File::create(&self.lock_path).map_err(io(&self.lock_path))?;
+        lock.lock().map_err(io(&self.lock_path))?;
+        let mut records = self.read()?;
+        change(&mut records)?;
+        let json = serde_json::to_vec_pretty(&records)
+            .map_err(|e| TokenError::Damaged { path: self.path.clone(), detail: e.to_string() })?;
+        let temp = self.path.with_extension("json.tmp");
+        let mut file = private_file(&temp).map_err(io(&temp))?;
+        file.write_all(&json).and_then(|()| file.sync_all()).map_err(io(&temp))?;
+        fs::rename(&temp, &self.path).map_err(io(&self.path))?;
+        Ok(())
+    }
+}
+
+/// SHA-256 of a token, hex.
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn check_org(org: &str) -> Result<(), TokenError> {
+    crate::model::meta::check_name(org).map_err(|e| TokenError::BadOrg { name: org.to_owned(), reason: e.to_string() })
+}
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let meta = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, meta.len(), inode))
+}
+
+/// A directory only its owner can enter.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// A new file only its owner can read.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_works_until_revoked_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::new(dir.path());
+        let now = Timestamp::now();
+        let (token, record) = tokens.create("acme", Role::Editor, None, None, now).unwrap();
+        assert!(token.starts_with("stk_") && token.len() == 4 + 64);
+        let stored = fs::read_to_string(dir.path().join("tokens.json")).unwrap();
+        assert!(!stored.contains(&token[4..]), "only the hash is stored");
+        let header = format!("Bearer {token}");
+        assert_eq!(tokens.verify(Some(&header), now).unwrap().id, record.id);
+
+        assert_eq!(tokens.verify(None, now), Err(Refusal::Missing));
+        assert_eq!(tokens.verify(Some("Bearer nope"), now), Err(Refusal::Malformed));
+        let forged = format!("Bearer stk_{}", "0".repeat(64));
+        assert_eq!(tokens.verify(Some(&forged), now), Err(Refusal::Unknown));
+
+        // Another handle (the CLI) revokes; this one (the server) sees it at once.
+        Tokens::new(dir.path()).revoke(&record.id, now).unwrap();
+        assert!(matches!(tokens.verify(Some(&header), now), Err(Refusal::Revoked { .. })));
+
+        let (short, _) =
+            tokens.create("acme", Role::Viewer, Some("ci"), Some(SignedDuration::from_secs(60)), now).unwrap();
+        let later = now.checked_add(SignedDuration::from_secs(61)).unwrap();
+        assert!(matches!(tokens.verify(Some(&format!("Bearer {short}")), later), Err(Refusal::Expired { .. })));
+        assert_eq!(tokens.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bad_orgs_and_ids_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::new(dir.path());
+        assert!(matches!(
+            tokens.create("../etc", Role::Admin, None, None, Timestamp::now()),
+            Err(TokenError::BadOrg { .. })
+        ));
+        assert!(matches!(tokens.revoke("nope", Timestamp::now()), Err(TokenError::UnknownId(_))));
+    }
+}
