@@ -125,6 +125,10 @@ impl From<BackendError> for CommandError {
             BackendError::Io { .. } => {
                 Some(format!("check the permissions of the directory, or set {}", super::settings::ENV_HOME))
             }
+            BackendError::Unreachable { detail, .. } if detail.contains("certificate") => Some(format!(
+                "trust the server's CA certificate with `stigmer login --ca-cert FILE` or {}",
+                super::settings::ENV_CA_CERT
+            )),
             BackendError::Unreachable { .. } => Some(
                 "start a server with `stigmer server`, or check the endpoint with `stigmer context show`".to_owned(),
             ),
@@ -136,6 +140,11 @@ impl From<BackendError> for CommandError {
                 Some("ask an admin of the org for a token with the role this needs".to_owned())
             }
             BackendError::Incompatible(_) => Some("use a stigmer client of the same release as the server".to_owned()),
+            BackendError::Remote { code, .. } if code == "ResourceExhausted" || code == "OutOfRange" => Some(
+                "the server refuses requests over its size limit; apply fewer files at once, or start the server \
+                 with a larger --max-request-mib"
+                    .to_owned(),
+            ),
             BackendError::Storage(_) | BackendError::Remote { .. } => None,
         };
         let kind = if matches!(error, BackendError::NotFound { .. }) { ErrorKind::User } else { ErrorKind::Io };

@@ -438,8 +438,23 @@ pub fn status_to_error(status: &Status, endpoint: &str) -> BackendError {
         Code::Unavailable => {
             BackendError::Unreachable { endpoint: endpoint.to_owned(), detail: transport_detail(status) }
         }
+        // The connection broke below gRPC: most often plain HTTP/2 spoken to a TLS server.
+        Code::Unknown | Code::Internal if broke_below_grpc(status) => {
+            let mut detail = transport_detail(status);
+            if endpoint.starts_with("http://") {
+                detail.push_str(" (if the server serves TLS, use an https:// endpoint)");
+            }
+            BackendError::Unreachable { endpoint: endpoint.to_owned(), detail }
+        }
         code => BackendError::Remote { code: format!("{code:?}"), message },
     }
+}
+
+/// Whether the client's transport (not the server) produced the status: tonic says so only
+/// in its wording.
+fn broke_below_grpc(status: &Status) -> bool {
+    let message = status.message();
+    message == "transport error" || message.starts_with("h2 protocol error")
 }
 
 /// What went wrong on the way to the server, with the cause chain the transport hides.

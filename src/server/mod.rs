@@ -22,6 +22,9 @@ pub use tokens::{Refusal, Role, TokenError, TokenRecord, Tokens};
 /// The largest request a server accepts by default: a 10,000-resource apply fits many times.
 pub const DEFAULT_MAX_REQUEST: usize = 64 * 1024 * 1024;
 
+/// How long calls in flight may take to finish once shutdown begins.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
