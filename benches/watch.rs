@@ -9,8 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-// Each bench uses part of the shared corpus module.
-#[allow(dead_code)]
 mod support;
 
 use support::corpus::{BenchResult, Revisions, TOTAL, generate};

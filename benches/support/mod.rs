@@ -1,3 +1,6 @@
-//! Shared by the benches.
+//! Shared by the benches; each uses part of it.
+
+#![allow(dead_code, reason = "each bench uses part of the support module")]
 
 pub mod corpus;
+pub mod server;

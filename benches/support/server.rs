@@ -1,0 +1,80 @@
+//! A release-binary `stigmer server` for the benches, and what `/proc` says about processes.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::corpus::BenchResult;
+
+/// A release-binary `stigmer server` on a free port; killed when dropped.
+pub struct Server {
+    /// The server process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Server {
+    /// Starts it over `data`, logging to `log`.
+    pub fn start(bin: &Path, data: &Path, log: &Path) -> BenchResult<Self> {
+        let mut child = Command::new(bin)
+            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(log)?)
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let endpoint = line.split_whitespace().find(|w| w.starts_with("http://")).map(ToOwned::to_owned);
+        let server = Self { child, endpoint: endpoint.unwrap_or_default() };
+        if server.endpoint.is_empty() {
+            return Err(format!("the server did not start: {line:?}; log:\n{}", fs::read_to_string(log)?).into());
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An admin token for `org`, made with `stigmer server token create`.
+pub fn make_token(bin: &Path, data: &Path, org: &str) -> BenchResult<String> {
+    let output = Command::new(bin)
+        .args([
+            "server",
+            "token",
+            "create",
+            "--org",
+            org,
+            "--role",
+            "admin",
+            "--name",
+            &format!("bench-{org}"),
+            "--data",
+        ])
+        .arg(data)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("token create failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// A `KiB` field (`VmRSS:`, `VmHWM:`) of `/proc/<pid>/status`.
+pub fn read_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "n/a".to_owned(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
