@@ -116,11 +116,12 @@ fn agent(name: &str, skills: &[&str]) -> String {
 /// Snapshot settings hiding times, ages, uids and hashes.
 fn stable() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]");
-    settings.add_filter(r"\b\d+[smhd]\b", "[AGE]");
+    // In order: ids and hashes first, so an age-like run inside one ("411d") stays theirs.
     settings.add_filter(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[UID]");
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[HASH]");
     settings.add_filter(r"\b[0-9a-f]{12}\b", "[HASH12]");
+    settings.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]");
+    settings.add_filter(r"\b\d+[smhd]\b", "[AGE]");
     settings
 }
 
