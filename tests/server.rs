@@ -333,7 +333,19 @@ fn login_saves_a_private_context_and_contexts_switch() {
     let (code, _, err) = run(stigmer().args(["--context", "nope", "get"]));
     assert_eq!(code, 2);
     assert!(err.contains("there is no context named \"nope\""), "{err}");
+    // A project's stigmer.yaml may name its context; --context still wins over it.
+    let pinned = dir.path().join("pinned");
+    std::fs::create_dir_all(&pinned).unwrap();
+    std::fs::write(pinned.join("stigmer.yaml"), "name: pinned\ncontext: local\n").unwrap();
+    std::fs::write(pinned.join("s.yaml"), skill("pinned-skill", "Local only.")).unwrap();
+    let pinned = pinned.to_str().unwrap();
+    assert_eq!(run(stigmer().args(["apply", "-f", pinned])).0, 0);
+    assert_eq!(run(stigmer().args(["--context", "local", "get", "-o", "name"])).1, "skill/pinned-skill\n");
+    assert_eq!(run(stigmer().args(["get", "skill", "pinned-skill"])).0, 2, "not on the server");
+    let (code, out, _) = run(stigmer().args(["--context", "acme", "diff", "-f", pinned]));
+    assert_eq!(code, 1, "--context wins over the project's: {out}");
     assert_eq!(run(stigmer().args(["context", "use", "local"])).0, 0);
+    assert_eq!(run(stigmer().args(["delete", "skill", "pinned-skill"])).0, 0);
     assert_eq!(run(stigmer().args(["get", "-o", "name"])).1, "");
     assert_eq!(run(stigmer().args(["context", "use", "acme"])).0, 0);
     let (code, out, _) = run(stigmer().args(["logout"]));

@@ -105,7 +105,7 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
 pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &ApplyOptions) -> Result<(), CommandError> {
     let set = common::load(files);
     let plan_options = options.plan.options(&set)?;
-    let backend = ctx.settings.backend()?;
+    let backend = ctx.settings.backend_for(set.project.as_ref())?;
     let progress = Progress::start(ctx, set.documents.len());
     progress.phase(&format!("validating and planning {} manifests", set.documents.len()));
     let prepared = reconcile::prepare(&backend, &set, &plan_options).await;

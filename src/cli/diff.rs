@@ -39,7 +39,7 @@ pub async fn run(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandErr
 async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
     let set = common::load(&args.files);
     let options = args.plan.options(&set)?;
-    let prepared = reconcile::prepare(&ctx.settings.backend()?, &set, &options)
+    let prepared = reconcile::prepare(&ctx.settings.backend_for(set.project.as_ref())?, &set, &options)
         .await
         .map_err(|e| CommandError::from(e).with_kind(ErrorKind::User))?;
     common::report(ctx, &set, &prepared.validation.diagnostics)?;

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use super::CommandError;
 use super::config::{Config, Context};
 use crate::backend::{AnyBackend, LocalBackend, RemoteBackend, RemoteOptions};
+use crate::manifest::Project;
 
 /// `NO_COLOR`: when set to anything non-empty, no colors (<https://no-color.org>).
 pub const ENV_NO_COLOR: &str = "NO_COLOR";
@@ -130,6 +131,12 @@ impl Settings {
     /// # Errors
     /// The configuration cannot be read, or names a context that does not exist.
     pub fn context(&self) -> Result<Context, CommandError> {
+        self.context_for(None)
+    }
+
+    /// [`Settings::context`] for a command that read a project: the project's `context:` comes
+    /// after `--context` and before the configuration file's current context.
+    fn context_for(&self, project: Option<&Project>) -> Result<Context, CommandError> {
         if let Some(env) = &self.env_server {
             let token = env.token.clone().ok_or_else(|| {
                 CommandError::user(format!("{ENV_ENDPOINT} is set but {ENV_TOKEN} is not"))
@@ -144,12 +151,18 @@ impl Settings {
             });
         }
         let config = Config::load(&self.home)?;
-        let name = self.context.as_deref().unwrap_or_else(|| config.current());
+        let from_project = project.and_then(|p| p.context.as_deref());
+        let name = self.context.as_deref().or(from_project).unwrap_or_else(|| config.current());
         config.context(name).ok_or_else(|| {
             let known: Vec<String> = std::iter::once(super::config::LOCAL_CONTEXT.to_owned())
                 .chain(config.contexts.iter().map(|c| c.name.clone()))
                 .collect();
-            CommandError::user(format!("there is no context named {name:?}"))
+            let named_by = if self.context.is_none() && from_project.is_some() {
+                " (named by the project's stigmer.yaml)"
+            } else {
+                ""
+            };
+            CommandError::user(format!("there is no context named {name:?}{named_by}"))
                 .hint(format!("contexts: {}; add one with `stigmer login`", known.join(", ")))
         })
     }
@@ -165,7 +178,15 @@ impl Settings {
     /// # Errors
     /// As [`Settings::context`], or a remote context without a token or with an unusable endpoint.
     pub fn backend(&self) -> Result<AnyBackend, CommandError> {
-        let context = self.context()?;
+        self.backend_for(None)
+    }
+
+    /// The backend for a command that read a project, whose `context:` may name one.
+    ///
+    /// # Errors
+    /// As [`Settings::backend`].
+    pub fn backend_for(&self, project: Option<&Project>) -> Result<AnyBackend, CommandError> {
+        let context = self.context_for(project)?;
         remote_backend(&context)
             .map(|remote| remote.map_or_else(|| AnyBackend::Local(self.local_backend()), AnyBackend::Remote))
     }

@@ -25,7 +25,7 @@ pub async fn run(
 ) -> Result<(), CommandError> {
     let inputs = common::inputs(files);
     let options = WatchOptions { plan, interval, debounce: DEBOUNCE };
-    let backend = ctx.settings.backend()?;
+    let backend = ctx.settings.backend_for(common::load_project(files).project.as_ref())?;
     let mut first = true;
     let result = watch::run(
         &backend,
