@@ -7,100 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use assert_cmd::Command;
-use stigmer::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
 use stigmer::store::{OpenOptions, Store};
+use support::Sandbox;
 
+#[macro_use]
 mod support;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A scratch home and project directory, on the local store or on a server of its own.
-struct Sandbox {
-    dir: tempfile::TempDir,
-    /// The server and an admin token for org `test`, named like the local actor.
-    remote: Option<(support::Server, String)>,
-}
-
-impl Sandbox {
-    /// On a local store.
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), remote: None }
-    }
-
-    /// On a server started for it.
-    fn remote() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let server = support::Server::start(&dir.path().join("server"));
-        let token = server.token("test", "admin", "tester");
-        Self { dir, remote: Some((server, token)) }
-    }
-
-    /// Another sandbox on the same kind of backend.
-    fn another(&self) -> Self {
-        if self.remote.is_some() { Self::remote() } else { Self::new() }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn stigmer(&self) -> Command {
-        let mut cmd = Command::cargo_bin("stigmer").unwrap();
-        cmd.current_dir(root()).env("NO_COLOR", "1").env("STIGMER_HOME", self.home()).env("USER", "tester");
-        if let Some((server, token)) = &self.remote {
-            cmd.env("STIGMER_ENDPOINT", &server.endpoint).env("STIGMER_TOKEN", token).env("STIGMER_ORG", "test");
-        }
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let output = self.stigmer().args(args).output().unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
-    /// A project directory with `stigmer.yaml` naming `set` and the given files.
-    fn project(&self, name: &str, set: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir = self.dir.path().join(name);
-        if dir.exists() {
-            fs::remove_dir_all(&dir).unwrap();
-        }
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("stigmer.yaml"), format!("name: {set}\n")).unwrap();
-        for (file, text) in files {
-            fs::write(dir.join(file), text).unwrap();
-        }
-        dir
-    }
-
-    /// How many batches the backend has committed (its version).
-    fn commits(&self) -> u64 {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            match &self.remote {
-                Some((server, token)) => {
-                    let options = RemoteOptions {
-                        endpoint: server.endpoint.clone(),
-                        token: token.clone(),
-                        org: Some("test".into()),
-                        ca_cert: None,
-                    };
-                    RemoteBackend::new(&options).unwrap().version().await.unwrap()
-                }
-                None => LocalBackend::new(self.home().join("local.db"), "test").version().await.unwrap(),
-            }
-        })
-    }
-}
 
 fn skill(name: &str, text: &str) -> String {
     format!("apiVersion: agentic.stigmer.ai/v1\nkind: Skill\nmetadata:\n  name: {name}\nspec:\n  skillMd: {text}\n")
@@ -393,7 +307,7 @@ fn a_store_from_a_newer_stigmer_is_refused_with_a_message() {
     }
     let (code, _, err) = sandbox.run(&["get"]);
     assert_eq!(code, 2);
-    assert!(err.contains("has format version 999; this stigmer reads up to 1"), "{err}");
+    assert!(err.contains("has format version 999; this stigmer reads up to 2"), "{err}");
     assert!(err.contains("hint: upgrade stigmer"), "{err}");
 }
 
@@ -409,18 +323,6 @@ fn two_processes_applying_at_once_both_get_through(sandbox: &Sandbox) {
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(sandbox.run(&["get", "skills", "-o", "name"]).1, "skill/from-a\nskill/from-b\n");
-}
-
-/// Each scenario as two tests: `local::…` on a local store, `remote::…` on a server.
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod local {
-            $(#[test] fn $scenario() { super::$scenario(&super::Sandbox::new()); })*
-        }
-        mod remote {
-            $(#[test] fn $scenario() { super::$scenario(&super::Sandbox::remote()); })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -5,17 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
-use support::{Server, make_token};
+use support::{Server, make_token, root};
 
 mod support;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A client run of the binary with its own home, pointed at a server by the environment.
 fn client(home: &Path, endpoint: &str, token: &str, org: Option<&str>) -> Command {
@@ -148,7 +144,7 @@ fn roles_limit_what_a_token_may_do() {
     assert_eq!(names, "skill/refund-policy\nskill/tone-of-voice\n", "a viewer reads");
     let (code, _, err) = text(&as_editor().args(["audit"]).output().unwrap());
     assert_eq!(code, 2);
-    assert!(err.contains("an editor token cannot read the audit log") || err.contains("a editor token"), "{err}");
+    assert!(err.contains("an editor token cannot do this (read the audit log"), "{err}");
 
     let (code, audit, err) =
         text(&client(&home, &server.endpoint, &admin, Some("acme")).args(["audit", "--json"]).output().unwrap());

@@ -77,6 +77,17 @@ pub enum BackendError {
     /// Client and server speak different protocol versions.
     #[error("{0}")]
     Incompatible(String),
+    /// The secret key is missing, malformed, exposed or not the one the secrets were sealed with.
+    #[error("{0}")]
+    Key(String),
+    /// A secret name that cannot be used.
+    #[error("invalid secret name {name:?}: {reason}")]
+    SecretName {
+        /// The name given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The server failed the call for another reason (a request too large, an internal error).
     #[error("the server failed the call ({code}): {message}")]
     Remote {
@@ -90,4 +101,10 @@ pub enum BackendError {
 fn moved_list(moved: &[Moved]) -> String {
     let names: Vec<&str> = moved.iter().map(|m| m.address.as_str()).collect();
     names.join(", ")
+}
+
+impl From<crate::secrets::KeyError> for BackendError {
+    fn from(error: crate::secrets::KeyError) -> Self {
+        Self::Key(error.to_string())
+    }
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, StoredResource,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, SecretInfo,
+    StoredResource,
 };
 use crate::model::Kind;
-use crate::store::{OpenOptions, Store};
+use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
+use crate::store::{Author, Keyring, OpenOptions, Store, sealed_bytes};
 
 /// How long an operation waits for another process to let go of the store, unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
@@ -27,20 +29,31 @@ pub struct LocalBackend {
     open: Option<Arc<Store>>,
     /// Where the caller's request came from, for the audit log (the server sets it).
     address: Option<String>,
+    /// Where the master key that wraps the secrets' data key is.
+    key: KeySource,
 }
 
 impl LocalBackend {
     /// A backend over the store at `path` (created on first use), recording `actor` as the author
     /// of every change.
     pub fn new(path: PathBuf, actor: impl Into<String>) -> Self {
-        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, open: None, address: None }
+        let key = KeySource::File(path.parent().unwrap_or(Path::new(".")).join("master.key"));
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, open: None, address: None, key }
     }
 
     /// A backend over a store that stays open for the life of `store` — the server's way, which
     /// serves many requests from one process — recording `actor` for the changes, made from
     /// `address`.
     pub fn shared(store: Arc<Store>, actor: impl Into<String>, address: Option<String>) -> Self {
-        Self { path: store.path().to_path_buf(), actor: actor.into(), wait: DEFAULT_WAIT, open: Some(store), address }
+        let path = store.path().to_path_buf();
+        let key = KeySource::File(path.parent().unwrap_or(Path::new(".")).join("master.key"));
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, open: Some(store), address, key }
+    }
+
+    /// Where the master key is (by default `master.key` next to the store's file).
+    #[must_use]
+    pub fn with_key(self, key: KeySource) -> Self {
+        Self { key, ..self }
     }
 
     /// How long to wait for another process that holds the store (10 s by default).
@@ -126,6 +139,110 @@ impl Backend for LocalBackend {
             role: None,
         })
     }
+
+    async fn secret_set(&self, name: &str, value: SecretValue) -> Result<bool, BackendError> {
+        super::check_secret_name(name)?;
+        let (name, key, actor, address) = (name.to_owned(), self.key.clone(), self.actor.clone(), self.address.clone());
+        self.with_store(move |store| {
+            let (keyring, data) = data_key(store, &key, true)?.ok_or_else(|| no_key(&key))?;
+            let sealed = data.seal(&name, &value)?;
+            let author = Author { actor: &actor, address: address.as_deref() };
+            store.put_secret(&name, &keyring.key_id, &sealed, author, Timestamp::now())
+        })
+        .await
+    }
+
+    async fn secret_list(&self) -> Result<Vec<SecretInfo>, BackendError> {
+        self.with_store(|store| {
+            Ok(store
+                .secrets()?
+                .into_iter()
+                .map(|s| SecretInfo { name: s.name, created_at: s.created_at, updated_at: s.updated_at })
+                .collect())
+        })
+        .await
+    }
+
+    async fn secret_delete(&self, name: &str) -> Result<(), BackendError> {
+        let (name, actor, address) = (name.to_owned(), self.actor.clone(), self.address.clone());
+        self.with_store(move |store| {
+            store.delete_secret(&name, Author { actor: &actor, address: address.as_deref() }, Timestamp::now())
+        })
+        .await
+    }
+
+    async fn secret_reveal(&self, name: &str) -> Result<SecretValue, BackendError> {
+        let (name, key) = (name.to_owned(), self.key.clone());
+        self.with_store(move |store| {
+            let secret =
+                store.secret(&name)?.ok_or_else(|| BackendError::NotFound { address: format!("secret/{name}") })?;
+            let (_, data) = data_key(store, &key, false)?.ok_or_else(|| no_key(&key))?;
+            Ok(data.open(&name, &sealed_bytes(&secret)?)?)
+        })
+        .await
+    }
+
+    async fn secret_rotate_key(&self) -> Result<usize, BackendError> {
+        let (key, actor, address) = (self.key.clone(), self.actor.clone(), self.address.clone());
+        self.with_store(move |store| {
+            let Some((_, old)) = data_key(store, &key, false)? else { return Ok(0) };
+            let master = key.load(false)?.ok_or_else(|| no_key(&key))?;
+            let (keyring, new) = new_keyring(&master)?;
+            let reseal = |secret: &crate::store::SealedSecret| {
+                let value = old.open(&secret.name, &sealed_bytes(secret)?)?;
+                Ok(new.seal(&secret.name, &value)?)
+            };
+            let author = Author { actor: &actor, address: address.as_deref() };
+            store.rotate_keyring(&keyring, reseal, author, Timestamp::now())
+        })
+        .await
+    }
+}
+
+/// The data key in force, unwrapped with the master key; with `create`, made (with the master
+/// key, if need be) when the store has none yet. `None` when there is none and none may be made.
+fn data_key(store: &Store, key: &KeySource, create: bool) -> Result<Option<(Keyring, DataKey)>, BackendError> {
+    let origin = key.origin();
+    if let Some(keyring) = store.keyring()? {
+        // Secrets exist: the key must exist too; a missing one is never silently replaced.
+        let master = key.load(false)?.ok_or_else(|| no_key(key))?;
+        let data = unwrap_data_key(&master, &keyring, &origin)?;
+        return Ok(Some((keyring, data)));
+    }
+    if !create {
+        return Ok(None);
+    }
+    let master = key.load(true)?.ok_or_else(|| no_key(key))?;
+    let (candidate, candidate_key) = new_keyring(&master)?;
+    let keyring = store.ensure_keyring(&candidate)?;
+    if keyring.key_id == candidate.key_id {
+        return Ok(Some((keyring, candidate_key)));
+    }
+    // Another writer made the first key a moment earlier: use theirs.
+    let data = unwrap_data_key(&master, &keyring, &origin)?;
+    Ok(Some((keyring, data)))
+}
+
+/// A fresh data key, and its keyring entry wrapped by `master`.
+fn new_keyring(master: &MasterKey) -> Result<(Keyring, DataKey), BackendError> {
+    let data = DataKey::generate()?;
+    let keyring = Keyring {
+        key_id: uuid::Uuid::new_v4().to_string(),
+        wrapped: hex::encode(master.wrap(&data)?),
+        master_fingerprint: master.fingerprint(),
+        created_at: Timestamp::now(),
+    };
+    Ok((keyring, data))
+}
+
+fn unwrap_data_key(master: &MasterKey, keyring: &Keyring, origin: &str) -> Result<DataKey, BackendError> {
+    let wrapped =
+        hex::decode(&keyring.wrapped).map_err(|_| BackendError::Key("the stored data key is not hex".into()))?;
+    Ok(master.unwrap_key(&wrapped, origin, &keyring.master_fingerprint)?)
+}
+
+fn no_key(key: &KeySource) -> BackendError {
+    crate::secrets::KeyError::Missing { expected: key.origin() }.into()
 }
 
 /// What others waiting for the store are told about us: `pid 4242: stigmer apply --watch`.

@@ -15,10 +15,11 @@ pub use local::LocalBackend;
 pub use remote::{RemoteBackend, RemoteOptions};
 pub use types::{
     ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
-    StoredResource, Write, Written, address,
+    SecretInfo, StoredResource, Write, Written, address, check_secret_name,
 };
 
 use crate::model::Kind;
+use crate::secrets::SecretValue;
 
 /// What stigmer needs from a place that holds resources.
 pub trait Backend: Send + Sync {
@@ -47,6 +48,21 @@ pub trait Backend: Send + Sync {
 
     /// Who the backend takes the caller to be, and where the data is.
     fn whoami(&self) -> impl Future<Output = Result<Identity, BackendError>> + Send;
+
+    /// Stores a secret's value, encrypted; returns whether the secret is new.
+    fn secret_set(&self, name: &str, value: SecretValue) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
+    /// Every secret's name and times, by name; never a value.
+    fn secret_list(&self) -> impl Future<Output = Result<Vec<SecretInfo>, BackendError>> + Send;
+
+    /// Deletes a secret.
+    fn secret_delete(&self, name: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// A secret's value: for `secret get --reveal` and for runners, nothing else.
+    fn secret_reveal(&self, name: &str) -> impl Future<Output = Result<SecretValue, BackendError>> + Send;
+
+    /// Re-encrypts every secret under a new data key, atomically; returns how many.
+    fn secret_rotate_key(&self) -> impl Future<Output = Result<usize, BackendError>> + Send;
 }
 
 /// The backend a context names: the local store or a server. Commands hold this and never ask
@@ -100,5 +116,25 @@ impl Backend for AnyBackend {
 
     async fn whoami(&self) -> Result<Identity, BackendError> {
         delegate!(self, b => b.whoami())
+    }
+
+    async fn secret_set(&self, name: &str, value: SecretValue) -> Result<bool, BackendError> {
+        delegate!(self, b => b.secret_set(name, value))
+    }
+
+    async fn secret_list(&self) -> Result<Vec<SecretInfo>, BackendError> {
+        delegate!(self, b => b.secret_list())
+    }
+
+    async fn secret_delete(&self, name: &str) -> Result<(), BackendError> {
+        delegate!(self, b => b.secret_delete(name))
+    }
+
+    async fn secret_reveal(&self, name: &str) -> Result<SecretValue, BackendError> {
+        delegate!(self, b => b.secret_reveal(name))
+    }
+
+    async fn secret_rotate_key(&self) -> Result<usize, BackendError> {
+        delegate!(self, b => b.secret_rotate_key())
     }
 }

@@ -13,13 +13,15 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, StoredResource,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, SecretInfo,
+    StoredResource,
 };
 use crate::model::Kind;
 use crate::proto::{
     ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, decode_all, members_from_wire, status_to_error, v1,
     v1::backend_service_client::BackendServiceClient,
 };
+use crate::secrets::SecretValue;
 
 /// How long to wait for a connection before calling the server unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,5 +179,34 @@ impl Backend for RemoteBackend {
         let mut identity = Identity::from(response.into_inner());
         identity.backend = format!("{} at {}", identity.backend, self.endpoint);
         Ok(identity)
+    }
+
+    async fn secret_set(&self, name: &str, value: SecretValue) -> Result<bool, BackendError> {
+        let request = v1::SecretSetRequest { name: name.to_owned(), value: value.expose().to_owned() };
+        let response = self.client.clone().secret_set(request).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().created)
+    }
+
+    async fn secret_list(&self) -> Result<Vec<SecretInfo>, BackendError> {
+        let response = self.client.clone().secret_list(v1::SecretListRequest {}).await.map_err(|s| self.error(&s))?;
+        Ok(decode_all(response.into_inner().secrets)?)
+    }
+
+    async fn secret_delete(&self, name: &str) -> Result<(), BackendError> {
+        let request = v1::SecretDeleteRequest { name: name.to_owned() };
+        self.client.clone().secret_delete(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn secret_reveal(&self, name: &str) -> Result<SecretValue, BackendError> {
+        let request = v1::SecretRevealRequest { name: name.to_owned() };
+        let response = self.client.clone().secret_reveal(request).await.map_err(|s| self.error(&s))?;
+        Ok(SecretValue::new(response.into_inner().value))
+    }
+
+    async fn secret_rotate_key(&self) -> Result<usize, BackendError> {
+        let request = v1::SecretRotateKeyRequest {};
+        let response = self.client.clone().secret_rotate_key(request).await.map_err(|s| self.error(&s))?;
+        Ok(usize::try_from(response.into_inner().resealed).unwrap_or(usize::MAX))
     }
 }

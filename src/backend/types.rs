@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::BackendError;
 use crate::model::Kind;
 
 /// A resource as a backend holds it.
@@ -233,4 +234,31 @@ pub struct Moved {
     pub expected: Option<u64>,
     /// The generation found (`None`: it no longer exists).
     pub found: Option<u64>,
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretInfo {
+    /// The name manifests refer to (`secretRef: NAME`).
+    pub name: String,
+    /// When it was first set.
+    pub created_at: Timestamp,
+    /// When its value last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Secret names: what environment variables and manifests can refer to.
+///
+/// # Errors
+/// What is wrong with the name.
+pub fn check_secret_name(name: &str) -> Result<(), BackendError> {
+    let bad = |reason: &str| BackendError::SecretName { name: name.to_owned(), reason: reason.to_owned() };
+    if name.is_empty() || name.len() > 253 {
+        return Err(bad("a name has 1 to 253 characters"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(bad(&format!("{c:?} is not allowed; use letters, digits, '-', '_' and '.'")));
+    }
+    Ok(())
 }

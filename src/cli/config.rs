@@ -92,9 +92,9 @@ impl Config {
         let text = serde_saphyr::to_string(self)
             .map_err(|e| CommandError::user(format!("cannot write the configuration: {e}")))?;
         let io = |e| CommandError::io(&format!("cannot write {}", path.display()), e);
-        crate::server::tokens::create_private_dir(home).map_err(io)?;
+        crate::private_fs::create_private_dir(home).map_err(io)?;
         let temp = path.with_extension("yaml.tmp");
-        let mut file = crate::server::tokens::private_file(&temp).map_err(io)?;
+        let mut file = crate::private_fs::private_file(&temp).map_err(io)?;
         file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
         std::fs::rename(&temp, &path).map_err(io)
     }

@@ -145,9 +145,19 @@ impl From<BackendError> for CommandError {
                  with a larger --max-request-mib"
                     .to_owned(),
             ),
+            BackendError::Key(_) => Some(format!(
+                "the master key is {} or $STIGMER_HOME/master.key (on a server: its data directory's master.key); \
+                 restore the one the secrets were encrypted with",
+                crate::secrets::ENV_MASTER_KEY
+            )),
+            BackendError::SecretName { .. } => Some("name secrets like OPENAI_API_KEY or openai-key".to_owned()),
             BackendError::Storage(_) | BackendError::Remote { .. } => None,
         };
-        let kind = if matches!(error, BackendError::NotFound { .. }) { ErrorKind::User } else { ErrorKind::Io };
+        let kind = if matches!(error, BackendError::NotFound { .. } | BackendError::SecretName { .. }) {
+            ErrorKind::User
+        } else {
+            ErrorKind::Io
+        };
         Self { kind, error: Some(Box::new(error)), hints: hint.into_iter().collect() }
     }
 }

@@ -41,7 +41,7 @@ pub struct LoginArgs {
 
 /// Runs `stigmer login`.
 pub async fn run(ctx: &CommandContext, args: &LoginArgs) -> Result<(), CommandError> {
-    let token = read_token(ctx, args.token_file.as_ref())?;
+    let token = read_token(args.token_file.as_ref())?;
     let name = args.name.clone().or_else(|| args.org.clone()).unwrap_or_else(|| "remote".to_owned());
     if name == LOCAL_CONTEXT {
         return Err(
@@ -72,13 +72,13 @@ pub async fn run(ctx: &CommandContext, args: &LoginArgs) -> Result<(), CommandEr
     ))
 }
 
-fn read_token(ctx: &CommandContext, file: Option<&PathBuf>) -> Result<String, CommandError> {
+fn read_token(file: Option<&PathBuf>) -> Result<String, CommandError> {
     let text = if let Some(path) = file {
         std::fs::read_to_string(path).map_err(|e| CommandError::io(&format!("cannot read {}", path.display()), e))?
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("token (not shown): ")
+            .map_err(|e| CommandError::io("cannot read the token from the terminal", e))?
     } else {
-        if std::io::stdin().is_terminal() {
-            ctx.err("paste the token and press Enter, then Ctrl-D:\n")?;
-        }
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read the token", e))?;
         text

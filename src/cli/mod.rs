@@ -22,6 +22,7 @@ mod logout;
 mod render;
 mod rollback;
 mod schema;
+mod secret;
 mod server;
 mod settings;
 mod validate;
@@ -68,6 +69,7 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     Schema(schema::SchemaArgs),
     Init(init::InitArgs),
+    Secret(secret::SecretArgs),
     Server(server::ServerArgs),
     Login(login::LoginArgs),
     Logout(logout::LogoutArgs),
@@ -110,6 +112,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Validate(args) => validate::run(ctx, args).await,
         Command::Schema(args) => schema::run(ctx, args).await,
         Command::Init(args) => init::run(ctx, args).await,
+        Command::Secret(args) => secret::run(ctx, args).await,
         Command::Server(args) => server::run(ctx, args).await,
         Command::Login(args) => login::run(ctx, args).await,
         Command::Logout(args) => logout::run(ctx, args).await,

@@ -129,6 +129,7 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
         data: data.clone(),
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_request: args.max_request_mib.saturating_mul(1024 * 1024),
+        key: crate::secrets::KeySource::from_env_or_file(data.join("master.key")),
     };
     let listener = server::bind(args.listen).await.map_err(|e| {
         CommandError::user(e.to_string()).hint("pick another address with --listen, e.g. --listen 127.0.0.1:0")

@@ -11,6 +11,7 @@ use super::CommandError;
 use super::config::{Config, Context};
 use crate::backend::{AnyBackend, LocalBackend, RemoteBackend, RemoteOptions};
 use crate::manifest::Project;
+use crate::secrets::KeySource;
 
 /// `NO_COLOR`: when set to anything non-empty, no colors (<https://no-color.org>).
 pub const ENV_NO_COLOR: &str = "NO_COLOR";
@@ -89,6 +90,8 @@ pub struct Settings {
     pub context: Option<String>,
     /// A server named by the environment, which overrides every context.
     env_server: Option<EnvServer>,
+    /// The local store's master key: `STIGMER_MASTER_KEY`, else `master.key` in the home.
+    pub master_key: KeySource,
 }
 
 impl Settings {
@@ -108,7 +111,9 @@ impl Settings {
             });
         let actor = ENV_USER.iter().find_map(|name| var(name)).unwrap_or_else(|| "local".to_owned());
         let lock_wait = var(ENV_LOCK_WAIT).and_then(|s| s.parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0);
+        let master_key = KeySource::from_env_or_file(home.join("master.key"));
         Self {
+            master_key,
             color_stdout: decide(std::io::stdout().is_terminal()),
             color_stderr: decide(std::io::stderr().is_terminal()),
             interactive: std::io::stderr().is_terminal(),
@@ -170,7 +175,9 @@ impl Settings {
     /// The local store under the home directory.
     #[must_use]
     pub fn local_backend(&self) -> LocalBackend {
-        LocalBackend::new(self.home.join("local.db"), self.actor.clone()).with_wait(self.lock_wait)
+        LocalBackend::new(self.home.join("local.db"), self.actor.clone())
+            .with_wait(self.lock_wait)
+            .with_key(self.master_key.clone())
     }
 
     /// The backend the commands use: the local store or the server the context names.

@@ -14,7 +14,7 @@ use tonic::{Code, Status};
 
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, BatchItem, Identity, Moved, ResourceQuery, Revision,
-    RevisionAction, StoredResource, Write, Written,
+    RevisionAction, SecretInfo, StoredResource, Write, Written,
 };
 use crate::model::Kind;
 
@@ -300,6 +300,19 @@ impl TryFrom<v1::AuditEntry> for AuditEntry {
     }
 }
 
+impl From<&SecretInfo> for v1::SecretInfo {
+    fn from(s: &SecretInfo) -> Self {
+        Self { name: s.name.clone(), created_at: s.created_at.to_string(), updated_at: s.updated_at.to_string() }
+    }
+}
+
+impl TryFrom<v1::SecretInfo> for SecretInfo {
+    type Error = WireError;
+    fn try_from(s: v1::SecretInfo) -> Result<Self, WireError> {
+        Ok(Self { name: s.name, created_at: time(&s.created_at)?, updated_at: time(&s.updated_at)? })
+    }
+}
+
 impl From<Identity> for v1::WhoAmIResponse {
     fn from(i: Identity) -> Self {
         Self { actor: i.actor, backend: i.backend, org: i.org, role: i.role }
@@ -382,6 +395,13 @@ pub fn error_to_status(error: &BackendError) -> Status {
             Code::DataLoss,
             Some(Detail::Corrupt(v1::Corrupt { path: path.display().to_string(), detail: detail.clone() })),
         ),
+        BackendError::Key(message) => {
+            (Code::FailedPrecondition, Some(Detail::Key(v1::KeyProblem { message: message.clone() })))
+        }
+        BackendError::SecretName { name, reason } => (
+            Code::InvalidArgument,
+            Some(Detail::SecretName(v1::SecretName { name: name.clone(), reason: reason.clone() })),
+        ),
         BackendError::Unauthenticated(_) => (Code::Unauthenticated, None),
         BackendError::PermissionDenied(_) => (Code::PermissionDenied, None),
         BackendError::Incompatible(_) => (Code::FailedPrecondition, None),
@@ -428,6 +448,8 @@ pub fn status_to_error(status: &Status, endpoint: &str) -> BackendError {
                 BackendError::NewerFormat { path: PathBuf::from(n.path), found: n.found, supported: n.supported }
             }
             Detail::Corrupt(c) => BackendError::Corrupt { path: PathBuf::from(c.path), detail: c.detail },
+            Detail::Key(k) => BackendError::Key(k.message),
+            Detail::SecretName(n) => BackendError::SecretName { name: n.name, reason: n.reason },
         };
     }
     let message = status.message().to_owned();
@@ -490,6 +512,8 @@ mod tests {
             BackendError::Unauthenticated("token expired".into()),
             BackendError::PermissionDenied("viewers cannot write".into()),
             BackendError::Incompatible("protocol 2".into()),
+            BackendError::Key("the master key is missing".into()),
+            BackendError::SecretName { name: "a b".into(), reason: "space".into() },
         ];
         for error in errors {
             let back = status_to_error(&error_to_status(&error), "http://x");

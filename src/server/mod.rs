@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The largest request accepted, in bytes; larger ones get `ResourceExhausted`.
     pub max_request: usize,
+    /// The master key wrapping each org's secret data key.
+    pub key: crate::secrets::KeySource,
 }
 
 /// Why the server could not start or stopped.
@@ -90,7 +92,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    tokens::create_private_dir(&config.data)
+    crate::private_fs::create_private_dir(&config.data)
         .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
     let mut builder = Server::builder();
     if let Some((cert, key)) = &config.tls {
@@ -98,7 +100,7 @@ pub async fn serve(
             |path: &PathBuf| std::fs::read(path).map_err(|source| ServerError::TlsFile { path: path.clone(), source });
         builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?)))?;
     }
-    let service = Arc::new(Service::new(config.data.clone()));
+    let service = Arc::new(Service::new(config.data.clone(), config.key.clone()));
     let backend = BackendServiceServer::from_arc(service.clone())
         .max_decoding_message_size(config.max_request)
         .max_encoding_message_size(usize::MAX);

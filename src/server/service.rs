@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
 use crate::backend::{ApplyBatch, Backend, BackendError, Identity, LocalBackend, ResourceQuery};
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
+use crate::secrets::{KeySource, SecretValue};
 use crate::store::{OpenOptions, Store};
 
 /// What a call needs.
@@ -41,14 +42,16 @@ struct Caller {
 /// The service: tokens, and each org's store, opened on first use and kept open.
 pub struct Service {
     data: PathBuf,
+    /// The master key that wraps each org's data key.
+    key: KeySource,
     tokens: Arc<Tokens>,
     stores: Mutex<HashMap<String, Arc<Store>>>,
 }
 
 impl Service {
     /// A service over a data directory.
-    pub fn new(data: PathBuf) -> Self {
-        Self { tokens: Arc::new(Tokens::new(&data)), data, stores: Mutex::new(HashMap::new()) }
+    pub fn new(data: PathBuf, key: KeySource) -> Self {
+        Self { tokens: Arc::new(Tokens::new(&data)), data, key, stores: Mutex::new(HashMap::new()) }
     }
 
     /// The org stores opened so far, for the server to close on shutdown.
@@ -83,10 +86,11 @@ impl Service {
         };
         if !allowed {
             let what = match access {
-                Access::Admin => "read the audit log; that needs an admin token",
-                _ => "change resources; that needs an editor or admin token",
+                Access::Admin => "do this (read the audit log, rotate the secret key); that needs an admin token",
+                _ => "change resources or use secret values; that needs an editor or admin token",
             };
-            return Err(denied(&format!("a {} token cannot {what}", token.role.as_str())));
+            let article = if token.role == Role::Viewer { "a" } else { "an" };
+            return Err(denied(&format!("{article} {} token cannot {what}", token.role.as_str())));
         }
         Ok(Caller { token, address: request.remote_addr() })
     }
@@ -111,7 +115,8 @@ impl Service {
             stores.insert(org, store.clone());
             store
         };
-        Ok(LocalBackend::shared(store, caller.token.name.clone(), caller.address.map(|a| a.to_string())))
+        Ok(LocalBackend::shared(store, caller.token.name.clone(), caller.address.map(|a| a.to_string()))
+            .with_key(self.key.clone()))
     }
 
     /// Authenticates, runs `operation` on the caller's org and logs the outcome.
@@ -237,6 +242,62 @@ impl v1::backend_service_server::BackendService for Service {
                 role: Some(caller.token.role.as_str().to_owned()),
             }
             .into())
+        })
+        .await
+    }
+
+    async fn secret_set(
+        &self,
+        request: Request<v1::SecretSetRequest>,
+    ) -> Result<Response<v1::SecretSetResponse>, Status> {
+        self.handle("SecretSet", Access::Write, request, |backend, _, body| async move {
+            let created = backend.secret_set(&body.name, SecretValue::new(body.value)).await.map_err(|e| failed(&e))?;
+            Ok(v1::SecretSetResponse { created })
+        })
+        .await
+    }
+
+    async fn secret_list(
+        &self,
+        request: Request<v1::SecretListRequest>,
+    ) -> Result<Response<v1::SecretListResponse>, Status> {
+        self.handle("SecretList", Access::Read, request, |backend, _, _| async move {
+            let secrets = backend.secret_list().await.map_err(|e| failed(&e))?;
+            Ok(v1::SecretListResponse { secrets: secrets.iter().map(Into::into).collect() })
+        })
+        .await
+    }
+
+    async fn secret_delete(
+        &self,
+        request: Request<v1::SecretDeleteRequest>,
+    ) -> Result<Response<v1::SecretDeleteResponse>, Status> {
+        self.handle("SecretDelete", Access::Write, request, |backend, _, body| async move {
+            backend.secret_delete(&body.name).await.map_err(|e| failed(&e))?;
+            Ok(v1::SecretDeleteResponse {})
+        })
+        .await
+    }
+
+    async fn secret_reveal(
+        &self,
+        request: Request<v1::SecretRevealRequest>,
+    ) -> Result<Response<v1::SecretRevealResponse>, Status> {
+        // Reading a value is writing-level trust: viewers see names only.
+        self.handle("SecretReveal", Access::Write, request, |backend, _, body| async move {
+            let value = backend.secret_reveal(&body.name).await.map_err(|e| failed(&e))?;
+            Ok(v1::SecretRevealResponse { value: value.expose().to_owned() })
+        })
+        .await
+    }
+
+    async fn secret_rotate_key(
+        &self,
+        request: Request<v1::SecretRotateKeyRequest>,
+    ) -> Result<Response<v1::SecretRotateKeyResponse>, Status> {
+        self.handle("SecretRotateKey", Access::Admin, request, |backend, _, _| async move {
+            let resealed = backend.secret_rotate_key().await.map_err(|e| failed(&e))?;
+            Ok(v1::SecretRotateKeyResponse { resealed: u64::try_from(resealed).unwrap_or(u64::MAX) })
         })
         .await
     }

@@ -266,7 +266,7 @@ impl Tokens {
             move |source| TokenError::Io { path, source }
         };
         if let Some(dir) = self.path.parent() {
-            create_private_dir(dir).map_err(io(dir))?;
+            crate::private_fs::create_private_dir(dir).map_err(io(dir))?;
         }
         let lock = fs::File::create(&self.lock_path).map_err(io(&self.lock_path))?;
         lock.lock().map_err(io(&self.lock_path))?;
@@ -275,7 +275,7 @@ impl Tokens {
         let json = serde_json::to_vec_pretty(&records)
             .map_err(|e| TokenError::Damaged { path: self.path.clone(), detail: e.to_string() })?;
         let temp = self.path.with_extension("json.tmp");
-        let mut file = private_file(&temp).map_err(io(&temp))?;
+        let mut file = crate::private_fs::private_file(&temp).map_err(io(&temp))?;
         file.write_all(&json).and_then(|()| file.sync_all()).map_err(io(&temp))?;
         fs::rename(&temp, &self.path).map_err(io(&self.path))?;
         Ok(())
@@ -298,24 +298,6 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
     #[cfg(not(unix))]
     let inode = 0;
     Some((meta.modified().ok()?, meta.len(), inode))
-}
-
-/// A directory only its owner can enter.
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// A new file only its owner can read.
-pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }
 
 #[cfg(test)]

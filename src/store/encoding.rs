@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format byte written in front of every value.
-pub(crate) const VALUE_FORMAT: u8 = 1;
+pub(crate) const VALUE_FORMAT: u8 = 2;
 
 /// Why a stored value could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
         return Err(DecodeError::Empty);
     };
     match format {
-        VALUE_FORMAT => serde_json::from_slice(json).map_err(DecodeError::Json),
-        // An earlier format is read here and converted into the current type, once one exists.
+        // Format 2 added tables, not a new value layout: format-1 values read the same way.
+        // A later format that changes a layout converts its predecessors' values here.
+        1 | VALUE_FORMAT => serde_json::from_slice(json).map_err(DecodeError::Json),
         newer if newer > VALUE_FORMAT => Err(DecodeError::Newer(newer)),
         unknown => Err(DecodeError::Unknown(unknown)),
     }
@@ -63,7 +64,8 @@ mod tests {
     #[test]
     fn unreadable_values_are_reported_not_guessed() {
         assert!(matches!(decode::<u64>(&[]), Err(DecodeError::Empty)));
-        assert!(matches!(decode::<u64>(b"\x02{}"), Err(DecodeError::Newer(2))));
+        assert!(matches!(decode::<u64>(b"\x03{}"), Err(DecodeError::Newer(3))));
+        assert_eq!(decode::<u64>(b"\x017").unwrap(), 7, "format 1 values still read");
         assert!(matches!(decode::<u64>(b"\x00{}"), Err(DecodeError::Unknown(0))));
         assert!(matches!(decode::<u64>(b"\x01not json"), Err(DecodeError::Json(_))));
     }

@@ -6,7 +6,10 @@
 //! processes), so callers open it for one operation and drop it.
 
 mod encoding;
+mod secrets;
 mod tables;
+
+pub use secrets::{Author, Keyring, SealedSecret, sealed_bytes};
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +27,8 @@ use serde::de::DeserializeOwned;
 
 use self::encoding::DecodeError;
 use self::tables::{
-    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, FORMAT_VERSION_KEY, META, RESOURCES, REVISIONS, kind_range, resource_key,
+    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SECRETS, kind_range,
+    resource_key,
 };
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
@@ -34,7 +38,7 @@ use crate::model::Kind;
 
 /// The store format this build writes, recorded in the `meta` table when a store is created.
 /// A store with a higher version was written by a newer stigmer and is refused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The first pause between attempts to open a store that another handle holds.
 const FIRST_RETRY: Duration = Duration::from_millis(10);
@@ -324,9 +328,14 @@ impl Store {
                 apply_sets.insert(set.as_str(), self.encode(members)?.as_slice()).map_err(|e| self.engine(e))?;
             }
         }
+        Ok((written, self.count_commit(&mut meta)?))
+    }
+
+    /// Counts one more committed batch in `meta`; returns the new count (the store's version).
+    fn count_commit(&self, meta: &mut Table<'_, &'static str, u64>) -> Result<u64, BackendError> {
         let commits = meta.get(COMMIT_COUNT_KEY).map_err(|e| self.engine(e))?.map_or(0, |count| count.value());
         meta.insert(COMMIT_COUNT_KEY, commits + 1).map_err(|e| self.engine(e))?;
-        Ok((written, commits + 1))
+        Ok(commits + 1)
     }
 
     /// Moves a resource from one apply set's inventory to another's (either may be `None`).
@@ -409,10 +418,26 @@ impl Store {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
                 supported: FORMAT_VERSION,
             }),
-            // Once there is a second format, older stores are migrated here, one version at a
-            // time, in one write transaction.
+            Some(1) => {
+                drop(meta);
+                drop(txn);
+                self.migrate_from_1()
+            }
             Some(found) => Err(self.corrupt(&format!("format version {found} was never written by stigmer"))),
         }
+    }
+
+    /// Format 1 → 2: adds the secret tables, in one transaction (older stores are migrated one
+    /// version at a time like this).
+    fn migrate_from_1(&self) -> Result<(), BackendError> {
+        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        {
+            txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
+            txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
+            meta.insert(FORMAT_VERSION_KEY, u64::from(FORMAT_VERSION)).map_err(|e| self.engine(e))?;
+        }
+        txn.commit().map_err(|e| self.engine(e))
     }
 
     /// Creates every table and records the format version, in one transaction.
@@ -426,6 +451,8 @@ impl Store {
             txn.open_table(REVISIONS).map_err(|e| self.engine(e))?;
             txn.open_table(APPLY_SETS).map_err(|e| self.engine(e))?;
             txn.open_table(AUDIT).map_err(|e| self.engine(e))?;
+            txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
+            txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
         }
         txn.commit().map_err(|e| self.engine(e))
     }

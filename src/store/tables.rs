@@ -38,6 +38,17 @@ pub(crate) const APPLY_SETS: TableDefinition<&str, &[u8]> = TableDefinition::new
 /// `AuditEntry`.
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
+/// Secrets, by name: an encoded `SealedSecret` (the value sealed under the data key, never the
+/// plaintext). Added in format 2.
+pub(crate) const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+
+/// The data key the secrets are sealed with, wrapped by the master key: one entry,
+/// [`DATA_KEY`], an encoded `Keyring`. Added in format 2.
+pub(crate) const KEYRING: TableDefinition<&str, &[u8]> = TableDefinition::new("keyring");
+
+/// The one key of [`KEYRING`].
+pub(crate) const DATA_KEY: &str = "data";
+
 /// The key of a resource in [`RESOURCES`] and [`REVISIONS`]: `Agent/support-bot`.
 ///
 /// Uses the manifest name of the kind (which never changes) rather than the CLI name.

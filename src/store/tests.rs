@@ -391,6 +391,48 @@ fn a_store_from_a_newer_stigmer_is_refused() {
 }
 
 #[test]
+fn a_format_1_store_is_migrated_and_keeps_its_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("local.db");
+    {
+        // What stigmer with format 1 wrote: its tables, values behind format byte 1.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert(tables::FORMAT_VERSION_KEY, 1).unwrap();
+            meta.insert(tables::COMMIT_COUNT_KEY, 1).unwrap();
+            let resource = StoredResource {
+                kind: Kind::Skill,
+                name: "old".into(),
+                uid: "u".into(),
+                generation: 1,
+                created_at: Timestamp::UNIX_EPOCH,
+                updated_at: Timestamp::UNIX_EPOCH,
+                hash: "h".into(),
+                apply_set: None,
+                manifest: json!({"kind": "Skill"}),
+                status: None,
+            };
+            let mut bytes = vec![1_u8];
+            bytes.extend(serde_json::to_vec(&resource).unwrap());
+            txn.open_table(RESOURCES).unwrap().insert("Skill/old", bytes.as_slice()).unwrap();
+            txn.open_table(tables::REVISIONS).unwrap();
+            txn.open_table(tables::APPLY_SETS).unwrap();
+            txn.open_table(tables::AUDIT).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.get(Kind::Skill, "old").unwrap().unwrap().name, "old");
+    assert_eq!(store.keyring().unwrap(), None);
+    assert!(store.secrets().unwrap().is_empty());
+    let txn = store.db.begin_read().unwrap();
+    let version = txn.open_table(META).unwrap().get(tables::FORMAT_VERSION_KEY).unwrap().unwrap().value();
+    assert_eq!(version, u64::from(FORMAT_VERSION));
+}
+
+#[test]
 fn a_value_from_a_newer_stigmer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("local.db"));

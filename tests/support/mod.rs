@@ -4,9 +4,17 @@
 #![allow(dead_code, reason = "each test file uses part of the support module")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use stigmer::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
+
+/// The repository root, where the tests run commands (so `examples/` resolves).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 /// The built binary.
 pub fn stigmer_bin() -> PathBuf {
@@ -93,4 +101,100 @@ pub fn make_token(data: &Path, org: &str, role: &str, name: &str, expires: Optio
     let output = command.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A scratch home and project directory, on the local store or on a server of its own.
+pub struct Sandbox {
+    /// The scratch directory.
+    pub dir: tempfile::TempDir,
+    /// The server and an admin token for org `test`, named like the local actor.
+    pub remote: Option<(Server, String)>,
+}
+
+impl Sandbox {
+    /// On a local store.
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap(), remote: None }
+    }
+
+    /// On a server started for it.
+    pub fn remote() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("server"));
+        let token = server.token("test", "admin", "tester");
+        Self { dir, remote: Some((server, token)) }
+    }
+
+    /// Another sandbox on the same kind of backend.
+    pub fn another(&self) -> Self {
+        if self.remote.is_some() { Self::remote() } else { Self::new() }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn stigmer(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("stigmer").unwrap();
+        cmd.current_dir(root()).env("NO_COLOR", "1").env("STIGMER_HOME", self.home()).env("USER", "tester");
+        if let Some((server, token)) = &self.remote {
+            cmd.env("STIGMER_ENDPOINT", &server.endpoint).env("STIGMER_TOKEN", token).env("STIGMER_ORG", "test");
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = self.stigmer().args(args).output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// A project directory with `stigmer.yaml` naming `set` and the given files.
+    pub fn project(&self, name: &str, set: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).unwrap();
+        }
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("stigmer.yaml"), format!("name: {set}\n")).unwrap();
+        for (file, text) in files {
+            fs::write(dir.join(file), text).unwrap();
+        }
+        dir
+    }
+
+    /// How many batches the backend has committed (its version).
+    pub fn commits(&self) -> u64 {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            match &self.remote {
+                Some((server, token)) => {
+                    let options = RemoteOptions {
+                        endpoint: server.endpoint.clone(),
+                        token: token.clone(),
+                        org: Some("test".into()),
+                        ca_cert: None,
+                    };
+                    RemoteBackend::new(&options).unwrap().version().await.unwrap()
+                }
+                None => LocalBackend::new(self.home().join("local.db"), "test").version().await.unwrap(),
+            }
+        })
+    }
+}
+
+/// Each scenario as two tests: `local::…` on a local store, `remote::…` on a server.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod local {
+            $(#[test] fn $scenario() { super::$scenario(&$crate::support::Sandbox::new()); })*
+        }
+        mod remote {
+            $(#[test] fn $scenario() { super::$scenario(&$crate::support::Sandbox::remote()); })*
+        }
+    };
 }

@@ -1,0 +1,149 @@
+//! `stigmer secret …`: encrypted values that manifests refer to by name (`secretRef: NAME`).
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::common;
+use super::{CommandContext, CommandError};
+use crate::backend::Backend;
+use crate::secrets::SecretValue;
+
+/// Manage secrets: stored encrypted in the backend (local store or server), referenced from
+/// environments with `secretRef: NAME`, and never printed unless you ask with --reveal.
+///
+/// Examples:
+///   stigmer secret set OPENAI_API_KEY              # prompts without echo, or reads stdin
+///   stigmer secret set db-password --from-file ./password.txt
+///   stigmer secret set GITHUB_TOKEN --from-env GITHUB_TOKEN
+///   stigmer secret list
+///   stigmer secret get OPENAI_API_KEY --reveal
+///   stigmer secret rotate-key
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+#[allow(clippy::doc_markdown, reason = "help text, shown as written")]
+pub struct SecretArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SecretCommand,
+}
+
+/// `stigmer secret …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret's value (from stdin by default; prompts without echo on a terminal).
+    Set {
+        /// The secret's name.
+        name: String,
+        /// Read the value from this file (a trailing newline is dropped).
+        #[arg(long, value_name = "FILE", conflicts_with = "from_env")]
+        from_file: Option<PathBuf>,
+        /// Take the value from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+    },
+    /// List secrets: names and times, never values.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a secret; its value only with --reveal.
+    Get {
+        /// The secret's name.
+        name: String,
+        /// Print the value (the only command that does).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Delete a secret.
+    Delete {
+        /// The secret's name.
+        name: String,
+    },
+    /// Re-encrypt every secret under a new data key, in one transaction.
+    RotateKey,
+}
+
+/// Runs `stigmer secret`.
+pub async fn run(ctx: &CommandContext, args: &SecretArgs) -> Result<(), CommandError> {
+    let backend = ctx.settings.backend()?;
+    match &args.command {
+        SecretCommand::Set { name, from_file, from_env } => {
+            crate::backend::check_secret_name(name)?;
+            let value = read_value(name, from_file.as_ref(), from_env.as_deref())?;
+            let created = backend.secret_set(name, value).await?;
+            ctx.out(&format!("secret/{name} {}\n", if created { "created" } else { "updated" }))
+        }
+        SecretCommand::List { json } => {
+            let secrets = backend.secret_list().await?;
+            if *json {
+                return ctx.out(&common::json(&secrets)?);
+            }
+            if secrets.is_empty() {
+                return ctx.err("No secrets found.\n");
+            }
+            let rows =
+                secrets.into_iter().map(|s| vec![s.name, common::time(s.created_at), common::time(s.updated_at)]);
+            ctx.out(&common::table(&["NAME", "CREATED", "UPDATED"], rows))
+        }
+        SecretCommand::Get { name, reveal } => {
+            if *reveal {
+                let value = backend.secret_reveal(name).await?;
+                return ctx.out(&format!("{}\n", value.expose()));
+            }
+            let secret = backend.secret_list().await?.into_iter().find(|s| &s.name == name).ok_or_else(|| {
+                CommandError::from(crate::backend::BackendError::NotFound { address: format!("secret/{name}") })
+            })?;
+            ctx.out(&format!(
+                "Name:     {}\nCreated:  {}\nUpdated:  {}\nValue:    (hidden; add --reveal to print it)\n",
+                secret.name,
+                common::time(secret.created_at),
+                common::time(secret.updated_at)
+            ))
+        }
+        SecretCommand::Delete { name } => {
+            backend.secret_delete(name).await?;
+            ctx.out(&format!("secret/{name} deleted\n"))
+        }
+        SecretCommand::RotateKey => {
+            let count = backend.secret_rotate_key().await?;
+            ctx.out(&format!("re-encrypted {} under a new key\n", common::counted(count, "secret")))
+        }
+    }
+}
+
+fn read_value(name: &str, file: Option<&PathBuf>, variable: Option<&str>) -> Result<SecretValue, CommandError> {
+    let value = if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CommandError::io(&format!("cannot read {}", path.display()), e))?;
+        strip_newline(text)
+    } else if let Some(variable) = variable {
+        std::env::var(variable)
+            .map_err(|_| CommandError::user(format!("the environment variable {variable} is not set (or not UTF-8)")))?
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for {name} (not shown): "))
+            .map_err(|e| CommandError::io("cannot read the value from the terminal", e))?
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read standard input", e))?;
+        strip_newline(text)
+    };
+    if value.is_empty() {
+        return Err(CommandError::user(format!("the value for {name} is empty"))
+            .hint("pipe it in, or use --from-file FILE or --from-env VAR"));
+    }
+    Ok(SecretValue::new(value))
+}
+
+/// Drops one trailing newline (`echo value |`, files saved by editors), nothing else.
+fn strip_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
