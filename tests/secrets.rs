@@ -123,7 +123,58 @@ fn secrets_are_encrypted_at_rest_listed_without_values_and_revealed_on_request(s
     }
 }
 
-on_both_backends!(secrets_are_encrypted_at_rest_listed_without_values_and_revealed_on_request);
+fn an_inline_secret_is_stored_encrypted_and_only_its_reference_is_kept(sandbox: &Sandbox) {
+    let environment = |value: &str| {
+        format!(
+            "apiVersion: agentic.stigmer.ai/v1\nkind: Environment\nmetadata:\n  name: prod\nspec:\n  data:\n    REGION:\n      value: eu\n    API_KEY:\n      value: {value}\n      isSecret: true\n      description: the provider key\n"
+        )
+    };
+    let project = sandbox.project("p", "inline", &[("env.yaml", &environment("inline-planted-4d2e"))]);
+    let project = project.to_str().unwrap();
+    let (code, out, err) = sandbox.run(&["apply", "-f", project]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "secret/prod.API_KEY created (from an inline isSecret value)\nenvironment/prod created\n1 created, 0 updated, 0 deleted, 0 unchanged\n"
+    );
+    assert!(err.contains("warning:") && err.contains("env.yaml:10:"), "the plaintext in the file is pointed at: {err}");
+    let (_, yaml, _) = sandbox.run(&["get", "environment", "prod", "-o", "yaml"]);
+    assert!(yaml.contains("secretRef: prod.API_KEY") && yaml.contains("description: the provider key"), "{yaml}");
+    assert_eq!(sandbox.run(&["secret", "get", "prod.API_KEY", "--reveal"]).1, "inline-planted-4d2e\n");
+
+    let commits = sandbox.commits();
+    let (code, out, _) = sandbox.run(&["apply", "-f", project]);
+    assert_eq!((code, out.as_str()), (0, "environment/prod unchanged\n0 created, 0 updated, 0 deleted, 1 unchanged\n"));
+    assert_eq!(sandbox.commits(), commits, "the same secret again writes nothing");
+    assert_eq!(sandbox.run(&["diff", "-f", project]).0, 0);
+
+    let project = sandbox.project("p", "inline", &[("env.yaml", &environment("inline-rotated-8c1f"))]);
+    let project = project.to_str().unwrap();
+    let (code, out, _) = sandbox.run(&["diff", "-f", project]);
+    assert_eq!(code, 1, "a changed value is a change: {out}");
+    assert!(out.starts_with("secret/prod.API_KEY updated"), "{out}");
+    let (code, out, _) = sandbox.run(&["apply", "-f", project]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("secret/prod.API_KEY updated") && out.contains("environment/prod unchanged"), "{out}");
+    assert_eq!(sandbox.run(&["secret", "get", "prod.API_KEY", "--reveal"]).1, "inline-rotated-8c1f\n");
+
+    let (_, exported, _) = sandbox.run(&["export", "--all"]);
+    let (_, json, _) = sandbox.run(&["get", "-o", "json"]);
+    let (_, described, _) = sandbox.run(&["describe", "environment", "prod"]);
+    for text in [&exported, &json, &described] {
+        assert!(!text.contains("inline-planted") && !text.contains("inline-rotated"), "{text}");
+    }
+    assert_nowhere_in(&sandbox.home(), &["inline-planted-4d2e", "inline-rotated-8c1f"]);
+    if let Some((server, _)) = &sandbox.remote {
+        assert_nowhere_in(&server.data, &["inline-planted-4d2e", "inline-rotated-8c1f"]);
+        assert!(!contains(&std::fs::read(&server.log).unwrap(), "inline-"), "in the server log");
+    }
+}
+
+on_both_backends!(
+    secrets_are_encrypted_at_rest_listed_without_values_and_revealed_on_request,
+    an_inline_secret_is_stored_encrypted_and_only_its_reference_is_kept,
+);
 
 #[test]
 fn a_wrong_missing_or_exposed_key_is_a_clear_error_never_an_empty_value() {

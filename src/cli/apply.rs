@@ -9,7 +9,7 @@ use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::ApplyReceipt;
-use crate::reconcile::{self, Change, Counts, Plan, PlanOptions};
+use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
 
 /// Make the backend hold exactly what the manifests declare.
 ///
@@ -120,18 +120,23 @@ pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &Apply
         "committing {} changes in one transaction",
         plan.counts().created + plan.counts().updated + plan.counts().deleted
     ));
-    let receipt = reconcile::apply(&backend, &plan, options.dry_run).await;
+    // Inline secrets first, so the references the batch writes find their secrets.
+    let applied = async {
+        let secrets = reconcile::sync_inline(&backend, &prepared.secrets, options.dry_run).await?;
+        Ok::<_, reconcile::ReconcileError>((secrets, reconcile::apply(&backend, &plan, options.dry_run).await?))
+    }
+    .await;
     progress.finish();
-    let receipt = receipt?;
+    let (secrets, receipt) = applied?;
     match options.output {
-        ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, options.dry_run)),
-        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &receipt, options.dry_run))?),
+        ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, &secrets, options.dry_run)),
+        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &secrets, &receipt, options.dry_run))?),
     }
 }
 
-fn text_report(ctx: &CommandContext, plan: &Plan, dry_run: bool) -> String {
+fn text_report(ctx: &CommandContext, plan: &Plan, secrets: &[(String, SecretChange)], dry_run: bool) -> String {
     let style = Style::new(ctx.settings.color_stdout);
-    let mut out = String::new();
+    let mut out = secret_lines(secrets);
     for change in &plan.changes {
         let painted = match change {
             Change::Create { .. } => style.good(change.verb()),
@@ -149,6 +154,15 @@ fn text_report(ctx: &CommandContext, plan: &Plan, dry_run: bool) -> String {
         let _ = writeln!(out, "{} {painted}{owner}", change.address());
     }
     let _ = writeln!(out, "{}{}", summary(plan.counts()), if dry_run { " (dry run: nothing written)" } else { "" });
+    out
+}
+
+/// `secret/prod.API_KEY created`, one line per inline secret stored (values never shown).
+pub fn secret_lines(secrets: &[(String, SecretChange)]) -> String {
+    let mut out = String::new();
+    for (name, change) in secrets {
+        let _ = writeln!(out, "secret/{name} {} (from an inline isSecret value)", change.verb());
+    }
     out
 }
 
@@ -197,7 +211,16 @@ struct JsonReport<'a> {
     dry_run: bool,
     committed: bool,
     changes: Vec<JsonChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<JsonSecret>,
     summary: Counts,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSecret {
+    name: String,
+    action: &'static str,
 }
 
 #[derive(Serialize)]
@@ -211,7 +234,7 @@ struct JsonChange {
 }
 
 impl<'a> JsonReport<'a> {
-    fn new(plan: &'a Plan, receipt: &ApplyReceipt, dry_run: bool) -> Self {
+    fn new(plan: &'a Plan, secrets: &[(String, SecretChange)], receipt: &ApplyReceipt, dry_run: bool) -> Self {
         let changes = plan
             .changes
             .iter()
@@ -235,6 +258,10 @@ impl<'a> JsonReport<'a> {
             dry_run,
             committed: receipt.committed,
             changes,
+            secrets: secrets
+                .iter()
+                .map(|(name, change)| JsonSecret { name: name.clone(), action: change.verb() })
+                .collect(),
             summary: plan.counts(),
         }
     }

@@ -39,15 +39,18 @@ pub async fn run(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandErr
 async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
     let set = common::load(&args.files);
     let options = args.plan.options(&set)?;
-    let prepared = reconcile::prepare(&ctx.settings.backend_for(set.project.as_ref())?, &set, &options)
+    let backend = ctx.settings.backend_for(set.project.as_ref())?;
+    let prepared = reconcile::prepare(&backend, &set, &options)
         .await
         .map_err(|e| CommandError::from(e).with_kind(ErrorKind::User))?;
     common::report(ctx, &set, &prepared.validation.diagnostics)?;
     let Some(plan) = prepared.plan else {
         return Err(CommandError::reported(ErrorKind::User));
     };
+    // Inline secrets are compared with the stored ones; their values are never shown.
+    let secrets = reconcile::sync_inline(&backend, &prepared.secrets, true).await?;
     let style = Style::new(ctx.settings.color_stdout);
-    let mut out = String::new();
+    let mut out = super::apply::secret_lines(&secrets);
     for change in &plan.changes {
         for line in unified(change) {
             let _ = match line {
@@ -61,5 +64,5 @@ async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError>
     }
     let _ = writeln!(out, "{}", summary(plan.counts()));
     ctx.out(&out)?;
-    if plan.has_changes() { Err(CommandError::reported(ErrorKind::Failed)) } else { Ok(()) }
+    if plan.has_changes() || !secrets.is_empty() { Err(CommandError::reported(ErrorKind::Failed)) } else { Ok(()) }
 }

@@ -7,6 +7,7 @@ pub use crate::model::canonical;
 pub mod diff;
 mod ops;
 pub mod plan;
+pub mod secrets;
 pub mod watch;
 
 use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
@@ -16,6 +17,7 @@ use crate::validate::{DocumentOutcome, ResourceLookup, Validation, check_documen
 
 pub use ops::{plan_create, plan_delete, plan_rollback, referrers};
 pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, plan};
+pub use secrets::{InlineSecret, SecretChange, sync_inline};
 
 /// Why a reconcile or another change could not be made. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,9 @@ pub struct Prepared {
     pub validation: Validation,
     /// The plan, when the manifests are valid.
     pub plan: Option<Plan>,
+    /// Values the manifests wrote inline as secrets, moved out of the resources; applying stores
+    /// them with [`sync_inline`].
+    pub secrets: Vec<InlineSecret>,
 }
 
 /// The apply set of an apply: `--set` wins over the project file's name.
@@ -131,15 +136,16 @@ pub fn prepare_observed(
 ) -> Result<Prepared, ReconcileError> {
     let mut validation = check_set(set, outcomes, &Observed(observed));
     if validation.has_errors() {
-        return Ok(Prepared { validation, plan: None });
+        return Ok(Prepared { validation, plan: None, secrets: Vec::new() });
     }
     // The canonical forms were computed with the documents' checks; move them, do not redo them.
     let desired: Vec<Desired> = std::mem::take(&mut validation.resources)
         .into_iter()
         .map(|r| Desired { resource: r.resource, canonical: r.canonical })
         .collect();
+    let (desired, secrets) = secrets::extract_inline(desired);
     let plan = plan(&desired, observed, options)?;
-    Ok(Prepared { validation, plan: Some(plan) })
+    Ok(Prepared { validation, plan: Some(plan), secrets })
 }
 
 /// Applies a plan as one batch (nothing at all when it changes nothing).

@@ -436,6 +436,10 @@ async fn reconcile<B: Backend>(
             report(WatchReport::Invalid { at: Timestamp::now(), diagnostics: prepared.validation.diagnostics, set });
             return Outcome::Done;
         };
+        // Inline secret values go to the secret store first (only those that changed).
+        if let Err(error) = super::sync_inline(backend, &prepared.secrets, false).await {
+            return failed(report, error);
+        }
         if !plan.has_changes() {
             report(WatchReport::Unchanged { files_read });
             return Outcome::Done;

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// `STIGMER_MASTER_KEY`: the master key as 64 hex digits, instead of a key file (for CI and
@@ -21,8 +20,8 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 
 /// A secret's plaintext. It has no `Display`, and its `Debug` is `***`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+// No Serialize: a value cannot end up in JSON output, a stored event or a manifest by accident.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(String);
 
 impl SecretValue {
