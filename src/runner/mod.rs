@@ -1,0 +1,4 @@
+//! Running what the backend stores. Shared by the workflow and agent runners (which arrive with
+//! their own modules): the environment a run gets (`environment`).
+
+pub mod environment;
