@@ -35,6 +35,8 @@ mod event;
 mod flow;
 mod run;
 mod support;
+
+pub(crate) use support::describe;
 mod task;
 
 pub use auth::*;

@@ -1,0 +1,110 @@
+//! The errors a workflow run raises, shaped after the DSL's error model (RFC 7807 problem
+//! details) so a `try`/`catch` can match them, a CLI can print them and an event log can store
+//! them as they are.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::dsl::ErrorDefinition;
+
+/// The base URI of the DSL's standard error types.
+const SPEC_ERRORS: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/";
+
+/// A workflow error: what `raise` raises, what `catch` matches and what a failed run returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowError {
+    /// A URI identifying the error type, e.g. `https://serverlessworkflow.io/spec/1.0.0/errors/runtime`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The status code of this occurrence (HTTP-like).
+    pub status: u16,
+    /// A short summary of the error type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What went wrong this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The JSON pointer of the task the error comes from, e.g. `/do/1/fetch/try/0/get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+impl WorkflowError {
+    /// A standard error of the DSL (`kind` is the last segment of its type URI).
+    fn standard(kind: &str, status: u16, title: &str, detail: impl Into<String>, instance: &str) -> Self {
+        Self {
+            type_: format!("{SPEC_ERRORS}{kind}"),
+            status,
+            title: Some(title.to_owned()),
+            detail: Some(detail.into()),
+            instance: Some(instance.to_owned()),
+        }
+    }
+
+    /// A runtime expression failed to compile or evaluate, or produced the wrong type.
+    pub fn expression(detail: impl Into<String>, instance: &str) -> Self {
+        Self::standard("expression", 400, "Expression Error", detail, instance)
+    }
+
+    /// Data does not match its schema.
+    pub fn validation(detail: impl Into<String>, instance: &str) -> Self {
+        Self::standard("validation", 400, "Validation Error", detail, instance)
+    }
+
+    /// The document refers to something that does not exist (an unknown error, retry policy,
+    /// timeout or task name).
+    pub fn configuration(detail: impl Into<String>, instance: &str) -> Self {
+        Self::standard("configuration", 400, "Configuration Error", detail, instance)
+    }
+
+    /// A task or the workflow ran out of time.
+    pub fn timeout(detail: impl Into<String>, instance: &str) -> Self {
+        Self::standard("timeout", 408, "Timeout Error", detail, instance)
+    }
+
+    /// Anything else the runtime cannot do, including task kinds not supported yet.
+    pub fn runtime(detail: impl Into<String>, instance: &str) -> Self {
+        Self::standard("runtime", 500, "Runtime Error", detail, instance)
+    }
+
+    /// The error a `raise` task defines (its fields already evaluated); `instance` defaults to
+    /// the raising task.
+    pub fn from_definition(definition: &ErrorDefinition, instance: &str) -> Self {
+        Self {
+            type_: definition.type_.clone(),
+            status: definition.status,
+            title: definition.title.clone(),
+            detail: definition.detail.clone(),
+            instance: Some(definition.instance.clone().unwrap_or_else(|| instance.to_owned())),
+        }
+    }
+
+    /// The last segment of the type URI (`runtime`, `expression`, a custom type's last segment).
+    pub fn kind(&self) -> &str {
+        self.type_.rsplit('/').next().unwrap_or(&self.type_)
+    }
+
+    /// The error as the JSON value runtime expressions see (`$error` in a `catch`).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl fmt::Display for WorkflowError {
+    /// `Expression Error (400) at /do/0/greet: …`, falling back to the type when untitled.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let title = self.title.as_deref().unwrap_or(&self.type_);
+        write!(f, "{title} ({})", self.status)?;
+        if let Some(instance) = &self.instance {
+            write!(f, " at {instance}")?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for WorkflowError {}

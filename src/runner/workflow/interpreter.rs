@@ -1,0 +1,773 @@
+//! The interpreter: runs task lists, applies each task's data flow (`if`, `input`, `output`,
+//! `export`), follows flow directives and drives the composite tasks.
+//!
+//! Futures are boxed where tasks nest (the tree is recursive) and fork branches are polled
+//! together on the run's own tokio task, so nothing needs `'static` and a losing branch is
+//! cancelled just by dropping it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::RunOptions;
+use super::duration;
+use super::error::WorkflowError;
+use super::eval::{self, Variables, expression_code, truthy};
+use super::events::{Observer, TaskEvent, Transition};
+use crate::expr::enclosed;
+use crate::model::dsl::{
+    self, Catch, DataSchema, ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask,
+    ObjectOrExpression, RetryBackoff, RetryPolicy, RetryPolicyOrReference, SwitchTask, Task, TaskItem, TaskList,
+    TimeoutOrReference, TryTask, Workflow, describe,
+};
+use crate::model::escape_pointer;
+
+type BoxFuture<'s, T> = Pin<Box<dyn Future<Output = T> + Send + 's>>;
+
+/// How often (in tasks run) the interpreter yields to the scheduler, so a loop of instant tasks
+/// (`set` + `then` jumping back) cannot hog a runtime thread.
+const YIELD_EVERY: u64 = 64;
+
+/// The state of one run, shared by every task of it (including concurrent fork branches).
+pub(crate) struct Runner<'a> {
+    workflow: &'a Workflow,
+    secrets: Value,
+    context: Mutex<Value>,
+    observer: Mutex<&'a mut dyn Observer>,
+    workflow_descriptor: Value,
+    runtime_descriptor: Value,
+    loose: bool,
+    steps: AtomicU64,
+}
+
+/// What a task's kind produced: its raw output and, when the kind decides it (a `switch`
+/// match, an `end` inside a nested list), what runs next instead of the task's `then`.
+struct Exec {
+    output: Value,
+    flow: Option<FlowDirective>,
+}
+
+/// A task's transformed output and what runs next.
+struct Step {
+    output: Value,
+    flow: FlowDirective,
+}
+
+/// Where an expression is evaluated: the task, its data so far and the variables in scope.
+#[derive(Clone, Copy)]
+struct Frame<'t> {
+    pointer: &'t str,
+    name: &'t str,
+    task: Option<&'t Task>,
+    scope: &'t Variables,
+    raw_input: &'t Value,
+    input: Option<&'t Value>,
+    output: Option<&'t Value>,
+    started_at: jiff::Timestamp,
+}
+
+/// A DSL date-time descriptor: ISO 8601 text and epoch seconds/milliseconds.
+fn datetime(at: jiff::Timestamp) -> Value {
+    json!({ "iso8601": at.to_string(), "epoch": { "seconds": at.as_second(), "milliseconds": at.as_millisecond() } })
+}
+
+impl<'a> Runner<'a> {
+    pub(crate) fn new(
+        workflow: &'a Workflow,
+        raw_input: &Value,
+        options: &RunOptions,
+        observer: &'a mut dyn Observer,
+    ) -> Self {
+        let id = options.instance_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let definition = serde_json::to_value(workflow).unwrap_or(Value::Null);
+        let loose = workflow.evaluate.as_ref().and_then(|evaluate| evaluate.mode) == Some(dsl::EvaluateMode::Loose);
+        Self {
+            workflow,
+            secrets: Value::Object(options.secrets.clone()),
+            context: Mutex::new(Value::Object(Map::new())),
+            observer: Mutex::new(observer),
+            workflow_descriptor: json!({
+                "id": id,
+                "definition": definition,
+                "input": raw_input,
+                "startedAt": datetime(jiff::Timestamp::now()),
+            }),
+            runtime_descriptor: json!({ "name": "stigmer", "version": env!("CARGO_PKG_VERSION"), "metadata": {} }),
+            loose,
+            steps: AtomicU64::new(0),
+        }
+    }
+
+    /// The whole run: workflow input, the top-level `do`, workflow output.
+    pub(crate) async fn run(&self, raw_input: Value) -> Result<Value, WorkflowError> {
+        let scope = Variables::default();
+        let root = Frame {
+            pointer: "",
+            name: &self.workflow.document.name,
+            task: None,
+            scope: &scope,
+            raw_input: &raw_input,
+            input: None,
+            output: None,
+            started_at: jiff::Timestamp::now(),
+        };
+        let input_config = self.workflow.input.as_ref();
+        if let Some(schema) = input_config.and_then(|input| input.schema.as_ref()) {
+            validate(schema, &raw_input, "/input/schema")?;
+        }
+        let input = match input_config.and_then(|input| input.from.as_ref()) {
+            Some(from) => self.transform(from, &raw_input, &root, "/input/from")?,
+            None => raw_input.clone(),
+        };
+        let (output, _) = self.run_list(&self.workflow.do_, "/do", input, &scope).await?;
+        let output_config = self.workflow.output.as_ref();
+        let output = match output_config.and_then(|output| output.as_.as_ref()) {
+            Some(as_) => self.transform(as_, &output, &root, "/output/as")?,
+            None => output,
+        };
+        if let Some(schema) = output_config.and_then(|output| output.schema.as_ref()) {
+            validate(schema, &output, "/output/schema")?;
+        }
+        Ok(output)
+    }
+
+    fn emit(&self, name: &str, reference: &str, transition: Transition) {
+        let event = TaskEvent {
+            at: jiff::Timestamp::now(),
+            name: name.to_owned(),
+            reference: reference.to_owned(),
+            transition,
+        };
+        self.observer.lock().unwrap_or_else(PoisonError::into_inner).observe(event);
+    }
+
+    /// Runs a list in order from its first task, following flow directives. Returns the last
+    /// output and whether an `end` directive ended the workflow.
+    fn run_list<'s>(
+        &'s self,
+        list: &'s TaskList,
+        list_pointer: &'s str,
+        input: Value,
+        scope: &'s Variables,
+    ) -> BoxFuture<'s, Result<(Value, bool), WorkflowError>> {
+        Box::pin(async move {
+            let mut data = input;
+            let mut index = 0;
+            while let Some(item) = list.0.get(index) {
+                let pointer = format!("{list_pointer}/{index}/{}", escape_pointer(&item.name));
+                let step = self.run_task(item, &pointer, data, scope).await?;
+                data = step.output;
+                match step.flow {
+                    FlowDirective::Continue => index += 1,
+                    FlowDirective::Exit => return Ok((data, false)),
+                    FlowDirective::End => return Ok((data, true)),
+                    FlowDirective::Goto(target) => {
+                        index = list.0.iter().position(|task| task.name == target).ok_or_else(|| {
+                            WorkflowError::configuration(
+                                format!("`then: {target}` names no task of the same list"),
+                                &pointer,
+                            )
+                        })?;
+                    }
+                }
+            }
+            Ok((data, false))
+        })
+    }
+
+    /// Runs one task: `if`, input, the kind, output, export, with events for each transition.
+    fn run_task<'s>(
+        &'s self,
+        item: &'s TaskItem,
+        pointer: &'s str,
+        raw_input: Value,
+        scope: &'s Variables,
+    ) -> BoxFuture<'s, Result<Step, WorkflowError>> {
+        Box::pin(async move {
+            if self.steps.fetch_add(1, Ordering::Relaxed) % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
+            match self.attempt_task(item, pointer, raw_input, scope).await {
+                Ok(Outcome::Skipped(output)) => {
+                    self.emit(&item.name, pointer, Transition::Skipped);
+                    // A skipped task's `then` is not followed: it did not run.
+                    Ok(Step { output, flow: FlowDirective::Continue })
+                }
+                Ok(Outcome::Ran(step)) => {
+                    self.emit(&item.name, pointer, Transition::Completed { output: step.output.clone() });
+                    Ok(step)
+                }
+                Err(error) => {
+                    self.emit(&item.name, pointer, Transition::Failed { error: error.clone() });
+                    Err(error)
+                }
+            }
+        })
+    }
+
+    async fn attempt_task(
+        &self,
+        item: &TaskItem,
+        pointer: &str,
+        raw_input: Value,
+        scope: &Variables,
+    ) -> Result<Outcome, WorkflowError> {
+        let task = &item.task;
+        let base = task.base();
+        let mut frame = Frame {
+            pointer,
+            name: &item.name,
+            task: Some(task),
+            scope,
+            raw_input: &raw_input,
+            input: None,
+            output: None,
+            started_at: jiff::Timestamp::now(),
+        };
+        if let Some(condition) = &base.if_
+            && !truthy(&self.evaluate(expression_code(condition), &raw_input, &frame)?)
+        {
+            return Ok(Outcome::Skipped(raw_input));
+        }
+        if let Some(schema) = base.input.as_ref().and_then(|input| input.schema.as_ref()) {
+            validate(schema, &raw_input, pointer)?;
+        }
+        let input = match base.input.as_ref().and_then(|input| input.from.as_ref()) {
+            Some(from) => self.transform(from, &raw_input, &frame, pointer)?,
+            None => raw_input.clone(),
+        };
+        frame.input = Some(&input);
+        self.emit(&item.name, pointer, Transition::Started { input: input.clone() });
+
+        let exec = match &base.timeout {
+            Some(timeout) => {
+                let limit = self.timeout(timeout, &input, &frame)?;
+                tokio::time::timeout(limit, self.execute(task, pointer, &input, &frame)).await.map_err(|_| {
+                    WorkflowError::timeout(format!("the task did not complete within {limit:?}"), pointer)
+                })??
+            }
+            None => self.execute(task, pointer, &input, &frame).await?,
+        };
+
+        frame.output = Some(&exec.output);
+        let output = match base.output.as_ref().and_then(|output| output.as_.as_ref()) {
+            Some(as_) => self.transform(as_, &exec.output, &frame, pointer)?,
+            None => exec.output.clone(),
+        };
+        if let Some(schema) = base.output.as_ref().and_then(|output| output.schema.as_ref()) {
+            validate(schema, &output, pointer)?;
+        }
+        if let Some(export) = &base.export {
+            // `$output` is the transformed output here; `.` too.
+            frame.output = Some(&output);
+            if let Some(as_) = &export.as_ {
+                let context = self.transform(as_, &output, &frame, pointer)?;
+                if let Some(schema) = &export.schema {
+                    validate(schema, &context, pointer)?;
+                }
+                *self.context.lock().unwrap_or_else(PoisonError::into_inner) = context;
+            }
+        }
+        let flow = exec.flow.or_else(|| base.then.clone()).unwrap_or(FlowDirective::Continue);
+        Ok(Outcome::Ran(Step { output, flow }))
+    }
+
+    /// Runs the task's kind on its transformed input.
+    async fn execute(
+        &self,
+        task: &Task,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Exec, WorkflowError> {
+        let ended = |(output, ended): (Value, bool)| Exec { output, flow: ended.then_some(FlowDirective::End) };
+        match task {
+            Task::Do(task) => {
+                self.run_list(&task.do_, &format!("{pointer}/do"), input.clone(), frame.scope).await.map(ended)
+            }
+            Task::Set(task) => {
+                let output = match &task.set {
+                    Value::String(text) => self.evaluate(expression_code(text), input, frame)?,
+                    template => self.template(template, input, frame)?,
+                };
+                Ok(Exec { output, flow: None })
+            }
+            Task::Switch(task) => self.switch(task, input, frame),
+            Task::For(task) => self.for_each(task, pointer, input, frame).await,
+            Task::Fork(task) => self.fork(task, pointer, input, frame.scope).await,
+            Task::Try(task) => self.try_catch(task, pointer, input, frame).await,
+            Task::Raise(task) => {
+                let definition = match &task.raise.error {
+                    ErrorOrReference::Error(definition) => definition,
+                    ErrorOrReference::Reference(name) => {
+                        self.workflow.use_.as_ref().and_then(|uses| uses.errors.get(name)).ok_or_else(|| {
+                            WorkflowError::configuration(format!("no error named \"{name}\" in use.errors"), pointer)
+                        })?
+                    }
+                };
+                Err(self.raised(definition, input, frame)?)
+            }
+            Task::Wait(task) => {
+                tokio::time::sleep(self.duration(&task.wait, input, frame)?).await;
+                Ok(Exec { output: input.clone(), flow: None })
+            }
+            Task::Call(_) | Task::Run(_) | Task::Emit(_) | Task::Listen(_) => Err(WorkflowError::runtime(
+                format!("`{}` tasks are not supported yet by this runtime", task.kind_name()),
+                pointer,
+            )),
+        }
+    }
+
+    /// The first case whose `when` holds (else the default case) decides what runs next.
+    fn switch(&self, task: &SwitchTask, input: &Value, frame: &Frame<'_>) -> Result<Exec, WorkflowError> {
+        let mut default = None;
+        for item in &task.switch {
+            match &item.case.when {
+                Some(when) => {
+                    if truthy(&self.evaluate(expression_code(when), input, frame)?) {
+                        return Ok(Exec { output: input.clone(), flow: Some(item.case.then.clone()) });
+                    }
+                }
+                None => default = default.or(Some(&item.case.then)),
+            }
+        }
+        Ok(Exec { output: input.clone(), flow: default.cloned() })
+    }
+
+    /// Runs `do` once per item, each iteration's output being the next one's input.
+    async fn for_each(
+        &self,
+        task: &ForTask,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Exec, WorkflowError> {
+        let items = match self.evaluate(expression_code(&task.for_.in_), input, frame)? {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => {
+                return Err(WorkflowError::expression(
+                    format!("`for.in` \"{}\" must give an array, not {}", task.for_.in_, describe(&other)),
+                    pointer,
+                ));
+            }
+        };
+        let each = task.for_.each.as_deref().unwrap_or("item");
+        let at = task.for_.at.as_deref().unwrap_or("index");
+        let list_pointer = format!("{pointer}/do");
+        let mut data = input.clone();
+        for (index, item) in items.into_iter().enumerate() {
+            let mut scope = frame.scope.clone();
+            scope.set(each, item);
+            scope.set(at, Value::from(index));
+            if let Some(condition) = &task.while_ {
+                let iteration = Frame { scope: &scope, ..*frame };
+                if !truthy(&self.evaluate(expression_code(condition), &data, &iteration)?) {
+                    break;
+                }
+            }
+            let (output, ended) = self.run_list(&task.do_, &list_pointer, data, &scope).await?;
+            data = output;
+            if ended {
+                return Ok(Exec { output: data, flow: Some(FlowDirective::End) });
+            }
+        }
+        Ok(Exec { output: data, flow: None })
+    }
+
+    /// Runs the branches concurrently: all of them (outputs in declaration order; the first
+    /// error cancels the rest), or, with `compete`, until the first succeeds.
+    async fn fork(
+        &self,
+        task: &ForkTask,
+        pointer: &str,
+        input: &Value,
+        scope: &Variables,
+    ) -> Result<Exec, WorkflowError> {
+        let pointers: Vec<String> = task
+            .fork
+            .branches
+            .0
+            .iter()
+            .enumerate()
+            .map(|(index, item)| format!("{pointer}/fork/branches/{index}/{}", escape_pointer(&item.name)))
+            .collect();
+        let mut branches: Vec<Option<BoxFuture<'_, Result<Step, WorkflowError>>>> = task
+            .fork
+            .branches
+            .0
+            .iter()
+            .zip(&pointers)
+            .map(|(item, branch_pointer)| Some(self.run_task(item, branch_pointer, input.clone(), scope)))
+            .collect();
+        let compete = task.fork.compete.unwrap_or(false);
+        let mut outputs: Vec<Value> = vec![Value::Null; branches.len()];
+        let mut first_error: Option<WorkflowError> = None;
+        let winner = std::future::poll_fn(|cx| {
+            for (index, slot) in branches.iter_mut().enumerate() {
+                let Some(branch) = slot else { continue };
+                if let Poll::Ready(result) = branch.as_mut().poll(cx) {
+                    *slot = None;
+                    match result {
+                        Ok(step) if compete => return Poll::Ready(Ok(Some(step.output))),
+                        Ok(step) => outputs[index] = step.output,
+                        Err(error) if compete => {
+                            first_error.get_or_insert(error);
+                        }
+                        Err(error) => return Poll::Ready(Err(error)),
+                    }
+                }
+            }
+            if branches.iter().all(Option::is_none) {
+                return Poll::Ready(first_error.take().map_or(Ok(None), Err));
+            }
+            Poll::Pending
+        })
+        .await;
+        // Whatever still runs lost (or is moot after an error): stop it, and say so.
+        for (index, slot) in branches.iter_mut().enumerate() {
+            if slot.take().is_some()
+                && let Some(item) = task.fork.branches.0.get(index)
+            {
+                self.emit(&item.name, &pointers[index], Transition::Cancelled);
+            }
+        }
+        match winner? {
+            Some(output) => Ok(Exec { output, flow: None }),
+            None => Ok(Exec { output: Value::Array(outputs), flow: None }),
+        }
+    }
+
+    /// Runs `try`; a caught error is retried by the policy while it allows, then handled by
+    /// `catch.do` (or swallowed, the input becoming the output, when there is none).
+    async fn try_catch(
+        &self,
+        task: &TryTask,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Exec, WorkflowError> {
+        let catch = &task.catch;
+        let policy = match &catch.retry {
+            None => None,
+            Some(RetryPolicyOrReference::Policy(policy)) => Some(policy),
+            Some(RetryPolicyOrReference::Reference(name)) => {
+                Some(self.workflow.use_.as_ref().and_then(|uses| uses.retries.get(name)).ok_or_else(|| {
+                    WorkflowError::configuration(format!("no retry policy named \"{name}\" in use.retries"), pointer)
+                })?)
+            }
+        };
+        let attempt_limit = match policy.and_then(|policy| policy.limit.as_ref()).and_then(|l| l.attempt.as_ref()) {
+            Some(attempt) => attempt.duration.as_ref().map(|d| self.duration(d, input, frame)).transpose()?,
+            None => None,
+        };
+        let try_pointer = format!("{pointer}/try");
+        let started = Instant::now();
+        let mut retries: u32 = 0;
+        loop {
+            let attempt = self.run_list(&task.try_, &try_pointer, input.clone(), frame.scope);
+            let result = match attempt_limit {
+                Some(limit) => tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+                    Err(WorkflowError::timeout(format!("the attempt did not complete within {limit:?}"), pointer))
+                }),
+                None => attempt.await,
+            };
+            let error = match result {
+                Ok((output, ended)) => return Ok(Exec { output, flow: ended.then_some(FlowDirective::End) }),
+                Err(error) => error,
+            };
+            let variable = catch.as_.as_deref().unwrap_or("error");
+            let mut scope = frame.scope.clone();
+            scope.set(variable, error.to_value());
+            let caught_frame = Frame { scope: &scope, ..*frame };
+            if !self.catches(catch, &error, input, &caught_frame)? {
+                return Err(error);
+            }
+            if let Some(policy) = policy
+                && let Some(delay) = self.retry_delay(policy, retries + 1, started.elapsed(), input, &caught_frame)?
+            {
+                retries += 1;
+                let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                self.emit(frame.name, pointer, Transition::Retrying { attempt: retries, delay_ms });
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if catch.do_.is_empty() {
+                return Ok(Exec { output: input.clone(), flow: None });
+            }
+            let (output, ended) =
+                self.run_list(&catch.do_, &format!("{pointer}/catch/do"), input.clone(), &scope).await?;
+            return Ok(Exec { output, flow: ended.then_some(FlowDirective::End) });
+        }
+    }
+
+    /// Whether `catch` catches `error`: its static filter matches, `when` holds and
+    /// `exceptWhen` does not (both see the error variable).
+    fn catches(
+        &self,
+        catch: &Catch,
+        error: &WorkflowError,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<bool, WorkflowError> {
+        if let Some(filter) = catch.errors.as_ref().and_then(|errors| errors.with.as_ref())
+            && !filter_matches(filter, error)
+        {
+            return Ok(false);
+        }
+        if let Some(when) = &catch.when
+            && !truthy(&self.evaluate(expression_code(when), input, frame)?)
+        {
+            return Ok(false);
+        }
+        if let Some(except) = &catch.except_when
+            && truthy(&self.evaluate(expression_code(except), input, frame)?)
+        {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The delay before retry number `retry` (1-based), or `None` when the policy gives up.
+    fn retry_delay(
+        &self,
+        policy: &RetryPolicy,
+        retry: u32,
+        elapsed: Duration,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Option<Duration>, WorkflowError> {
+        let limit = policy.limit.as_ref();
+        if let Some(count) = limit.and_then(|limit| limit.attempt.as_ref()).and_then(|attempt| attempt.count)
+            && u64::from(retry) > count
+        {
+            return Ok(None);
+        }
+        if let Some(when) = &policy.when
+            && !truthy(&self.evaluate(expression_code(when), input, frame)?)
+        {
+            return Ok(None);
+        }
+        if let Some(except) = &policy.except_when
+            && truthy(&self.evaluate(expression_code(except), input, frame)?)
+        {
+            return Ok(None);
+        }
+        let base = policy.delay.as_ref().map(|d| self.duration(d, input, frame)).transpose()?.unwrap_or_default();
+        let mut delay = match &policy.backoff {
+            None | Some(RetryBackoff::Constant(_)) => base,
+            Some(RetryBackoff::Linear(_)) => base.saturating_mul(retry),
+            Some(RetryBackoff::Exponential(_)) => base.saturating_mul(1u32 << (retry - 1).min(31)),
+        };
+        if let Some(jitter) = &policy.jitter {
+            let from = self.duration(&jitter.from, input, frame)?;
+            let to = self.duration(&jitter.to, input, frame)?;
+            delay = delay.saturating_add(random_between(from, to));
+        }
+        if let Some(total) = limit.and_then(|limit| limit.duration.as_ref())
+            && elapsed.saturating_add(delay) > self.duration(total, input, frame)?
+        {
+            return Ok(None);
+        }
+        Ok(Some(delay))
+    }
+
+    /// The error a `raise` task raises, its `${ }` fields evaluated.
+    fn raised(
+        &self,
+        definition: &ErrorDefinition,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<WorkflowError, WorkflowError> {
+        let field = |text: &Option<String>| -> Result<Option<String>, WorkflowError> {
+            text.as_ref().map(|text| self.text(text, input, frame)).transpose()
+        };
+        let evaluated = ErrorDefinition {
+            type_: self.text(&definition.type_, input, frame)?,
+            status: definition.status,
+            instance: field(&definition.instance)?,
+            title: field(&definition.title)?,
+            detail: field(&definition.detail)?,
+        };
+        Ok(WorkflowError::from_definition(&evaluated, frame.pointer))
+    }
+
+    /// A string property that may be a `${ }` expression: its value as text.
+    fn text(&self, text: &str, input: &Value, frame: &Frame<'_>) -> Result<String, WorkflowError> {
+        match enclosed(text) {
+            None => Ok(text.to_owned()),
+            Some(code) => Ok(match self.evaluate(code, input, frame)? {
+                Value::String(text) => text,
+                other => other.to_string(),
+            }),
+        }
+    }
+
+    fn timeout(
+        &self,
+        timeout: &TimeoutOrReference,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Duration, WorkflowError> {
+        let after = match timeout {
+            TimeoutOrReference::Timeout(timeout) => &timeout.after,
+            TimeoutOrReference::Reference(name) => {
+                &self
+                    .workflow
+                    .use_
+                    .as_ref()
+                    .and_then(|uses| uses.timeouts.get(name))
+                    .ok_or_else(|| {
+                        WorkflowError::configuration(
+                            format!("no timeout named \"{name}\" in use.timeouts"),
+                            frame.pointer,
+                        )
+                    })?
+                    .after
+            }
+        };
+        self.duration(after, input, frame)
+    }
+
+    /// A DSL duration; a `${ }` one is evaluated to an ISO 8601 string or an inline object.
+    fn duration(&self, duration: &dsl::Duration, input: &Value, frame: &Frame<'_>) -> Result<Duration, WorkflowError> {
+        let invalid = |error: String| WorkflowError::configuration(error, frame.pointer);
+        match duration {
+            dsl::Duration::Iso8601(text) => match enclosed(text) {
+                None => duration::iso8601(text).map_err(invalid),
+                Some(code) => match self.evaluate(code, input, frame)? {
+                    Value::String(text) => duration::iso8601(&text).map_err(invalid),
+                    value @ Value::Object(_) => serde_json::from_value(value)
+                        .map(|inline| duration::inline(&inline))
+                        .map_err(|error| invalid(format!("\"{text}\" is not a duration: {error}"))),
+                    other => Err(WorkflowError::expression(
+                        format!("\"{text}\" must give an ISO 8601 duration, not {}", describe(&other)),
+                        frame.pointer,
+                    )),
+                },
+            },
+            literal @ dsl::Duration::Inline(_) => duration::literal(literal).map_err(invalid),
+        }
+    }
+
+    /// An `input.from` / `output.as` / `export.as`: an expression, or an object template.
+    fn transform(
+        &self,
+        transform: &ObjectOrExpression,
+        data: &Value,
+        frame: &Frame<'_>,
+        instance: &str,
+    ) -> Result<Value, WorkflowError> {
+        let at = Frame { pointer: instance, ..*frame };
+        match transform {
+            ObjectOrExpression::Expression(text) => self.evaluate(expression_code(text), data, &at),
+            ObjectOrExpression::Object(map) => self.template(&Value::Object(map.clone()), data, &at),
+        }
+    }
+
+    fn template(&self, template: &Value, data: &Value, frame: &Frame<'_>) -> Result<Value, WorkflowError> {
+        let variables = self.variables(frame, mentions_task(template));
+        eval::evaluate_template(template, data, &variables, self.loose).map_err(|(text, error)| {
+            WorkflowError::expression(format!("evaluating \"{text}\" failed: {error}"), frame.pointer)
+        })
+    }
+
+    fn evaluate(&self, code: &str, data: &Value, frame: &Frame<'_>) -> Result<Value, WorkflowError> {
+        let variables = self.variables(frame, code.contains("$task"));
+        eval::evaluate(code, data, &variables).map_err(|error| {
+            WorkflowError::expression(format!("evaluating \"${{ {code} }}\" failed: {error}"), frame.pointer)
+        })
+    }
+
+    /// The runtime variables for an expression in `frame`; `$task` only when it is used, since
+    /// it embeds the task's whole definition.
+    fn variables(&self, frame: &Frame<'_>, with_task: bool) -> Variables {
+        let mut variables = frame.scope.clone();
+        variables.set("context", self.context.lock().unwrap_or_else(PoisonError::into_inner).clone());
+        variables.set("secret", self.secrets.clone());
+        variables.set("workflow", self.workflow_descriptor.clone());
+        variables.set("runtime", self.runtime_descriptor.clone());
+        variables.set("input", frame.input.cloned().unwrap_or(Value::Null));
+        variables.set("output", frame.output.cloned().unwrap_or(Value::Null));
+        if with_task {
+            let mut task = json!({
+                "name": frame.name,
+                "reference": frame.pointer,
+                "definition": frame.task.and_then(|task| serde_json::to_value(task).ok()),
+                "input": frame.raw_input,
+                "startedAt": datetime(frame.started_at),
+            });
+            if let (Some(output), Value::Object(map)) = (frame.output, &mut task) {
+                map.insert("output".to_owned(), output.clone());
+            }
+            variables.set("task", task);
+        }
+        variables
+    }
+}
+
+/// A task that ran, or one whose `if` did not hold (its raw input is its output).
+enum Outcome {
+    Ran(Step),
+    Skipped(Value),
+}
+
+/// Whether a template mentions `$task` anywhere.
+fn mentions_task(template: &Value) -> bool {
+    match template {
+        Value::String(text) => text.contains("$task"),
+        Value::Array(items) => items.iter().any(mentions_task),
+        Value::Object(map) => map.values().any(mentions_task),
+        _ => false,
+    }
+}
+
+/// Whether every field the filter sets equals the error's.
+fn filter_matches(filter: &ErrorFilter, error: &WorkflowError) -> bool {
+    let same = |wanted: &Option<String>, actual: Option<&str>| wanted.as_deref().is_none_or(|w| Some(w) == actual);
+    same(&filter.type_, Some(&error.type_))
+        && filter.status.is_none_or(|status| status == error.status)
+        && same(&filter.instance, error.instance.as_deref())
+        && same(&filter.title, error.title.as_deref())
+        && same(&filter.details, error.detail.as_deref())
+}
+
+/// A uniformly random duration in `[from, to]` (in whole microseconds).
+fn random_between(from: Duration, to: Duration) -> Duration {
+    let (low, high) = if from <= to { (from, to) } else { (to, from) };
+    let span = u64::try_from(high.saturating_sub(low).as_micros()).unwrap_or(u64::MAX);
+    if span == 0 {
+        return low;
+    }
+    let random = getrandom::u64().unwrap_or(0);
+    low.saturating_add(Duration::from_micros(random % span.saturating_add(1)))
+}
+
+/// Validates `value` against an inline JSON schema.
+fn validate(schema: &DataSchema, value: &Value, instance: &str) -> Result<(), WorkflowError> {
+    let DataSchema::Inline(inline) = schema else {
+        return Err(WorkflowError::runtime("external schemas are not supported yet by this runtime", instance));
+    };
+    if let Some(format) = inline.format.as_deref()
+        && format != "json"
+        && !format.starts_with("json:")
+    {
+        return Err(WorkflowError::runtime(format!("schema format \"{format}\" is not supported yet"), instance));
+    }
+    let validator = jsonschema::validator_for(&inline.document)
+        .map_err(|error| WorkflowError::configuration(format!("the schema is invalid: {error}"), instance))?;
+    let problems: Vec<String> = validator
+        .iter_errors(value)
+        .take(3)
+        .map(|error| {
+            let at = error.instance_path().to_string();
+            if at.is_empty() { error.to_string() } else { format!("{error} (at {at})") }
+        })
+        .collect();
+    if problems.is_empty() { Ok(()) } else { Err(WorkflowError::validation(problems.join("; "), instance)) }
+}

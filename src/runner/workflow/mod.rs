@@ -1,0 +1,164 @@
+//! A Serverless Workflow 1.0 interpreter (the core): runs a [`dsl::Workflow`] on a JSON input
+//! and returns its JSON output, reporting every task transition to an [`Observer`].
+//!
+//! Supported: `do`, `set`, `switch`, `for`, `fork` (with `compete`), `try`/`catch` (with retry
+//! policies), `raise`, `wait`; `if` and `then` on every task; the data flow of the DSL
+//! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
+//! task / workflow timeouts. `call`, `run`, `emit` and `listen` tasks fail with a runtime error
+//! until their executors exist.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use stigmer::model::dsl::Workflow;
+//! use stigmer::runner::workflow::{RunOptions, run};
+//!
+//! let workflow: Workflow = serde_saphyr::from_str(
+//!     "document: { dsl: '1.0.0', namespace: demo, name: greet, version: '0.1.0' }\n\
+//!      do:\n  - greet:\n      set:\n        greeting: ${ \"Hello, \" + .name }\n",
+//! )
+//! .unwrap();
+//! let output = run(&workflow, serde_json::json!({ "name": "Ada" }), &RunOptions::new(), &mut ()).await.unwrap();
+//! assert_eq!(output, serde_json::json!({ "greeting": "Hello, Ada" }));
+//! # });
+//! ```
+//!
+//! Semantics the specification leaves open, as implemented here:
+//! - `$context` starts as `{}`; `export.as` replaces it.
+//! - In `output.as`, `.` and `$output` are the raw output; in `export.as`, the transformed one.
+//! - A jq expression's first output is its value (`null` when it has none).
+//! - A skipped task (its `if` false) passes its raw input on and does not follow its `then`.
+//! - `for` feeds each iteration's output to the next; `while` is checked before each one.
+//! - `fork` without `compete` fails on the first branch error (cancelling the others); with
+//!   `compete`, the first branch to succeed wins and the others are cancelled; if all fail, the
+//!   first error is raised. A branch's own `then` is not followed.
+//! - `retry.limit.attempt.count` counts retries (not the first attempt); `limit.attempt.duration`
+//!   bounds each attempt; `limit.duration` stops retrying once the next delay would pass it;
+//!   backoff multiplies `delay` by 1 (constant), n (linear) or 2^(n-1) (exponential) for retry n.
+//!   Once retries are exhausted the error is handled by `catch.do`; a `catch` without `do`
+//!   swallows it, the `try` task's input becoming its output.
+//! - A runaway jq expression (an infinite `repeat`) is not bounded: expressions run inline.
+
+mod duration;
+mod error;
+mod eval;
+mod events;
+mod interpreter;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use error::WorkflowError;
+pub use events::{Observer, TaskEvent, Transition};
+
+use crate::model::dsl::{self, TimeoutOrReference};
+use crate::secrets::{Redactor, SecretValue};
+
+/// How to run a workflow: its secrets and limits.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// `$secret`, by name. Private so it is only ever read by expressions, never printed.
+    secrets: Map<String, Value>,
+    /// The most a run may take, on top of the workflow's own `timeout`.
+    pub timeout: Option<Duration>,
+    /// `$workflow.id`; a random UUID when unset (a durable runner passes its execution id).
+    pub instance_id: Option<String>,
+}
+
+impl RunOptions {
+    /// No secrets, no limit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a string secret, `$secret.<name>` in expressions (builder style).
+    #[must_use]
+    pub fn secret(mut self, name: impl Into<String>, value: &SecretValue) -> Self {
+        self.secrets.insert(name.into(), Value::String(value.expose().to_owned()));
+        self
+    }
+
+    /// Adds a structured secret (e.g. `{ user, password }`) (builder style).
+    #[must_use]
+    pub fn secret_value(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.secrets.insert(name.into(), value);
+        self
+    }
+
+    /// Limits the run's duration (builder style).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// A redactor masking every string inside the secrets, for whatever records events or
+    /// outputs (a workflow may copy a secret into its data).
+    pub fn redactor(&self) -> Redactor {
+        fn strings(value: &Value, out: &mut Vec<SecretValue>) {
+            match value {
+                Value::String(text) => out.push(SecretValue::new(text.clone())),
+                Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+                Value::Object(map) => map.values().for_each(|item| strings(item, out)),
+                _ => {}
+            }
+        }
+        let mut values = Vec::new();
+        self.secrets.values().for_each(|value| strings(value, &mut values));
+        Redactor::new(values)
+    }
+}
+
+impl fmt::Debug for RunOptions {
+    /// Secret names only, never their values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
+}
+
+/// Runs `workflow` on `input` and returns its output, reporting task transitions to
+/// `observer`. Dropping the future cancels the run (between two awaits).
+///
+/// # Errors
+/// The error that faulted the workflow: raised by a task and not caught, an expression that
+/// failed, an unsupported task kind, or a timeout.
+pub async fn run(
+    workflow: &dsl::Workflow,
+    input: Value,
+    options: &RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<Value, WorkflowError> {
+    let workflow_timeout = match &workflow.timeout {
+        None => None,
+        Some(TimeoutOrReference::Timeout(timeout)) => Some(&timeout.after),
+        Some(TimeoutOrReference::Reference(name)) => {
+            let timeout = workflow.use_.as_ref().and_then(|uses| uses.timeouts.get(name)).ok_or_else(|| {
+                WorkflowError::configuration(format!("no timeout named \"{name}\" in use.timeouts"), "/timeout")
+            })?;
+            Some(&timeout.after)
+        }
+    };
+    let workflow_timeout = workflow_timeout
+        .map(duration::literal)
+        .transpose()
+        .map_err(|error| WorkflowError::configuration(error, "/timeout"))?;
+    let limit = match (workflow_timeout, options.timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let runner = interpreter::Runner::new(workflow, &input, options, observer);
+    let running = runner.run(input);
+    match limit {
+        None => running.await,
+        Some(limit) => tokio::time::timeout(limit, running).await.unwrap_or_else(|_| {
+            Err(WorkflowError::timeout(format!("the workflow did not complete within {limit:?}"), "/timeout"))
+        }),
+    }
+}
