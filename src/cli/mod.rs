@@ -28,6 +28,7 @@ mod settings;
 mod validate;
 mod watch;
 mod whoami;
+mod workflow;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -76,6 +77,7 @@ pub enum Command {
     Context(context::ContextArgs),
     Whoami(whoami::WhoamiArgs),
     Audit(audit::AuditArgs),
+    Workflow(workflow::WorkflowArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -119,6 +121,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Context(args) => context::run(ctx, args).await,
         Command::Whoami(args) => whoami::run(ctx, args).await,
         Command::Audit(args) => audit::run(ctx, args).await,
+        Command::Workflow(args) => workflow::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }

@@ -1,0 +1,333 @@
+//! `stigmer workflow run`: run a stored Workflow, or a Workflow manifest or bare Serverless
+//! Workflow document from a file, and show its tasks as they run.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::time::Instant;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::common;
+use super::render::Style;
+use super::{CommandContext, CommandError, ErrorKind};
+use crate::backend::{Backend, BackendError};
+use crate::model::{AnyResource, Kind, dsl};
+use crate::runner::environment::{self, Overrides};
+use crate::runner::workflow::{self as interpreter, Observer, RunOptions, TaskEvent, Transition, WorkflowError};
+use crate::secrets::{Redactor, SecretValue};
+use crate::validate::{NoResources, validate};
+
+/// Run workflows.
+#[derive(Debug, Args)]
+pub struct WorkflowArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: WorkflowCommand,
+}
+
+/// `stigmer workflow …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Run a workflow and print its output.
+    Run(RunArgs),
+}
+
+/// Run a stored Workflow by name, or one from a file (a Workflow manifest, or a bare Serverless
+/// Workflow document with `document` and `do`).
+///
+/// Examples:
+///   stigmer workflow run ticket-triage --input '{"ticket": 42}'
+///   stigmer workflow run -f flow.yaml --input input.json --secret API_KEY=…
+///   stigmer workflow run nightly-report -o json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+#[allow(clippy::doc_markdown, reason = "help text, shown as written")]
+pub struct RunArgs {
+    /// The stored Workflow's name
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub name: Option<String>,
+    /// Run the workflow in this file instead
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<String>,
+    /// The input: a JSON value, a JSON or YAML file, or - for standard input [default: {}]
+    #[arg(long, value_name = "JSON|FILE|-")]
+    pub input: Option<String>,
+    /// A variable for the run (repeatable), overriding the workflow's envSpec defaults
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// A secret variable for the run (repeatable): masked in every output
+    #[arg(long = "secret", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub secret: Vec<(String, String)>,
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RunOutput::Text)]
+    pub output: RunOutput,
+}
+
+/// How `workflow run` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunOutput {
+    /// Task progress as it happens, then the output.
+    Text,
+    /// One JSON object at the end: id, status, output, error, tasks.
+    Json,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got \"{text}\"")),
+    }
+}
+
+/// Runs `stigmer workflow`.
+pub async fn run(ctx: &CommandContext, args: &WorkflowArgs) -> Result<(), CommandError> {
+    match &args.command {
+        WorkflowCommand::Run(args) => run_workflow(ctx, args).await,
+    }
+}
+
+async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), CommandError> {
+    let backend = ctx.settings.backend()?;
+    let (workflow, env_spec) = match (&args.name, &args.file) {
+        (_, Some(file)) => from_file(ctx, file)?,
+        (Some(name), None) => stored(&backend, name).await?,
+        (None, None) => return Err(CommandError::user("name a stored workflow, or pass -f FILE")),
+    };
+    let input = input(args.input.as_deref())?;
+    let overrides = Overrides {
+        env: args.env.clone(),
+        secret: args.secret.iter().map(|(k, v)| (k.clone(), SecretValue::new(v.clone()))).collect(),
+    };
+    let resolved = environment::resolve(&backend, env_spec.as_ref(), &[], &overrides).await.map_err(|e| {
+        CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
+    })?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut options = RunOptions::new();
+    options.instance_id = Some(id.clone());
+    // The run's variables are what its expressions read as `$secret`.
+    for (name, variable) in &resolved.variables {
+        options = options.secret(name.clone(), &variable.value);
+    }
+    let redactor = resolved.redactor();
+    let mut observer = Progress {
+        live: args.output == RunOutput::Text,
+        style: Style::new(ctx.settings.color_stdout),
+        redactor: redactor.clone(),
+        tasks: Vec::new(),
+        ctx,
+    };
+    let started = Instant::now();
+    let result = interpreter::run(&workflow, input, &options, &mut observer).await;
+    let tasks = observer.tasks;
+    match args.output {
+        RunOutput::Json => {
+            let (status, output, error) = match &result {
+                Ok(output) => ("completed", Some(output.clone()), None),
+                Err(error) => ("faulted", None, Some(error.clone())),
+            };
+            let report = JsonRun { id: &id, status, output, error, tasks };
+            ctx.out(&redactor.redact(&common::json(&report)?))?;
+        }
+        RunOutput::Text => {
+            let style = Style::new(ctx.settings.color_stdout);
+            let took = started.elapsed();
+            match &result {
+                Ok(output) => {
+                    let text = serde_json::to_string_pretty(output).unwrap_or_default();
+                    let head = style.good(&format!("completed in {took:.2?}"));
+                    ctx.out(&redactor.redact(&format!("{head} (execution {id})\n{text}\n")))?;
+                }
+                Err(error) => {
+                    let head = style.error(&format!("faulted after {took:.2?}"));
+                    ctx.out(&redactor.redact(&format!("{head} (execution {id}): {error}\n")))?;
+                }
+            }
+        }
+    }
+    if result.is_ok() { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
+}
+
+/// A stored Workflow, as a DSL document, with its `envSpec`.
+async fn stored<B: Backend>(
+    backend: &B,
+    name: &str,
+) -> Result<(dsl::Workflow, Option<crate::model::EnvironmentSpec>), CommandError> {
+    let stored = backend
+        .get(Kind::Workflow, name)
+        .await?
+        .ok_or_else(|| BackendError::NotFound { address: crate::backend::address(Kind::Workflow, name) })?;
+    match AnyResource::from_value(Kind::Workflow, stored.manifest) {
+        Ok(AnyResource::Workflow(resource)) => {
+            Ok((resource.spec.to_dsl(resource.name(), None), resource.spec.env_spec.clone()))
+        }
+        Ok(_) | Err(_) => Err(CommandError::user(format!("the stored workflow/{name} does not read as a Workflow"))),
+    }
+}
+
+/// A Workflow manifest (checked like `validate`, with `file:line:col`) or a bare DSL document.
+fn from_file(
+    ctx: &CommandContext,
+    file: &str,
+) -> Result<(dsl::Workflow, Option<crate::model::EnvironmentSpec>), CommandError> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read standard input", e))?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| CommandError::io(&format!("cannot read {file}"), e))?
+    };
+    let is_manifest = serde_saphyr::from_str::<Value>(&text).is_ok_and(|v| v.get("kind").is_some());
+    if !is_manifest {
+        let workflow: dsl::Workflow = serde_saphyr::from_str(&text).map_err(|e| {
+            CommandError::user(format!("{file} is not a Serverless Workflow document: {e}"))
+                .hint("a bare document has `document` and `do`; a manifest has `kind: Workflow`")
+        })?;
+        return Ok((workflow, None));
+    }
+    let set = common::load(&[file.to_owned()]);
+    let validation = validate(&set, &NoResources);
+    // References to stored agents are checked when a task calls them, not here.
+    let blocking: Vec<_> =
+        validation.diagnostics.iter().filter(|d| d.is_error() && d.code != "dangling-reference").cloned().collect();
+    if !blocking.is_empty() {
+        common::report(ctx, &set, &blocking)?;
+        return Err(CommandError::reported(ErrorKind::Failed));
+    }
+    let mut workflows = validation.resources.iter().filter_map(|r| match r.resource.as_ref() {
+        AnyResource::Workflow(workflow) => Some(workflow),
+        _ => None,
+    });
+    match (workflows.next(), workflows.next()) {
+        (Some(workflow), None) => Ok((workflow.spec.to_dsl(workflow.name(), None), workflow.spec.env_spec.clone())),
+        (None, _) => Err(CommandError::user(format!("{file} holds no Workflow"))),
+        (Some(_), Some(_)) => {
+            Err(CommandError::user(format!("{file} holds several Workflows; apply them and run one by name")))
+        }
+    }
+}
+
+/// `--input`: JSON text, a JSON/YAML file, or `-` for stdin.
+fn input(given: Option<&str>) -> Result<Value, CommandError> {
+    let Some(given) = given else { return Ok(Value::Object(serde_json::Map::new())) };
+    let text = if given == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read standard input", e))?;
+        text
+    } else if std::path::Path::new(given).is_file() {
+        std::fs::read_to_string(given).map_err(|e| CommandError::io(&format!("cannot read {given}"), e))?
+    } else {
+        given.to_owned()
+    };
+    serde_json::from_str(&text).or_else(|_| serde_saphyr::from_str(&text)).map_err(|e| {
+        CommandError::user(format!("--input is neither JSON nor YAML: {e}"))
+            .hint("pass a JSON value, a file, or - for stdin")
+    })
+}
+
+/// Prints task transitions as they happen and keeps the task list for `-o json`.
+struct Progress<'a> {
+    live: bool,
+    style: Style,
+    redactor: Redactor,
+    tasks: Vec<JsonTask>,
+    ctx: &'a CommandContext,
+}
+
+impl Observer for Progress<'_> {
+    fn observe(&mut self, event: TaskEvent) {
+        let status = match &event.transition {
+            Transition::Started { .. } => {
+                self.tasks.push(JsonTask {
+                    name: event.name.clone(),
+                    reference: event.reference.clone(),
+                    status: "running",
+                    started_at: Some(event.at),
+                    completed_at: None,
+                    error: None,
+                });
+                None
+            }
+            Transition::Completed { .. } => Some("completed"),
+            Transition::Failed { .. } => Some("faulted"),
+            Transition::Cancelled => Some("cancelled"),
+            Transition::Skipped => {
+                self.tasks.push(JsonTask {
+                    name: event.name.clone(),
+                    reference: event.reference.clone(),
+                    status: "skipped",
+                    started_at: None,
+                    completed_at: Some(event.at),
+                    error: None,
+                });
+                None
+            }
+            Transition::Retrying { .. } => None,
+        };
+        let mut took = None;
+        if let Some(status) = status
+            && let Some(task) =
+                self.tasks.iter_mut().rev().find(|t| t.reference == event.reference && t.completed_at.is_none())
+        {
+            task.status = status;
+            task.completed_at = Some(event.at);
+            if let Transition::Failed { error } = &event.transition {
+                task.error = Some(error.clone());
+            }
+            took = task.started_at.and_then(|s| event.at.duration_since(s).try_into().ok());
+        }
+        if !self.live {
+            return;
+        }
+        let mut line = String::new();
+        let took: String = took.map(|d: std::time::Duration| format!(" ({d:.2?})")).unwrap_or_default();
+        let _ = match &event.transition {
+            Transition::Started { .. } => {
+                writeln!(line, "  {} {} {}", self.style.dim("started  "), event.name, self.style.dim(&event.reference))
+            }
+            Transition::Completed { .. } => {
+                writeln!(line, "  {} {}{}", self.style.good("completed"), event.name, took)
+            }
+            Transition::Failed { error } => {
+                writeln!(line, "  {} {}{}: {error}", self.style.error("failed   "), event.name, took)
+            }
+            Transition::Skipped => {
+                writeln!(line, "  {} {} (its `if` is false)", self.style.dim("skipped  "), event.name)
+            }
+            Transition::Retrying { attempt, delay_ms } => {
+                writeln!(
+                    line,
+                    "  {} {} (retry {attempt} in {delay_ms} ms)",
+                    self.style.warning("retrying "),
+                    event.name
+                )
+            }
+            Transition::Cancelled => writeln!(line, "  {} {}", self.style.warning("cancelled"), event.name),
+        };
+        // Progress is best effort: a closed terminal must not stop the run.
+        let _ = self.ctx.out(&self.redactor.redact(&line));
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRun<'a> {
+    id: &'a str,
+    status: &'static str,
+    output: Option<Value>,
+    error: Option<WorkflowError>,
+    tasks: Vec<JsonTask>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonTask {
+    name: String,
+    reference: String,
+    status: &'static str,
+    started_at: Option<jiff::Timestamp>,
+    completed_at: Option<jiff::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<WorkflowError>,
+}

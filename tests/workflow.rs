@@ -1,0 +1,166 @@
+//! `stigmer workflow run` as people use it: bare Serverless Workflow documents and Workflow
+//! manifests from files, stored workflows by name on either backend, inputs, variables and
+//! secrets (masked in every output), text and JSON reports, exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
+
+use support::Sandbox;
+
+#[macro_use]
+mod support;
+
+const GREET: &str = "document: { dsl: '1.0.0', namespace: demo, name: greet, version: '0.1.0' }
+do:
+  - greet:
+      set:
+        greeting: ${ \"Hello, \" + .name }
+        region: ${ $secret.REGION }
+        key: ${ $secret.API_KEY }
+  - onlyForAda:
+      if: ${ .greeting == \"Hello, Ada\" }
+      set:
+        ada: true
+";
+
+const MANIFEST: &str = "apiVersion: agentic.stigmer.ai/v1
+kind: Workflow
+metadata:
+  name: greeter
+spec:
+  envSpec:
+    data:
+      REGION:
+        value: eu
+      API_KEY:
+        description: the provider key
+  do:
+    - greet:
+        set:
+          greeting: ${ \"Hello, \" + .name }
+          region: ${ $secret.REGION }
+    - fail:
+        if: ${ .greeting == \"Hello, Mallory\" }
+        raise:
+          error:
+            type: https://example.com/errors/refused
+            status: 403
+            title: Refused
+";
+
+fn a_bare_document_runs_from_a_file_with_input_and_secrets_masked(sandbox: &Sandbox) {
+    let file = sandbox.dir.path().join("greet.yaml");
+    std::fs::write(&file, GREET).unwrap();
+    let file = file.to_str().unwrap();
+    let (code, out, err) = sandbox.run(&[
+        "workflow",
+        "run",
+        "-f",
+        file,
+        "--input",
+        r#"{"name": "Ada"}"#,
+        "--env",
+        "REGION=eu",
+        "--secret",
+        "API_KEY=sk-planted-93",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("started   greet /do/0/greet") && out.contains("completed greet"), "{out}");
+    assert!(out.contains("\"ada\": true"), "{out}");
+    assert!(!out.contains("sk-planted-93") && !err.contains("sk-planted-93"), "the secret is masked: {out}");
+
+    let (code, json, _) = sandbox.run(&[
+        "workflow",
+        "run",
+        "-f",
+        file,
+        "--input",
+        r#"{"name": "Bob"}"#,
+        "--env",
+        "REGION=us",
+        "--secret",
+        "API_KEY=sk-planted-93",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["output"]["greeting"], "Hello, Bob");
+    assert_eq!(report["output"]["region"], "us", "--env reaches the run");
+    assert_eq!(report["output"]["key"], "***", "a secret is masked even in the output");
+    let tasks: Vec<(&str, &str)> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["reference"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tasks, [("/do/0/greet", "completed"), ("/do/1/onlyForAda", "skipped")]);
+    assert!(report["id"].as_str().is_some_and(|id| id.len() == 36));
+}
+
+fn a_stored_workflow_runs_by_name_with_its_env_spec(sandbox: &Sandbox) {
+    let project = sandbox.project("p", "flows", &[("greeter.yaml", MANIFEST)]);
+    assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
+
+    // API_KEY is required and nobody gives it: refused before anything runs.
+    let (code, out, err) = sandbox.run(&["workflow", "run", "greeter", "--input", r#"{"name": "Ada"}"#]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("API_KEY (the provider key) is required"), "{err}");
+
+    // --secret gives it; the envSpec default fills REGION.
+    let (code, json, err) = sandbox.run(&[
+        "workflow",
+        "run",
+        "greeter",
+        "--input",
+        r#"{"name": "Ada"}"#,
+        "--secret",
+        "API_KEY=k",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["output"], serde_json::json!({"greeting": "Hello, Ada", "region": "eu"}));
+
+    let (code, json, _) = sandbox.run(&[
+        "workflow",
+        "run",
+        "greeter",
+        "--input",
+        r#"{"name": "Mallory"}"#,
+        "--secret",
+        "API_KEY=k",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 1, "a faulted run exits 1");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["status"], "faulted");
+    assert_eq!(report["error"]["status"], 403);
+    assert_eq!(report["error"]["instance"], "/do/1/fail");
+
+    let (code, _, err) = sandbox.run(&["workflow", "run", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("workflow/nope does not exist"), "{err}");
+}
+
+on_both_backends!(
+    a_bare_document_runs_from_a_file_with_input_and_secrets_masked,
+    a_stored_workflow_runs_by_name_with_its_env_spec,
+);
+
+#[test]
+fn a_broken_file_is_reported_not_run() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("broken.yaml");
+    std::fs::write(&file, "document: { dsl: '1.0.0' }\ndo: 7\n").unwrap();
+    let (code, _, err) = sandbox.run(&["workflow", "run", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a Serverless Workflow document"), "{err}");
+    let manifest = sandbox.dir.path().join("bad.yaml");
+    std::fs::write(&manifest, MANIFEST.replace("raise:", "raize:")).unwrap();
+    let (code, _, err) = sandbox.run(&["workflow", "run", "-f", manifest.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.yaml:"), "file:line is named: {err}");
+}
