@@ -95,7 +95,44 @@ fn a_bare_document_runs_from_a_file_with_input_and_secrets_masked(sandbox: &Sand
         .map(|t| (t["reference"].as_str().unwrap(), t["status"].as_str().unwrap()))
         .collect();
     assert_eq!(tasks, [("/do/0/greet", "completed"), ("/do/1/onlyForAda", "skipped")]);
-    assert!(report["id"].as_str().is_some_and(|id| id.len() == 36));
+    let id = report["id"].as_str().unwrap();
+    assert_eq!(id.len(), 36);
+
+    // The run is recorded in the backend, redacted.
+    let (code, listed, _) = sandbox.run(&["execution", "list", "--status", "completed"]);
+    assert_eq!(code, 0);
+    assert!(listed.contains(id) && listed.contains("file:"), "{listed}");
+    let (_, record, _) = sandbox.run(&["execution", "get", id, "--json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["output"]["key"], "***");
+    assert_eq!(record["input"]["name"], "Bob");
+    let (code, logs, _) = sandbox.run(&["execution", "logs", id]);
+    assert_eq!(code, 0);
+    let events: Vec<String> =
+        logs.lines().map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(events, ["started /do/0/greet", "completed /do/0/greet", "skipped /do/1/onlyForAda"]);
+    let (code, _, err) = sandbox.run(&["execution", "logs", "no-such-id"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("execution/no-such-id does not exist"), "{err}");
+    // Nowhere in the backend's files either.
+    for dir in
+        [Some(sandbox.home()), sandbox.remote.as_ref().map(|(server, _)| server.data.clone())].into_iter().flatten()
+    {
+        for entry in walk(&dir) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(!bytes.windows(13).any(|w| w == b"sk-planted-93"), "the secret is in {}", entry.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
 }
 
 fn a_stored_workflow_runs_by_name_with_its_env_spec(sandbox: &Sandbox) {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, SecretInfo,
-    StoredResource,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus,
+    Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
 };
 use crate::model::Kind;
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
@@ -180,6 +180,41 @@ impl Backend for LocalBackend {
             Ok(data.open(&name, &sealed_bytes(&secret)?)?)
         })
         .await
+    }
+
+    async fn execution_create(&self, record: ExecutionRecord) -> Result<(), BackendError> {
+        self.with_store(move |store| store.create_execution(&record)).await
+    }
+
+    async fn execution_append(&self, id: &str, events: Vec<serde_json::Value>) -> Result<u64, BackendError> {
+        let id = id.to_owned();
+        self.with_store(move |store| store.append_events(&id, &events)).await
+    }
+
+    async fn execution_finish(
+        &self,
+        id: &str,
+        status: ExecutionStatus,
+        output: Option<serde_json::Value>,
+        error: Option<serde_json::Value>,
+    ) -> Result<(), BackendError> {
+        let id = id.to_owned();
+        self.with_store(move |store| store.finish_execution(&id, status, output, error, Timestamp::now())).await
+    }
+
+    async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
+        let id = id.to_owned();
+        self.with_store(move |store| store.execution(&id)).await
+    }
+
+    async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
+        let query = query.clone();
+        self.with_store(move |store| store.executions(&query)).await
+    }
+
+    async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        let id = id.to_owned();
+        self.with_store(move |store| store.events(&id, after)).await
     }
 
     async fn secret_rotate_key(&self) -> Result<usize, BackendError> {

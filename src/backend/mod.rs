@@ -14,8 +14,8 @@ pub use error::BackendError;
 pub use local::LocalBackend;
 pub use remote::{RemoteBackend, RemoteOptions};
 pub use types::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
-    SecretInfo, StoredResource, Write, Written, address, check_secret_name,
+    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, Moved,
+    ResourceQuery, Revision, RevisionAction, SecretInfo, StoredResource, Write, Written, address, check_secret_name,
 };
 
 use crate::model::Kind;
@@ -63,6 +63,41 @@ pub trait Backend: Send + Sync {
 
     /// Re-encrypts every secret under a new data key, atomically; returns how many.
     fn secret_rotate_key(&self) -> impl Future<Output = Result<usize, BackendError>> + Send;
+
+    /// Records a new execution (the id must be new).
+    fn execution_create(&self, record: ExecutionRecord) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Appends events to an execution's log; returns the last sequence number.
+    fn execution_append(
+        &self,
+        id: &str,
+        events: Vec<serde_json::Value>,
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
+
+    /// Sets an execution's status, with its output or error.
+    fn execution_finish(
+        &self,
+        id: &str,
+        status: ExecutionStatus,
+        output: Option<serde_json::Value>,
+        error: Option<serde_json::Value>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// One execution, if it exists.
+    fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
+
+    /// Executions matching the query, oldest first.
+    fn execution_list(
+        &self,
+        query: &ExecutionQuery,
+    ) -> impl Future<Output = Result<Vec<ExecutionRecord>, BackendError>> + Send;
+
+    /// An execution's events after sequence number `after` (0: all), with their numbers.
+    fn execution_events(
+        &self,
+        id: &str,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, serde_json::Value)>, BackendError>> + Send;
 }
 
 /// The backend a context names: the local store or a server. Commands hold this and never ask
@@ -136,5 +171,35 @@ impl Backend for AnyBackend {
 
     async fn secret_rotate_key(&self) -> Result<usize, BackendError> {
         delegate!(self, b => b.secret_rotate_key())
+    }
+
+    async fn execution_create(&self, record: ExecutionRecord) -> Result<(), BackendError> {
+        delegate!(self, b => b.execution_create(record))
+    }
+
+    async fn execution_append(&self, id: &str, events: Vec<serde_json::Value>) -> Result<u64, BackendError> {
+        delegate!(self, b => b.execution_append(id, events))
+    }
+
+    async fn execution_finish(
+        &self,
+        id: &str,
+        status: ExecutionStatus,
+        output: Option<serde_json::Value>,
+        error: Option<serde_json::Value>,
+    ) -> Result<(), BackendError> {
+        delegate!(self, b => b.execution_finish(id, status, output, error))
+    }
+
+    async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
+        delegate!(self, b => b.execution_get(id))
+    }
+
+    async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
+        delegate!(self, b => b.execution_list(query))
+    }
+
+    async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        delegate!(self, b => b.execution_events(id, after))
     }
 }

@@ -13,13 +13,13 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Identity, ResourceQuery, Revision, SecretInfo,
-    StoredResource,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus,
+    Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
 };
 use crate::model::Kind;
 use crate::proto::{
-    ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, decode_all, members_from_wire, status_to_error, v1,
-    v1::backend_service_client::BackendServiceClient,
+    ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, decode_all, decode_json, encode_json, members_from_wire, status_to_error,
+    v1, v1::backend_service_client::BackendServiceClient,
 };
 use crate::secrets::SecretValue;
 
@@ -202,6 +202,61 @@ impl Backend for RemoteBackend {
         let request = v1::SecretRevealRequest { name: name.to_owned() };
         let response = self.client.clone().secret_reveal(request).await.map_err(|s| self.error(&s))?;
         Ok(SecretValue::new(response.into_inner().value))
+    }
+
+    async fn execution_create(&self, record: ExecutionRecord) -> Result<(), BackendError> {
+        let request = v1::ExecutionCreateRequest { record_json: encode_json(&record) };
+        self.client.clone().execution_create(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn execution_append(&self, id: &str, events: Vec<serde_json::Value>) -> Result<u64, BackendError> {
+        let request =
+            v1::ExecutionAppendRequest { id: id.to_owned(), events_json: events.iter().map(encode_json).collect() };
+        let response = self.client.clone().execution_append(request).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().last)
+    }
+
+    async fn execution_finish(
+        &self,
+        id: &str,
+        status: ExecutionStatus,
+        output: Option<serde_json::Value>,
+        error: Option<serde_json::Value>,
+    ) -> Result<(), BackendError> {
+        let request = v1::ExecutionFinishRequest {
+            id: id.to_owned(),
+            status: status.as_str().to_owned(),
+            output_json: output.as_ref().map(encode_json),
+            error_json: error.as_ref().map(encode_json),
+        };
+        self.client.clone().execution_finish(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
+        let request = v1::ExecutionGetRequest { id: id.to_owned() };
+        let response = self.client.clone().execution_get(request).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().record_json.as_deref().map(decode_json).transpose()?)
+    }
+
+    async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
+        let request = v1::ExecutionListRequest {
+            target: query.target.clone(),
+            status: query.status.map(|s| s.as_str().to_owned()),
+        };
+        let response = self.client.clone().execution_list(request).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().records_json.iter().map(|r| decode_json(r)).collect::<Result<_, _>>()?)
+    }
+
+    async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        let request = v1::ExecutionEventsRequest { id: id.to_owned(), after };
+        let response = self.client.clone().execution_events(request).await.map_err(|s| self.error(&s))?;
+        let events = response.into_inner().events;
+        Ok(events
+            .into_iter()
+            .map(|e| Ok((e.sequence, decode_json(&e.event_json)?)))
+            .collect::<Result<_, crate::proto::WireError>>()?)
     }
 
     async fn secret_rotate_key(&self) -> Result<usize, BackendError> {

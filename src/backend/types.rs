@@ -262,3 +262,84 @@ pub fn check_secret_name(name: &str) -> Result<(), BackendError> {
     }
     Ok(())
 }
+
+/// How an execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Started and not finished (or its runner died; `execution resume` picks it up).
+    Running,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Faulted,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    /// `running`, `completed`, `faulted`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Faulted => "faulted",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the execution is over.
+    pub fn is_final(self) -> bool {
+        self != Self::Running
+    }
+}
+
+impl std::str::FromStr for ExecutionStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "running" => Ok(Self::Running),
+            "completed" => Ok(Self::Completed),
+            "faulted" => Ok(Self::Faulted),
+            "cancelled" => Ok(Self::Cancelled),
+            other => Err(format!("unknown status {other:?}; statuses are running, completed, faulted, cancelled")),
+        }
+    }
+}
+
+/// One run of a workflow (or, later, an agent), as the backend records it. Inputs, outputs and
+/// errors are stored as the runner hands them over: already redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRecord {
+    /// A random id.
+    pub id: String,
+    /// What ran: `workflow/ticket-triage`, or `file:flow.yaml` for a document run from a file.
+    pub target: String,
+    /// How it stands.
+    pub status: ExecutionStatus,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// Who started it.
+    pub actor: String,
+    /// The input it was given.
+    pub input: serde_json::Value,
+    /// Its output, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    /// Its error, once faulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    /// Only those of this target (`workflow/ticket-triage`).
+    pub target: Option<String>,
+    /// Only those with this status.
+    pub status: Option<ExecutionStatus>,
+}

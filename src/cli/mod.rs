@@ -12,6 +12,7 @@ mod delete;
 mod describe;
 mod diff;
 mod error;
+mod execution;
 mod export;
 mod get;
 mod history;
@@ -78,6 +79,7 @@ pub enum Command {
     Whoami(whoami::WhoamiArgs),
     Audit(audit::AuditArgs),
     Workflow(workflow::WorkflowArgs),
+    Execution(execution::ExecutionArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -122,6 +124,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Whoami(args) => whoami::run(ctx, args).await,
         Command::Audit(args) => audit::run(ctx, args).await,
         Command::Workflow(args) => workflow::run(ctx, args).await,
+        Command::Execution(args) => execution::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, ExecutionRecord, ExecutionStatus};
 use crate::model::{AnyResource, Kind, dsl};
 use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::{self as interpreter, Observer, RunOptions, TaskEvent, Transition, WorkflowError};
@@ -90,9 +90,15 @@ pub async fn run(ctx: &CommandContext, args: &WorkflowArgs) -> Result<(), Comman
 
 async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), CommandError> {
     let backend = ctx.settings.backend()?;
-    let (workflow, env_spec) = match (&args.name, &args.file) {
-        (_, Some(file)) => from_file(ctx, file)?,
-        (Some(name), None) => stored(&backend, name).await?,
+    let (workflow, env_spec, target) = match (&args.name, &args.file) {
+        (_, Some(file)) => {
+            let (workflow, env_spec) = from_file(ctx, file)?;
+            (workflow, env_spec, format!("file:{file}"))
+        }
+        (Some(name), None) => {
+            let (workflow, env_spec) = stored(&backend, name).await?;
+            (workflow, env_spec, crate::backend::address(Kind::Workflow, name))
+        }
         (None, None) => return Err(CommandError::user("name a stored workflow, or pass -f FILE")),
     };
     let input = input(args.input.as_deref())?;
@@ -111,16 +117,60 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
         options = options.secret(name.clone(), &variable.value);
     }
     let redactor = resolved.redactor();
+    let record = ExecutionRecord {
+        id: id.clone(),
+        target,
+        status: ExecutionStatus::Running,
+        started_at: jiff::Timestamp::now(),
+        finished_at: None,
+        actor: ctx.settings.actor.clone(),
+        input: redactor.redact_json(input.clone()),
+        output: None,
+        error: None,
+    };
+    backend.execution_create(record).await?;
+    let (events, mut recorded) = tokio::sync::mpsc::unbounded_channel();
     let mut observer = Progress {
         live: args.output == RunOutput::Text,
         style: Style::new(ctx.settings.color_stdout),
         redactor: redactor.clone(),
         tasks: Vec::new(),
+        events,
         ctx,
     };
     let started = Instant::now();
-    let result = interpreter::run(&workflow, input, &options, &mut observer).await;
-    let tasks = observer.tasks;
+    // The run and the recorder share this task: each transition is appended to the execution's
+    // log as the run goes (in batches of whatever accumulated), redacted.
+    let recording = async {
+        let mut failure = None;
+        while let Some(first) = recorded.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = recorded.try_recv() {
+                batch.push(more);
+            }
+            if failure.is_none()
+                && let Err(error) = backend.execution_append(&id, batch).await
+            {
+                failure = Some(error);
+            }
+        }
+        failure
+    };
+    let running = async {
+        let result = interpreter::run(&workflow, input, &options, &mut observer).await;
+        (result, observer.tasks)
+    };
+    let ((result, tasks), record_failure) = tokio::join!(running, recording);
+    let (status, output, error) = match &result {
+        Ok(output) => (ExecutionStatus::Completed, Some(redactor.redact_json(output.clone())), None),
+        Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
+    };
+    backend.execution_finish(&id, status, output, error).await?;
+    if let Some(error) = record_failure {
+        return Err(
+            CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
+        );
+    }
     match args.output {
         RunOutput::Json => {
             let (status, output, error) = match &result {
@@ -232,11 +282,17 @@ struct Progress<'a> {
     style: Style,
     redactor: Redactor,
     tasks: Vec<JsonTask>,
+    /// Every transition, redacted, on its way to the execution's log.
+    events: tokio::sync::mpsc::UnboundedSender<Value>,
     ctx: &'a CommandContext,
 }
 
 impl Observer for Progress<'_> {
     fn observe(&mut self, event: TaskEvent) {
+        if let Ok(value) = serde_json::to_value(&event) {
+            // The recorder outlives the run; a send can only fail once it is gone.
+            let _ = self.events.send(self.redactor.redact_json(value));
+        }
         let status = match &event.transition {
             Transition::Started { .. } => {
                 self.tasks.push(JsonTask {

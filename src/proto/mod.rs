@@ -55,6 +55,20 @@ pub fn time(text: &str) -> Result<Timestamp, WireError> {
     text.parse().map_err(|e| WireError(format!("bad time {text:?}: {e}")))
 }
 
+/// A contract value as JSON bytes, for the messages that carry JSON.
+pub fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Contract values are plain data with string keys: serializing them cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// A contract value from JSON bytes.
+///
+/// # Errors
+/// The bytes are not that value's JSON.
+pub fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    serde_json::from_slice(bytes).map_err(|e| WireError(format!("bad JSON: {e}")))
+}
+
 fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
     // Serializing a `Value` to memory cannot fail: its keys are strings and its numbers finite.
     serde_json::to_vec(value).unwrap_or_default()

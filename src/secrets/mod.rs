@@ -318,6 +318,22 @@ impl Redactor {
     pub fn redact(&self, text: &str) -> String {
         self.values.iter().fold(text.to_owned(), |text, value| text.replace(&value.0, "***"))
     }
+
+    /// A JSON value with every string (and object key) redacted, for what is stored.
+    pub fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        if self.values.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(text) => Value::String(self.redact(&text)),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.redact_json(v)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (self.redact(&k), self.redact_json(v))).collect())
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -369,7 +385,9 @@ mod tests {
 
     #[test]
     fn the_redactor_masks_every_occurrence() {
-        let redactor = Redactor::new([SecretValue::new("s3cr3t"), SecretValue::new("")]);
+        let redactor = Redactor::new([SecretValue::new("s3cr3t"), SecretValue::new("a\"b")]);
         assert_eq!(redactor.redact("token s3cr3t and s3cr3t again"), "token *** and *** again");
+        let value = serde_json::json!({"k": ["x s3cr3t", {"a\"b": "a\"b"}], "n": 1});
+        assert_eq!(redactor.redact_json(value), serde_json::json!({"k": ["x ***", {"***": "***"}], "n": 1}));
     }
 }

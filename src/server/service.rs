@@ -16,7 +16,10 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
-use crate::backend::{ApplyBatch, Backend, BackendError, Identity, LocalBackend, ResourceQuery};
+use crate::backend::{
+    ApplyBatch, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, LocalBackend,
+    ResourceQuery,
+};
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
 use crate::secrets::{KeySource, SecretValue};
 use crate::store::{OpenOptions, Store};
@@ -298,6 +301,86 @@ impl v1::backend_service_server::BackendService for Service {
         self.handle("SecretRotateKey", Access::Admin, request, |backend, _, _| async move {
             let resealed = backend.secret_rotate_key().await.map_err(|e| failed(&e))?;
             Ok(v1::SecretRotateKeyResponse { resealed: u64::try_from(resealed).unwrap_or(u64::MAX) })
+        })
+        .await
+    }
+
+    async fn execution_create(
+        &self,
+        request: Request<v1::ExecutionCreateRequest>,
+    ) -> Result<Response<v1::ExecutionCreateResponse>, Status> {
+        self.handle("ExecutionCreate", Access::Write, request, |backend, _, body| async move {
+            let record: ExecutionRecord = proto::decode_json(&body.record_json)?;
+            backend.execution_create(record).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionCreateResponse {})
+        })
+        .await
+    }
+
+    async fn execution_append(
+        &self,
+        request: Request<v1::ExecutionAppendRequest>,
+    ) -> Result<Response<v1::ExecutionAppendResponse>, Status> {
+        self.handle("ExecutionAppend", Access::Write, request, |backend, _, body| async move {
+            let events = body.events_json.iter().map(|e| proto::decode_json(e)).collect::<Result<Vec<_>, _>>()?;
+            let last = backend.execution_append(&body.id, events).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionAppendResponse { last })
+        })
+        .await
+    }
+
+    async fn execution_finish(
+        &self,
+        request: Request<v1::ExecutionFinishRequest>,
+    ) -> Result<Response<v1::ExecutionFinishResponse>, Status> {
+        self.handle("ExecutionFinish", Access::Write, request, |backend, _, body| async move {
+            let status: ExecutionStatus = body.status.parse().map_err(|e: String| Status::invalid_argument(e))?;
+            let output = body.output_json.as_deref().map(proto::decode_json).transpose()?;
+            let error = body.error_json.as_deref().map(proto::decode_json).transpose()?;
+            backend.execution_finish(&body.id, status, output, error).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionFinishResponse {})
+        })
+        .await
+    }
+
+    async fn execution_get(
+        &self,
+        request: Request<v1::ExecutionGetRequest>,
+    ) -> Result<Response<v1::ExecutionGetResponse>, Status> {
+        self.handle("ExecutionGet", Access::Read, request, |backend, _, body| async move {
+            let record = backend.execution_get(&body.id).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionGetResponse { record_json: record.as_ref().map(proto::encode_json) })
+        })
+        .await
+    }
+
+    async fn execution_list(
+        &self,
+        request: Request<v1::ExecutionListRequest>,
+    ) -> Result<Response<v1::ExecutionListResponse>, Status> {
+        self.handle("ExecutionList", Access::Read, request, |backend, _, body| async move {
+            let status = body.status.map(|s| s.parse()).transpose().map_err(|e: String| Status::invalid_argument(e))?;
+            let query = ExecutionQuery { target: body.target, status };
+            let records = backend.execution_list(&query).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionListResponse { records_json: records.iter().map(proto::encode_json).collect() })
+        })
+        .await
+    }
+
+    async fn execution_events(
+        &self,
+        request: Request<v1::ExecutionEventsRequest>,
+    ) -> Result<Response<v1::ExecutionEventsResponse>, Status> {
+        self.handle("ExecutionEvents", Access::Read, request, |backend, _, body| async move {
+            let events = backend.execution_events(&body.id, body.after).await.map_err(|e| failed(&e))?;
+            let events = events
+                .iter()
+                .map(|(sequence, event)| v1::ExecutionEvent {
+                    sequence: *sequence,
+                    event_json: proto::encode_json(event),
+                })
+                .collect();
+            Ok(v1::ExecutionEventsResponse { events })
         })
         .await
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format byte written in front of every value.
-pub(crate) const VALUE_FORMAT: u8 = 2;
+pub(crate) const VALUE_FORMAT: u8 = 3;
 
 /// Why a stored value could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +40,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
         return Err(DecodeError::Empty);
     };
     match format {
-        // Format 2 added tables, not a new value layout: format-1 values read the same way.
+        // Formats 2 and 3 added tables, not new value layouts: earlier values read the same way.
         // A later format that changes a layout converts its predecessors' values here.
-        1 | VALUE_FORMAT => serde_json::from_slice(json).map_err(DecodeError::Json),
+        1..=VALUE_FORMAT => serde_json::from_slice(json).map_err(DecodeError::Json),
         newer if newer > VALUE_FORMAT => Err(DecodeError::Newer(newer)),
         unknown => Err(DecodeError::Unknown(unknown)),
     }
@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn unreadable_values_are_reported_not_guessed() {
         assert!(matches!(decode::<u64>(&[]), Err(DecodeError::Empty)));
-        assert!(matches!(decode::<u64>(b"\x03{}"), Err(DecodeError::Newer(3))));
+        assert!(matches!(decode::<u64>(b"\x04{}"), Err(DecodeError::Newer(4))));
         assert_eq!(decode::<u64>(b"\x017").unwrap(), 7, "format 1 values still read");
         assert!(matches!(decode::<u64>(b"\x00{}"), Err(DecodeError::Unknown(0))));
         assert!(matches!(decode::<u64>(b"\x01not json"), Err(DecodeError::Json(_))));

@@ -6,6 +6,7 @@
 //! processes), so callers open it for one operation and drop it.
 
 mod encoding;
+mod executions;
 mod secrets;
 mod tables;
 
@@ -27,8 +28,8 @@ use serde::de::DeserializeOwned;
 
 use self::encoding::DecodeError;
 use self::tables::{
-    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SECRETS, kind_range,
-    resource_key,
+    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EXECUTION_EVENTS, EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES,
+    REVISIONS, SECRETS, kind_range, resource_key,
 };
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
@@ -38,7 +39,7 @@ use crate::model::Kind;
 
 /// The store format this build writes, recorded in the `meta` table when a store is created.
 /// A store with a higher version was written by a newer stigmer and is refused.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The first pause between attempts to open a store that another handle holds.
 const FIRST_RETRY: Duration = Duration::from_millis(10);
@@ -418,41 +419,52 @@ impl Store {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
                 supported: FORMAT_VERSION,
             }),
-            Some(1) => {
+            Some(older @ 1..) => {
                 drop(meta);
                 drop(txn);
-                self.migrate_from_1()
+                self.migrate(older)
             }
             Some(found) => Err(self.corrupt(&format!("format version {found} was never written by stigmer"))),
         }
     }
 
-    /// Format 1 → 2: adds the secret tables, in one transaction (older stores are migrated one
-    /// version at a time like this).
-    fn migrate_from_1(&self) -> Result<(), BackendError> {
+    /// Brings an older store to the current format in one transaction. Every format so far
+    /// only added tables (2: `secrets`, `keyring`; 3: `executions`, `execution_events`), so
+    /// creating the missing ones is the whole migration; a format that changes a value layout
+    /// converts its values here, keyed on `from`.
+    fn migrate(&self, from: u64) -> Result<(), BackendError> {
+        debug_assert!(from < u64::from(FORMAT_VERSION));
         let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
         {
-            txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
-            txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
+            self.create_tables(&txn)?;
             let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
             meta.insert(FORMAT_VERSION_KEY, u64::from(FORMAT_VERSION)).map_err(|e| self.engine(e))?;
         }
         txn.commit().map_err(|e| self.engine(e))
     }
 
+    /// Opens (so creates) every table.
+    fn create_tables(&self, txn: &WriteTransaction) -> Result<(), BackendError> {
+        txn.open_table(META).map_err(|e| self.engine(e))?;
+        txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
+        txn.open_table(REVISIONS).map_err(|e| self.engine(e))?;
+        txn.open_table(APPLY_SETS).map_err(|e| self.engine(e))?;
+        txn.open_table(AUDIT).map_err(|e| self.engine(e))?;
+        txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
+        txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
+        txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+        txn.open_table(EXECUTION_EVENTS).map_err(|e| self.engine(e))?;
+        Ok(())
+    }
+
     /// Creates every table and records the format version, in one transaction.
     fn initialize(&self) -> Result<(), BackendError> {
         let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
         {
+            self.create_tables(&txn)?;
             let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
             meta.insert(FORMAT_VERSION_KEY, u64::from(FORMAT_VERSION)).map_err(|e| self.engine(e))?;
             meta.insert(COMMIT_COUNT_KEY, 0).map_err(|e| self.engine(e))?;
-            txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
-            txn.open_table(REVISIONS).map_err(|e| self.engine(e))?;
-            txn.open_table(APPLY_SETS).map_err(|e| self.engine(e))?;
-            txn.open_table(AUDIT).map_err(|e| self.engine(e))?;
-            txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
-            txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
         }
         txn.commit().map_err(|e| self.engine(e))
     }

@@ -49,6 +49,14 @@ pub(crate) const KEYRING: TableDefinition<&str, &[u8]> = TableDefinition::new("k
 /// The one key of [`KEYRING`].
 pub(crate) const DATA_KEY: &str = "data";
 
+/// Executions of workflows and agents, by id: an encoded `ExecutionRecord`. Added in format 3.
+pub(crate) const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
+
+/// Each execution's event log, keyed by (execution id, sequence number from 1), so one
+/// execution's events are one range scan, in order. Value: the event as encoded JSON. Added in
+/// format 3.
+pub(crate) const EXECUTION_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("execution_events");
+
 /// The key of a resource in [`RESOURCES`] and [`REVISIONS`]: `Agent/support-bot`.
 ///
 /// Uses the manifest name of the kind (which never changes) rather than the CLI name.

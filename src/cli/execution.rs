@@ -1,0 +1,166 @@
+//! `stigmer execution list|get|logs`: the recorded runs and their event logs.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use super::common;
+use super::{CommandContext, CommandError};
+use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
+use crate::model::Kind;
+
+/// Show recorded executions and their event logs.
+///
+/// Examples:
+///   stigmer execution list --workflow ticket-triage --status faulted
+///   stigmer execution get 3f2a… -o json
+///   stigmer execution logs 3f2a… -f
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ExecutionArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ExecutionCommand,
+}
+
+/// `stigmer execution …`.
+#[derive(Debug, Subcommand)]
+pub enum ExecutionCommand {
+    /// List executions, oldest first.
+    List {
+        /// Only runs of this stored workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only executions with this status: running, completed, faulted, cancelled.
+        #[arg(long, value_parser = |s: &str| s.parse::<ExecutionStatus>())]
+        status: Option<ExecutionStatus>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one execution: status, times, input, output or error.
+    Get {
+        /// The execution's id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an execution's event log.
+    Logs {
+        /// The execution's id.
+        id: String,
+        /// Keep following the log until the execution finishes.
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+/// How often `logs -f` looks for new events.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs `stigmer execution`.
+pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), CommandError> {
+    let backend = ctx.settings.backend()?;
+    match &args.command {
+        ExecutionCommand::List { workflow, status, json } => {
+            let query = ExecutionQuery {
+                target: workflow.as_ref().map(|name| crate::backend::address(Kind::Workflow, name)),
+                status: *status,
+            };
+            let records = backend.execution_list(&query).await?;
+            if *json {
+                return ctx.out(&common::json(&records)?);
+            }
+            if records.is_empty() {
+                return ctx.err("No executions found.\n");
+            }
+            let rows = records.into_iter().map(|r| {
+                vec![
+                    r.id,
+                    r.target,
+                    r.status.as_str().to_owned(),
+                    common::time(r.started_at),
+                    r.finished_at.map_or_else(|| "-".to_owned(), common::time),
+                ]
+            });
+            ctx.out(&common::table(&["ID", "TARGET", "STATUS", "STARTED", "FINISHED"], rows))
+        }
+        ExecutionCommand::Get { id, json } => {
+            let record = get(&backend, id).await?;
+            if *json {
+                return ctx.out(&common::json(&record)?);
+            }
+            ctx.out(&describe(&record))
+        }
+        ExecutionCommand::Logs { id, follow } => {
+            let mut after = 0;
+            loop {
+                let events = backend.execution_events(id, after).await?;
+                let mut text = String::new();
+                for (sequence, event) in &events {
+                    after = *sequence;
+                    let _ = writeln!(text, "{}", line(event));
+                }
+                ctx.out(&text)?;
+                // An id with no events must still exist; a followed run ends when it is over and
+                // its last events are shown.
+                let finished = get(&backend, id).await?.status.is_final();
+                if !follow || (finished && events.is_empty()) {
+                    return Ok(());
+                }
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+        }
+    }
+}
+
+async fn get<B: Backend>(backend: &B, id: &str) -> Result<ExecutionRecord, CommandError> {
+    backend.execution_get(id).await?.ok_or_else(|| {
+        CommandError::from(BackendError::NotFound { address: format!("execution/{id}") })
+            .hint("list executions with `stigmer execution list`")
+    })
+}
+
+fn describe(record: &ExecutionRecord) -> String {
+    let mut out = format!(
+        "ID:        {}\nTarget:    {}\nStatus:    {}\nActor:     {}\nStarted:   {}\n",
+        record.id,
+        record.target,
+        record.status.as_str(),
+        record.actor,
+        common::time(record.started_at)
+    );
+    if let Some(at) = record.finished_at {
+        let _ = writeln!(out, "Finished:  {}", common::time(at));
+    }
+    let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let _ = writeln!(out, "Input:\n{}", indent(&pretty(&record.input)));
+    if let Some(output) = &record.output {
+        let _ = writeln!(out, "Output:\n{}", indent(&pretty(output)));
+    }
+    if let Some(error) = &record.error {
+        let _ = writeln!(out, "Error:\n{}", indent(&pretty(error)));
+    }
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// One event as a log line: `12:03:04.123 completed /do/0/greet`.
+fn line(event: &Value) -> String {
+    let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
+    let at = text("at")
+        .parse::<jiff::Timestamp>()
+        .map_or_else(|_| text("at").to_owned(), |t| t.strftime("%H:%M:%S%.3f").to_string());
+    let detail = match text("event") {
+        "failed" => event.get("error").and_then(|e| e.get("title")).and_then(Value::as_str).map(|t| format!(": {t}")),
+        "retrying" => event.get("attempt").map(|a| format!(" (retry {a})")),
+        _ => None,
+    };
+    format!("{at} {:<9} {}{}", text("event"), text("reference"), detail.unwrap_or_default())
+}
