@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -19,11 +19,15 @@ use super::duration;
 use super::error::WorkflowError;
 use super::eval::{self, Variables, expression_code, truthy};
 use super::events::{Observer, TaskEvent, Transition};
+use super::http::{self, Credentials};
+use super::process::{self, Spawn};
 use crate::expr::enclosed;
 use crate::model::dsl::{
-    self, Catch, DataSchema, ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask,
-    ObjectOrExpression, RetryBackoff, RetryPolicy, RetryPolicyOrReference, SwitchTask, Task, TaskItem, TaskList,
-    TimeoutOrReference, TryTask, Workflow, describe,
+    self, AuthenticationPolicy, BasicAuthentication, BearerAuthentication, CallTask, Catch, DataSchema, Endpoint,
+    ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask, HttpArguments, HttpOutputFormat,
+    ObjectOrExpression, Process, ProcessReturnType, ReferenceableAuthenticationPolicy, RetryBackoff, RetryPolicy,
+    RetryPolicyOrReference, RunConfiguration, ScriptSource, StringMapOrExpression, SwitchTask, Task, TaskItem,
+    TaskList, TimeoutOrReference, TryTask, Workflow, describe,
 };
 use crate::model::escape_pointer;
 
@@ -43,6 +47,8 @@ pub(crate) struct Runner<'a> {
     runtime_descriptor: Value,
     loose: bool,
     steps: AtomicU64,
+    /// The run's HTTP clients, built by its first HTTP call.
+    http: OnceLock<Result<http::Clients, String>>,
 }
 
 /// What a task's kind produced: its raw output and, when the kind decides it (a `switch`
@@ -100,6 +106,7 @@ impl<'a> Runner<'a> {
             runtime_descriptor: json!({ "name": "stigmer", "version": env!("CARGO_PKG_VERSION"), "metadata": {} }),
             loose,
             steps: AtomicU64::new(0),
+            http: OnceLock::new(),
         }
     }
 
@@ -316,7 +323,19 @@ impl<'a> Runner<'a> {
                 tokio::time::sleep(self.duration(&task.wait, input, frame)?).await;
                 Ok(Exec { output: input.clone(), flow: None })
             }
-            Task::Call(_) | Task::Run(_) | Task::Emit(_) | Task::Listen(_) => Err(WorkflowError::runtime(
+            Task::Call(call) => match call {
+                CallTask::Http(call) => {
+                    Ok(Exec { output: self.call_http(&call.with, pointer, input, frame).await?, flow: None })
+                }
+                other => Err(WorkflowError::runtime(
+                    format!("`call: {}` tasks are not supported yet by this runtime", other.function_name()),
+                    pointer,
+                )),
+            },
+            Task::Run(task) => {
+                Ok(Exec { output: self.run_process(&task.run, pointer, input, frame).await?, flow: None })
+            }
+            Task::Emit(_) | Task::Listen(_) => Err(WorkflowError::runtime(
                 format!("`{}` tasks are not supported yet by this runtime", task.kind_name()),
                 pointer,
             )),
@@ -708,6 +727,259 @@ impl<'a> Runner<'a> {
             variables.set("task", task);
         }
         variables
+    }
+}
+
+/// `call: http` and `run: shell` / `run: script`: evaluating their arguments (the I/O lives in
+/// the `http` and `process` modules).
+impl Runner<'_> {
+    /// Sends the HTTP request `with` describes; see [`http`] for the output and errors.
+    async fn call_http(
+        &self,
+        with: &HttpArguments,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let uri = with.endpoint.uri();
+        let uri = match enclosed(uri) {
+            Some(code) => match self.evaluate(code, input, frame)? {
+                Value::String(uri) => uri,
+                other => {
+                    return Err(WorkflowError::expression(
+                        format!("the endpoint \"{uri}\" must give a string, not {}", describe(&other)),
+                        pointer,
+                    ));
+                }
+            },
+            None => http::expand_uri_template(uri, input).map_err(|name| {
+                WorkflowError::expression(
+                    format!("the URI template variable \"{name}\" must be a string, number, boolean or null"),
+                    pointer,
+                )
+            })?,
+        };
+        let credentials = match &with.endpoint {
+            Endpoint::Configuration(configuration) => configuration
+                .authentication
+                .as_ref()
+                .map(|policy| self.credentials(policy, input, frame))
+                .transpose()?,
+            Endpoint::Uri(_) => None,
+        };
+        let request = http::Request {
+            method: self.text(&with.method, input, frame)?,
+            uri,
+            headers: self.string_map(with.headers.as_ref(), "headers", input, frame)?,
+            query: self.string_map(with.query.as_ref(), "query", input, frame)?,
+            body: with.body.as_ref().map(|body| self.template(body, input, frame)).transpose()?,
+            credentials,
+            output: with.output.unwrap_or(HttpOutputFormat::Content),
+            redirect: with.redirect.unwrap_or(false),
+        };
+        let clients = self
+            .http
+            .get_or_init(http::Clients::new)
+            .as_ref()
+            .map_err(|error| WorkflowError::runtime(error.clone(), pointer))?;
+        http::send(clients, request, pointer).await
+    }
+
+    /// The `headers` or `query` of an HTTP call: a map whose values may be `${ }` expressions,
+    /// or an expression giving an object. Non-string values are written as JSON.
+    fn string_map(
+        &self,
+        map: Option<&StringMapOrExpression>,
+        what: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Vec<(String, String)>, WorkflowError> {
+        let as_text = |value: Value| match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        match map {
+            None => Ok(Vec::new()),
+            Some(StringMapOrExpression::Map(map)) => {
+                map.iter().map(|(name, value)| Ok((name.clone(), self.text(value, input, frame)?))).collect()
+            }
+            Some(StringMapOrExpression::Expression(text)) => {
+                match self.evaluate(expression_code(text), input, frame)? {
+                    Value::Object(map) => Ok(map.into_iter().map(|(name, value)| (name, as_text(value))).collect()),
+                    Value::Null => Ok(Vec::new()),
+                    other => Err(WorkflowError::expression(
+                        format!("`{what}` \"{text}\" must give an object, not {}", describe(&other)),
+                        frame.pointer,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The credentials of an authentication policy, inline (its strings may be expressions),
+    /// by reference to `use.authentications`, or read from a secret.
+    fn credentials(
+        &self,
+        policy: &ReferenceableAuthenticationPolicy,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Credentials, WorkflowError> {
+        let policy = match policy {
+            ReferenceableAuthenticationPolicy::Policy(policy) => policy,
+            ReferenceableAuthenticationPolicy::Reference(reference) => {
+                self.workflow.use_.as_ref().and_then(|uses| uses.authentications.get(&reference.use_)).ok_or_else(
+                    || {
+                        WorkflowError::configuration(
+                            format!("no authentication named \"{}\" in use.authentications", reference.use_),
+                            frame.pointer,
+                        )
+                    },
+                )?
+            }
+        };
+        match policy {
+            AuthenticationPolicy::Basic(BasicAuthentication::Inline(inline)) => Ok(Credentials::Basic {
+                username: self.text(&inline.username, input, frame)?,
+                password: self.text(&inline.password, input, frame)?,
+            }),
+            AuthenticationPolicy::Basic(BasicAuthentication::Secret(secret)) => {
+                let secret = self.secret(&secret.use_, frame)?;
+                Ok(Credentials::Basic {
+                    username: secret_field(&secret, "username", frame)?,
+                    password: secret_field(&secret, "password", frame)?,
+                })
+            }
+            AuthenticationPolicy::Bearer(BearerAuthentication::Inline(inline)) => {
+                Ok(Credentials::Bearer(self.text(&inline.token, input, frame)?))
+            }
+            AuthenticationPolicy::Bearer(BearerAuthentication::Secret(secret)) => {
+                match self.secret(&secret.use_, frame)? {
+                    Value::String(token) => Ok(Credentials::Bearer(token)),
+                    secret => Ok(Credentials::Bearer(secret_field(&secret, "token", frame)?)),
+                }
+            }
+            AuthenticationPolicy::Digest(_) | AuthenticationPolicy::OAuth2(_) | AuthenticationPolicy::Oidc(_) => {
+                let scheme = match policy {
+                    AuthenticationPolicy::Digest(_) => "digest",
+                    AuthenticationPolicy::OAuth2(_) => "oauth2",
+                    _ => "oidc",
+                };
+                Err(WorkflowError::configuration(
+                    format!("`{scheme}` authentication is not supported yet by this runtime (use basic or bearer)"),
+                    frame.pointer,
+                ))
+            }
+        }
+    }
+
+    /// A secret by name; a missing one is the DSL's `authorization` error.
+    fn secret(&self, name: &str, frame: &Frame<'_>) -> Result<Value, WorkflowError> {
+        self.secrets.get(name).cloned().ok_or_else(|| WorkflowError {
+            type_: "https://serverlessworkflow.io/spec/1.0.0/errors/authorization".to_owned(),
+            status: 403,
+            title: Some("Authorization Error".to_owned()),
+            detail: Some(format!("the secret \"{name}\" is not available to this run")),
+            instance: Some(frame.pointer.to_owned()),
+        })
+    }
+
+    /// Runs a `run: shell` or `run: script` process; see [`process`] for the output and errors.
+    async fn run_process(
+        &self,
+        run: &RunConfiguration,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let task_name = frame.name.to_owned();
+        let spawn = match &run.process {
+            Process::Shell(shell) => {
+                let mut arguments = vec!["-c".to_owned(), self.text(&shell.command, input, frame)?, task_name];
+                arguments.extend(self.texts(&shell.arguments, input, frame)?);
+                Spawn {
+                    program: "sh".to_owned(),
+                    arguments,
+                    environment: self.environment(shell.environment.as_ref(), input, frame)?,
+                    stdin: shell.stdin.as_ref().map(|stdin| self.text(stdin, input, frame)).transpose()?,
+                    what: "the shell command".to_owned(),
+                }
+            }
+            Process::Script(script) => {
+                let ScriptSource::Code(code) = &script.source else {
+                    return Err(WorkflowError::runtime(
+                        "scripts loaded from a `source` are not supported yet by this runtime (use `code`)",
+                        pointer,
+                    ));
+                };
+                let (program, mut arguments) = match script.language.to_ascii_lowercase().as_str() {
+                    "js" | "javascript" => ("node", vec!["-e".to_owned(), code.clone(), task_name]),
+                    "python" | "python3" => ("python3", vec!["-c".to_owned(), code.clone()]),
+                    other => {
+                        return Err(WorkflowError::configuration(
+                            format!("script language \"{other}\" is not supported (use js or python)"),
+                            pointer,
+                        ));
+                    }
+                };
+                arguments.extend(self.texts(&script.arguments, input, frame)?);
+                Spawn {
+                    program: program.to_owned(),
+                    arguments,
+                    environment: self.environment(script.environment.as_ref(), input, frame)?,
+                    stdin: script.stdin.as_ref().map(|stdin| self.text(stdin, input, frame)).transpose()?,
+                    what: format!("the {} script", script.language),
+                }
+            }
+            Process::Container(_) | Process::Workflow(_) => {
+                let kind = if matches!(run.process, Process::Container(_)) { "container" } else { "workflow" };
+                return Err(WorkflowError::runtime(
+                    format!("`run: {kind}` tasks are not supported yet by this runtime"),
+                    pointer,
+                ));
+            }
+        };
+        if run.await_ == Some(false) {
+            process::start(spawn, pointer)?;
+            return Ok(input.clone());
+        }
+        process::run(spawn, run.return_.unwrap_or(ProcessReturnType::Stdout), pointer).await
+    }
+
+    fn texts(&self, texts: &[String], input: &Value, frame: &Frame<'_>) -> Result<Vec<String>, WorkflowError> {
+        texts.iter().map(|text| self.text(text, input, frame)).collect()
+    }
+
+    /// A process's `environment`, evaluated as a template: strings as they are, `null` unsets
+    /// the variable, other values as JSON.
+    fn environment(
+        &self,
+        environment: Option<&Map<String, Value>>,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Vec<(String, Option<String>)>, WorkflowError> {
+        let Some(environment) = environment else { return Ok(Vec::new()) };
+        let Value::Object(evaluated) = self.template(&Value::Object(environment.clone()), input, frame)? else {
+            return Ok(Vec::new());
+        };
+        Ok(evaluated
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Value::Null => None,
+                    Value::String(text) => Some(text),
+                    other => Some(other.to_string()),
+                };
+                (name, value)
+            })
+            .collect())
+    }
+}
+
+/// A string field of a structured secret (`username`, `password`, `token`).
+fn secret_field(secret: &Value, field: &str, frame: &Frame<'_>) -> Result<String, WorkflowError> {
+    match secret.get(field) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        _ => Err(WorkflowError::configuration(format!("the secret has no string `{field}`"), frame.pointer)),
     }
 }
 

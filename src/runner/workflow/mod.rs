@@ -4,8 +4,10 @@
 //! Supported: `do`, `set`, `switch`, `for`, `fork` (with `compete`), `try`/`catch` (with retry
 //! policies), `raise`, `wait`; `if` and `then` on every task; the data flow of the DSL
 //! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
-//! task / workflow timeouts. `call`, `run`, `emit` and `listen` tasks fail with a runtime error
-//! until their executors exist.
+//! task / workflow timeouts; `call: http` (basic and bearer authentication) and `run: shell` /
+//! `run: script` (`js` with `node`, `python` with `python3`), their decisions documented in
+//! the `http` and `process` modules. Other calls, `run: container` / `workflow`, `emit` and
+//! `listen` fail with a runtime error until their executors exist.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -42,7 +44,11 @@ mod duration;
 mod error;
 mod eval;
 mod events;
+mod http;
 mod interpreter;
+#[cfg(test)]
+mod io_tests;
+mod process;
 #[cfg(test)]
 mod tests;
 

@@ -588,15 +588,20 @@ async fn unsupported_task_kinds_fail_with_a_runtime_error() {
     let body = "
 do:
   - fetch:
-      call: http
-      with: { method: get, endpoint: https://example.com }
+      call: grpc
+      with:
+        proto: { endpoint: https://example.com/greet.proto }
+        service: { name: Greeter, host: example.com }
+        method: SayHello
 ";
     let error = fail(body, json!(null)).await;
     assert_eq!(error.type_, "https://serverlessworkflow.io/spec/1.0.0/errors/runtime");
     assert_eq!(error.instance.as_deref(), Some("/do/0/fetch"));
-    assert!(error.detail.unwrap().contains("`call` tasks are not supported yet"));
-    let body = "do:\n  - sh: { run: { shell: { command: ls } } }\n";
-    assert!(fail(body, json!(null)).await.detail.unwrap().contains("`run` tasks"));
+    assert!(error.detail.unwrap().contains("`call: grpc` tasks are not supported yet"));
+    let body = "do:\n  - box: { run: { container: { image: alpine } } }\n";
+    assert!(fail(body, json!(null)).await.detail.unwrap().contains("`run: container` tasks"));
+    let body = "do:\n  - shout: { emit: { event: { with: { type: demo.event, source: https://example.com } } } }\n";
+    assert!(fail(body, json!(null)).await.detail.unwrap().contains("`emit` tasks"));
 }
 
 #[tokio::test]

@@ -1,0 +1,320 @@
+//! `call: http`: sends one HTTP request (already evaluated by the interpreter) and turns the
+//! response into the task's output, or into the DSL's `communication` error.
+//!
+//! Decisions where the reference is open:
+//! - The default output (`content`) is the body parsed as JSON when the response says it is
+//!   JSON (`application/json` or `*+json`), else the body as text when it is UTF-8, else its
+//!   base64; an empty body is `null`. `raw` is always the base64 of the body.
+//! - `redirect: false` (the default) does not follow redirects and raises on 3xx; `redirect:
+//!   true` follows up to 10 of them and accepts a final 3xx.
+//! - A non-accepted status raises `communication` with that status; a connection failure
+//!   raises `communication` with 503 (Service Unavailable); any other transport failure 500.
+//! - A string body is sent as it is; any other body (object, array, number, boolean) as JSON,
+//!   with `Content-Type: application/json` unless the headers set one. `null` sends no body.
+//! - The `request` echoed in `output: response` lists the headers the task set, never the
+//!   `Authorization` header computed from its authentication policy.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Url, redirect};
+use serde_json::{Map, Value, json};
+
+use super::error::WorkflowError;
+use crate::model::dsl::HttpOutputFormat;
+
+/// The type of the DSL's standard communication error.
+const COMMUNICATION: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/communication";
+
+/// How long connecting may take; the task and workflow timeouts bound the whole exchange.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP clients of one run: one that does not follow redirects, one that does.
+pub(crate) struct Clients {
+    direct: Client,
+    following: Client,
+}
+
+impl Clients {
+    /// Builds both clients (TLS with rustls and the ring provider, the platform's roots).
+    ///
+    /// # Errors
+    /// Why a client could not be built, as text.
+    pub(crate) fn new() -> Result<Self, String> {
+        // reqwest is built without a default crypto provider; ring is the one tonic uses. A
+        // provider installed earlier (by anyone) is kept: `install_default` then fails harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let build = |policy: redirect::Policy| {
+            Client::builder()
+                .redirect(policy)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .user_agent(concat!("stigmer/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|error| format!("cannot create the HTTP client: {error}"))
+        };
+        Ok(Self { direct: build(redirect::Policy::none())?, following: build(redirect::Policy::limited(10))? })
+    }
+}
+
+/// A credential to send in the `Authorization` header.
+pub(crate) enum Credentials {
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+/// An HTTP request, every expression of it evaluated.
+pub(crate) struct Request {
+    /// The method as written (`get`, `POST`, …).
+    pub method: String,
+    /// The expanded URI, without the query.
+    pub uri: String,
+    /// The headers, by name.
+    pub headers: Vec<(String, String)>,
+    /// The query parameters, appended to the URI's own.
+    pub query: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<Value>,
+    /// The credentials, if the endpoint has an authentication policy.
+    pub credentials: Option<Credentials>,
+    /// What the task outputs.
+    pub output: HttpOutputFormat,
+    /// Whether redirects are followed and 3xx statuses accepted.
+    pub redirect: bool,
+}
+
+/// Sends `request` and returns the task's output.
+///
+/// # Errors
+/// `configuration` for an invalid method, URI or header; `communication` when the exchange
+/// fails or the status is not accepted.
+pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) -> Result<Value, WorkflowError> {
+    let configuration = |detail: String| WorkflowError::configuration(detail, instance);
+    let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| configuration(format!("\"{}\" is not an HTTP method", request.method)))?;
+    let mut url = Url::parse(&request.uri)
+        .map_err(|error| configuration(format!("\"{}\" is not a URL: {error}", request.uri)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(configuration(format!("\"{}\" is not an http or https URL", request.uri)));
+    }
+    if !request.query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in &request.query {
+            pairs.append_pair(name, value);
+        }
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &request.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| configuration(format!("\"{name}\" is not an HTTP header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| configuration(format!("the value of header \"{name}\" is not a valid header value")))?;
+        headers.append(header, value);
+    }
+    let client = if request.redirect { &clients.following } else { &clients.direct };
+    let mut builder = client.request(method.clone(), url.clone());
+    match &request.credentials {
+        Some(Credentials::Basic { username, password }) => builder = builder.basic_auth(username, Some(password)),
+        Some(Credentials::Bearer(token)) => builder = builder.bearer_auth(token),
+        None => {}
+    }
+    match &request.body {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => builder = builder.body(text.clone()),
+        Some(other) => {
+            if !headers.contains_key(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            builder = builder.body(other.to_string());
+        }
+    }
+    let sent_headers = header_map(&headers);
+    let response = builder.headers(headers).send().await.map_err(|error| transport(&error, &method, &url, instance))?;
+
+    let status = response.status();
+    let response_headers = header_map(response.headers());
+    let json_body =
+        response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(is_json_media_type);
+    let bytes = response.bytes().await.map_err(|error| transport(&error, &method, &url, instance))?;
+
+    let accepted = status.is_success() || (request.redirect && status.is_redirection());
+    if !accepted {
+        let mut detail = format!("{method} {url} answered {status}");
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        if !text.is_empty() {
+            detail.push_str(": ");
+            detail.push_str(&truncate(text, 512));
+        }
+        return Err(communication(status.as_u16(), detail, instance));
+    }
+    Ok(match request.output {
+        HttpOutputFormat::Raw => Value::String(base64(&bytes)),
+        HttpOutputFormat::Content => content(&bytes, json_body),
+        HttpOutputFormat::Response => json!({
+            "request": { "method": method.as_str().to_ascii_lowercase(), "uri": url.as_str(), "headers": sent_headers },
+            "statusCode": status.as_u16(),
+            "headers": response_headers,
+            "content": content(&bytes, json_body),
+        }),
+    })
+}
+
+/// The DSL's `communication` error.
+fn communication(status: u16, detail: String, instance: &str) -> WorkflowError {
+    WorkflowError {
+        type_: COMMUNICATION.to_owned(),
+        status,
+        title: Some("Communication Error".to_owned()),
+        detail: Some(detail),
+        instance: Some(instance.to_owned()),
+    }
+}
+
+/// A failed exchange: 503 when the server could not be reached, 500 otherwise.
+fn transport(error: &reqwest::Error, method: &Method, url: &Url, instance: &str) -> WorkflowError {
+    let status = if error.is_connect() { 503 } else { 500 };
+    let mut detail = format!("{method} {url} failed: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let _ = write!(detail, ": {cause}");
+        source = cause.source();
+    }
+    communication(status, detail, instance)
+}
+
+/// Headers as a JSON object; repeated headers are joined with `, `.
+fn header_map(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match map.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+/// Whether a `Content-Type` is JSON (`application/json`, `application/problem+json`, …).
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// The response content: JSON when declared (and valid), else text, else base64; empty is null.
+fn content(bytes: &[u8], json_body: bool) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    if json_body && let Ok(value) = serde_json::from_slice(bytes) {
+        return value;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => Value::String(base64(bytes)),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Expands a URI template's simple `{name}` variables from the top-level fields of `data`
+/// (RFC 6570 simple string expansion: values percent-encoded, missing or `null` ones empty).
+///
+/// # Errors
+/// The name of a variable whose value is an object or an array.
+pub(crate) fn expand_uri_template(template: &str, data: &Value) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = match data.get(name) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(scalar @ (Value::Bool(_) | Value::Number(_))) => scalar.to_string(),
+            Some(_) => return Err(name.to_owned()),
+        };
+        percent_encode(&value, &mut out);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str, out: &mut String) {
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (plain, encoded) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
+        {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn uri_templates_expand_top_level_scalars() {
+        let data = json!({ "petId": 42, "name": "a b/c", "pet.id": "x", "none": null, "obj": {} });
+        assert_eq!(
+            expand_uri_template("https://x/pets/{petId}?n={name}", &data).unwrap(),
+            "https://x/pets/42?n=a%20b%2Fc"
+        );
+        assert_eq!(expand_uri_template("/{pet.id}/{missing}/{none}", &data).unwrap(), "/x//");
+        assert_eq!(expand_uri_template("/{obj}", &data).unwrap_err(), "obj");
+        assert_eq!(expand_uri_template("/open{brace", &data).unwrap(), "/open{brace");
+    }
+
+    #[test]
+    fn json_media_types_are_recognised() {
+        assert!(is_json_media_type("application/json; charset=utf-8"));
+        assert!(is_json_media_type("application/problem+json"));
+        assert!(!is_json_media_type("text/plain"));
+    }
+}

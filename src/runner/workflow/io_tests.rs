@@ -1,0 +1,552 @@
+//! Behaviour of `call: http` (against a tiny HTTP/1.1 server on 127.0.0.1) and of `run: shell`
+//! / `run: script` (real processes), written from the DSL reference.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+
+const HEADER: &str = "document: { dsl: '1.0.0', namespace: test, name: io, version: '0.1.0' }\n";
+const COMMUNICATION: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/communication";
+const RUNTIME: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime";
+
+async fn run_body(body: &str, input: Value, options: &RunOptions) -> Result<Value, WorkflowError> {
+    let workflow: dsl::Workflow = serde_saphyr::from_str(&format!("{HEADER}{body}")).unwrap();
+    run(&workflow, input, options, &mut ()).await
+}
+
+/// A request the test server received.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A one-request-per-connection HTTP/1.1 server answering canned responses per path.
+struct Server {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move { serve(stream, &log).await });
+            }
+        });
+        Self { addr, received }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn last(&self) -> Received {
+        self.received.lock().unwrap().last().cloned().unwrap()
+    }
+}
+
+async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let read = stream.read(&mut chunk).await.unwrap();
+        if read == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap().split(' ');
+    let method = request_line.next().unwrap().to_owned();
+    let target = request_line.next().unwrap().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = buffer[head_end + 4..].to_vec();
+    while body.len() < length {
+        let read = stream.read(&mut chunk).await.unwrap();
+        if read == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..read]);
+    }
+    let request = Received { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };
+    log.lock().unwrap().push(request.clone());
+
+    let path = request.target.split('?').next().unwrap_or_default().to_owned();
+    let query = request.target.split_once('?').map(|(_, q)| q.to_owned());
+    let (status, content_type, body, extra) = if let Some(id) = path.strip_prefix("/pets/") {
+        ("200 OK", "application/json", json!({ "id": id, "query": query }).to_string(), "")
+    } else {
+        match path.as_str() {
+            "/echo" => ("200 OK", "application/json; charset=utf-8", request.body.clone(), "X-Echo: yes\r\n"),
+            "/auth" => (
+                "200 OK",
+                "application/json",
+                json!({ "authorization": request.header("authorization") }).to_string(),
+                "",
+            ),
+            "/text" => ("200 OK", "text/plain", "hello".to_owned(), ""),
+            "/empty" => ("204 No Content", "text/plain", String::new(), ""),
+            "/redirect" => ("302 Found", "text/plain", String::new(), "Location: /text\r\n"),
+            _ => ("404 Not Found", "text/plain", "no such pet".to_owned(), ""),
+        }
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_get_expands_the_uri_template_and_appends_the_query() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - getPet:
+      call: http
+      with:
+        method: get
+        endpoint: {}
+        query:
+          status: ${{ .status }}
+          limit: '10'
+",
+        server.url("/pets/{petId}")
+    );
+    let output = run_body(&body, json!({ "petId": 42, "status": "sold out" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "id": "42", "query": "status=sold+out&limit=10" }));
+    let received = server.last();
+    assert_eq!(received.method, "GET");
+    assert_eq!(received.target, "/pets/42?status=sold+out&limit=10");
+    assert!(received.header("authorization").is_none());
+
+    // An endpoint object, and a URI given by an expression.
+    let body = "
+do:
+  - get:
+      call: http
+      with:
+        method: GET
+        endpoint: { uri: '${ .base + \"/text\" }' }
+";
+    let output = run_body(body, json!({ "base": server.url("") }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!("hello"));
+
+    // An object cannot fill a URI template variable.
+    let body =
+        format!("do:\n  - get: {{ call: http, with: {{ method: get, endpoint: '{}' }} }}\n", server.url("/pets/{id}"));
+    let error = run_body(&body, json!({ "id": { "nested": 1 } }), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "expression");
+    assert_eq!(error.status, 400);
+}
+
+#[tokio::test]
+async fn http_post_sends_the_evaluated_body_as_json_and_headers() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - create:
+      call: http
+      with:
+        method: post
+        endpoint: {}
+        headers:
+          X-Trace: ${{ .trace }}
+        body:
+          name: ${{ .name }}
+          tags: [ a, '${{ .trace }}' ]
+",
+        server.url("/echo")
+    );
+    let output = run_body(&body, json!({ "name": "Ada", "trace": "t-1" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "name": "Ada", "tags": ["a", "t-1"] }));
+    let received = server.last();
+    assert_eq!(received.method, "POST");
+    assert_eq!(received.header("content-type"), Some("application/json"));
+    assert_eq!(received.header("x-trace"), Some("t-1"));
+    assert_eq!(serde_json::from_str::<Value>(&received.body).unwrap(), output);
+}
+
+#[tokio::test]
+async fn http_output_response_and_raw() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - create:
+      call: http
+      with:
+        method: post
+        endpoint: {}
+        headers: {{ X-Trace: abc }}
+        body: '${{ {{ n: 1 }} }}'
+        output: response
+",
+        server.url("/echo")
+    );
+    let output = run_body(&body, json!(null), &RunOptions::new()).await.unwrap();
+    assert_eq!(output["statusCode"], 200);
+    assert_eq!(output["content"], json!({ "n": 1 }));
+    assert_eq!(output["headers"]["x-echo"], "yes");
+    assert_eq!(output["headers"]["content-type"], "application/json; charset=utf-8");
+    assert_eq!(output["request"]["method"], "post");
+    assert_eq!(output["request"]["uri"], server.url("/echo"));
+    assert_eq!(output["request"]["headers"]["x-trace"], "abc");
+
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: '{}', output: raw }} }}\n",
+        server.url("/text")
+    );
+    assert_eq!(run_body(&body, json!(null), &RunOptions::new()).await.unwrap(), json!("aGVsbG8="));
+    // No content is null.
+    let body =
+        format!("do:\n  - get: {{ call: http, with: {{ method: get, endpoint: '{}' }} }}\n", server.url("/empty"));
+    assert_eq!(run_body(&body, json!(null), &RunOptions::new()).await.unwrap(), json!(null));
+}
+
+#[tokio::test]
+async fn http_errors_are_communication_errors_a_catch_can_match_by_status() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - fetch:
+      try:
+        - getPet:
+            call: http
+            with: {{ method: get, endpoint: '{}' }}
+      catch:
+        errors:
+          with:
+            type: https://serverlessworkflow.io/spec/1.0.0/errors/communication
+            status: 404
+        as: failure
+        do:
+          - handle:
+              set:
+                caught: ${{ $failure.status }}
+                instance: ${{ $failure.instance }}
+",
+        server.url("/nowhere")
+    );
+    let output = run_body(&body, json!(null), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "caught": 404, "instance": "/do/0/fetch/try/0/getPet" }));
+
+    // Uncaught, it faults the workflow.
+    let body =
+        format!("do:\n  - getPet: {{ call: http, with: {{ method: get, endpoint: '{}' }} }}\n", server.url("/nowhere"));
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.type_, COMMUNICATION);
+    assert_eq!(error.status, 404);
+    assert_eq!(error.instance.as_deref(), Some("/do/0/getPet"));
+    let detail = error.detail.unwrap();
+    assert!(detail.contains("404 Not Found") && detail.contains("no such pet"), "{detail}");
+
+    // 3xx: an error unless `redirect` is true, which follows it.
+    let body =
+        format!("do:\n  - get: {{ call: http, with: {{ method: get, endpoint: '{}' }} }}\n", server.url("/redirect"));
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 302));
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: '{}', redirect: true }} }}\n",
+        server.url("/redirect")
+    );
+    assert_eq!(run_body(&body, json!(null), &RunOptions::new()).await.unwrap(), json!("hello"));
+}
+
+#[tokio::test]
+async fn http_connection_refused_is_a_503_communication_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let body = format!("do:\n  - get: {{ call: http, with: {{ method: get, endpoint: 'http://{addr}/x' }} }}\n");
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.type_, COMMUNICATION);
+    assert_eq!(error.status, 503);
+    assert_eq!(error.instance.as_deref(), Some("/do/0/get"));
+}
+
+#[tokio::test]
+async fn http_authentication_basic_and_bearer_inline_by_name_and_from_secrets() {
+    let server = Server::start().await;
+    let url = server.url("/auth");
+    let body = format!(
+        "
+use:
+  authentications:
+    admin:
+      basic: {{ username: admin, password: secret }}
+    fromSecret:
+      basic: {{ use: creds }}
+    tokenSecret:
+      bearer: {{ use: apiToken }}
+do:
+  - inlineBearer:
+      call: http
+      with:
+        method: get
+        endpoint:
+          uri: {url}
+          authentication:
+            bearer:
+              token: ${{ .token }}
+      output:
+        as: '${{ {{ bearer: .authorization }} }}'
+  - namedBasic:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{url}', authentication: {{ use: admin }} }}
+      output:
+        as: '${{ $input + {{ basic: .authorization }} }}'
+  - secretBasic:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{url}', authentication: {{ use: fromSecret }} }}
+      output:
+        as: '${{ $input + {{ secretBasic: .authorization }} }}'
+  - secretBearer:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{url}', authentication: {{ use: tokenSecret }} }}
+      output:
+        as: '${{ $input + {{ secretBearer: .authorization }} }}'
+"
+    );
+    let options = RunOptions::new()
+        .secret_value("creds", json!({ "username": "bob", "password": "pw" }))
+        .secret("apiToken", &crate::secrets::SecretValue::new("s3cr3t".to_owned()));
+    let output = run_body(&body, json!({ "token": "t0k3n" }), &options).await.unwrap();
+    assert_eq!(
+        output,
+        json!({
+            "bearer": "Bearer t0k3n",
+            "basic": "Basic YWRtaW46c2VjcmV0",
+            "secretBasic": "Basic Ym9iOnB3",
+            "secretBearer": "Bearer s3cr3t",
+        })
+    );
+
+    // A missing secret is an authorization error; digest is not supported yet.
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ basic: {{ use: nope }} }} }} }} }}\n"
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.kind(), error.status), ("authorization", 403));
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ digest: {{ username: a, password: b }} }} }} }} }}\n"
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "configuration");
+    assert!(error.detail.unwrap().contains("`digest` authentication is not supported yet"));
+}
+
+#[tokio::test]
+async fn shell_passes_arguments_as_positional_parameters() {
+    let body = r#"
+do:
+  - greet:
+      run:
+        shell:
+          command: 'echo "$1-$2"; echo "name=$0"'
+          arguments: [ hello, '${ .who }' ]
+"#;
+    let output = run_body(body, json!({ "who": "world; rm -rf /" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!("hello-world; rm -rf /\nname=greet"));
+}
+
+#[tokio::test]
+async fn shell_return_all_code_stderr_and_none() {
+    let script = "echo out; echo err >&2; exit 3";
+    let body = format!("do:\n  - sh: {{ run: {{ shell: {{ command: '{script}' }}, return: all }} }}\n");
+    let output = run_body(&body, json!(null), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "code": 3, "stdout": "out", "stderr": "err" }));
+    let body = format!("do:\n  - sh: {{ run: {{ shell: {{ command: '{script}' }}, return: code }} }}\n");
+    assert_eq!(run_body(&body, json!(null), &RunOptions::new()).await.unwrap(), json!(3));
+    let body = "do:\n  - sh: { run: { shell: { command: 'true' }, return: code } }\n";
+    assert_eq!(run_body(body, json!(null), &RunOptions::new()).await.unwrap(), json!(0));
+    let body = "do:\n  - sh: { run: { shell: { command: 'echo oops >&2' }, return: stderr } }\n";
+    assert_eq!(run_body(body, json!(null), &RunOptions::new()).await.unwrap(), json!("oops"));
+    let body = "do:\n  - sh: { run: { shell: { command: 'echo x' }, return: none } }\n";
+    assert_eq!(run_body(body, json!(null), &RunOptions::new()).await.unwrap(), json!(null));
+}
+
+#[tokio::test]
+async fn shell_non_zero_exit_raises_a_runtime_error_a_catch_can_handle() {
+    let body = "do:\n  - sh: { run: { shell: { command: 'echo out; echo boom >&2; exit 3' } } }\n";
+    let error = run_body(body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.type_, RUNTIME);
+    assert_eq!(error.instance.as_deref(), Some("/do/0/sh"));
+    let detail = error.detail.unwrap();
+    assert!(detail.contains("exited with code 3") && detail.contains("boom"), "{detail}");
+
+    // A missing command: the shell says so and exits 127.
+    let body = "
+do:
+  - attempt:
+      try:
+        - sh: { run: { shell: { command: stigmer-no-such-command-xyz } } }
+      catch:
+        do:
+          - report: { set: { detail: '${ $error.detail }' } }
+";
+    let output = run_body(body, json!(null), &RunOptions::new()).await.unwrap();
+    let detail = output["detail"].as_str().unwrap();
+    assert!(detail.contains("exited with code 127") && detail.contains("not found"), "{detail}");
+}
+
+#[tokio::test]
+async fn shell_environment_is_merged_over_the_runtime_one_and_stdin_is_fed() {
+    let body = r#"
+do:
+  - sh:
+      run:
+        shell:
+          command: 'echo "$GREETING $COUNT ${PATH:+inherited} ${STIGMER_UNSET_ME:-unset}"'
+          environment:
+            GREETING: ${ .greeting }
+            COUNT: 5
+            STIGMER_UNSET_ME: null
+"#;
+    let output = run_body(body, json!({ "greeting": "hi there" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!("hi there 5 inherited unset"));
+
+    let body = r#"
+do:
+  - sh:
+      run:
+        shell:
+          command: 'input=$(cat); echo "STDIN was: $input"'
+          stdin: ${ .message }
+  - json:
+      input: { from: '${ { a: 1 } }' }
+      run:
+        shell: { command: cat, stdin: '${ . }' }
+      output: { as: '${ { raw: . } }' }
+"#;
+    let output = run_body(body, json!({ "message": "Hello World" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output["raw"], json!("{\"a\":1}"));
+    let body = "do:\n  - sh: { run: { shell: { command: 'input=$(cat); echo \"STDIN was: $input\"', stdin: '${ .message }' } } }\n";
+    let output = run_body(body, json!({ "message": "Hello World" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!("STDIN was: Hello World"));
+}
+
+#[tokio::test]
+async fn shell_timeout_kills_the_process_and_await_false_does_not_wait() {
+    let started = Instant::now();
+    let body = "do:\n  - sh: { run: { shell: { command: 'sleep 5' } }, timeout: { after: PT0.2S } }\n";
+    let error = run_body(body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let started = Instant::now();
+    let body = "do:\n  - sh: { run: { shell: { command: 'sleep 5' }, await: false } }\n";
+    let output = run_body(body, json!({ "kept": true }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "kept": true }));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+async fn available(program: &str) -> bool {
+    tokio::process::Command::new(program).arg("--version").output().await.is_ok_and(|output| output.status.success())
+}
+
+#[tokio::test]
+async fn python_scripts_get_arguments_environment_and_stdin() {
+    if !available("python3").await {
+        println!("skipped: python3 is not on PATH");
+        return;
+    }
+    let body = r#"
+do:
+  - py:
+      run:
+        script:
+          language: python
+          code: |
+            import os, sys
+            print(sys.argv[1], sys.argv[2], os.environ["SUFFIX"], sys.stdin.read())
+          arguments: [ a, '${ .b }' ]
+          environment: { SUFFIX: '!' }
+          stdin: ${ .in }
+"#;
+    let output = run_body(body, json!({ "b": "bee", "in": "piped" }), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!("a bee ! piped"));
+    let body =
+        "do:\n  - py: { run: { script: { language: python, code: 'import sys; sys.exit(4)' }, return: code } }\n";
+    assert_eq!(run_body(body, json!(null), &RunOptions::new()).await.unwrap(), json!(4));
+}
+
+#[tokio::test]
+async fn js_scripts_see_arguments_from_argv_2() {
+    if !available("node").await {
+        println!("skipped: node is not on PATH");
+        return;
+    }
+    let body = r"
+do:
+  - js:
+      run:
+        script:
+          language: js
+          arguments: [ hello, world ]
+          code: |
+            const [_, __, arg0, arg1] = process.argv;
+            console.log(arg0, arg1)
+";
+    assert_eq!(run_body(body, json!(null), &RunOptions::new()).await.unwrap(), json!("hello world"));
+}
+
+#[tokio::test]
+async fn unknown_script_languages_and_missing_interpreters_are_clear_errors() {
+    let body = "do:\n  - rb: { run: { script: { language: ruby, code: 'puts 1' } } }\n";
+    let error = run_body(body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "configuration");
+    assert!(error.detail.unwrap().contains("\"ruby\" is not supported"));
+
+    let spawn = process::Spawn {
+        program: "stigmer-no-such-interpreter".to_owned(),
+        arguments: Vec::new(),
+        environment: Vec::new(),
+        stdin: None,
+        what: "the python script".to_owned(),
+    };
+    let error = process::run(spawn, dsl::ProcessReturnType::Stdout, "/do/0/py").await.unwrap_err();
+    assert_eq!(error.type_, RUNTIME);
+    assert_eq!(
+        error.detail.as_deref(),
+        Some("the python script needs `stigmer-no-such-interpreter`, which was not found on PATH")
+    );
+}
