@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stigmer::backend::{Backend, ExecutionRecord, ExecutionStatus, LocalBackend};
 use stigmer::model::dsl::Workflow;
-use stigmer::runner::workflow::{Observer, RunOptions, TaskEvent, run};
-use stigmer::secrets::Redactor;
+use stigmer::runner::workflow::record;
+use stigmer::runner::workflow::{RunOptions, TaskEvent, run};
 use stigmer::store::{OpenOptions, Store};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 mod support;
 
@@ -261,23 +260,6 @@ fn run_in_memory(runtime: &Runtime, workflow: &Workflow, check: impl Fn(&Value) 
     Ok(Outcome { elapsed, cpu, events: events.len(), batches: None, largest: 0 })
 }
 
-/// Sends every transition, serialized and redacted, to the recorder: what `workflow run`'s
-/// observer does for the log (without its progress lines and task list).
-struct Recorder {
-    redactor: Redactor,
-    events: UnboundedSender<Value>,
-    count: usize,
-}
-
-impl Observer for Recorder {
-    fn observe(&mut self, event: TaskEvent) {
-        if let Ok(value) = serde_json::to_value(&event) {
-            self.count += 1;
-            let _ = self.events.send(self.redactor.redact_json(value));
-        }
-    }
-}
-
 /// Where a recorded run's batches go.
 #[derive(Clone, Copy)]
 enum Sink<'a> {
@@ -323,15 +305,10 @@ fn run_recorded(
         if let Some(backend) = backend {
             backend.execution_create(record).await?;
         }
-        let (events, mut received) = unbounded_channel();
-        let observer = Recorder { redactor: redactor.clone(), events, count: 0 };
+        let (observer, mut received) = record::channel(redactor.clone());
         let recording = async {
             let (mut failure, mut batches, mut largest) = (None, 0, 0);
-            while let Some(first) = received.recv().await {
-                let mut batch = vec![first];
-                while let Ok(more) = received.try_recv() {
-                    batch.push(more);
-                }
+            while let Some(batch) = received.next_batch().await {
                 batches += 1;
                 largest = largest.max(batch.len());
                 match sink {
@@ -353,7 +330,7 @@ fn run_recorded(
         let running = async move {
             let mut observer = observer;
             let result = run(workflow, input, &options, &mut observer).await;
-            (result, observer.count)
+            (result, observer.sent())
         };
         let ((result, count), (failure, batches, largest)) = tokio::join!(running, recording);
         let (status, output, error) = match &result {
@@ -408,6 +385,7 @@ fn probes(runtime: &Runtime, dir: &Path) -> BenchResult<Vec<(&'static str, Vec<D
         "event": "completed",
         "output": { "n": 1 },
     });
+    let event = serde_json::value::to_raw_value(&event)?;
     let id = "probe".to_owned();
     let record = |id: &str| ExecutionRecord {
         id: id.to_owned(),
@@ -444,7 +422,7 @@ fn probes(runtime: &Runtime, dir: &Path) -> BenchResult<Vec<(&'static str, Vec<D
         runtime.block_on(shared.execution_append(&id, vec![event.clone()]))?;
         Ok(())
     })?;
-    let many: Vec<Value> = (0..2 * ITEMS).map(|_| event.clone()).collect();
+    let many: Vec<_> = (0..2 * ITEMS).map(|_| event.clone()).collect();
     let append_all = time(&mut || {
         runtime.block_on(shared.execution_append(&id, many.clone()))?;
         Ok(())

@@ -186,7 +186,11 @@ impl Backend for LocalBackend {
         self.with_store(move |store| store.create_execution(&record)).await
     }
 
-    async fn execution_append(&self, id: &str, events: Vec<serde_json::Value>) -> Result<u64, BackendError> {
+    async fn execution_append(
+        &self,
+        id: &str,
+        events: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<u64, BackendError> {
         let id = id.to_owned();
         self.with_store(move |store| store.append_events(&id, &events)).await
     }

@@ -71,7 +71,7 @@ pub trait Backend: Send + Sync {
     fn execution_append(
         &self,
         id: &str,
-        events: Vec<serde_json::Value>,
+        events: Vec<Box<serde_json::value::RawValue>>,
     ) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
     /// Sets an execution's status, with its output or error.
@@ -177,7 +177,11 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.execution_create(record))
     }
 
-    async fn execution_append(&self, id: &str, events: Vec<serde_json::Value>) -> Result<u64, BackendError> {
+    async fn execution_append(
+        &self,
+        id: &str,
+        events: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<u64, BackendError> {
         delegate!(self, b => b.execution_append(id, events))
     }
 

@@ -210,9 +210,15 @@ impl Backend for RemoteBackend {
         Ok(())
     }
 
-    async fn execution_append(&self, id: &str, events: Vec<serde_json::Value>) -> Result<u64, BackendError> {
-        let request =
-            v1::ExecutionAppendRequest { id: id.to_owned(), events_json: events.iter().map(encode_json).collect() };
+    async fn execution_append(
+        &self,
+        id: &str,
+        events: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<u64, BackendError> {
+        let request = v1::ExecutionAppendRequest {
+            id: id.to_owned(),
+            events_json: events.iter().map(|e| e.get().as_bytes().to_vec()).collect(),
+        };
         let response = self.client.clone().execution_append(request).await.map_err(|s| self.error(&s))?;
         Ok(response.into_inner().last)
     }

@@ -15,6 +15,7 @@ use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, BackendError, ExecutionRecord, ExecutionStatus};
 use crate::model::{AnyResource, Kind, dsl};
 use crate::runner::environment::{self, Overrides};
+use crate::runner::workflow::record::{self, EventSink};
 use crate::runner::workflow::{self as interpreter, Observer, RunOptions, TaskEvent, Transition, WorkflowError};
 use crate::secrets::{Redactor, SecretValue};
 use crate::validate::{NoResources, validate};
@@ -129,44 +130,31 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
         error: None,
     };
     backend.execution_create(record).await?;
-    let (events, mut recorded) = tokio::sync::mpsc::unbounded_channel();
+    let (sink, batches) = record::channel(redactor.clone());
     let mut observer = Progress {
         live: args.output == RunOutput::Text,
         style: Style::new(ctx.settings.color_stdout),
         redactor: redactor.clone(),
         tasks: Vec::new(),
-        events,
+        sink,
         ctx,
     };
     let started = Instant::now();
     // The run and the recorder share this task: each transition is appended to the execution's
-    // log as the run goes (in batches of whatever accumulated), redacted.
-    let recording = async {
-        let mut failure = None;
-        while let Some(first) = recorded.recv().await {
-            let mut batch = vec![first];
-            while let Ok(more) = recorded.try_recv() {
-                batch.push(more);
-            }
-            if failure.is_none()
-                && let Err(error) = backend.execution_append(&id, batch).await
-            {
-                failure = Some(error);
-            }
-        }
-        failure
-    };
+    // log as the run goes, in batches of whatever accumulated.
+    let recording = batches.append_to(&backend, &id);
     let running = async {
         let result = interpreter::run(&workflow, input, &options, &mut observer).await;
+        // Dropping the sink ends the recorder once it has appended the last batch.
         (result, observer.tasks)
     };
-    let ((result, tasks), record_failure) = tokio::join!(running, recording);
+    let ((result, tasks), recorded) = tokio::join!(running, recording);
     let (status, output, error) = match &result {
         Ok(output) => (ExecutionStatus::Completed, Some(redactor.redact_json(output.clone())), None),
         Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
     };
     backend.execution_finish(&id, status, output, error).await?;
-    if let Some(error) = record_failure {
+    if let Err(error) = recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
@@ -283,16 +271,13 @@ struct Progress<'a> {
     redactor: Redactor,
     tasks: Vec<JsonTask>,
     /// Every transition, redacted, on its way to the execution's log.
-    events: tokio::sync::mpsc::UnboundedSender<Value>,
+    sink: EventSink,
     ctx: &'a CommandContext,
 }
 
 impl Observer for Progress<'_> {
     fn observe(&mut self, event: TaskEvent) {
-        if let Ok(value) = serde_json::to_value(&event) {
-            // The recorder outlives the run; a send can only fail once it is gone.
-            let _ = self.events.send(self.redactor.redact_json(value));
-        }
+        self.sink.send(&event);
         let status = match &event.transition {
             Transition::Started { .. } => {
                 self.tasks.push(JsonTask {

@@ -319,6 +319,27 @@ impl Redactor {
         self.values.iter().fold(text.to_owned(), |text, value| text.replace(&value.0, "***"))
     }
 
+    /// JSON text with every value masked, in its raw and its JSON-escaped spelling (a value with
+    /// a quote or a backslash appears escaped inside a JSON string). Text that no longer parses
+    /// after masking becomes `"***"` as a whole: it never falls back to the original.
+    pub fn redact_raw(&self, raw: Box<serde_json::value::RawValue>) -> Box<serde_json::value::RawValue> {
+        if self.values.is_empty() {
+            return raw;
+        }
+        let mut text = raw.get().to_owned();
+        for value in &self.values {
+            text = text.replace(&value.0, "***");
+            if let Ok(quoted) = serde_json::to_string(&value.0) {
+                let escaped = &quoted[1..quoted.len() - 1];
+                if escaped != value.0 {
+                    text = text.replace(escaped, "***");
+                }
+            }
+        }
+        serde_json::value::RawValue::from_string(text)
+            .unwrap_or_else(|_| serde_json::value::to_raw_value("***").unwrap_or_default())
+    }
+
     /// A JSON value with every string (and object key) redacted, for what is stored.
     pub fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
@@ -388,6 +409,9 @@ mod tests {
         let redactor = Redactor::new([SecretValue::new("s3cr3t"), SecretValue::new("a\"b")]);
         assert_eq!(redactor.redact("token s3cr3t and s3cr3t again"), "token *** and *** again");
         let value = serde_json::json!({"k": ["x s3cr3t", {"a\"b": "a\"b"}], "n": 1});
-        assert_eq!(redactor.redact_json(value), serde_json::json!({"k": ["x ***", {"***": "***"}], "n": 1}));
+        assert_eq!(redactor.redact_json(value.clone()), serde_json::json!({"k": ["x ***", {"***": "***"}], "n": 1}));
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        let redacted: serde_json::Value = serde_json::from_str(redactor.redact_raw(raw).get()).unwrap();
+        assert_eq!(redacted, serde_json::json!({"k": ["x ***", {"***": "***"}], "n": 1}));
     }
 }

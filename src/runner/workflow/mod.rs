@@ -49,6 +49,7 @@ mod interpreter;
 #[cfg(test)]
 mod io_tests;
 mod process;
+pub mod record;
 #[cfg(test)]
 mod tests;
 
