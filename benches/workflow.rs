@@ -301,6 +301,7 @@ fn run_recorded(
             input: redactor.redact_json(input.clone()),
             output: None,
             error: None,
+            definition: None,
         };
         if let Some(backend) = backend {
             backend.execution_create(record).await?;
@@ -397,6 +398,7 @@ fn probes(runtime: &Runtime, dir: &Path) -> BenchResult<Vec<(&'static str, Vec<D
         input: json!({}),
         output: None,
         error: None,
+        definition: None,
     };
     runtime.block_on(backend.execution_create(record(&id)))?;
     let time = |f: &mut dyn FnMut() -> BenchResult<()>| -> BenchResult<Vec<Duration>> {

@@ -201,3 +201,91 @@ fn a_broken_file_is_reported_not_run() {
     assert_eq!(code, 1);
     assert!(err.contains("bad.yaml:"), "file:line is named: {err}");
 }
+
+/// A workflow with side effects on both sides of a long wait.
+fn crashable(counter: &std::path::Path) -> String {
+    let counter = counter.display();
+    format!(
+        "document: {{ dsl: '1.0.0', namespace: demo, name: crashable, version: '0.1.0' }}
+do:
+  - countOne:
+      run:
+        shell:
+          command: echo one >> \"$COUNTER\"
+          environment:
+            COUNTER: {counter}
+  - note:
+      set:
+        a: 1
+  - pause:
+      wait: PT2S
+  - countTwo:
+      run:
+        shell:
+          command: echo two >> \"$COUNTER\"
+          environment:
+            COUNTER: {counter}
+  - finish:
+      set:
+        a: ${{ 1 }}
+        done: true
+"
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_midway_resumes_without_redoing_finished_tasks() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path();
+
+    // The reference: an uninterrupted run.
+    let clean = dir.join("clean.yaml");
+    std::fs::write(&clean, crashable(&dir.join("clean.count"))).unwrap();
+    let (code, json, err) = sandbox.run(&["workflow", "run", "-f", clean.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let expected: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("clean.count")).unwrap(), "one\ntwo\n");
+
+    // The same workflow, killed (SIGKILL) while it waits.
+    let crashed = dir.join("crashed.yaml");
+    let counter = dir.join("crashed.count");
+    std::fs::write(&crashed, crashable(&counter)).unwrap();
+    let mut child = std::process::Command::new(support::stigmer_bin())
+        .env("STIGMER_HOME", sandbox.home())
+        .args(["workflow", "run", "-f", crashed.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let id = loop {
+        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "--json"]);
+        let running: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+        if let Some(id) = running.first().and_then(|r| r["id"].as_str()) {
+            let (_, logs, _) = sandbox.run(&["execution", "logs", id]);
+            if logs.contains("started   /do/2/pause") {
+                break id.to_owned();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never reached its wait");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "one\n");
+
+    let (code, json, err) = sandbox.run(&["execution", "resume", &id, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("/do/2/pause was running when the execution stopped"), "{err}");
+    let resumed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(resumed["output"], expected["output"], "the same output as the uninterrupted run");
+    assert_eq!(resumed["id"], id.as_str());
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "one\ntwo\n", "countOne did not run again");
+    let (_, record, _) = sandbox.run(&["execution", "get", &id, "--json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["status"], "completed");
+    let (code, _, err) = sandbox.run(&["execution", "resume", &id]);
+    assert_eq!(code, 2, "a finished execution is not resumed again");
+    assert!(err.contains("is completed"), "{err}");
+}

@@ -333,6 +333,10 @@ pub struct ExecutionRecord {
     /// Its error, once faulted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<serde_json::Value>,
+    /// What ran and with which variable declarations, so a resumed run runs the same
+    /// definition: `{"workflow": <Serverless Workflow document>, "envSpec": …}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
 }
 
 /// Which executions to list.

@@ -48,6 +48,21 @@ pub enum ExecutionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Continue an interrupted execution: tasks it completed are not run again, their recorded
+    /// outputs are reused, and the log goes on where it stopped.
+    Resume {
+        /// The execution's id (see `stigmer execution list --status running`).
+        id: String,
+        /// A variable for the run (repeatable), as for `workflow run`.
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = super::workflow::key_value)]
+        env: Vec<(String, String)>,
+        /// A secret variable for the run (repeatable): masked in every output.
+        #[arg(long = "secret", value_name = "KEY=VALUE", value_parser = super::workflow::key_value)]
+        secret: Vec<(String, String)>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = super::workflow::RunOutput::Text)]
+        output: super::workflow::RunOutput,
+    },
     /// Show an execution's event log.
     Logs {
         /// The execution's id.
@@ -95,6 +110,35 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             }
             ctx.out(&describe(&record))
         }
+        ExecutionCommand::Resume { id, env, secret, output } => {
+            let record = get(&backend, id).await?;
+            if record.status.is_final() {
+                return Err(CommandError::user(format!(
+                    "execution {id} is {}; only an interrupted (running) execution can be resumed",
+                    record.status.as_str()
+                ))
+                .hint("run the workflow again with `stigmer workflow run`"));
+            }
+            let definition = record.definition.clone().unwrap_or(Value::Null);
+            let workflow = serde_json::from_value(definition["workflow"].clone())
+                .map_err(|e| CommandError::user(format!("execution {id} does not record the workflow it ran: {e}")))?;
+            let env_spec = serde_json::from_value(definition["envSpec"].clone()).unwrap_or(None);
+            let events = backend.execution_events(id, 0).await?;
+            let (completed, interrupted) = replay(&events);
+            for reference in &interrupted {
+                ctx.err(&format!("note: {reference} was running when the execution stopped; it runs again\n"))?;
+            }
+            let run = super::workflow::Run {
+                workflow,
+                env_spec,
+                target: record.target,
+                input: record.input,
+                overrides: super::workflow::overrides(env, secret),
+                output: *output,
+                resume: Some((id.clone(), completed)),
+            };
+            super::workflow::execute(ctx, &backend, run).await
+        }
         ExecutionCommand::Logs { id, follow } => {
             let mut after = 0;
             loop {
@@ -122,6 +166,34 @@ async fn get<B: Backend>(backend: &B, id: &str) -> Result<ExecutionRecord, Comma
         CommandError::from(BackendError::NotFound { address: format!("execution/{id}") })
             .hint("list executions with `stigmer execution list`")
     })
+}
+
+/// From an execution's log: each completed task's output, in order, and the simple tasks that
+/// started but never finished (in flight when the runner died).
+fn replay(events: &[(u64, Value)]) -> (Vec<(String, Value)>, Vec<String>) {
+    let mut completed = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    for (_, event) in events {
+        let reference = event.get("reference").and_then(Value::as_str).unwrap_or_default().to_owned();
+        match event.get("event").and_then(Value::as_str) {
+            Some("started") => open.push(reference),
+            Some("completed") => {
+                completed.push((reference.clone(), event.get("output").cloned().unwrap_or(Value::Null)));
+                close(&mut open, &reference);
+            }
+            Some("failed" | "cancelled") => close(&mut open, &reference),
+            _ => {}
+        }
+    }
+    // Tasks holding others are re-entered anyway; name only the innermost ones.
+    let interrupted = open.iter().filter(|r| !open.iter().any(|other| other.starts_with(&format!("{r}/")))).cloned();
+    (completed, interrupted.collect())
+}
+
+fn close(open: &mut Vec<String>, reference: &str) {
+    if let Some(at) = open.iter().rposition(|r| r == reference) {
+        open.remove(at);
+    }
 }
 
 fn describe(record: &ExecutionRecord) -> String {

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::{Backend, BackendError, ExecutionRecord, ExecutionStatus};
-use crate::model::{AnyResource, Kind, dsl};
+use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
+use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
 use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::record::{self, EventSink};
 use crate::runner::workflow::{self as interpreter, Observer, RunOptions, TaskEvent, Transition, WorkflowError};
@@ -75,7 +75,7 @@ pub enum RunOutput {
     Json,
 }
 
-fn key_value(text: &str) -> Result<(String, String), String> {
+pub(super) fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got \"{text}\"")),
@@ -103,36 +103,67 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
         (None, None) => return Err(CommandError::user("name a stored workflow, or pass -f FILE")),
     };
     let input = input(args.input.as_deref())?;
-    let overrides = Overrides {
-        env: args.env.clone(),
-        secret: args.secret.iter().map(|(k, v)| (k.clone(), SecretValue::new(v.clone()))).collect(),
-    };
-    let resolved = environment::resolve(&backend, env_spec.as_ref(), &[], &overrides).await.map_err(|e| {
+    let overrides = overrides(&args.env, &args.secret);
+    execute(ctx, &backend, Run { workflow, env_spec, target, input, overrides, output: args.output, resume: None })
+        .await
+}
+
+/// `--env` and `--secret` pairs as resolution overrides.
+pub(super) fn overrides(env: &[(String, String)], secret: &[(String, String)]) -> Overrides {
+    Overrides {
+        env: env.to_vec(),
+        secret: secret.iter().map(|(k, v)| (k.clone(), SecretValue::new(v.clone()))).collect(),
+    }
+}
+
+/// One run to execute: a new execution, or the rest of an interrupted one.
+pub(super) struct Run {
+    pub workflow: dsl::Workflow,
+    pub env_spec: Option<EnvironmentSpec>,
+    /// `workflow/NAME` or `file:PATH`.
+    pub target: String,
+    pub input: Value,
+    pub overrides: Overrides,
+    pub output: RunOutput,
+    /// The execution to continue, with the outputs of the tasks it completed.
+    pub resume: Option<(String, Vec<(String, Value)>)>,
+}
+
+/// Resolves the run's variables, records the execution (or continues its record), runs it with
+/// progress, and reports. Exit 0 when it completes, 1 when it faults.
+pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run) -> Result<(), CommandError> {
+    let Run { workflow, env_spec, target, input, overrides, output, resume } = run;
+    let resolved = environment::resolve(backend, env_spec.as_ref(), &[], &overrides).await.map_err(|e| {
         CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
     })?;
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut options = RunOptions::new();
+    let resuming = resume.is_some();
+    let (id, completed) = resume.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), Vec::new()));
+    let mut options = RunOptions::new().replaying(completed);
     options.instance_id = Some(id.clone());
     // The run's variables are what its expressions read as `$secret`.
     for (name, variable) in &resolved.variables {
         options = options.secret(name.clone(), &variable.value);
     }
     let redactor = resolved.redactor();
-    let record = ExecutionRecord {
-        id: id.clone(),
-        target,
-        status: ExecutionStatus::Running,
-        started_at: jiff::Timestamp::now(),
-        finished_at: None,
-        actor: ctx.settings.actor.clone(),
-        input: redactor.redact_json(input.clone()),
-        output: None,
-        error: None,
-    };
-    backend.execution_create(record).await?;
+    if !resuming {
+        let definition = serde_json::json!({ "workflow": workflow, "envSpec": env_spec });
+        let record = ExecutionRecord {
+            id: id.clone(),
+            target,
+            status: ExecutionStatus::Running,
+            started_at: jiff::Timestamp::now(),
+            finished_at: None,
+            actor: ctx.settings.actor.clone(),
+            input: redactor.redact_json(input.clone()),
+            output: None,
+            error: None,
+            definition: Some(redactor.redact_json(definition)),
+        };
+        backend.execution_create(record).await?;
+    }
     let (sink, batches) = record::channel(redactor.clone());
     let mut observer = Progress {
-        live: args.output == RunOutput::Text,
+        live: output == RunOutput::Text,
         style: Style::new(ctx.settings.color_stdout),
         redactor: redactor.clone(),
         tasks: Vec::new(),
@@ -142,24 +173,24 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
     let started = Instant::now();
     // The run and the recorder share this task: each transition is appended to the execution's
     // log as the run goes, in batches of whatever accumulated.
-    let recording = batches.append_to(&backend, &id);
+    let recording = batches.append_to(backend, &id);
     let running = async {
         let result = interpreter::run(&workflow, input, &options, &mut observer).await;
         // Dropping the sink ends the recorder once it has appended the last batch.
         (result, observer.tasks)
     };
     let ((result, tasks), recorded) = tokio::join!(running, recording);
-    let (status, output, error) = match &result {
-        Ok(output) => (ExecutionStatus::Completed, Some(redactor.redact_json(output.clone())), None),
+    let (status, stored_output, stored_error) = match &result {
+        Ok(value) => (ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None),
         Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
     };
-    backend.execution_finish(&id, status, output, error).await?;
+    backend.execution_finish(&id, status, stored_output, stored_error).await?;
     if let Err(error) = recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
     }
-    match args.output {
+    match output {
         RunOutput::Json => {
             let (status, output, error) = match &result {
                 Ok(output) => ("completed", Some(output.clone()), None),

@@ -151,6 +151,7 @@ mod tests {
             input: serde_json::json!({}),
             output: None,
             error: None,
+            definition: None,
         };
         store.create_execution(&record).unwrap();
         assert!(store.create_execution(&record).is_err(), "ids are unique");

@@ -5,6 +5,7 @@
 //! together on the run's own tokio task, so nothing needs `'static` and a losing branch is
 //! cancelled just by dropping it.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,8 @@ pub(crate) struct Runner<'a> {
     steps: AtomicU64,
     /// The run's HTTP clients, built by its first HTTP call.
     http: OnceLock<Result<http::Clients, String>>,
+    /// Earlier completions to reuse when resuming, by task reference (see `RunOptions::replaying`).
+    replay: Mutex<HashMap<String, VecDeque<Value>>>,
 }
 
 /// What a task's kind produced: its raw output and, when the kind decides it (a `switch`
@@ -107,7 +110,20 @@ impl<'a> Runner<'a> {
             loose,
             steps: AtomicU64::new(0),
             http: OnceLock::new(),
+            replay: Mutex::new(options.replay.clone()),
         }
+    }
+
+    /// The recorded output of this task's next earlier completion, when resuming.
+    fn replayed(&self, task: &Task, pointer: &str) -> Option<Value> {
+        let simple = matches!(
+            task,
+            Task::Set(_) | Task::Call(_) | Task::Run(_) | Task::Wait(_) | Task::Emit(_) | Task::Listen(_)
+        );
+        if !simple {
+            return None;
+        }
+        self.replay.lock().unwrap_or_else(PoisonError::into_inner).get_mut(pointer)?.pop_front()
     }
 
     /// The whole run: workflow input, the top-level `do`, workflow output.
@@ -209,6 +225,7 @@ impl<'a> Runner<'a> {
                     self.emit(&item.name, pointer, Transition::Completed { output: step.output.clone() });
                     Ok(step)
                 }
+                Ok(Outcome::Replayed(step)) => Ok(step),
                 Err(error) => {
                     self.emit(&item.name, pointer, Transition::Failed { error: error.clone() });
                     Err(error)
@@ -249,22 +266,30 @@ impl<'a> Runner<'a> {
             None => raw_input.clone(),
         };
         frame.input = Some(&input);
-        self.emit(&item.name, pointer, Transition::Started { input: input.clone() });
-
-        let exec = match &base.timeout {
-            Some(timeout) => {
-                let limit = self.timeout(timeout, &input, &frame)?;
-                tokio::time::timeout(limit, self.execute(task, pointer, &input, &frame)).await.map_err(|_| {
-                    WorkflowError::timeout(format!("the task did not complete within {limit:?}"), pointer)
-                })??
+        let replayed = self.replayed(task, pointer);
+        let resumed = replayed.is_some();
+        if !resumed {
+            self.emit(&item.name, pointer, Transition::Started { input: input.clone() });
+        }
+        let exec = if let Some(output) = replayed {
+            Exec { output, flow: None }
+        } else {
+            match &base.timeout {
+                Some(timeout) => {
+                    let limit = self.timeout(timeout, &input, &frame)?;
+                    tokio::time::timeout(limit, self.execute(task, pointer, &input, &frame)).await.map_err(|_| {
+                        WorkflowError::timeout(format!("the task did not complete within {limit:?}"), pointer)
+                    })??
+                }
+                None => self.execute(task, pointer, &input, &frame).await?,
             }
-            None => self.execute(task, pointer, &input, &frame).await?,
         };
 
         frame.output = Some(&exec.output);
+        // A replayed output was recorded after `output.as`.
         let output = match base.output.as_ref().and_then(|output| output.as_.as_ref()) {
-            Some(as_) => self.transform(as_, &exec.output, &frame, pointer)?,
-            None => exec.output.clone(),
+            Some(as_) if !resumed => self.transform(as_, &exec.output, &frame, pointer)?,
+            _ => exec.output.clone(),
         };
         if let Some(schema) = base.output.as_ref().and_then(|output| output.schema.as_ref()) {
             validate(schema, &output, pointer)?;
@@ -281,7 +306,8 @@ impl<'a> Runner<'a> {
             }
         }
         let flow = exec.flow.or_else(|| base.then.clone()).unwrap_or(FlowDirective::Continue);
-        Ok(Outcome::Ran(Step { output, flow }))
+        let step = Step { output, flow };
+        Ok(if resumed { Outcome::Replayed(step) } else { Outcome::Ran(step) })
     }
 
     /// Runs the task's kind on its transformed input.
@@ -986,6 +1012,8 @@ fn secret_field(secret: &Value, field: &str, frame: &Frame<'_>) -> Result<String
 /// A task that ran, or one whose `if` did not hold (its raw input is its output).
 enum Outcome {
     Ran(Step),
+    /// Completed in an earlier run of the execution; its events are already recorded.
+    Replayed(Step),
     Skipped(Value),
 }
 

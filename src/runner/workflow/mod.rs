@@ -53,6 +53,7 @@ pub mod record;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -73,6 +74,9 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// `$workflow.id`; a random UUID when unset (a durable runner passes its execution id).
     pub instance_id: Option<String>,
+    /// Outputs of tasks that completed in an earlier, interrupted run of the same execution, by
+    /// task reference, in the order they completed: those tasks are not run again.
+    replay: HashMap<String, VecDeque<Value>>,
 }
 
 impl RunOptions {
@@ -92,6 +96,19 @@ impl RunOptions {
     #[must_use]
     pub fn secret_value(mut self, name: impl Into<String>, value: Value) -> Self {
         self.secrets.insert(name.into(), value);
+        self
+    }
+
+    /// Resumes an interrupted run: each `(reference, output)` is a task that completed before,
+    /// in order. A simple task (`set`, `call`, `run`, `wait`, `emit`, `listen`) whose next
+    /// recorded completion exists is not run again: its recorded output is used, and its
+    /// `export.as` applied again. Tasks that hold others (`do`, `for`, `fork`, `try`, `switch`)
+    /// re-run their control flow, which is pure, down to those simple tasks.
+    #[must_use]
+    pub fn replaying(mut self, completed: impl IntoIterator<Item = (String, Value)>) -> Self {
+        for (reference, output) in completed {
+            self.replay.entry(reference).or_default().push_back(output);
+        }
         self
     }
 
@@ -126,6 +143,7 @@ impl fmt::Debug for RunOptions {
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("instance_id", &self.instance_id)
+            .field("replaying", &self.replay.values().map(VecDeque::len).sum::<usize>())
             .finish()
     }
 }

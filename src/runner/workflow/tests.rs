@@ -643,3 +643,37 @@ fn the_run_future_is_send_so_it_can_be_spawned() {
     let future = run(&workflow, json!(null), &options, &mut events);
     assert_send(&future);
 }
+
+#[tokio::test]
+async fn resuming_reuses_recorded_outputs_and_runs_only_the_rest() {
+    let body = "do:
+  - first:
+      set:
+        seen: ${ . }
+      export:
+        as: '${ { first: .seen } }'
+  - loop:
+      for: { each: item, in: '${ [1, 2, 3] }' }
+      do:
+        - step:
+            set:
+              sum: ${ (.sum // 0) + $item }
+  - last:
+      set:
+        sum: ${ .sum }
+        first: ${ $context.first }
+";
+    // The earlier run completed `first` and two iterations of `step`, then died. The recorded
+    // outputs are marked, so reuse is visible in the result.
+    let options = RunOptions::new().replaying([
+        ("/do/0/first".to_owned(), json!({ "seen": "recorded" })),
+        ("/do/1/loop/do/0/step".to_owned(), json!({ "sum": 100 })),
+        ("/do/1/loop/do/0/step".to_owned(), json!({ "sum": 200 })),
+    ]);
+    let (result, events) = run_with(body, json!({ "fresh": true }), &options).await;
+    // The third iteration runs for real on the second recorded output; export.as ran again.
+    assert_eq!(result.unwrap(), json!({ "sum": 203, "first": "recorded" }));
+    let started: Vec<String> =
+        trace(&events).into_iter().filter(|(kind, _)| kind == "started").map(|(_, r)| r).collect();
+    assert_eq!(started, ["/do/1/loop", "/do/1/loop/do/0/step", "/do/2/last"], "only the rest ran");
+}
