@@ -289,3 +289,59 @@ fn a_run_killed_midway_resumes_without_redoing_finished_tasks() {
     assert_eq!(code, 2, "a finished execution is not resumed again");
     assert!(err.contains("is completed"), "{err}");
 }
+
+/// Starts a run of a workflow that waits 10 s, and returns it with its execution id once it waits.
+#[cfg(unix)]
+fn waiting_run(sandbox: &Sandbox, name: &str) -> (std::process::Child, String) {
+    let file = sandbox.dir.path().join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!("document: {{ dsl: '1.0.0', namespace: demo, name: {name}, version: '0.1.0' }}\ndo:\n  - pause:\n      wait: PT10S\n"),
+    )
+    .unwrap();
+    let child = std::process::Command::new(support::stigmer_bin())
+        .env("STIGMER_HOME", sandbox.home())
+        .args(["workflow", "run", "-f", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "--json"]);
+        let running: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+        let target = format!("file:{}", file.display());
+        if let Some(record) = running.iter().find(|r| r["target"] == target.as_str()) {
+            return (child, record["id"].as_str().unwrap().to_owned());
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_stops_on_cancel_or_sigterm_and_says_so() {
+    use std::io::Read;
+    let sandbox = Sandbox::new();
+    let (mut child, id) = waiting_run(&sandbox, "cancelled");
+    let started = std::time::Instant::now();
+    let (code, out, err) = sandbox.run(&["execution", "cancel", &id]);
+    assert_eq!((code, out.as_str()), (0, format!("execution {id} cancelled\n").as_str()), "{err}");
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the runner stopped promptly");
+    assert_eq!(status.code(), Some(1));
+    let mut printed = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut printed).unwrap();
+    assert!(printed.contains("cancelled with `stigmer execution cancel`"), "{printed}");
+    assert_eq!(sandbox.run(&["execution", "cancel", &id]).0, 2, "already cancelled");
+
+    let (child, id) = waiting_run(&sandbox, "interrupted");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("interrupted"));
+    let (_, record, _) = sandbox.run(&["execution", "get", &id, "--json"]);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["status"], "cancelled");
+}

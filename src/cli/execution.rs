@@ -63,6 +63,11 @@ pub enum ExecutionCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = super::workflow::RunOutput::Text)]
         output: super::workflow::RunOutput,
     },
+    /// Cancel a running execution: its runner stops within a second and records nothing more.
+    Cancel {
+        /// The execution's id.
+        id: String,
+    },
     /// Show an execution's event log.
     Logs {
         /// The execution's id.
@@ -138,6 +143,14 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 resume: Some((id.clone(), completed)),
             };
             super::workflow::execute(ctx, &backend, run).await
+        }
+        ExecutionCommand::Cancel { id } => {
+            let record = get(&backend, id).await?;
+            if record.status.is_final() {
+                return Err(CommandError::user(format!("execution {id} is already {}", record.status.as_str())));
+            }
+            backend.execution_finish(id, ExecutionStatus::Cancelled, None, None).await?;
+            ctx.out(&format!("execution {id} cancelled\n"))
         }
         ExecutionCommand::Logs { id, follow } => {
             let mut after = 0;

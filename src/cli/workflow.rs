@@ -175,47 +175,109 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
     // log as the run goes, in batches of whatever accumulated.
     let recording = batches.append_to(backend, &id);
     let running = async {
-        let result = interpreter::run(&workflow, input, &options, &mut observer).await;
+        let ended = tokio::select! {
+            result = interpreter::run(&workflow, input, &options, &mut observer) => Ended::Ran(result),
+            stop = stop_requested(backend, &id) => Ended::Stopped(stop),
+        };
         // Dropping the sink ends the recorder once it has appended the last batch.
-        (result, observer.tasks)
+        (ended, observer.tasks)
     };
-    let ((result, tasks), recorded) = tokio::join!(running, recording);
-    let (status, stored_output, stored_error) = match &result {
-        Ok(value) => (ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None),
-        Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
+    let ((ended, tasks), recorded) = tokio::join!(running, recording);
+    let finish = match &ended {
+        Ended::Ran(Ok(value)) => Some((ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None)),
+        Ended::Ran(Err(error)) => Some((ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value())))),
+        Ended::Stopped(Stop::Interrupted) => Some((ExecutionStatus::Cancelled, None, None)),
+        // `execution cancel` already recorded it.
+        Ended::Stopped(Stop::Cancelled) => None,
     };
-    backend.execution_finish(&id, status, stored_output, stored_error).await?;
+    if let Some((status, stored_output, stored_error)) = finish {
+        backend.execution_finish(&id, status, stored_output, stored_error).await?;
+    }
     if let Err(error) = recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
     }
+    let took = started.elapsed();
     match output {
         RunOutput::Json => {
-            let (status, output, error) = match &result {
-                Ok(output) => ("completed", Some(output.clone()), None),
-                Err(error) => ("faulted", None, Some(error.clone())),
+            let (status, output, error) = match &ended {
+                Ended::Ran(Ok(output)) => ("completed", Some(output.clone()), None),
+                Ended::Ran(Err(error)) => ("faulted", None, Some(error.clone())),
+                Ended::Stopped(_) => ("cancelled", None, None),
             };
             let report = JsonRun { id: &id, status, output, error, tasks };
             ctx.out(&redactor.redact(&common::json(&report)?))?;
         }
         RunOutput::Text => {
             let style = Style::new(ctx.settings.color_stdout);
-            let took = started.elapsed();
-            match &result {
-                Ok(output) => {
+            let text = match &ended {
+                Ended::Ran(Ok(output)) => {
                     let text = serde_json::to_string_pretty(output).unwrap_or_default();
-                    let head = style.good(&format!("completed in {took:.2?}"));
-                    ctx.out(&redactor.redact(&format!("{head} (execution {id})\n{text}\n")))?;
+                    format!("{} (execution {id})\n{text}\n", style.good(&format!("completed in {took:.2?}")))
                 }
-                Err(error) => {
-                    let head = style.error(&format!("faulted after {took:.2?}"));
-                    ctx.out(&redactor.redact(&format!("{head} (execution {id}): {error}\n")))?;
+                Ended::Ran(Err(error)) => {
+                    format!("{} (execution {id}): {error}\n", style.error(&format!("faulted after {took:.2?}")))
                 }
-            }
+                Ended::Stopped(stop) => {
+                    format!(
+                        "{} (execution {id}): {}\n",
+                        style.warning(&format!("cancelled after {took:.2?}")),
+                        stop.why()
+                    )
+                }
+            };
+            ctx.out(&redactor.redact(&text))?;
         }
     }
-    if result.is_ok() { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
+    if matches!(ended, Ended::Ran(Ok(_))) { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
+}
+
+/// How a run ended.
+enum Ended {
+    /// The workflow completed or faulted.
+    Ran(Result<Value, WorkflowError>),
+    /// It was stopped before it ended.
+    Stopped(Stop),
+}
+
+/// Why a run was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `stigmer execution cancel`, seen in the execution's record.
+    Cancelled,
+}
+
+impl Stop {
+    fn why(self) -> &'static str {
+        match self {
+            Self::Interrupted => "interrupted",
+            Self::Cancelled => "cancelled with `stigmer execution cancel`",
+        }
+    }
+}
+
+/// How often a run looks at its record for a cancellation.
+const CANCEL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Completes when the run should stop: on Ctrl-C or SIGTERM, or once its record says cancelled.
+async fn stop_requested(backend: &AnyBackend, id: &str) -> Stop {
+    let cancelled = async {
+        loop {
+            tokio::time::sleep(CANCEL_CHECK_EVERY).await;
+            if let Ok(Some(record)) = backend.execution_get(id).await
+                && record.status == ExecutionStatus::Cancelled
+            {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = common::shutdown() => Stop::Interrupted,
+        () = cancelled => Stop::Cancelled,
+    }
 }
 
 /// A stored Workflow, as a DSL document, with its `envSpec`.
