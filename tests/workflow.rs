@@ -292,6 +292,7 @@ fn a_run_killed_midway_resumes_without_redoing_finished_tasks() {
 
 /// Starts a run of a workflow that waits 10 s, and returns it with its execution id once it waits.
 #[cfg(unix)]
+#[allow(clippy::zombie_processes, reason = "the caller waits for the child it gets back")]
 fn waiting_run(sandbox: &Sandbox, name: &str) -> (std::process::Child, String) {
     let file = sandbox.dir.path().join(format!("{name}.yaml"));
     std::fs::write(
@@ -299,7 +300,7 @@ fn waiting_run(sandbox: &Sandbox, name: &str) -> (std::process::Child, String) {
         format!("document: {{ dsl: '1.0.0', namespace: demo, name: {name}, version: '0.1.0' }}\ndo:\n  - pause:\n      wait: PT10S\n"),
     )
     .unwrap();
-    let child = std::process::Command::new(support::stigmer_bin())
+    let mut child = std::process::Command::new(support::stigmer_bin())
         .env("STIGMER_HOME", sandbox.home())
         .args(["workflow", "run", "-f", file.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
@@ -314,7 +315,11 @@ fn waiting_run(sandbox: &Sandbox, name: &str) -> (std::process::Child, String) {
         if let Some(record) = running.iter().find(|r| r["target"] == target.as_str()) {
             return (child, record["id"].as_str().unwrap().to_owned());
         }
-        assert!(std::time::Instant::now() < deadline, "the run never started");
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never started");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
