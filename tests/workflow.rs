@@ -182,9 +182,48 @@ fn a_stored_workflow_runs_by_name_with_its_env_spec(sandbox: &Sandbox) {
     assert!(err.contains("workflow/nope does not exist"), "{err}");
 }
 
+const PARENT_AND_CHILD: &str = "apiVersion: agentic.stigmer.ai/v1
+kind: Workflow
+metadata:
+  name: child
+spec:
+  do:
+    - double:
+        set:
+          n: ${ .n * 2 }
+---
+apiVersion: agentic.stigmer.ai/v1
+kind: Workflow
+metadata:
+  name: parent
+spec:
+  do:
+    - delegate:
+        run:
+          workflow:
+            namespace: default
+            name: child
+            version: 0.1.0
+            input:
+              n: ${ .start }
+";
+
+fn a_stored_workflow_runs_another_by_name(sandbox: &Sandbox) {
+    let project = sandbox.project("p", "flows", &[("flows.yaml", PARENT_AND_CHILD)]);
+    assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
+    let (code, json, err) = sandbox.run(&["workflow", "run", "parent", "--input", r#"{"start": 21}"#, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["output"], serde_json::json!({"n": 42}));
+    let references: Vec<&str> =
+        report["tasks"].as_array().unwrap().iter().map(|t| t["reference"].as_str().unwrap()).collect();
+    assert_eq!(references, ["/do/0/delegate", "/do/0/delegate/workflow/do/0/double"]);
+}
+
 on_both_backends!(
     a_bare_document_runs_from_a_file_with_input_and_secrets_masked,
     a_stored_workflow_runs_by_name_with_its_env_spec,
+    a_stored_workflow_runs_another_by_name,
 );
 
 #[test]

@@ -128,6 +128,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             let workflow = serde_json::from_value(definition["workflow"].clone())
                 .map_err(|e| CommandError::user(format!("execution {id} does not record the workflow it ran: {e}")))?;
             let env_spec = serde_json::from_value(definition["envSpec"].clone()).unwrap_or(None);
+            let workflows = serde_json::from_value(definition["workflows"].clone()).unwrap_or_default();
             let events = backend.execution_events(id, 0).await?;
             let (completed, interrupted) = replay(&events);
             for reference in &interrupted {
@@ -141,6 +142,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 overrides: super::workflow::overrides(env, secret),
                 output: *output,
                 resume: Some((id.clone(), completed)),
+                workflows,
             };
             super::workflow::execute(ctx, &backend, run).await
         }

@@ -104,8 +104,43 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
     };
     let input = input(args.input.as_deref())?;
     let overrides = overrides(&args.env, &args.secret);
-    execute(ctx, &backend, Run { workflow, env_spec, target, input, overrides, output: args.output, resume: None })
-        .await
+    let workflows = subflows(&backend, &workflow).await?;
+    let run = Run { workflow, env_spec, target, input, overrides, output: args.output, resume: None, workflows };
+    execute(ctx, &backend, run).await
+}
+
+/// Every stored Workflow that `run: workflow` tasks name, directly or through each other. A name
+/// that is not stored is left out: the task that names it fails with a clear error if it runs.
+async fn subflows(
+    backend: &AnyBackend,
+    workflow: &dsl::Workflow,
+) -> Result<std::collections::BTreeMap<String, dsl::Workflow>, CommandError> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut wanted = named_subflows(workflow);
+    while let Some(name) = wanted.pop() {
+        if found.contains_key(&name) {
+            continue;
+        }
+        let Some(stored) = backend.get(Kind::Workflow, &name).await? else { continue };
+        if let Ok(AnyResource::Workflow(resource)) = AnyResource::from_value(Kind::Workflow, stored.manifest) {
+            let subflow = resource.spec.to_dsl(resource.name(), None);
+            wanted.extend(named_subflows(&subflow));
+            found.insert(name, subflow);
+        }
+    }
+    Ok(found)
+}
+
+fn named_subflows(workflow: &dsl::Workflow) -> Vec<String> {
+    let mut names = Vec::new();
+    workflow.do_.walk("", &mut |visit| {
+        if let dsl::Task::Run(task) = visit.task
+            && let dsl::Process::Workflow(config) = &task.run.process
+        {
+            names.push(config.name.clone());
+        }
+    });
+    names
 }
 
 /// `--env` and `--secret` pairs as resolution overrides.
@@ -127,18 +162,23 @@ pub(super) struct Run {
     pub output: RunOutput,
     /// The execution to continue, with the outputs of the tasks it completed.
     pub resume: Option<(String, Vec<(String, Value)>)>,
+    /// The stored workflows its `run: workflow` tasks may run, by name.
+    pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
 }
 
 /// Resolves the run's variables, records the execution (or continues its record), runs it with
 /// progress, and reports. Exit 0 when it completes, 1 when it faults.
 pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run) -> Result<(), CommandError> {
-    let Run { workflow, env_spec, target, input, overrides, output, resume } = run;
+    let Run { workflow, env_spec, target, input, overrides, output, resume, workflows } = run;
     let resolved = environment::resolve(backend, env_spec.as_ref(), &[], &overrides).await.map_err(|e| {
         CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
     })?;
     let resuming = resume.is_some();
     let (id, completed) = resume.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), Vec::new()));
     let mut options = RunOptions::new().replaying(completed);
+    for (name, subflow) in &workflows {
+        options = options.workflow(name.clone(), subflow.clone());
+    }
     options.instance_id = Some(id.clone());
     // The run's variables are what its expressions read as `$secret`.
     for (name, variable) in &resolved.variables {
@@ -146,7 +186,7 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
     }
     let redactor = resolved.redactor();
     if !resuming {
-        let definition = serde_json::json!({ "workflow": workflow, "envSpec": env_spec });
+        let definition = serde_json::json!({ "workflow": workflow, "envSpec": env_spec, "workflows": workflows });
         let record = ExecutionRecord {
             id: id.clone(),
             target,

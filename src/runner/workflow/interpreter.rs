@@ -52,6 +52,8 @@ pub(crate) struct Runner<'a> {
     http: OnceLock<Result<http::Clients, String>>,
     /// Earlier completions to reuse when resuming, by task reference (see `RunOptions::replaying`).
     replay: Mutex<HashMap<String, VecDeque<Value>>>,
+    /// What `run: workflow` tasks need: the options the run was given.
+    options: RunOptions,
 }
 
 /// What a task's kind produced: its raw output and, when the kind decides it (a `switch`
@@ -111,6 +113,7 @@ impl<'a> Runner<'a> {
             steps: AtomicU64::new(0),
             http: OnceLock::new(),
             replay: Mutex::new(options.replay.clone()),
+            options: options.clone(),
         }
     }
 
@@ -956,10 +959,10 @@ impl Runner<'_> {
                     what: format!("the {} script", script.language),
                 }
             }
-            Process::Container(_) | Process::Workflow(_) => {
-                let kind = if matches!(run.process, Process::Container(_)) { "container" } else { "workflow" };
+            Process::Workflow(config) => return self.subflow(config, pointer, input, frame).await,
+            Process::Container(_) => {
                 return Err(WorkflowError::runtime(
-                    format!("`run: {kind}` tasks are not supported yet by this runtime"),
+                    "`run: container` tasks are not supported here: stigmer runs no container runtime",
                     pointer,
                 ));
             }
@@ -969,6 +972,40 @@ impl Runner<'_> {
             return Ok(input.clone());
         }
         process::run(spawn, run.return_.unwrap_or(ProcessReturnType::Stdout), pointer).await
+    }
+
+    /// `run: workflow`: a workflow the caller made available by name, run on the task's input
+    /// (or its `input`, evaluated), its transitions reported under this task's reference.
+    async fn subflow(
+        &self,
+        config: &dsl::SubflowConfiguration,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let workflow = self.options.workflows.get(&config.name).ok_or_else(|| {
+            WorkflowError::configuration(
+                format!("there is no stored Workflow named \"{}\" to run", config.name),
+                pointer,
+            )
+        })?;
+        let sub_input = match &config.input {
+            Some(map) => self.template(&Value::Object(map.clone()), input, frame)?,
+            None => input.clone(),
+        };
+        let prefix = format!("{pointer}/workflow");
+        // The completions recorded under this task belong to the subflow, re-rooted at its `/do`.
+        let replay = {
+            let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine: Vec<String> =
+                replay.keys().filter(|key| key.starts_with(&format!("{prefix}/"))).cloned().collect();
+            mine.into_iter()
+                .filter_map(|key| replay.remove(&key).map(|outputs| (key[prefix.len()..].to_owned(), outputs)))
+                .collect()
+        };
+        let options = self.options.for_subflow(pointer, replay)?;
+        let mut forward = Forward { parent: self, prefix };
+        Box::pin(super::run(workflow, sub_input, &options, &mut forward)).await
     }
 
     fn texts(&self, texts: &[String], input: &Value, frame: &Frame<'_>) -> Result<Vec<String>, WorkflowError> {
@@ -1015,6 +1052,19 @@ enum Outcome {
     /// Completed in an earlier run of the execution; its events are already recorded.
     Replayed(Step),
     Skipped(Value),
+}
+
+/// Reports a subflow's transitions to the parent run's observer, under the `run` task's reference.
+struct Forward<'r, 'a> {
+    parent: &'r Runner<'a>,
+    prefix: String,
+}
+
+impl Observer for Forward<'_, '_> {
+    fn observe(&mut self, mut event: TaskEvent) {
+        event.reference = format!("{}{}", self.prefix, event.reference);
+        self.parent.observer.lock().unwrap_or_else(PoisonError::into_inner).observe(event);
+    }
 }
 
 /// Whether a template mentions `$task` anywhere.

@@ -77,7 +77,14 @@ pub struct RunOptions {
     /// Outputs of tasks that completed in an earlier, interrupted run of the same execution, by
     /// task reference, in the order they completed: those tasks are not run again.
     replay: HashMap<String, VecDeque<Value>>,
+    /// The workflows `run: workflow` tasks may run, by name (the caller loads them).
+    workflows: HashMap<String, dsl::Workflow>,
+    /// How many `run: workflow` levels deep this run is.
+    depth: u32,
 }
+
+/// How deep `run: workflow` may nest before a run is taken to be recursing forever.
+const MAX_SUBFLOW_DEPTH: u32 = 16;
 
 impl RunOptions {
     /// No secrets, no limit.
@@ -112,6 +119,39 @@ impl RunOptions {
         self
     }
 
+    /// Makes a workflow available to `run: workflow` tasks naming `name` (builder style). The
+    /// interpreter never reads a backend; its caller loads what may be run.
+    #[must_use]
+    pub fn workflow(mut self, name: impl Into<String>, workflow: dsl::Workflow) -> Self {
+        self.workflows.insert(name.into(), workflow);
+        self
+    }
+
+    /// The options for a `run: workflow` task at `reference`: the same secrets and workflows,
+    /// one level deeper, and the recorded completions under that task, re-rooted.
+    pub(crate) fn for_subflow(
+        &self,
+        reference: &str,
+        replay: HashMap<String, VecDeque<Value>>,
+    ) -> Result<Self, WorkflowError> {
+        if self.depth >= MAX_SUBFLOW_DEPTH {
+            return Err(WorkflowError::runtime(
+                format!(
+                    "`run: workflow` nests more than {MAX_SUBFLOW_DEPTH} levels deep; a workflow probably runs itself"
+                ),
+                reference,
+            ));
+        }
+        Ok(Self {
+            secrets: self.secrets.clone(),
+            timeout: None,
+            instance_id: self.instance_id.clone(),
+            replay,
+            workflows: self.workflows.clone(),
+            depth: self.depth + 1,
+        })
+    }
+
     /// Limits the run's duration (builder style).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -144,6 +184,8 @@ impl fmt::Debug for RunOptions {
             .field("timeout", &self.timeout)
             .field("instance_id", &self.instance_id)
             .field("replaying", &self.replay.values().map(VecDeque::len).sum::<usize>())
+            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
+            .field("depth", &self.depth)
             .finish()
     }
 }

@@ -677,3 +677,56 @@ async fn resuming_reuses_recorded_outputs_and_runs_only_the_rest() {
         trace(&events).into_iter().filter(|(kind, _)| kind == "started").map(|(_, r)| r).collect();
     assert_eq!(started, ["/do/1/loop", "/do/1/loop/do/0/step", "/do/2/last"], "only the rest ran");
 }
+
+#[tokio::test]
+async fn run_workflow_runs_a_named_workflow_and_reports_its_tasks_under_the_run_task() {
+    let child: dsl::Workflow = serde_saphyr::from_str(
+        "document: { dsl: '1.0.0', namespace: test, name: double, version: '0.1.0' }
+do:
+  - twice:
+      set:
+        n: ${ .n * 2 }
+",
+    )
+    .unwrap();
+    let body = "do:
+  - call:
+      run:
+        workflow:
+          namespace: test
+          name: double
+          version: '0.1.0'
+          input:
+            n: ${ .start }
+";
+    let options = RunOptions::new().workflow("double", child);
+    let (result, events) = run_with(body, json!({ "start": 21 }), &options).await;
+    assert_eq!(result.unwrap(), json!({ "n": 42 }));
+    let references: Vec<String> = trace(&events).into_iter().map(|(kind, r)| format!("{kind} {r}")).collect();
+    assert_eq!(
+        references,
+        [
+            "started /do/0/call",
+            "started /do/0/call/workflow/do/0/twice",
+            "completed /do/0/call/workflow/do/0/twice",
+            "completed /do/0/call"
+        ]
+    );
+
+    let missing = fail(body, json!({ "start": 1 })).await;
+    assert!(missing.to_string().contains("there is no stored Workflow named \"double\""), "{missing}");
+
+    // A workflow that runs itself stops at the depth limit instead of forever.
+    let looping: dsl::Workflow = serde_saphyr::from_str(
+        "document: { dsl: '1.0.0', namespace: test, name: again, version: '0.1.0' }
+do:
+  - again:
+      run:
+        workflow: { namespace: test, name: again, version: '0.1.0' }
+",
+    )
+    .unwrap();
+    let error =
+        run(&looping, json!({}), &RunOptions::new().workflow("again", looping.clone()), &mut ()).await.unwrap_err();
+    assert!(error.to_string().contains("nests more than 16 levels deep"), "{error}");
+}
