@@ -24,6 +24,10 @@ use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status,
 use crate::secrets::{KeySource, SecretValue};
 use crate::store::{OpenOptions, Store};
 
+/// The page cache of each org's store, kept open for the server's life: enough for the hot
+/// pages of a large org, bounded so memory does not follow the file as history grows.
+const ORG_STORE_CACHE: usize = 64 * 1024 * 1024;
+
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -110,10 +114,11 @@ impl Service {
                 wait: Duration::from_secs(5),
                 holder: format!("stigmer server (pid {})", std::process::id()),
             };
-            let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
-                .await
-                .map_err(|e| Status::internal(format!("opening the org's store did not finish: {e}")))?
-                .map_err(|e| error_to_status(&e))?;
+            let store =
+                tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(ORG_STORE_CACHE)))
+                    .await
+                    .map_err(|e| Status::internal(format!("opening the org's store did not finish: {e}")))?
+                    .map_err(|e| error_to_status(&e))?;
             let store = Arc::new(store);
             stores.insert(org, store.clone());
             store

@@ -75,8 +75,18 @@ impl Store {
     /// While another handle holds the file, retries with a short backoff until `options.wait` has
     /// passed, then returns [`BackendError::Busy`] naming the holder.
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Self, BackendError> {
+        Self::open_with_cache(path, options, None)
+    }
+
+    /// [`Store::open`] with redb's page cache bounded to `cache_bytes` (redb's own default is
+    /// 1 GiB): for a long-lived process such as the server, whose stores only grow.
+    pub fn open_with_cache(
+        path: &Path,
+        options: &OpenOptions,
+        cache_bytes: Option<usize>,
+    ) -> Result<Self, BackendError> {
         create_parent(path)?;
-        let db = open_database(path, options.wait)?;
+        let db = open_database(path, options.wait, cache_bytes)?;
         let holder_path = holder_path(path);
         // The holder file only helps others word their error; failing to write it must not fail
         // an open that succeeded.
@@ -531,11 +541,15 @@ fn create_parent(path: &Path) -> Result<(), BackendError> {
 }
 
 /// Opens (or creates) the database, retrying while another handle holds it, for up to `wait`.
-fn open_database(path: &Path, wait: Duration) -> Result<Database, BackendError> {
+fn open_database(path: &Path, wait: Duration, cache_bytes: Option<usize>) -> Result<Database, BackendError> {
     let started = Instant::now();
     let mut pause = FIRST_RETRY;
     loop {
-        match Database::builder().create(path) {
+        let mut builder = Database::builder();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        match builder.create(path) {
             Ok(db) => return Ok(db),
             // Both mean another handle has the file open; the second one runs an older redb.
             Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
