@@ -100,7 +100,16 @@ impl Store {
 
     /// One secret.
     pub fn secret(&self, name: &str) -> Result<Option<SealedSecret>, BackendError> {
-        Ok(self.secrets()?.into_iter().find(|s| s.name == name))
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(SECRETS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(self.engine(error)),
+        };
+        match table.get(name).map_err(|e| self.engine(e))? {
+            Some(value) => self.decode(value.value()).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Sets a secret's sealed value; it must be sealed under the data key in force (a rotation
