@@ -96,6 +96,10 @@ impl<'a> Runner<'a> {
     ) -> Self {
         let id = options.instance_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let definition = serde_json::to_value(workflow).unwrap_or(Value::Null);
+        // The completions move into `replay`; the kept options (for subflows) go without them,
+        // so a long log is not held twice.
+        let mut options = options.clone();
+        let replay = std::mem::take(&mut options.replay);
         let loose = workflow.evaluate.as_ref().and_then(|evaluate| evaluate.mode) == Some(dsl::EvaluateMode::Loose);
         Self {
             workflow,
@@ -112,8 +116,8 @@ impl<'a> Runner<'a> {
             loose,
             steps: AtomicU64::new(0),
             http: OnceLock::new(),
-            replay: Mutex::new(options.replay.clone()),
-            options: options.clone(),
+            replay: Mutex::new(replay),
+            options,
         }
     }
 
