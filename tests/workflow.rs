@@ -220,11 +220,130 @@ fn a_stored_workflow_runs_another_by_name(sandbox: &Sandbox) {
     assert_eq!(references, ["/do/0/delegate", "/do/0/delegate/workflow/do/0/double"]);
 }
 
+/// Waits until the running execution of `target` has logged `line`, and returns its id.
+fn running_until(sandbox: &Sandbox, child: &mut std::process::Child, target: &str, line: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "--json"]);
+        let running: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+        if let Some(id) = running.iter().find(|r| r["target"] == target).and_then(|r| r["id"].as_str()) {
+            let (_, logs, _) = sandbox.run(&["execution", "logs", id]);
+            if logs.contains(line) {
+                return id.to_owned();
+            }
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let mut printed = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut printed);
+            panic!("the run never logged {line:?}; it printed:\n{printed}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+const APPROVAL: &str = "document: { dsl: '1.0.0', namespace: demo, name: approval, version: '0.1.0' }
+do:
+  - announce:
+      emit:
+        event:
+          with:
+            source: https://example.com/shop
+            type: com.example.requested
+            data: '${ { item: .item } }'
+  - hearOwnEvent:
+      listen:
+        to:
+          one:
+            with: { type: com.example.requested }
+  - approval:
+      listen:
+        to:
+          all:
+            - with: { type: com.example.approved }
+            - with: { type: com.example.checked, data: { ok: true } }
+      output:
+        as: '${ { item: $input[0].item, approvedBy: .[0].by, checked: .[1].ok } }'
+";
+
+fn a_running_execution_receives_signals_and_emits_to_itself(sandbox: &Sandbox) {
+    let file = sandbox.dir.path().join("approval.yaml");
+    std::fs::write(&file, APPROVAL).unwrap();
+    let file = file.to_str().unwrap();
+    let mut child = sandbox.spawn(&["workflow", "run", "-f", file, "--input", r#"{"item": "lamp"}"#, "-o", "json"]);
+    let id = running_until(sandbox, &mut child, &format!("file:{file}"), "started   /do/2/approval");
+
+    // One event the filter rejects, then the two it waits for, in either order.
+    for (kind, data) in
+        [("checked", r#"{"ok": false}"#), ("approved", r#"{"by": "ada"}"#), ("checked", r#"{"ok": true}"#)]
+    {
+        let (code, out, err) =
+            sandbox.run(&["execution", "signal", &id, "--type", &format!("com.example.{kind}"), "--data", data]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(&format!("sent com.example.{kind} to execution {id}")), "{out}");
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["output"], serde_json::json!({ "item": "lamp", "approvedBy": "ada", "checked": true }));
+
+    let (_, logs, _) = sandbox.run(&["execution", "logs", &id]);
+    assert!(logs.contains("emitted   /do/0/announce com.example.requested"), "{logs}");
+    assert!(logs.contains("consumed  /do/1/hearOwnEvent com.example.requested"), "{logs}");
+    assert_eq!(logs.matches("signal").count(), 3, "{logs}");
+    assert_eq!(logs.matches("consumed  /do/2/approval").count(), 2, "the rejected event is not consumed: {logs}");
+
+    let (code, _, err) = sandbox.run(&["execution", "signal", &id, "--type", "late"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("only a running execution can receive events"), "{err}");
+}
+
 on_both_backends!(
     a_bare_document_runs_from_a_file_with_input_and_secrets_masked,
     a_stored_workflow_runs_by_name_with_its_env_spec,
     a_stored_workflow_runs_another_by_name,
+    a_running_execution_receives_signals_and_emits_to_itself,
 );
+
+const TWO_STEPS: &str = "document: { dsl: '1.0.0', namespace: demo, name: steps, version: '0.1.0' }
+do:
+  - first:
+      listen:
+        to:
+          one:
+            with: { type: step }
+  - second:
+      listen:
+        to:
+          one:
+            with: { type: step }
+      output:
+        as: '${ { first: $input[0], second: .[0] } }'
+";
+
+/// A resumed run does not hand a listener an event an earlier listener already consumed, and
+/// gets the signals sent while no runner was alive.
+#[cfg(unix)]
+#[test]
+fn signals_survive_a_crash_and_are_consumed_once() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("steps.yaml");
+    std::fs::write(&file, TWO_STEPS).unwrap();
+    let file = file.to_str().unwrap();
+    let mut child = sandbox.spawn(&["workflow", "run", "-f", file]);
+    let id = running_until(&sandbox, &mut child, &format!("file:{file}"), "started   /do/0/first");
+    assert_eq!(sandbox.run(&["execution", "signal", &id, "--type", "step", "--data", "1"]).0, 0);
+    let id = running_until(&sandbox, &mut child, &format!("file:{file}"), "started   /do/1/second");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(sandbox.run(&["execution", "signal", &id, "--type", "step", "--data", "2"]).0, 0);
+    let (code, json, err) = sandbox.run(&["execution", "resume", &id, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["output"], serde_json::json!({ "first": 1, "second": 2 }));
+}
 
 #[test]
 fn a_broken_file_is_reported_not_run() {

@@ -1,4 +1,5 @@
-//! `stigmer execution list|get|logs`: the recorded runs and their event logs.
+//! `stigmer execution list|get|logs|resume|cancel|signal`: the recorded runs, their event logs,
+//! and what can be done to one still running.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -68,6 +69,28 @@ pub enum ExecutionCommand {
         /// The execution's id.
         id: String,
     },
+    /// Send an event to a running execution: a `listen` task waiting for it (or reaching one
+    /// later) consumes it. An interrupted execution gets it when it is resumed.
+    ///
+    /// Example:
+    ///   stigmer execution signal 3f2a… --type com.example.approved --data '{"by": "ada"}'
+    #[command(verbatim_doc_comment)]
+    Signal {
+        /// The execution's id.
+        id: String,
+        /// The event's `type`.
+        #[arg(long = "type", value_name = "TYPE")]
+        type_: String,
+        /// The event's `data`: JSON (anything else is sent as a string).
+        #[arg(long, value_name = "JSON")]
+        data: Option<String>,
+        /// The event's `source`.
+        #[arg(long, default_value = "stigmer:cli")]
+        source: String,
+        /// The event's `subject`.
+        #[arg(long)]
+        subject: Option<String>,
+    },
     /// Show an execution's event log.
     Logs {
         /// The execution's id.
@@ -130,9 +153,12 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             let env_spec = serde_json::from_value(definition["envSpec"].clone()).unwrap_or(None);
             let workflows = serde_json::from_value(definition["workflows"].clone()).unwrap_or_default();
             let events = backend.execution_events(id, 0).await?;
-            let (completed, interrupted) = replay(&events);
+            let Replay { completed, interrupted, consumed } = replay(&events);
             for reference in &interrupted {
-                ctx.err(&format!("note: {reference} was running when the execution stopped; it runs again\n"))?;
+                ctx.err(&format!(
+                    "note: {reference} was running when the execution stopped; it runs again (a call, only \
+                     if its retry policy allows)\n"
+                ))?;
             }
             let run = super::workflow::Run {
                 workflow,
@@ -141,7 +167,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 input: record.input,
                 overrides: super::workflow::overrides(env, secret),
                 output: *output,
-                resume: Some((id.clone(), completed)),
+                resume: Some(super::workflow::Resume { id: id.clone(), completed, interrupted, consumed }),
                 workflows,
             };
             super::workflow::execute(ctx, &backend, run).await
@@ -153,6 +179,35 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             }
             backend.execution_finish(id, ExecutionStatus::Cancelled, None, None).await?;
             ctx.out(&format!("execution {id} cancelled\n"))
+        }
+        ExecutionCommand::Signal { id, type_, data, source, subject } => {
+            let record = get(&backend, id).await?;
+            if record.status.is_final() {
+                return Err(CommandError::user(format!(
+                    "execution {id} is {}; only a running execution can receive events",
+                    record.status.as_str()
+                )));
+            }
+            let mut event = serde_json::json!({
+                "specversion": "1.0",
+                "id": uuid::Uuid::new_v4().to_string(),
+                "source": source,
+                "type": type_,
+                "time": jiff::Timestamp::now().to_string(),
+            });
+            if let Some(subject) = subject {
+                event["subject"] = Value::String(subject.clone());
+            }
+            if let Some(data) = data {
+                event["datacontenttype"] = Value::from("application/json");
+                event["data"] = serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.clone()));
+            }
+            let event_id = event["id"].as_str().unwrap_or_default().to_owned();
+            let signal = serde_json::json!({ "at": jiff::Timestamp::now(), "event": "signal", "cloudEvent": event });
+            let raw = serde_json::value::to_raw_value(&signal)
+                .map_err(|e| CommandError::user(format!("cannot encode the event: {e}")))?;
+            backend.execution_append(id, vec![raw]).await?;
+            ctx.out(&format!("sent {type_} to execution {id} (event {event_id})\n"))
         }
         ExecutionCommand::Logs { id, follow } => {
             let mut after = 0;
@@ -183,11 +238,22 @@ async fn get<B: Backend>(backend: &B, id: &str) -> Result<ExecutionRecord, Comma
     })
 }
 
-/// From an execution's log: each completed task's output, in order, and the simple tasks that
-/// started but never finished (in flight when the runner died).
-fn replay(events: &[(u64, Value)]) -> (Vec<(String, Value)>, Vec<String>) {
+/// What an execution's log says for resuming it.
+struct Replay {
+    /// Each completed task's output, in order.
+    completed: Vec<(String, Value)>,
+    /// The simple tasks that started but never finished (in flight when the runner died).
+    interrupted: Vec<String>,
+    /// The ids of the events `listen` tasks that completed consumed.
+    consumed: Vec<String>,
+}
+
+fn replay(events: &[(u64, Value)]) -> Replay {
     let mut completed = Vec::new();
     let mut open: Vec<String> = Vec::new();
+    let mut consumed = Vec::new();
+    // Events consumed by a listener that has not completed yet, by its reference.
+    let mut consuming: Vec<(String, String)> = Vec::new();
     for (_, event) in events {
         let reference = event.get("reference").and_then(Value::as_str).unwrap_or_default().to_owned();
         match event.get("event").and_then(Value::as_str) {
@@ -195,14 +261,22 @@ fn replay(events: &[(u64, Value)]) -> (Vec<(String, Value)>, Vec<String>) {
             Some("completed") => {
                 completed.push((reference.clone(), event.get("output").cloned().unwrap_or(Value::Null)));
                 close(&mut open, &reference);
+                let (done, waiting) = consuming.drain(..).partition(|(by, _)| by == &reference);
+                consuming = waiting;
+                consumed.extend(done.into_iter().map(|(_, id): (String, String)| id));
             }
             Some("failed" | "cancelled") => close(&mut open, &reference),
+            Some("consumed") => {
+                if let Some(id) = event.pointer("/cloudEvent/id").and_then(Value::as_str) {
+                    consuming.push((reference, id.to_owned()));
+                }
+            }
             _ => {}
         }
     }
     // Tasks holding others are re-entered anyway; name only the innermost ones.
     let interrupted = open.iter().filter(|r| !open.iter().any(|other| other.starts_with(&format!("{r}/")))).cloned();
-    (completed, interrupted.collect())
+    Replay { completed, interrupted: interrupted.collect(), consumed }
 }
 
 fn close(open: &mut Vec<String>, reference: &str) {
@@ -247,7 +321,15 @@ fn line(event: &Value) -> String {
     let detail = match text("event") {
         "failed" => event.get("error").and_then(|e| e.get("title")).and_then(Value::as_str).map(|t| format!(": {t}")),
         "retrying" => event.get("attempt").map(|a| format!(" (retry {a})")),
+        "signal" | "emitted" | "consumed" => {
+            event.pointer("/cloudEvent/type").and_then(Value::as_str).map(|t| format!(" {t}"))
+        }
         _ => None,
     };
-    format!("{at} {:<9} {}{}", text("event"), text("reference"), detail.unwrap_or_default())
+    // A signal belongs to no task: it has no reference.
+    let reference = match text("reference") {
+        "" => String::new(),
+        reference => format!(" {reference}"),
+    };
+    format!("{at} {:<9}{reference}{}", text("event"), detail.unwrap_or_default())
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -16,7 +17,9 @@ use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, Executi
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
 use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::record::{self, EventSink};
-use crate::runner::workflow::{self as interpreter, Observer, RunOptions, TaskEvent, Transition, WorkflowError};
+use crate::runner::workflow::{
+    self as interpreter, EventBus, Observer, RunOptions, TaskEvent, Transition, WorkflowError,
+};
 use crate::secrets::{Redactor, SecretValue};
 use crate::validate::{NoResources, validate};
 
@@ -160,10 +163,21 @@ pub(super) struct Run {
     pub input: Value,
     pub overrides: Overrides,
     pub output: RunOutput,
-    /// The execution to continue, with the outputs of the tasks it completed.
-    pub resume: Option<(String, Vec<(String, Value)>)>,
+    /// The execution to continue.
+    pub resume: Option<Resume>,
     /// The stored workflows its `run: workflow` tasks may run, by name.
     pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
+}
+
+/// What an interrupted execution already did.
+pub(super) struct Resume {
+    pub id: String,
+    /// The outputs of the tasks it completed, by reference, in order.
+    pub completed: Vec<(String, Value)>,
+    /// The tasks that were running when it stopped.
+    pub interrupted: Vec<String>,
+    /// The ids of the events its `listen` tasks consumed.
+    pub consumed: Vec<String>,
 }
 
 /// Resolves the run's variables, records the execution (or continues its record), runs it with
@@ -174,8 +188,14 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
         CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
     })?;
     let resuming = resume.is_some();
-    let (id, completed) = resume.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), Vec::new()));
-    let mut options = RunOptions::new().replaying(completed);
+    let Resume { id, completed, interrupted, consumed } = resume.unwrap_or_else(|| Resume {
+        id: uuid::Uuid::new_v4().to_string(),
+        completed: Vec::new(),
+        interrupted: Vec::new(),
+        consumed: Vec::new(),
+    });
+    let bus = Arc::new(EventBus::new().consumed(consumed));
+    let mut options = RunOptions::new().replaying(completed).in_flight(interrupted).events(bus.clone());
     for (name, subflow) in &workflows {
         options = options.workflow(name.clone(), subflow.clone());
     }
@@ -218,6 +238,7 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
         let ended = tokio::select! {
             result = interpreter::run(&workflow, input, &options, &mut observer) => Ended::Ran(result),
             stop = stop_requested(backend, &id) => Ended::Stopped(stop),
+            never = deliver_signals(backend, &id, &bus) => match never {},
         };
         // Dropping the sink ends the recorder once it has appended the last batch.
         (ended, observer.tasks)
@@ -296,6 +317,30 @@ impl Stop {
             Self::Interrupted => "interrupted",
             Self::Cancelled => "cancelled with `stigmer execution cancel`",
         }
+    }
+}
+
+/// How often a run waiting in a `listen` task looks for signals in its log.
+const SIGNAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Delivers the signals sent to the execution (`stigmer execution signal`, appended to its log)
+/// to its bus. The log is read only while a `listen` task waits, from where it was last read.
+async fn deliver_signals(backend: &AnyBackend, id: &str, bus: &EventBus) -> std::convert::Infallible {
+    let mut after = 0;
+    loop {
+        bus.listening().await;
+        // A failed read is tried again on the next tick; the run itself reports backend trouble.
+        if let Ok(events) = backend.execution_events(id, after).await {
+            for (sequence, event) in events {
+                after = sequence;
+                if event.get("event").and_then(Value::as_str) == Some("signal")
+                    && let Some(signal) = event.get("cloudEvent")
+                {
+                    bus.publish(signal.clone());
+                }
+            }
+        }
+        tokio::time::sleep(SIGNAL_CHECK_EVERY).await;
     }
 }
 
@@ -437,7 +482,7 @@ impl Observer for Progress<'_> {
                 });
                 None
             }
-            Transition::Retrying { .. } => None,
+            Transition::Retrying { .. } | Transition::Emitted { .. } | Transition::Consumed { .. } => None,
         };
         let mut took = None;
         if let Some(status) = status
@@ -478,10 +523,21 @@ impl Observer for Progress<'_> {
                 )
             }
             Transition::Cancelled => writeln!(line, "  {} {}", self.style.warning("cancelled"), event.name),
+            Transition::Emitted { cloud_event } => {
+                writeln!(line, "  {} {} {}", self.style.dim("emitted  "), event.name, event_type(cloud_event))
+            }
+            Transition::Consumed { cloud_event } => {
+                writeln!(line, "  {} {} {}", self.style.dim("received "), event.name, event_type(cloud_event))
+            }
         };
         // Progress is best effort: a closed terminal must not stop the run.
         let _ = self.ctx.out(&self.redactor.redact(&line));
     }
+}
+
+/// An event's `type`, for progress lines.
+fn event_type(event: &Value) -> &str {
+    event.get("type").and_then(Value::as_str).unwrap_or("(no type)")
 }
 
 #[derive(Serialize)]

@@ -134,13 +134,23 @@ impl Sandbox {
         self.dir.path().join("home")
     }
 
-    pub fn stigmer(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("stigmer").unwrap();
-        cmd.current_dir(root()).env("NO_COLOR", "1").env("STIGMER_HOME", self.home()).env("USER", "tester");
+    /// `stigmer` set up for this sandbox: its home, and its server when it is remote.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(stigmer_bin());
+        command.current_dir(root()).env("NO_COLOR", "1").env("STIGMER_HOME", self.home()).env("USER", "tester");
         if let Some((server, token)) = &self.remote {
-            cmd.env("STIGMER_ENDPOINT", &server.endpoint).env("STIGMER_TOKEN", token).env("STIGMER_ORG", "test");
+            command.env("STIGMER_ENDPOINT", &server.endpoint).env("STIGMER_TOKEN", token).env("STIGMER_ORG", "test");
         }
-        cmd
+        command
+    }
+
+    pub fn stigmer(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.command())
+    }
+
+    /// Starts `stigmer ARGS` in the background, stdout piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
     }
 
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {

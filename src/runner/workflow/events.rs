@@ -51,6 +51,19 @@ pub enum Transition {
     },
     /// It was still running when a competing fork branch won, and was stopped.
     Cancelled,
+    /// An `emit` task published this event.
+    Emitted {
+        /// The event, every expression of it evaluated.
+        #[serde(rename = "cloudEvent")]
+        cloud_event: Value,
+    },
+    /// A `listen` task consumed this event (one such transition per event, before it
+    /// completes).
+    Consumed {
+        /// The event's whole envelope.
+        #[serde(rename = "cloudEvent")]
+        cloud_event: Value,
+    },
 }
 
 /// Receives task transitions as they happen. Called from the run's own task, never

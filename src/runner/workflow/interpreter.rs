@@ -9,26 +9,29 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::RunOptions;
+use super::bus::EventBus;
 use super::duration;
 use super::error::WorkflowError;
 use super::eval::{self, Variables, expression_code, truthy};
 use super::events::{Observer, TaskEvent, Transition};
 use super::http::{self, Credentials};
+use super::listen::{self, Consumption, Judge};
 use super::process::{self, Spawn};
+use super::{Recorded, RunOptions};
 use crate::expr::enclosed;
 use crate::model::dsl::{
-    self, AuthenticationPolicy, BasicAuthentication, BearerAuthentication, CallTask, Catch, DataSchema, Endpoint,
-    ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask, HttpArguments, HttpOutputFormat,
-    ObjectOrExpression, Process, ProcessReturnType, ReferenceableAuthenticationPolicy, RetryBackoff, RetryPolicy,
-    RetryPolicyOrReference, RunConfiguration, ScriptSource, StringMapOrExpression, SwitchTask, Task, TaskItem,
-    TaskList, TimeoutOrReference, TryTask, Workflow, describe,
+    self, AuthenticationPolicy, BasicAuthentication, BearerAuthentication, CallTask, Catch, DataSchema, EmitTask,
+    Endpoint, ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask, HttpArguments,
+    HttpOutputFormat, ListenRead, ListenTask, ObjectOrExpression, Process, ProcessReturnType,
+    ReferenceableAuthenticationPolicy, RetryBackoff, RetryPolicy, RetryPolicyOrReference, RunConfiguration,
+    ScriptSource, StringMapOrExpression, SwitchTask, Task, TaskItem, TaskList, TimeoutOrReference, TryTask, Workflow,
+    describe,
 };
 use crate::model::escape_pointer;
 
@@ -51,9 +54,11 @@ pub(crate) struct Runner<'a> {
     /// The run's HTTP clients, built by its first HTTP call.
     http: OnceLock<Result<http::Clients, String>>,
     /// Earlier completions to reuse when resuming, by task reference (see `RunOptions::replaying`).
-    replay: Mutex<HashMap<String, VecDeque<Value>>>,
+    replay: Mutex<HashMap<String, VecDeque<Recorded>>>,
     /// What `run: workflow` tasks need: the options the run was given.
     options: RunOptions,
+    /// Where `emit` publishes and `listen` consumes (shared with subflows).
+    bus: Arc<EventBus>,
 }
 
 /// What a task's kind produced: its raw output and, when the kind decides it (a `switch`
@@ -82,6 +87,37 @@ struct Frame<'t> {
     started_at: jiff::Timestamp,
 }
 
+/// Why a call kind cannot run here.
+fn unsupported_call(call: &CallTask) -> String {
+    let why = match call {
+        CallTask::Grpc(_) => "a gRPC client would have to be generated from the `.proto` document at run time",
+        CallTask::Mcp(_) => "MCP calls go through the agent runner's MCP client, which is not built yet",
+        CallTask::Agent(_) => "agents run on the agent runner, which is not built yet",
+        _ => "this protocol has no client in stigmer",
+    };
+    format!("`call: {}` tasks are not supported yet by this runtime: {why}", call.function_name())
+}
+
+/// A listener's expressions, evaluated in its task's frame.
+struct Judging<'r, 'a> {
+    runner: &'r Runner<'a>,
+    input: &'r Value,
+    frame: &'r Frame<'r>,
+}
+
+impl Judge for Judging<'_, '_> {
+    fn evaluate(&self, code: &str, data: &Value) -> Result<Value, WorkflowError> {
+        self.runner.evaluate(code, data, self.frame)
+    }
+
+    fn expected(&self, text: &str) -> Result<Value, WorkflowError> {
+        match enclosed(text) {
+            Some(code) => self.runner.evaluate(code, self.input, self.frame),
+            None => Ok(Value::String(text.to_owned())),
+        }
+    }
+}
+
 /// A DSL date-time descriptor: ISO 8601 text and epoch seconds/milliseconds.
 fn datetime(at: jiff::Timestamp) -> Value {
     json!({ "iso8601": at.to_string(), "epoch": { "seconds": at.as_second(), "milliseconds": at.as_millisecond() } })
@@ -100,6 +136,7 @@ impl<'a> Runner<'a> {
         // so a long log is not held twice.
         let mut options = options.clone();
         let replay = std::mem::take(&mut options.replay);
+        let bus = options.bus.get_or_insert_with(|| Arc::new(EventBus::new())).clone();
         let loose = workflow.evaluate.as_ref().and_then(|evaluate| evaluate.mode) == Some(dsl::EvaluateMode::Loose);
         Self {
             workflow,
@@ -118,11 +155,12 @@ impl<'a> Runner<'a> {
             http: OnceLock::new(),
             replay: Mutex::new(replay),
             options,
+            bus,
         }
     }
 
     /// The recorded output of this task's next earlier completion, when resuming.
-    fn replayed(&self, task: &Task, pointer: &str) -> Option<Value> {
+    fn replayed(&self, task: &Task, pointer: &str) -> Option<Recorded> {
         let simple = matches!(
             task,
             Task::Set(_) | Task::Call(_) | Task::Run(_) | Task::Wait(_) | Task::Emit(_) | Task::Listen(_)
@@ -273,13 +311,24 @@ impl<'a> Runner<'a> {
             None => raw_input.clone(),
         };
         frame.input = Some(&input);
-        let replayed = self.replayed(task, pointer);
+        let (replayed, in_flight) = match self.replayed(task, pointer) {
+            Some(Recorded::Output(output)) => (Some(output), false),
+            Some(Recorded::InFlight) => (None, matches!(task, Task::Call(_))),
+            None => (None, false),
+        };
         let resumed = replayed.is_some();
+        if resumed && let Task::Emit(emit) = task {
+            // Its event may not have been consumed before the run stopped: publish it again (a
+            // consumed one, known by its id, is dropped by the bus).
+            self.publish(emit, pointer, &input, &frame)?;
+        }
         if !resumed {
             self.emit(&item.name, pointer, Transition::Started { input: input.clone() });
         }
         let exec = if let Some(output) = replayed {
             Exec { output, flow: None }
+        } else if in_flight {
+            return Err(WorkflowError::in_flight(pointer));
         } else {
             match &base.timeout {
                 Some(timeout) => {
@@ -360,19 +409,106 @@ impl<'a> Runner<'a> {
                 CallTask::Http(call) => {
                     Ok(Exec { output: self.call_http(&call.with, pointer, input, frame).await?, flow: None })
                 }
-                other => Err(WorkflowError::runtime(
-                    format!("`call: {}` tasks are not supported yet by this runtime", other.function_name()),
-                    pointer,
-                )),
+                other => Err(WorkflowError::runtime(unsupported_call(other), pointer)),
             },
             Task::Run(task) => {
                 Ok(Exec { output: self.run_process(&task.run, pointer, input, frame).await?, flow: None })
             }
-            Task::Emit(_) | Task::Listen(_) => Err(WorkflowError::runtime(
-                format!("`{}` tasks are not supported yet by this runtime", task.kind_name()),
-                pointer,
-            )),
+            Task::Emit(emit) => {
+                let event = self.publish(emit, pointer, input, frame)?;
+                self.emit(frame.name, pointer, Transition::Emitted { cloud_event: event });
+                Ok(Exec { output: input.clone(), flow: None })
+            }
+            Task::Listen(listen) => Ok(Exec { output: self.listen(listen, pointer, input, frame).await?, flow: None }),
         }
+    }
+
+    /// Builds an `emit` task's event and publishes it on the run's bus. Unset attributes get
+    /// `specversion` 1.0, the current `time`, and an `id` made from the execution, the task and
+    /// how many events it emitted before, so a resumed run re-emits the same ids.
+    fn publish(
+        &self,
+        task: &EmitTask,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let with = serde_json::to_value(&task.emit.event.with).unwrap_or(Value::Null);
+        let mut event = match self.template(&with, input, frame)? {
+            Value::Object(event) => event,
+            Value::Null => Map::new(),
+            other => {
+                return Err(WorkflowError::configuration(
+                    format!("`emit.event.with` must give an object, not {}", describe(&other)),
+                    pointer,
+                ));
+            }
+        };
+        for required in ["source", "type"] {
+            if !event.get(required).is_some_and(Value::is_string) {
+                return Err(WorkflowError::configuration(
+                    format!("the emitted event needs a `{required}` string in `emit.event.with`"),
+                    pointer,
+                ));
+            }
+        }
+        let key = format!("{}{pointer}", self.options.depth_label());
+        let number = self.bus.next_number(&key);
+        let instance = self.workflow_descriptor["id"].as_str().unwrap_or_default();
+        event.entry("id").or_insert_with(|| Value::String(format!("{instance}:{key}:{number}")));
+        event.entry("specversion").or_insert_with(|| Value::from("1.0"));
+        event.entry("time").or_insert_with(|| Value::String(jiff::Timestamp::now().to_string()));
+        if event.contains_key("data") {
+            event.entry("datacontenttype").or_insert_with(|| Value::from("application/json"));
+        }
+        let event = Value::Object(event);
+        self.bus.publish(event.clone());
+        Ok(event)
+    }
+
+    /// Waits on the run's bus until the `listen` task's strategy is satisfied; its output is the
+    /// consumed events as `read` asks, each through `foreach` when there is one.
+    async fn listen(
+        &self,
+        task: &ListenTask,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let mode = task.listen.read.unwrap_or(ListenRead::Data);
+        let judge = Judging { runner: self, input, frame };
+        let mut consumption = Consumption::new(&task.listen.to, mode);
+        let events = self.bus.receive(|waiting| consumption.feed(waiting, &judge)).await?;
+        let items: Vec<Value> = events.iter().map(|event| listen::read(event, mode)).collect();
+        for event in events {
+            self.emit(frame.name, pointer, Transition::Consumed { cloud_event: event });
+        }
+        let Some(each) = &task.foreach else { return Ok(Value::Array(items)) };
+        let item_name = each.item.as_deref().unwrap_or("item");
+        let at = each.at.as_deref().unwrap_or("index");
+        let list_pointer = format!("{pointer}/foreach/do");
+        let mut outputs = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let mut scope = frame.scope.clone();
+            scope.set(item_name, item.clone());
+            scope.set(at, Value::from(index));
+            let output =
+                if each.do_.is_empty() { item } else { self.run_list(&each.do_, &list_pointer, item, &scope).await?.0 };
+            let iteration = Frame { scope: &scope, output: Some(&output), ..*frame };
+            let output = match each.output.as_ref().and_then(|output| output.as_.as_ref()) {
+                Some(as_) => self.transform(as_, &output, &iteration, pointer)?,
+                None => output.clone(),
+            };
+            if let Some(schema) = each.output.as_ref().and_then(|output| output.schema.as_ref()) {
+                validate(schema, &output, pointer)?;
+            }
+            if let Some(as_) = each.export.as_ref().and_then(|export| export.as_.as_ref()) {
+                let context = self.transform(as_, &output, &iteration, pointer)?;
+                *self.context.lock().unwrap_or_else(PoisonError::into_inner) = context;
+            }
+            outputs.push(output);
+        }
+        Ok(Value::Array(outputs))
     }
 
     /// The first case whose `when` holds (else the default case) decides what runs next.

@@ -550,3 +550,36 @@ async fn unknown_script_languages_and_missing_interpreters_are_clear_errors() {
         Some("the python script needs `stigmer-no-such-interpreter`, which was not found on PATH")
     );
 }
+
+#[tokio::test]
+async fn a_call_in_flight_when_the_runner_stopped_is_repeated_only_by_a_retry_policy() {
+    let server = Server::start().await;
+    let url = server.url("/pets/1");
+    // No retry policy: the resumed run faults without sending the call again.
+    let body = format!("do:\n  - fetch:\n      call: http\n      with: {{ method: get, endpoint: '{url}' }}\n");
+    let options = RunOptions::new().in_flight(["/do/0/fetch".to_owned()]);
+    let error = run_body(&body, json!({}), &options).await.unwrap_err();
+    assert_eq!(
+        (error.type_.as_str(), error.status, error.instance.as_deref()),
+        (COMMUNICATION, 503, Some("/do/0/fetch"))
+    );
+    assert!(error.detail.unwrap().contains("in flight"));
+    assert!(server.received.lock().unwrap().is_empty(), "not sent");
+
+    // Inside a `try` whose policy retries communication errors, the retry sends it, once.
+    let body = format!(
+        "do:\n  - guarded:\n      try:\n        - fetch:\n            call: http\n            with: {{ method: get, endpoint: '{url}' }}\n      \
+         catch:\n        errors: {{ with: {{ type: '{COMMUNICATION}' }} }}\n        \
+         retry: {{ delay: {{ milliseconds: 1 }}, limit: {{ attempt: {{ count: 1 }} }} }}\n"
+    );
+    let options = RunOptions::new().in_flight(["/do/0/guarded/try/0/fetch".to_owned()]);
+    assert_eq!(run_body(&body, json!({}), &options).await.unwrap()["id"], "1");
+    assert_eq!(server.received.lock().unwrap().len(), 1);
+
+    // Any other task in flight simply runs again.
+    let options = RunOptions::new().in_flight(["/do/0/again".to_owned()]);
+    assert_eq!(
+        run_body("do:\n  - again: { set: { ran: true } }\n", json!({}), &options).await.unwrap(),
+        json!({ "ran": true })
+    );
+}

@@ -40,6 +40,7 @@
 //!   swallows it, the `try` task's input becoming its output.
 //! - A runaway jq expression (an infinite `repeat`) is not bounded: expressions run inline.
 
+mod bus;
 mod duration;
 mod error;
 mod eval;
@@ -48,6 +49,7 @@ mod http;
 mod interpreter;
 #[cfg(test)]
 mod io_tests;
+mod listen;
 mod process;
 pub mod record;
 #[cfg(test)]
@@ -55,10 +57,12 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub use bus::EventBus;
 pub use error::WorkflowError;
 pub use events::{Observer, TaskEvent, Transition};
 
@@ -76,11 +80,22 @@ pub struct RunOptions {
     pub instance_id: Option<String>,
     /// Outputs of tasks that completed in an earlier, interrupted run of the same execution, by
     /// task reference, in the order they completed: those tasks are not run again.
-    replay: HashMap<String, VecDeque<Value>>,
+    replay: HashMap<String, VecDeque<Recorded>>,
     /// The workflows `run: workflow` tasks may run, by name (the caller loads them).
     workflows: HashMap<String, dsl::Workflow>,
     /// How many `run: workflow` levels deep this run is.
     depth: u32,
+    /// Where `emit` publishes and `listen` consumes; a fresh bus when unset.
+    bus: Option<Arc<EventBus>>,
+}
+
+/// What an earlier, interrupted run recorded for one run of a task.
+#[derive(Debug, Clone)]
+pub(crate) enum Recorded {
+    /// It completed with this (transformed) output.
+    Output(Value),
+    /// It started and never finished.
+    InFlight,
 }
 
 /// How deep `run: workflow` may nest before a run is taken to be recursing forever.
@@ -114,7 +129,19 @@ impl RunOptions {
     #[must_use]
     pub fn replaying(mut self, completed: impl IntoIterator<Item = (String, Value)>) -> Self {
         for (reference, output) in completed {
-            self.replay.entry(reference).or_default().push_back(output);
+            self.replay.entry(reference).or_default().push_back(Recorded::Output(output));
+        }
+        self
+    }
+
+    /// Resumes an interrupted run whose tasks at `references` started but never finished (call
+    /// after [`Self::replaying`]). A `call` in flight may or may not have reached the other side,
+    /// so it is not simply sent again: it raises a `communication` error saying so, which an
+    /// enclosing `try` retries only if its policy allows. Other tasks just run again.
+    #[must_use]
+    pub fn in_flight(mut self, references: impl IntoIterator<Item = String>) -> Self {
+        for reference in references {
+            self.replay.entry(reference).or_default().push_back(Recorded::InFlight);
         }
         self
     }
@@ -132,7 +159,7 @@ impl RunOptions {
     pub(crate) fn for_subflow(
         &self,
         reference: &str,
-        replay: HashMap<String, VecDeque<Value>>,
+        replay: HashMap<String, VecDeque<Recorded>>,
     ) -> Result<Self, WorkflowError> {
         if self.depth >= MAX_SUBFLOW_DEPTH {
             return Err(WorkflowError::runtime(
@@ -149,7 +176,20 @@ impl RunOptions {
             replay,
             workflows: self.workflows.clone(),
             depth: self.depth + 1,
+            bus: self.bus.clone(),
         })
+    }
+
+    /// Runs on `bus`, so events from outside (signals) reach its `listen` tasks (builder style).
+    #[must_use]
+    pub fn events(mut self, bus: Arc<EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Tells nested runs apart in keys built from task references (`run: workflow` re-roots them).
+    pub(crate) fn depth_label(&self) -> String {
+        if self.depth == 0 { String::new() } else { format!("{}", self.depth) }
     }
 
     /// Limits the run's duration (builder style).
@@ -186,6 +226,7 @@ impl fmt::Debug for RunOptions {
             .field("replaying", &self.replay.values().map(VecDeque::len).sum::<usize>())
             .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
             .field("depth", &self.depth)
+            .field("events", &self.bus.is_some())
             .finish()
     }
 }

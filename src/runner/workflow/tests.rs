@@ -600,8 +600,104 @@ do:
     assert!(error.detail.unwrap().contains("`call: grpc` tasks are not supported yet"));
     let body = "do:\n  - box: { run: { container: { image: alpine } } }\n";
     assert!(fail(body, json!(null)).await.detail.unwrap().contains("`run: container` tasks"));
-    let body = "do:\n  - shout: { emit: { event: { with: { type: demo.event, source: https://example.com } } } }\n";
-    assert!(fail(body, json!(null)).await.detail.unwrap().contains("`emit` tasks"));
+}
+
+#[tokio::test]
+async fn a_listener_consumes_what_a_concurrent_branch_emits() {
+    let body = r"
+do:
+  - both:
+      fork:
+        branches:
+          - hear:
+              listen:
+                to:
+                  any: [ { with: { type: tick } } ]
+                  until: '${ length >= 2 }'
+                read: envelope
+          - say:
+              do:
+                - pause: { wait: { milliseconds: 20 } }
+                - one: { emit: { event: { with: { source: https://example.com, type: tick, data: 1 } } } }
+                - other: { emit: { event: { with: { source: https://example.com, type: tock, data: 0 } } } }
+                - two: { emit: { event: { with: { source: https://example.com, type: tick, data: '${ 1 + 1 }' } } } }
+  - pick:
+      set: '${ .[0] | map(.data) }'
+";
+    let options = RunOptions { instance_id: Some("run-1".to_owned()), ..RunOptions::new() };
+    let (result, events) = run_with(body, json!({}), &options).await;
+    assert_eq!(result.unwrap(), json!([1, 2]));
+    let consumed: Vec<Value> = events
+        .iter()
+        .filter_map(|event| match &event.transition {
+            Transition::Consumed { cloud_event } => Some(cloud_event.clone()),
+            _ => None,
+        })
+        .collect();
+    // Ids are the execution, the task and its count; the rest is filled in.
+    assert_eq!(consumed[0]["id"], "run-1:/do/0/both/fork/branches/1/say/do/1/one:0");
+    assert_eq!(
+        (&consumed[0]["specversion"], &consumed[0]["datacontenttype"]),
+        (&json!("1.0"), &json!("application/json"))
+    );
+    assert!(consumed[0]["time"].is_string());
+}
+
+#[tokio::test]
+async fn listen_foreach_transforms_each_event_and_exports() {
+    let body = r"
+do:
+  - announce:
+      emit: { event: { with: { source: https://example.com, type: order, data: { n: 3 } } } }
+  - collect:
+      listen:
+        to: { one: { with: { type: order } } }
+      foreach:
+        item: order
+        do:
+          - double: { set: '${ { n: ($order.n * 2) } }' }
+        output: { as: '${ .n + $index }' }
+        export: { as: '${ { last: . } }' }
+  - report:
+      set: '${ { collected: ., context: $context } }'
+";
+    assert_eq!(ok(body, json!({})).await, json!({ "collected": [6], "context": { "last": 6 } }));
+}
+
+#[tokio::test]
+async fn a_listener_waits_until_its_timeout_and_bad_events_are_refused() {
+    let body = "do:\n  - hear:\n      listen: { to: { one: { with: { type: never } } } }\n      timeout: { after: { milliseconds: 50 } }\n";
+    let started = Instant::now();
+    let error = fail(body, json!({})).await;
+    assert_eq!((error.kind(), error.instance.as_deref()), ("timeout", Some("/do/0/hear")));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let body = "do:\n  - shout: { emit: { event: { with: { source: https://example.com, type: '${ 42 }' } } } }\n";
+    let error = fail(body, json!({})).await;
+    assert_eq!(error.kind(), "configuration");
+    assert!(error.detail.unwrap().contains("needs a `type` string"));
+}
+
+#[tokio::test]
+async fn a_resumed_emit_publishes_its_event_again_unless_it_was_consumed() {
+    let body = r"
+do:
+  - e: { emit: { event: { with: { source: https://example.com, type: t, data: 1 } } } }
+  - hear:
+      listen: { to: { one: { with: { type: t } } } }
+      timeout: { after: { milliseconds: 200 } }
+";
+    // The emit completed before the crash; its event was not consumed yet.
+    let options = RunOptions { instance_id: Some("run-2".to_owned()), ..RunOptions::new() }
+        .replaying([("/do/0/e".to_owned(), json!({}))]);
+    let (result, events) = run_with(body, json!({}), &options).await;
+    assert_eq!(result.unwrap(), json!([1]));
+    assert!(!trace(&events).contains(&("emitted".to_owned(), "/do/0/e".to_owned())), "not recorded twice");
+    // It was consumed by a listener that completed: a resumed run does not see it again.
+    let bus = std::sync::Arc::new(EventBus::new().consumed(["run-2:/do/0/e:0".to_owned()]));
+    let options = RunOptions { instance_id: Some("run-2".to_owned()), ..RunOptions::new() }
+        .replaying([("/do/0/e".to_owned(), json!({}))])
+        .events(bus);
+    assert_eq!(run_with(body, json!({}), &options).await.0.unwrap_err().kind(), "timeout");
 }
 
 #[tokio::test]
