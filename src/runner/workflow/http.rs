@@ -1,5 +1,14 @@
-//! `call: http`: sends one HTTP request (already evaluated by the interpreter) and turns the
-//! response into the task's output, or into the DSL's `communication` error.
+//! `call: http`: sends one HTTP request (already evaluated by the interpreter) with its
+//! authentication and turns the response into the task's output, or into the DSL's
+//! `communication` error.
+//!
+//! Authentication: `basic` and `bearer` send their `Authorization` header with the request;
+//! `digest`
+//! sends the request without credentials and, when the server answers 401 with a digest
+//! challenge it can answer (see `digest`), sends it once more with the answer, at the URL that
+//! challenged. Any other 401, and a 401 to the answer (a wrong password), is the
+//! `communication` error with status 401. An authentication policy's `Authorization` header
+//! gives way to one the task sets in `headers`.
 //!
 //! Decisions where the reference is open:
 //! - The default output (`content`) is the body parsed as JSON when the response says it is
@@ -12,15 +21,17 @@
 //! - A string body is sent as it is; any other body (object, array, number, boolean) as JSON,
 //!   with `Content-Type: application/json` unless the headers set one. `null` sends no body.
 //! - The `request` echoed in `output: response` lists the headers the task set, never the
-//!   `Authorization` header computed from its authentication policy.
+//!   `Authorization` header computed from its authentication policy (nor any token or
+//!   password), and the `Authorization` values are marked sensitive so they are never logged.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Client, Method, Url, redirect};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Client, Method, RequestBuilder, StatusCode, Url, redirect};
 use serde_json::{Map, Value, json};
 
+use super::digest;
 use super::error::WorkflowError;
 use crate::model::dsl::HttpOutputFormat;
 
@@ -57,10 +68,18 @@ impl Clients {
     }
 }
 
-/// A credential to send in the `Authorization` header.
+/// A credential to send in the `Authorization` header. Holds secrets: deliberately not `Debug`.
 pub(crate) enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     Bearer(String),
+    /// Sent only in answer to the server's digest challenge.
+    Digest {
+        username: String,
+        password: String,
+    },
 }
 
 /// An HTTP request, every expression of it evaluated.
@@ -112,24 +131,63 @@ pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) ->
         headers.append(header, value);
     }
     let client = if request.redirect { &clients.following } else { &clients.direct };
-    let mut builder = client.request(method.clone(), url.clone());
-    match &request.credentials {
-        Some(Credentials::Basic { username, password }) => builder = builder.basic_auth(username, Some(password)),
-        Some(Credentials::Bearer(token)) => builder = builder.bearer_auth(token),
-        None => {}
-    }
-    match &request.body {
-        None | Some(Value::Null) => {}
-        Some(Value::String(text)) => builder = builder.body(text.clone()),
+    let body = match &request.body {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
         Some(other) => {
             if !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            builder = builder.body(other.to_string());
+            Some(other.to_string())
         }
-    }
+    };
     let sent_headers = header_map(&headers);
-    let response = builder.headers(headers).send().await.map_err(|error| transport(&error, &method, &url, instance))?;
+    let authorization = match &request.credentials {
+        Some(Credentials::Basic { username, password }) => {
+            Some(sensitive(&format!("Basic {}", base64(format!("{username}:{password}").as_bytes())), instance)?)
+        }
+        Some(Credentials::Bearer(token)) => Some(sensitive(&format!("Bearer {token}"), instance)?),
+        Some(Credentials::Digest { .. }) | None => None,
+    };
+    // The policy's `Authorization` comes first: a header the task sets itself replaces it.
+    let build = |url: &Url, authorization: Option<&HeaderValue>| -> RequestBuilder {
+        let mut builder = client.request(method.clone(), url.clone());
+        if let Some(authorization) = authorization {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        builder = builder.headers(headers.clone());
+        match &body {
+            Some(body) => builder.body(body.clone()),
+            None => builder,
+        }
+    };
+    let mut response =
+        build(&url, authorization.as_ref()).send().await.map_err(|error| transport(&error, &method, &url, instance))?;
+    if let Some(Credentials::Digest { username, password }) = &request.credentials
+        && response.status() == StatusCode::UNAUTHORIZED
+        && let Some(challenge) =
+            digest::challenge(response.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))
+    {
+        // Answered at the URL that challenged (the last one, when redirects are followed).
+        let challenged = response.url().clone();
+        let target = match challenged.query() {
+            Some(query) => format!("{}?{query}", challenged.path()),
+            None => challenged.path().to_owned(),
+        };
+        let answer = digest::Answer {
+            username,
+            password,
+            method: method.as_str(),
+            uri: &target,
+            body: body.as_deref().unwrap_or_default().as_bytes(),
+            cnonce: &digest::cnonce(),
+        };
+        let authorization = sensitive(&digest::authorization(&challenge, &answer), instance)?;
+        response = build(&challenged, Some(&authorization))
+            .send()
+            .await
+            .map_err(|error| transport(&error, &method, &challenged, instance))?;
+    }
 
     let status = response.status();
     let response_headers = header_map(response.headers());
@@ -158,6 +216,18 @@ pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) ->
             "content": content(&bytes, json_body),
         }),
     })
+}
+
+/// An `Authorization` value, marked sensitive so it is never printed.
+fn sensitive(value: &str, instance: &str) -> Result<HeaderValue, WorkflowError> {
+    let mut value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+        WorkflowError::configuration(
+            "the credentials of the authentication policy cannot be sent in an HTTP header (control characters)",
+            instance,
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The DSL's `communication` error.

@@ -23,6 +23,7 @@ use super::events::{Observer, TaskEvent, Transition};
 use super::http::{self, Credentials};
 use super::process::{self, Spawn};
 use crate::expr::enclosed;
+use crate::model::dsl::DigestAuthentication;
 use crate::model::dsl::{
     self, AuthenticationPolicy, BasicAuthentication, BearerAuthentication, CallTask, Catch, DataSchema, Endpoint,
     ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask, HttpArguments, HttpOutputFormat,
@@ -891,14 +892,23 @@ impl Runner<'_> {
                     secret => Ok(Credentials::Bearer(secret_field(&secret, "token", frame)?)),
                 }
             }
-            AuthenticationPolicy::Digest(_) | AuthenticationPolicy::OAuth2(_) | AuthenticationPolicy::Oidc(_) => {
-                let scheme = match policy {
-                    AuthenticationPolicy::Digest(_) => "digest",
-                    AuthenticationPolicy::OAuth2(_) => "oauth2",
-                    _ => "oidc",
-                };
+            AuthenticationPolicy::Digest(DigestAuthentication::Inline(inline)) => Ok(Credentials::Digest {
+                username: self.text(&inline.username, input, frame)?,
+                password: self.text(&inline.password, input, frame)?,
+            }),
+            AuthenticationPolicy::Digest(DigestAuthentication::Secret(secret)) => {
+                let secret = self.secret(&secret.use_, frame)?;
+                Ok(Credentials::Digest {
+                    username: secret_field(&secret, "username", frame)?,
+                    password: secret_field(&secret, "password", frame)?,
+                })
+            }
+            AuthenticationPolicy::OAuth2(_) | AuthenticationPolicy::Oidc(_) => {
+                let scheme = if matches!(policy, AuthenticationPolicy::OAuth2(_)) { "oauth2" } else { "oidc" };
                 Err(WorkflowError::configuration(
-                    format!("`{scheme}` authentication is not supported yet by this runtime (use basic or bearer)"),
+                    format!(
+                        "`{scheme}` authentication is not supported yet by this runtime (use basic, bearer or digest)"
+                    ),
                     frame.pointer,
                 ))
             }

@@ -99,6 +99,15 @@ async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>) {
     let request = Received { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };
     log.lock().unwrap().push(request.clone());
 
+    if let Some((status, content_type, body, extra)) = authenticating_or_documents(&request, log) {
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let path = request.target.split('?').next().unwrap_or_default().to_owned();
     let query = request.target.split_once('?').map(|(_, q)| q.to_owned());
     let (status, content_type, body, extra) = if let Some(id) = path.strip_prefix("/pets/") {
@@ -360,18 +369,158 @@ do:
         })
     );
 
-    // A missing secret is an authorization error; digest is not supported yet.
+    // A missing secret is an authorization error; OAuth2 is not supported yet.
     let body = format!(
         "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ basic: {{ use: nope }} }} }} }} }}\n"
     );
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!((error.kind(), error.status), ("authorization", 403));
     let body = format!(
-        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ digest: {{ username: a, password: b }} }} }} }} }}\n"
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ oauth2: {{ authority: 'http://idp' }} }} }} }} }}\n"
     );
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!(error.kind(), "configuration");
-    assert!(error.detail.unwrap().contains("`digest` authentication is not supported yet"));
+    assert!(error.detail.unwrap().contains("`oauth2` authentication is not supported yet"));
+}
+
+const REALM: &str = "stigmer@test";
+const NONCE: &str = "dcd98b7102dd2f0e8b11d0f600bfb0c093";
+const OPAQUE: &str = "5ccc069c403ebaf9f0171e9517f40e41";
+
+/// A test server response: status line, content type, body and extra header lines.
+type Answer = (&'static str, &'static str, String, String);
+
+/// What the test server answers on the paths that authenticate (digest challenges); `None`
+/// elsewhere.
+fn authenticating_or_documents(request: &Received, _log: &Mutex<Vec<Received>>) -> Option<Answer> {
+    let path = request.target.split('?').next().unwrap_or_default();
+    let json = |status, value: Value| (status, "application/json", value.to_string(), String::new());
+    Some(match path {
+        "/digest/md5" | "/digest/sha256" | "/digest/legacy" => {
+            let (algorithm, qop) = match path {
+                "/digest/md5" => (Some("MD5"), true),
+                "/digest/sha256" => (Some("SHA-256"), true),
+                _ => (None, false),
+            };
+            if digest_is_valid(request, algorithm.unwrap_or("MD5"), qop) {
+                return Some(json("200 OK", json!({ "user": "Mufasa", "body": request.body })));
+            }
+            let mut challenge = format!("Digest realm=\"{REALM}\", nonce=\"{NONCE}\", opaque=\"{OPAQUE}\"");
+            if qop {
+                challenge.push_str(", qop=\"auth,auth-int\"");
+            }
+            if let Some(algorithm) = algorithm {
+                challenge = format!("{challenge}, algorithm={algorithm}");
+            }
+            let extra = format!("WWW-Authenticate: Basic realm=\"other\"\r\nWWW-Authenticate: {challenge}\r\n");
+            ("401 Unauthorized", "text/plain", "who are you?".to_owned(), extra)
+        }
+        _ => return None,
+    })
+}
+
+/// Whether the request carries the digest answer the server expects of Mufasa.
+fn digest_is_valid(request: &Received, algorithm: &str, qop: bool) -> bool {
+    use sha2::Digest as _;
+    let Some(header) = request.header("authorization").and_then(|h| h.strip_prefix("Digest ")) else {
+        return false;
+    };
+    let params: std::collections::HashMap<&str, &str> = header
+        .split(", ")
+        .filter_map(|param| param.split_once('='))
+        .map(|(name, value)| (name, value.trim_matches('"')))
+        .collect();
+    let param = |name: &str| params.get(name).copied().unwrap_or_default();
+    let hash = |data: String| match algorithm {
+        "SHA-256" => hex::encode(sha2::Sha256::digest(data.as_bytes())),
+        _ => hex::encode(md5::Md5::digest(data.as_bytes())),
+    };
+    if param("username") != "Mufasa"
+        || param("realm") != REALM
+        || param("nonce") != NONCE
+        || param("opaque") != OPAQUE
+        || param("uri") != request.target
+    {
+        return false;
+    }
+    let ha1 = hash(format!("Mufasa:{REALM}:Circle of Life"));
+    let ha2 = hash(format!("{}:{}", request.method, request.target));
+    let expected = if qop {
+        if param("qop") != "auth" || param("nc") != "00000001" || param("cnonce").len() < 8 {
+            return false;
+        }
+        hash(format!("{ha1}:{NONCE}:00000001:{}:auth:{ha2}", param("cnonce")))
+    } else {
+        hash(format!("{ha1}:{NONCE}:{ha2}"))
+    };
+    param("response") == expected
+}
+
+#[tokio::test]
+async fn http_digest_authentication_answers_the_challenge_with_md5_sha_256_and_legacy() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+use:
+  authentications:
+    fromSecret:
+      digest: {{ use: mufasa }}
+do:
+  - md5:
+      call: http
+      with:
+        method: post
+        endpoint:
+          uri: {md5}
+          authentication:
+            digest: {{ username: Mufasa, password: '${{ .password }}' }}
+        body: {{ roar: true }}
+      output:
+        as: '${{ {{ md5: . }} }}'
+  - sha256:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{sha256}', authentication: {{ use: fromSecret }} }}
+      output:
+        as: '${{ $input + {{ sha256: .user }} }}'
+  - legacy:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{legacy}', authentication: {{ use: fromSecret }} }}
+        output: response
+      output:
+        as: '${{ $input + {{ legacy: .content.user, echoed: .request }} }}'
+",
+        md5 = server.url("/digest/md5?x=1"),
+        sha256 = server.url("/digest/sha256"),
+        legacy = server.url("/digest/legacy"),
+    );
+    let options =
+        RunOptions::new().secret_value("mufasa", json!({ "username": "Mufasa", "password": "Circle of Life" }));
+    let output = run_body(&body, json!({ "password": "Circle of Life" }), &options).await.unwrap();
+    assert_eq!(output["md5"], json!({ "user": "Mufasa", "body": "{\"roar\":true}" }));
+    assert_eq!(output["sha256"], "Mufasa");
+    assert_eq!(output["legacy"], "Mufasa");
+    // The echoed request shows neither the password nor the computed answer.
+    let echoed = output["echoed"].to_string();
+    assert!(!echoed.contains("Circle") && !echoed.to_lowercase().contains("authorization"), "{echoed}");
+    // Each call: one unauthenticated attempt, then the answer; the body was sent both times.
+    let received = server.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 6);
+    assert!(received[0].header("authorization").is_none());
+    assert_eq!(received[1].body, "{\"roar\":true}");
+    assert!(received[1].header("authorization").unwrap().contains("algorithm=MD5"));
+
+    // A wrong password: the server challenges again, which is a communication error (401).
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{}', authentication: {{ digest: {{ username: Mufasa, password: wrong-pw }} }} }} }} }}\n",
+        server.url("/digest/md5")
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 401));
+    assert!(!error.to_string().contains("wrong-pw"), "{error}");
 }
 
 #[tokio::test]

@@ -4,9 +4,9 @@
 //! Supported: `do`, `set`, `switch`, `for`, `fork` (with `compete`), `try`/`catch` (with retry
 //! policies), `raise`, `wait`; `if` and `then` on every task; the data flow of the DSL
 //! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
-//! task / workflow timeouts; `call: http` (basic and bearer authentication) and `run: shell` /
-//! `run: script` (`js` with `node`, `python` with `python3`), their decisions documented in
-//! the `http` and `process` modules. Other calls, `run: container` / `workflow`, `emit` and
+//! task / workflow timeouts; `call: http` (basic, bearer and digest authentication) and
+//! `run: shell` / `run: script` (`js` with `node`, `python` with `python3`), their decisions
+//! documented in the `http`, `digest` and `process` modules. Other calls, `run: container` / `workflow`, `emit` and
 //! `listen` fail with a runtime error until their executors exist.
 //!
 //! ```
@@ -40,6 +40,7 @@
 //!   swallows it, the `try` task's input becoming its output.
 //! - A runaway jq expression (an infinite `repeat`) is not bounded: expressions run inline.
 
+mod digest;
 mod duration;
 mod error;
 mod eval;
