@@ -3,7 +3,7 @@
 //! `communication` error.
 //!
 //! Authentication: `basic` and `bearer` send their `Authorization` header with the request;
-//! `digest`
+//! `oauth2` and `oidc` first get a token (see `oauth2`) and send it as a bearer token; `digest`
 //! sends the request without credentials and, when the server answers 401 with a digest
 //! challenge it can answer (see `digest`), sends it once more with the answer, at the URL that
 //! challenged. Any other 401, and a 401 to the answer (a wrong password), is the
@@ -23,6 +23,8 @@
 //! - The `request` echoed in `output: response` lists the headers the task set, never the
 //!   `Authorization` header computed from its authentication policy (nor any token or
 //!   password), and the `Authorization` values are marked sensitive so they are never logged.
+//! - A run keeps one set of clients and the OAuth2 tokens it obtained: a `for` loop does not
+//!   fetch a token again.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use serde_json::{Map, Value, json};
 
 use super::digest;
 use super::error::WorkflowError;
+use super::oauth2;
 use crate::model::dsl::HttpOutputFormat;
 
 /// The type of the DSL's standard communication error.
@@ -41,10 +44,12 @@ const COMMUNICATION: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/com
 /// How long connecting may take; the task and workflow timeouts bound the whole exchange.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The HTTP clients of one run: one that does not follow redirects, one that does.
+/// The HTTP state of one run: a client that does not follow redirects, one that does, and the
+/// OAuth2 tokens obtained so far.
 pub(crate) struct Clients {
     direct: Client,
     following: Client,
+    tokens: oauth2::TokenCache,
 }
 
 impl Clients {
@@ -64,7 +69,11 @@ impl Clients {
                 .build()
                 .map_err(|error| format!("cannot create the HTTP client: {error}"))
         };
-        Ok(Self { direct: build(redirect::Policy::none())?, following: build(redirect::Policy::limited(10))? })
+        Ok(Self {
+            direct: build(redirect::Policy::none())?,
+            following: build(redirect::Policy::limited(10))?,
+            tokens: oauth2::TokenCache::default(),
+        })
     }
 }
 
@@ -80,6 +89,8 @@ pub(crate) enum Credentials {
         username: String,
         password: String,
     },
+    /// Exchanged for a bearer token first.
+    OAuth2(Box<oauth2::TokenRequest>),
 }
 
 /// An HTTP request, every expression of it evaluated.
@@ -105,8 +116,8 @@ pub(crate) struct Request {
 /// Sends `request` and returns the task's output.
 ///
 /// # Errors
-/// `configuration` for an invalid method, URI or header; `communication` when the exchange
-/// fails or the status is not accepted.
+/// `configuration` for an invalid method, URI or header; `authentication` when an OAuth2 token
+/// cannot be obtained; `communication` when the exchange fails or the status is not accepted.
 pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) -> Result<Value, WorkflowError> {
     let configuration = |detail: String| WorkflowError::configuration(detail, instance);
     let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
@@ -147,6 +158,10 @@ pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) ->
             Some(sensitive(&format!("Basic {}", base64(format!("{username}:{password}").as_bytes())), instance)?)
         }
         Some(Credentials::Bearer(token)) => Some(sensitive(&format!("Bearer {token}"), instance)?),
+        Some(Credentials::OAuth2(token_request)) => {
+            let token = oauth2::access_token(&clients.direct, &clients.tokens, token_request, instance).await?;
+            Some(sensitive(&format!("Bearer {token}"), instance)?)
+        }
         Some(Credentials::Digest { .. }) | None => None,
     };
     // The policy's `Authorization` comes first: a header the task sets itself replaces it.
@@ -345,8 +360,22 @@ pub(crate) fn expand_uri_template(template: &str, data: &Value) -> Result<String
     Ok(out)
 }
 
+/// `name=value&…`, each side percent-encoded (`application/x-www-form-urlencoded`).
+pub(crate) fn form_encode(pairs: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (index, (name, value)) in pairs.iter().enumerate() {
+        if index > 0 {
+            out.push('&');
+        }
+        percent_encode(name, &mut out);
+        out.push('=');
+        percent_encode(value, &mut out);
+    }
+    out
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str, out: &mut String) {
+pub(crate) fn percent_encode(text: &str, out: &mut String) {
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));

@@ -21,9 +21,9 @@ use super::error::WorkflowError;
 use super::eval::{self, Variables, expression_code, truthy};
 use super::events::{Observer, TaskEvent, Transition};
 use super::http::{self, Credentials};
+use super::oauth2;
 use super::process::{self, Spawn};
 use crate::expr::enclosed;
-use crate::model::dsl::DigestAuthentication;
 use crate::model::dsl::{
     self, AuthenticationPolicy, BasicAuthentication, BearerAuthentication, CallTask, Catch, DataSchema, Endpoint,
     ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask, HttpArguments, HttpOutputFormat,
@@ -31,6 +31,7 @@ use crate::model::dsl::{
     RetryPolicyOrReference, RunConfiguration, ScriptSource, StringMapOrExpression, SwitchTask, Task, TaskItem,
     TaskList, TimeoutOrReference, TryTask, Workflow, describe,
 };
+use crate::model::dsl::{DigestAuthentication, OAuth2Authentication, OidcAuthentication};
 use crate::model::escape_pointer;
 
 type BoxFuture<'s, T> = Pin<Box<dyn Future<Output = T> + Send + 's>>;
@@ -903,14 +904,28 @@ impl Runner<'_> {
                     password: secret_field(&secret, "password", frame)?,
                 })
             }
-            AuthenticationPolicy::OAuth2(_) | AuthenticationPolicy::Oidc(_) => {
-                let scheme = if matches!(policy, AuthenticationPolicy::OAuth2(_)) { "oauth2" } else { "oidc" };
-                Err(WorkflowError::configuration(
-                    format!(
-                        "`{scheme}` authentication is not supported yet by this runtime (use basic, bearer or digest)"
-                    ),
-                    frame.pointer,
-                ))
+            AuthenticationPolicy::OAuth2(OAuth2Authentication::Inline(properties))
+            | AuthenticationPolicy::Oidc(OidcAuthentication::Inline(properties)) => {
+                let flavor = if matches!(policy, AuthenticationPolicy::Oidc(_)) {
+                    oauth2::Flavor::Oidc
+                } else {
+                    oauth2::Flavor::OAuth2
+                };
+                let text = |text: &str| self.text(text, input, frame);
+                Ok(Credentials::OAuth2(Box::new(oauth2::token_request(flavor, properties, &text, frame.pointer)?)))
+            }
+            AuthenticationPolicy::OAuth2(OAuth2Authentication::Secret(secret))
+            | AuthenticationPolicy::Oidc(OidcAuthentication::Secret(secret)) => {
+                let flavor = if matches!(policy, AuthenticationPolicy::Oidc(_)) {
+                    oauth2::Flavor::Oidc
+                } else {
+                    oauth2::Flavor::OAuth2
+                };
+                let properties =
+                    oauth2::secret_properties(&self.secret(&secret.use_, frame)?, &secret.use_, frame.pointer)?;
+                // A secret's strings are values, not expressions.
+                let text = |text: &str| Ok(text.to_owned());
+                Ok(Credentials::OAuth2(Box::new(oauth2::token_request(flavor, &properties, &text, frame.pointer)?)))
             }
         }
     }

@@ -369,30 +369,31 @@ do:
         })
     );
 
-    // A missing secret is an authorization error; OAuth2 is not supported yet.
+    // A missing secret is an authorization error; an OAuth2 grant needing a browser is unsupported.
     let body = format!(
         "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ basic: {{ use: nope }} }} }} }} }}\n"
     );
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!((error.kind(), error.status), ("authorization", 403));
     let body = format!(
-        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ oauth2: {{ authority: 'http://idp' }} }} }} }} }}\n"
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ oauth2: {{ authority: 'http://idp', grant: authorization_code }} }} }} }} }}\n"
     );
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!(error.kind(), "configuration");
-    assert!(error.detail.unwrap().contains("`oauth2` authentication is not supported yet"));
+    assert!(error.detail.unwrap().contains("the `authorization_code` grant is not supported"));
 }
 
 const REALM: &str = "stigmer@test";
 const NONCE: &str = "dcd98b7102dd2f0e8b11d0f600bfb0c093";
 const OPAQUE: &str = "5ccc069c403ebaf9f0171e9517f40e41";
+const CLIENT_SECRET: &str = "s3cr3t";
 
 /// A test server response: status line, content type, body and extra header lines.
 type Answer = (&'static str, &'static str, String, String);
 
-/// What the test server answers on the paths that authenticate (digest challenges); `None`
-/// elsewhere.
-fn authenticating_or_documents(request: &Received, _log: &Mutex<Vec<Received>>) -> Option<Answer> {
+/// What the test server answers on the paths that authenticate (digest challenges, an OAuth2
+/// token endpoint, OpenID Connect discovery); `None` elsewhere.
+fn authenticating_or_documents(request: &Received, log: &Mutex<Vec<Received>>) -> Option<Answer> {
     let path = request.target.split('?').next().unwrap_or_default();
     let json = |status, value: Value| (status, "application/json", value.to_string(), String::new());
     Some(match path {
@@ -414,6 +415,38 @@ fn authenticating_or_documents(request: &Received, _log: &Mutex<Vec<Received>>) 
             }
             let extra = format!("WWW-Authenticate: Basic realm=\"other\"\r\nWWW-Authenticate: {challenge}\r\n");
             ("401 Unauthorized", "text/plain", "who are you?".to_owned(), extra)
+        }
+        "/oauth2/token" => {
+            let form: Vec<(&str, &str)> = request.body.split('&').filter_map(|pair| pair.split_once('=')).collect();
+            let field = |name: &str| form.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            let basic = format!("Basic {}", http::base64(format!("stigmer:{CLIENT_SECRET}").as_bytes()));
+            let client_ok = request.header("authorization") == Some(basic.as_str())
+                || (field("client_id") == Some("stigmer") && field("client_secret") == Some(CLIENT_SECRET));
+            let grant_ok = match field("grant_type") {
+                Some("client_credentials") => true,
+                Some("password") => field("username") == Some("ada") && field("password") == Some("lovelace"),
+                _ => false,
+            };
+            if !client_ok || !grant_ok {
+                // A careless server that echoes what it was sent.
+                let echoed = field("client_secret").or(field("password")).unwrap_or_default();
+                return Some(json(
+                    "401 Unauthorized",
+                    json!({ "error": "invalid_client", "error_description": format!("bad credentials {echoed}") }),
+                ));
+            }
+            let issued = log.lock().unwrap().iter().filter(|r| r.target == "/oauth2/token").count();
+            json(
+                "200 OK",
+                json!({ "access_token": format!("tok-{issued}"), "token_type": "Bearer", "expires_in": 3600 }),
+            )
+        }
+        "/.well-known/openid-configuration" => {
+            let host = request.header("host").unwrap_or_default();
+            json(
+                "200 OK",
+                json!({ "issuer": format!("http://{host}"), "token_endpoint": format!("http://{host}/oauth2/token") }),
+            )
         }
         _ => return None,
     })
@@ -521,6 +554,141 @@ do:
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 401));
     assert!(!error.to_string().contains("wrong-pw"), "{error}");
+}
+
+fn oauth2_policy(server: &Server, extra: &str) -> String {
+    format!(
+        "{{ authority: '{}', grant: client_credentials, client: {{ id: stigmer, secret: '{CLIENT_SECRET}'{extra} }}, scopes: [api, read], audiences: [runtime] }}",
+        server.url("")
+    )
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_token_is_fetched_once_per_run_and_sent_as_bearer() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+use:
+  authentications:
+    idp:
+      oauth2: {policy}
+do:
+  - each:
+      for: {{ in: '${{ [1, 2, 3] }}' }}
+      do:
+        - get:
+            call: http
+            with:
+              method: get
+              endpoint: {{ uri: '{url}', authentication: {{ use: idp }} }}
+            output:
+              as: '${{ ($input.seen // []) + [.authorization] | {{ seen: . }} }}'
+",
+        policy = oauth2_policy(&server, ""),
+        url = server.url("/auth"),
+    );
+    let output = run_body(&body, json!({}), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "seen": ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1"] }));
+    let received = server.received.lock().unwrap().clone();
+    let token_requests: Vec<&Received> = received.iter().filter(|r| r.target == "/oauth2/token").collect();
+    assert_eq!(token_requests.len(), 1, "{received:?}");
+    let token_request = token_requests[0];
+    assert_eq!(token_request.method, "POST");
+    assert_eq!(token_request.header("content-type"), Some("application/x-www-form-urlencoded"));
+    // client_secret_post is the reference's default.
+    assert_eq!(
+        token_request.body,
+        "grant_type=client_credentials&client_id=stigmer&client_secret=s3cr3t&scope=api%20read&audience=runtime"
+    );
+    assert!(token_request.header("authorization").is_none());
+
+    // A new run fetches its own token.
+    let output = run_body(&body, json!({}), &RunOptions::new()).await.unwrap();
+    assert_eq!(output["seen"][0], "Bearer tok-2");
+}
+
+#[tokio::test]
+async fn oauth2_client_secret_basic_password_grant_secrets_and_oidc_discovery() {
+    let server = Server::start().await;
+    let url = server.url("/auth");
+    let body = format!(
+        "
+use:
+  authentications:
+    basicClient:
+      oauth2: {basic}
+    fromSecret:
+      oauth2: {{ use: idp }}
+    oidc:
+      oidc: {{ authority: '{authority}', client: {{ id: stigmer, secret: '{CLIENT_SECRET}' }} }}
+do:
+  - basicClient:
+      call: http
+      with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ use: basicClient }} }} }}
+      output: {{ as: '${{ {{ basicClient: .authorization }} }}' }}
+  - password:
+      call: http
+      with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ use: fromSecret }} }} }}
+      output: {{ as: '${{ $input + {{ password: .authorization }} }}' }}
+  - oidc:
+      call: http
+      with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ use: oidc }} }} }}
+      output: {{ as: '${{ $input + {{ oidc: .authorization }} }}' }}
+",
+        basic = oauth2_policy(&server, ", authentication: client_secret_basic"),
+        authority = server.url(""),
+    );
+    let options = RunOptions::new().secret_value(
+        "idp",
+        json!({
+            "authority": server.url(""),
+            "grant": "password",
+            "username": "ada",
+            "password": "lovelace",
+            "client": { "id": "stigmer", "secret": CLIENT_SECRET },
+        }),
+    );
+    let output = run_body(&body, json!(null), &options).await.unwrap();
+    assert_eq!(output, json!({ "basicClient": "Bearer tok-1", "password": "Bearer tok-2", "oidc": "Bearer tok-3" }));
+    let received = server.received.lock().unwrap().clone();
+    let tokens: Vec<&Received> = received.iter().filter(|r| r.target == "/oauth2/token").collect();
+    assert_eq!(tokens[0].body, "grant_type=client_credentials&scope=api%20read&audience=runtime");
+    assert_eq!(tokens[0].header("authorization"), Some("Basic c3RpZ21lcjpzM2NyM3Q="));
+    assert!(tokens[1].body.starts_with("grant_type=password&username=ada&password=lovelace&client_id=stigmer"));
+    assert!(received.iter().any(|r| r.target == "/.well-known/openid-configuration"));
+}
+
+#[tokio::test]
+async fn oauth2_refused_token_request_is_an_authentication_error_without_the_secret() {
+    let server = Server::start().await;
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{}', authentication: {{ oauth2: {{ authority: '{}', client: {{ id: stigmer, secret: not-the-s3cr3t }} }} }} }} }} }}\n",
+        server.url("/auth"),
+        server.url(""),
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.type_, "https://serverlessworkflow.io/spec/1.0.0/errors/authentication");
+    assert_eq!(error.status, 401);
+    assert_eq!(error.instance.as_deref(), Some("/do/0/get"));
+    let detail = error.detail.clone().unwrap();
+    assert!(detail.contains(&server.url("/oauth2/token")) && detail.contains("invalid_client"), "{detail}");
+    // The server echoed the secret back; the error does not.
+    assert!(!error.to_string().contains("not-the-s3cr3t"), "{error}");
+    // The API itself was never called.
+    assert!(server.received.lock().unwrap().iter().all(|r| r.target != "/auth"));
+
+    // An unreachable token endpoint is an authentication error too.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{}', authentication: {{ oauth2: {{ authority: 'http://{addr}', client: {{ id: a, secret: b }} }} }} }} }} }}\n",
+        server.url("/auth"),
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.kind(), error.status), ("authentication", 401));
+    let detail = error.detail.unwrap();
+    assert!(detail.contains("could not be reached"), "{detail}");
 }
 
 #[tokio::test]

@@ -4,9 +4,10 @@
 //! Supported: `do`, `set`, `switch`, `for`, `fork` (with `compete`), `try`/`catch` (with retry
 //! policies), `raise`, `wait`; `if` and `then` on every task; the data flow of the DSL
 //! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
-//! task / workflow timeouts; `call: http` (basic, bearer and digest authentication) and
-//! `run: shell` / `run: script` (`js` with `node`, `python` with `python3`), their decisions
-//! documented in the `http`, `digest` and `process` modules. Other calls, `run: container` / `workflow`, `emit` and
+//! task / workflow timeouts; `call: http` (basic, bearer, digest, OAuth2 and OpenID Connect
+//! authentication) and `run: shell` / `run: script` (`js` with `node`, `python` with
+//! `python3`), their decisions documented in the `http`, `digest`, `oauth2` and `process`
+//! modules. Other calls, `run: container` / `workflow`, `emit` and
 //! `listen` fail with a runtime error until their executors exist.
 //!
 //! ```
@@ -49,6 +50,7 @@ mod http;
 mod interpreter;
 #[cfg(test)]
 mod io_tests;
+mod oauth2;
 mod process;
 pub mod record;
 #[cfg(test)]
