@@ -1,6 +1,6 @@
-//! `call: http`: sends one HTTP request (already evaluated by the interpreter) with its
-//! authentication and turns the response into the task's output, or into the DSL's
-//! `communication` error.
+//! `call: http` (and `call: openapi`, once `openapi` has built its request): sends one HTTP
+//! request (already evaluated by the interpreter) with its authentication and turns the
+//! response into the task's output, or into the DSL's `communication` error.
 //!
 //! Authentication: `basic` and `bearer` send their `Authorization` header with the request;
 //! `oauth2` and `oidc` first get a token (see `oauth2`) and send it as a bearer token; `digest`
@@ -23,10 +23,12 @@
 //! - The `request` echoed in `output: response` lists the headers the task set, never the
 //!   `Authorization` header computed from its authentication policy (nor any token or
 //!   password), and the `Authorization` values are marked sensitive so they are never logged.
-//! - A run keeps one set of clients and the OAuth2 tokens it obtained: a `for` loop does not
-//!   fetch a token again.
+//! - A run keeps one set of clients, the OAuth2 tokens it obtained and the OpenAPI documents it
+//!   fetched: a `for` loop does not fetch them again.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
@@ -44,12 +46,13 @@ const COMMUNICATION: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/com
 /// How long connecting may take; the task and workflow timeouts bound the whole exchange.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The HTTP state of one run: a client that does not follow redirects, one that does, and the
-/// OAuth2 tokens obtained so far.
+/// The HTTP state of one run: a client that does not follow redirects, one that does, the
+/// OAuth2 tokens obtained so far and the documents (OpenAPI) fetched so far.
 pub(crate) struct Clients {
     direct: Client,
     following: Client,
     tokens: oauth2::TokenCache,
+    documents: Mutex<HashMap<String, Arc<Value>>>,
 }
 
 impl Clients {
@@ -73,7 +76,18 @@ impl Clients {
             direct: build(redirect::Policy::none())?,
             following: build(redirect::Policy::limited(10))?,
             tokens: oauth2::TokenCache::default(),
+            documents: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The document this run already fetched from `url`, if any.
+    pub(crate) fn document(&self, url: &str) -> Option<Arc<Value>> {
+        self.documents.lock().unwrap_or_else(PoisonError::into_inner).get(url).cloned()
+    }
+
+    /// Keeps the document fetched from `url` for the rest of the run.
+    pub(crate) fn keep_document(&self, url: &str, document: Arc<Value>) {
+        self.documents.lock().unwrap_or_else(PoisonError::into_inner).insert(url.to_owned(), document);
     }
 }
 

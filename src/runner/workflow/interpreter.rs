@@ -22,6 +22,7 @@ use super::eval::{self, Variables, expression_code, truthy};
 use super::events::{Observer, TaskEvent, Transition};
 use super::http::{self, Credentials};
 use super::oauth2;
+use super::openapi;
 use super::process::{self, Spawn};
 use crate::expr::enclosed;
 use crate::model::dsl::{
@@ -31,7 +32,7 @@ use crate::model::dsl::{
     RetryPolicyOrReference, RunConfiguration, ScriptSource, StringMapOrExpression, SwitchTask, Task, TaskItem,
     TaskList, TimeoutOrReference, TryTask, Workflow, describe,
 };
-use crate::model::dsl::{DigestAuthentication, OAuth2Authentication, OidcAuthentication};
+use crate::model::dsl::{DigestAuthentication, OAuth2Authentication, OidcAuthentication, OpenApiArguments};
 use crate::model::escape_pointer;
 
 type BoxFuture<'s, T> = Pin<Box<dyn Future<Output = T> + Send + 's>>;
@@ -361,6 +362,9 @@ impl<'a> Runner<'a> {
             Task::Call(call) => match call {
                 CallTask::Http(call) => {
                     Ok(Exec { output: self.call_http(&call.with, pointer, input, frame).await?, flow: None })
+                }
+                CallTask::OpenApi(call) => {
+                    Ok(Exec { output: self.call_openapi(&call.with, pointer, input, frame).await?, flow: None })
                 }
                 other => Err(WorkflowError::runtime(
                     format!("`call: {}` tasks are not supported yet by this runtime", other.function_name()),
@@ -765,8 +769,8 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// `call: http` and `run: shell` / `run: script`: evaluating their arguments (the I/O lives in
-/// the `http` and `process` modules).
+/// `call: http`, `call: openapi` and `run: shell` / `run: script`: evaluating their arguments
+/// (the I/O lives in the `http`, `openapi` and `process` modules).
 impl Runner<'_> {
     /// Sends the HTTP request `with` describes; see [`http`] for the output and errors.
     async fn call_http(
@@ -776,24 +780,7 @@ impl Runner<'_> {
         input: &Value,
         frame: &Frame<'_>,
     ) -> Result<Value, WorkflowError> {
-        let uri = with.endpoint.uri();
-        let uri = match enclosed(uri) {
-            Some(code) => match self.evaluate(code, input, frame)? {
-                Value::String(uri) => uri,
-                other => {
-                    return Err(WorkflowError::expression(
-                        format!("the endpoint \"{uri}\" must give a string, not {}", describe(&other)),
-                        pointer,
-                    ));
-                }
-            },
-            None => http::expand_uri_template(uri, input).map_err(|name| {
-                WorkflowError::expression(
-                    format!("the URI template variable \"{name}\" must be a string, number, boolean or null"),
-                    pointer,
-                )
-            })?,
-        };
+        let uri = self.endpoint_uri(&with.endpoint, pointer, input, frame)?;
         let credentials = match &with.endpoint {
             Endpoint::Configuration(configuration) => configuration
                 .authentication
@@ -1064,6 +1051,86 @@ impl Runner<'_> {
                 (name, value)
             })
             .collect())
+    }
+
+    /// An endpoint's URI: a `${ }` expression's value, or a URI template expanded from the
+    /// top-level fields of `input`.
+    fn endpoint_uri(
+        &self,
+        endpoint: &Endpoint,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<String, WorkflowError> {
+        let uri = endpoint.uri();
+        Ok(match enclosed(uri) {
+            Some(code) => match self.evaluate(code, input, frame)? {
+                Value::String(uri) => uri,
+                other => {
+                    return Err(WorkflowError::expression(
+                        format!("the endpoint \"{uri}\" must give a string, not {}", describe(&other)),
+                        pointer,
+                    ));
+                }
+            },
+            None => http::expand_uri_template(uri, input).map_err(|name| {
+                WorkflowError::expression(
+                    format!("the URI template variable \"{name}\" must be a string, number, boolean or null"),
+                    pointer,
+                )
+            })?,
+        })
+    }
+
+    /// Calls the operation `with` names in its OpenAPI document; see [`openapi`] for how the
+    /// request is built and [`http`] for the output and errors.
+    async fn call_openapi(
+        &self,
+        with: &OpenApiArguments,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let clients = self
+            .http
+            .get_or_init(http::Clients::new)
+            .as_ref()
+            .map_err(|error| WorkflowError::runtime(error.clone(), pointer))?;
+        let endpoint = &with.document.endpoint;
+        let document_uri = self.endpoint_uri(endpoint, pointer, input, frame)?;
+        let document_credentials = match endpoint {
+            Endpoint::Configuration(configuration) => configuration
+                .authentication
+                .as_ref()
+                .map(|policy| self.credentials(policy, input, frame))
+                .transpose()?,
+            Endpoint::Uri(_) => None,
+        };
+        let document = openapi::document(clients, &document_uri, document_credentials, pointer).await?;
+        let parameters = match &with.parameters {
+            Some(parameters) => match self.template(&Value::Object(parameters.clone()), input, frame)? {
+                Value::Object(parameters) => parameters,
+                _ => Map::new(),
+            },
+            None => Map::new(),
+        };
+        let operation = openapi::operation(&document, &document_uri, &with.operation_id, &parameters)
+            .map_err(|detail| WorkflowError::configuration(detail, pointer))?;
+        let request = http::Request {
+            method: operation.method,
+            uri: operation.uri,
+            headers: operation.headers,
+            query: operation.query,
+            body: operation.body,
+            credentials: with
+                .authentication
+                .as_ref()
+                .map(|policy| self.credentials(policy, input, frame))
+                .transpose()?,
+            output: with.output.unwrap_or(HttpOutputFormat::Content),
+            redirect: with.redirect.unwrap_or(false),
+        };
+        http::send(clients, request, pointer).await
     }
 }
 

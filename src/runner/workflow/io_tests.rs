@@ -108,7 +108,9 @@ async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>) {
         let _ = stream.shutdown().await;
         return;
     }
-    let path = request.target.split('?').next().unwrap_or_default().to_owned();
+    // The OpenAPI documents put their operations under `/api`.
+    let path = request.target.split('?').next().unwrap_or_default();
+    let path = path.strip_prefix("/api").unwrap_or(path).to_owned();
     let query = request.target.split_once('?').map(|(_, q)| q.to_owned());
     let (status, content_type, body, extra) = if let Some(id) = path.strip_prefix("/pets/") {
         ("200 OK", "application/json", json!({ "id": id, "query": query }).to_string(), "")
@@ -392,7 +394,7 @@ const CLIENT_SECRET: &str = "s3cr3t";
 type Answer = (&'static str, &'static str, String, String);
 
 /// What the test server answers on the paths that authenticate (digest challenges, an OAuth2
-/// token endpoint, OpenID Connect discovery); `None` elsewhere.
+/// token endpoint, OpenID Connect discovery) or serve OpenAPI documents; `None` elsewhere.
 fn authenticating_or_documents(request: &Received, log: &Mutex<Vec<Received>>) -> Option<Answer> {
     let path = request.target.split('?').next().unwrap_or_default();
     let json = |status, value: Value| (status, "application/json", value.to_string(), String::new());
@@ -448,6 +450,8 @@ fn authenticating_or_documents(request: &Received, log: &Mutex<Vec<Received>>) -
                 json!({ "issuer": format!("http://{host}"), "token_endpoint": format!("http://{host}/oauth2/token") }),
             )
         }
+        "/openapi.json" => json("200 OK", openapi_3_document()),
+        "/swagger.yaml" => ("200 OK", "application/yaml", SWAGGER_2_DOCUMENT.to_owned(), String::new()),
         _ => return None,
     })
 }
@@ -689,6 +693,188 @@ async fn oauth2_refused_token_request_is_an_authentication_error_without_the_sec
     assert_eq!((error.kind(), error.status), ("authentication", 401));
     let detail = error.detail.unwrap();
     assert!(detail.contains("could not be reached"), "{detail}");
+}
+
+fn openapi_3_document() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "pets", "version": "1" },
+        "servers": [{ "url": "/{prefix}", "variables": { "prefix": { "default": "api" } } }],
+        "components": {
+            "parameters": { "trace": { "name": "X-Trace", "in": "header", "schema": { "type": "string" } } }
+        },
+        "paths": {
+            "/pets/{petId}": {
+                "parameters": [{ "name": "petId", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "get": {
+                    "operationId": "getPetById",
+                    "parameters": [
+                        { "name": "status", "in": "query", "schema": { "type": "string" } },
+                        { "$ref": "#/components/parameters/trace" }
+                    ],
+                    "responses": { "200": { "description": "ok" } }
+                }
+            },
+            "/echo": {
+                "post": {
+                    "operationId": "createPet",
+                    "parameters": [{ "$ref": "#/components/parameters/trace" }],
+                    "requestBody": { "required": true, "content": { "application/json": {} } },
+                    "responses": { "200": { "description": "ok" } }
+                }
+            },
+            "/auth": { "get": { "operationId": "whoAmI", "responses": { "200": { "description": "ok" } } } },
+            "/redirect": { "get": { "operationId": "moved", "responses": { "302": { "description": "moved" } } } }
+        }
+    })
+}
+
+const SWAGGER_2_DOCUMENT: &str = "
+swagger: '2.0'
+info: { title: pets, version: '1' }
+basePath: /api
+paths:
+  /pets/{petId}:
+    get:
+      operationId: getPetById
+      parameters:
+        - { name: petId, in: path, required: true, type: integer }
+        - { name: status, in: query, type: array, items: { type: string }, collectionFormat: multi }
+      responses:
+        200: { description: ok }
+  /echo:
+    post:
+      operationId: addPet
+      parameters:
+        - { name: pet, in: body, required: true, schema: { type: object } }
+      responses:
+        200: { description: ok }
+";
+
+#[tokio::test]
+async fn openapi_call_resolves_an_openapi_3_operation_and_sends_it() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - getPet:
+      call: openapi
+      with:
+        document: {{ endpoint: '{document}' }}
+        operationId: getPetById
+        parameters:
+          petId: ${{ .id }}
+          status: sold out
+          X-Trace: t-1
+      output: {{ as: '${{ {{ pet: . }} }}' }}
+  - create:
+      call: openapi
+      with:
+        document: {{ endpoint: {{ uri: '{document}' }} }}
+        operationId: createPet
+        parameters:
+          name: ${{ .pet.id }}
+          X-Trace: t-2
+        output: response
+      output: {{ as: '${{ $input + {{ created: .content, status: .statusCode, uri: .request.uri }} }}' }}
+",
+        document = server.url("/openapi.json"),
+    );
+    let output = run_body(&body, json!({ "id": 42 }), &RunOptions::new()).await.unwrap();
+    assert_eq!(
+        output,
+        json!({
+            "pet": { "id": "42", "query": "status=sold+out" },
+            "created": { "name": "42" },
+            "status": 200,
+            "uri": server.url("/api/echo"),
+        })
+    );
+    let received = server.received.lock().unwrap().clone();
+    let targets: Vec<&str> = received.iter().map(|r| r.target.as_str()).collect();
+    // The document is fetched once for the run.
+    assert_eq!(targets, ["/openapi.json", "/api/pets/42?status=sold+out", "/api/echo"]);
+    assert_eq!(received[1].header("x-trace"), Some("t-1"));
+    assert_eq!(received[2].method, "POST");
+    assert_eq!(received[2].header("content-type"), Some("application/json"));
+    assert_eq!(received[2].header("x-trace"), Some("t-2"));
+
+    // An unknown operation, and missing required parameters, are configuration errors.
+    let call = |operation: &str, parameters: &str| {
+        format!(
+            "do:\n  - call: {{ call: openapi, with: {{ document: {{ endpoint: '{}' }}, operationId: {operation}, parameters: {parameters} }} }}\n",
+            server.url("/openapi.json")
+        )
+    };
+    let error = run_body(&call("deletePet", "{}"), json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "configuration");
+    assert_eq!(error.detail.unwrap(), format!("no operation `deletePet` in {}", server.url("/openapi.json")));
+    let error = run_body(&call("createPet", "{ X-Trace: x }"), json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "configuration");
+    assert_eq!(error.detail.unwrap(), "`createPet` needs parameters `with.parameters` lacks: body");
+}
+
+#[tokio::test]
+async fn openapi_call_reads_swagger_2_yaml_and_uses_authentication_redirect_and_raw() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - find:
+      call: openapi
+      with:
+        document: {{ endpoint: '{swagger}' }}
+        operationId: getPetById
+        parameters: {{ petId: 7, status: [available, sold] }}
+      output: {{ as: '${{ {{ found: . }} }}' }}
+  - add:
+      call: openapi
+      with:
+        document: {{ endpoint: '{swagger}' }}
+        operationId: addPet
+        parameters: {{ pet: {{ name: Rex }} }}
+      output: {{ as: '${{ $input + {{ added: . }} }}' }}
+  - whoAmI:
+      call: openapi
+      with:
+        document: {{ endpoint: '{openapi}' }}
+        operationId: whoAmI
+        authentication: {{ bearer: {{ token: t0k3n }} }}
+        output: raw
+      output: {{ as: '${{ $input + {{ who: . }} }}' }}
+  - moved:
+      call: openapi
+      with:
+        document: {{ endpoint: '{openapi}' }}
+        operationId: moved
+        redirect: true
+      output: {{ as: '${{ $input + {{ moved: . }} }}' }}
+",
+        swagger = server.url("/swagger.yaml"),
+        openapi = server.url("/openapi.json"),
+    );
+    let output = run_body(&body, json!(null), &RunOptions::new()).await.unwrap();
+    assert_eq!(output["found"], json!({ "id": "7", "query": "status=available&status=sold" }));
+    assert_eq!(output["added"], json!({ "name": "Rex" }));
+    assert_eq!(output["who"], json!(http::base64(br#"{"authorization":"Bearer t0k3n"}"#)));
+    assert_eq!(output["moved"], json!("hello"));
+
+    // Without `redirect`, the 302 is a communication error.
+    let body = format!(
+        "do:\n  - moved: {{ call: openapi, with: {{ document: {{ endpoint: '{}' }}, operationId: moved }} }}\n",
+        server.url("/openapi.json")
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 302));
+
+    // A document that is not there is a communication error saying so.
+    let body = format!(
+        "do:\n  - x: {{ call: openapi, with: {{ document: {{ endpoint: '{}' }}, operationId: x }} }}\n",
+        server.url("/missing.json")
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 404));
+    assert!(error.detail.unwrap().starts_with("fetching the OpenAPI document failed"));
 }
 
 #[tokio::test]

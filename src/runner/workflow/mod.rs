@@ -4,11 +4,12 @@
 //! Supported: `do`, `set`, `switch`, `for`, `fork` (with `compete`), `try`/`catch` (with retry
 //! policies), `raise`, `wait`; `if` and `then` on every task; the data flow of the DSL
 //! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
-//! task / workflow timeouts; `call: http` (basic, bearer, digest, OAuth2 and OpenID Connect
-//! authentication) and `run: shell` / `run: script` (`js` with `node`, `python` with
-//! `python3`), their decisions documented in the `http`, `digest`, `oauth2` and `process`
-//! modules. Other calls, `run: container` / `workflow`, `emit` and
-//! `listen` fail with a runtime error until their executors exist.
+//! task / workflow timeouts; `call: http` and `call: openapi` (Swagger 2.0 and OpenAPI 3.x
+//! documents, JSON or YAML) with basic, bearer, digest, OAuth2 and OpenID Connect
+//! authentication; `run: shell` / `run: script` (`js` with `node`, `python` with `python3`) and
+//! `run: workflow`. Their decisions are documented in the `http`, `openapi`, `digest`, `oauth2`
+//! and `process` modules. Other calls, `run: container`, `emit` and `listen` fail with a
+//! runtime error until their executors exist.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -51,6 +52,7 @@ mod interpreter;
 #[cfg(test)]
 mod io_tests;
 mod oauth2;
+mod openapi;
 mod process;
 pub mod record;
 #[cfg(test)]
