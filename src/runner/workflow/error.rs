@@ -59,6 +59,11 @@ impl WorkflowError {
         Self::standard("configuration", 400, "Configuration Error", detail, instance)
     }
 
+    /// Credentials could not be obtained or were refused (an OAuth2 token endpoint failed).
+    pub fn authentication(detail: impl Into<String>, instance: &str) -> Self {
+        Self::standard("authentication", 401, "Authentication Error", detail, instance)
+    }
+
     /// A task or the workflow ran out of time.
     pub fn timeout(detail: impl Into<String>, instance: &str) -> Self {
         Self::standard("timeout", 408, "Timeout Error", detail, instance)

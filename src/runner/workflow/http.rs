@@ -1,5 +1,14 @@
-//! `call: http`: sends one HTTP request (already evaluated by the interpreter) and turns the
+//! `call: http` (and `call: openapi`, once `openapi` has built its request): sends one HTTP
+//! request (already evaluated by the interpreter) with its authentication and turns the
 //! response into the task's output, or into the DSL's `communication` error.
+//!
+//! Authentication: `basic` and `bearer` send their `Authorization` header with the request;
+//! `oauth2` and `oidc` first get a token (see `oauth2`) and send it as a bearer token; `digest`
+//! sends the request without credentials and, when the server answers 401 with a digest
+//! challenge it can answer (see `digest`), sends it once more with the answer, at the URL that
+//! challenged. Any other 401, and a 401 to the answer (a wrong password), is the
+//! `communication` error with status 401. An authentication policy's `Authorization` header
+//! gives way to one the task sets in `headers`.
 //!
 //! Decisions where the reference is open:
 //! - The default output (`content`) is the body parsed as JSON when the response says it is
@@ -12,16 +21,23 @@
 //! - A string body is sent as it is; any other body (object, array, number, boolean) as JSON,
 //!   with `Content-Type: application/json` unless the headers set one. `null` sends no body.
 //! - The `request` echoed in `output: response` lists the headers the task set, never the
-//!   `Authorization` header computed from its authentication policy.
+//!   `Authorization` header computed from its authentication policy (nor any token or
+//!   password), and the `Authorization` values are marked sensitive so they are never logged.
+//! - A run keeps one set of clients, the OAuth2 tokens it obtained and the OpenAPI documents it
+//!   fetched: a `for` loop does not fetch them again.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Client, Method, Url, redirect};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Client, Method, RequestBuilder, StatusCode, Url, redirect};
 use serde_json::{Map, Value, json};
 
+use super::digest;
 use super::error::WorkflowError;
+use super::oauth2;
 use crate::model::dsl::HttpOutputFormat;
 
 /// The type of the DSL's standard communication error.
@@ -30,10 +46,13 @@ const COMMUNICATION: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/com
 /// How long connecting may take; the task and workflow timeouts bound the whole exchange.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The HTTP clients of one run: one that does not follow redirects, one that does.
+/// The HTTP state of one run: a client that does not follow redirects, one that does, the
+/// OAuth2 tokens obtained so far and the documents (OpenAPI) fetched so far.
 pub(crate) struct Clients {
     direct: Client,
     following: Client,
+    tokens: oauth2::TokenCache,
+    documents: Mutex<HashMap<String, Arc<Value>>>,
 }
 
 impl Clients {
@@ -53,14 +72,39 @@ impl Clients {
                 .build()
                 .map_err(|error| format!("cannot create the HTTP client: {error}"))
         };
-        Ok(Self { direct: build(redirect::Policy::none())?, following: build(redirect::Policy::limited(10))? })
+        Ok(Self {
+            direct: build(redirect::Policy::none())?,
+            following: build(redirect::Policy::limited(10))?,
+            tokens: oauth2::TokenCache::default(),
+            documents: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The document this run already fetched from `url`, if any.
+    pub(crate) fn document(&self, url: &str) -> Option<Arc<Value>> {
+        self.documents.lock().unwrap_or_else(PoisonError::into_inner).get(url).cloned()
+    }
+
+    /// Keeps the document fetched from `url` for the rest of the run.
+    pub(crate) fn keep_document(&self, url: &str, document: Arc<Value>) {
+        self.documents.lock().unwrap_or_else(PoisonError::into_inner).insert(url.to_owned(), document);
     }
 }
 
-/// A credential to send in the `Authorization` header.
+/// A credential to send in the `Authorization` header. Holds secrets: deliberately not `Debug`.
 pub(crate) enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     Bearer(String),
+    /// Sent only in answer to the server's digest challenge.
+    Digest {
+        username: String,
+        password: String,
+    },
+    /// Exchanged for a bearer token first.
+    OAuth2(Box<oauth2::TokenRequest>),
 }
 
 /// An HTTP request, every expression of it evaluated.
@@ -86,8 +130,8 @@ pub(crate) struct Request {
 /// Sends `request` and returns the task's output.
 ///
 /// # Errors
-/// `configuration` for an invalid method, URI or header; `communication` when the exchange
-/// fails or the status is not accepted.
+/// `configuration` for an invalid method, URI or header; `authentication` when an OAuth2 token
+/// cannot be obtained; `communication` when the exchange fails or the status is not accepted.
 pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) -> Result<Value, WorkflowError> {
     let configuration = |detail: String| WorkflowError::configuration(detail, instance);
     let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
@@ -112,24 +156,67 @@ pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) ->
         headers.append(header, value);
     }
     let client = if request.redirect { &clients.following } else { &clients.direct };
-    let mut builder = client.request(method.clone(), url.clone());
-    match &request.credentials {
-        Some(Credentials::Basic { username, password }) => builder = builder.basic_auth(username, Some(password)),
-        Some(Credentials::Bearer(token)) => builder = builder.bearer_auth(token),
-        None => {}
-    }
-    match &request.body {
-        None | Some(Value::Null) => {}
-        Some(Value::String(text)) => builder = builder.body(text.clone()),
+    let body = match &request.body {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
         Some(other) => {
             if !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            builder = builder.body(other.to_string());
+            Some(other.to_string())
         }
-    }
+    };
     let sent_headers = header_map(&headers);
-    let response = builder.headers(headers).send().await.map_err(|error| transport(&error, &method, &url, instance))?;
+    let authorization = match &request.credentials {
+        Some(Credentials::Basic { username, password }) => {
+            Some(sensitive(&format!("Basic {}", base64(format!("{username}:{password}").as_bytes())), instance)?)
+        }
+        Some(Credentials::Bearer(token)) => Some(sensitive(&format!("Bearer {token}"), instance)?),
+        Some(Credentials::OAuth2(token_request)) => {
+            let token = oauth2::access_token(&clients.direct, &clients.tokens, token_request, instance).await?;
+            Some(sensitive(&format!("Bearer {token}"), instance)?)
+        }
+        Some(Credentials::Digest { .. }) | None => None,
+    };
+    // The policy's `Authorization` comes first: a header the task sets itself replaces it.
+    let build = |url: &Url, authorization: Option<&HeaderValue>| -> RequestBuilder {
+        let mut builder = client.request(method.clone(), url.clone());
+        if let Some(authorization) = authorization {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        builder = builder.headers(headers.clone());
+        match &body {
+            Some(body) => builder.body(body.clone()),
+            None => builder,
+        }
+    };
+    let mut response =
+        build(&url, authorization.as_ref()).send().await.map_err(|error| transport(&error, &method, &url, instance))?;
+    if let Some(Credentials::Digest { username, password }) = &request.credentials
+        && response.status() == StatusCode::UNAUTHORIZED
+        && let Some(challenge) =
+            digest::challenge(response.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))
+    {
+        // Answered at the URL that challenged (the last one, when redirects are followed).
+        let challenged = response.url().clone();
+        let target = match challenged.query() {
+            Some(query) => format!("{}?{query}", challenged.path()),
+            None => challenged.path().to_owned(),
+        };
+        let answer = digest::Answer {
+            username,
+            password,
+            method: method.as_str(),
+            uri: &target,
+            body: body.as_deref().unwrap_or_default().as_bytes(),
+            cnonce: &digest::cnonce(),
+        };
+        let authorization = sensitive(&digest::authorization(&challenge, &answer), instance)?;
+        response = build(&challenged, Some(&authorization))
+            .send()
+            .await
+            .map_err(|error| transport(&error, &method, &challenged, instance))?;
+    }
 
     let status = response.status();
     let response_headers = header_map(response.headers());
@@ -158,6 +245,18 @@ pub(crate) async fn send(clients: &Clients, request: Request, instance: &str) ->
             "content": content(&bytes, json_body),
         }),
     })
+}
+
+/// An `Authorization` value, marked sensitive so it is never printed.
+fn sensitive(value: &str, instance: &str) -> Result<HeaderValue, WorkflowError> {
+    let mut value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+        WorkflowError::configuration(
+            "the credentials of the authentication policy cannot be sent in an HTTP header (control characters)",
+            instance,
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The DSL's `communication` error.
@@ -275,8 +374,22 @@ pub(crate) fn expand_uri_template(template: &str, data: &Value) -> Result<String
     Ok(out)
 }
 
+/// `name=value&…`, each side percent-encoded (`application/x-www-form-urlencoded`).
+pub(crate) fn form_encode(pairs: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (index, (name, value)) in pairs.iter().enumerate() {
+        if index > 0 {
+            out.push('&');
+        }
+        percent_encode(name, &mut out);
+        out.push('=');
+        percent_encode(value, &mut out);
+    }
+    out
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str, out: &mut String) {
+pub(crate) fn percent_encode(text: &str, out: &mut String) {
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));

@@ -22,6 +22,8 @@ use super::eval::{self, Variables, expression_code, truthy};
 use super::events::{Observer, TaskEvent, Transition};
 use super::http::{self, Credentials};
 use super::listen::{self, Consumption, Judge};
+use super::oauth2;
+use super::openapi;
 use super::process::{self, Spawn};
 use super::{Recorded, RunOptions};
 use crate::expr::enclosed;
@@ -33,6 +35,7 @@ use crate::model::dsl::{
     ScriptSource, StringMapOrExpression, SwitchTask, Task, TaskItem, TaskList, TimeoutOrReference, TryTask, Workflow,
     describe,
 };
+use crate::model::dsl::{DigestAuthentication, OAuth2Authentication, OidcAuthentication, OpenApiArguments};
 use crate::model::escape_pointer;
 
 type BoxFuture<'s, T> = Pin<Box<dyn Future<Output = T> + Send + 's>>;
@@ -408,6 +411,9 @@ impl<'a> Runner<'a> {
             Task::Call(call) => match call {
                 CallTask::Http(call) => {
                     Ok(Exec { output: self.call_http(&call.with, pointer, input, frame).await?, flow: None })
+                }
+                CallTask::OpenApi(call) => {
+                    Ok(Exec { output: self.call_openapi(&call.with, pointer, input, frame).await?, flow: None })
                 }
                 other => Err(WorkflowError::runtime(unsupported_call(other), pointer)),
             },
@@ -899,8 +905,8 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// `call: http` and `run: shell` / `run: script`: evaluating their arguments (the I/O lives in
-/// the `http` and `process` modules).
+/// `call: http`, `call: openapi` and `run: shell` / `run: script`: evaluating their arguments
+/// (the I/O lives in the `http`, `openapi` and `process` modules).
 impl Runner<'_> {
     /// Sends the HTTP request `with` describes; see [`http`] for the output and errors.
     async fn call_http(
@@ -910,24 +916,7 @@ impl Runner<'_> {
         input: &Value,
         frame: &Frame<'_>,
     ) -> Result<Value, WorkflowError> {
-        let uri = with.endpoint.uri();
-        let uri = match enclosed(uri) {
-            Some(code) => match self.evaluate(code, input, frame)? {
-                Value::String(uri) => uri,
-                other => {
-                    return Err(WorkflowError::expression(
-                        format!("the endpoint \"{uri}\" must give a string, not {}", describe(&other)),
-                        pointer,
-                    ));
-                }
-            },
-            None => http::expand_uri_template(uri, input).map_err(|name| {
-                WorkflowError::expression(
-                    format!("the URI template variable \"{name}\" must be a string, number, boolean or null"),
-                    pointer,
-                )
-            })?,
-        };
+        let uri = self.endpoint_uri(&with.endpoint, pointer, input, frame)?;
         let credentials = match &with.endpoint {
             Endpoint::Configuration(configuration) => configuration
                 .authentication
@@ -1027,16 +1016,39 @@ impl Runner<'_> {
                     secret => Ok(Credentials::Bearer(secret_field(&secret, "token", frame)?)),
                 }
             }
-            AuthenticationPolicy::Digest(_) | AuthenticationPolicy::OAuth2(_) | AuthenticationPolicy::Oidc(_) => {
-                let scheme = match policy {
-                    AuthenticationPolicy::Digest(_) => "digest",
-                    AuthenticationPolicy::OAuth2(_) => "oauth2",
-                    _ => "oidc",
+            AuthenticationPolicy::Digest(DigestAuthentication::Inline(inline)) => Ok(Credentials::Digest {
+                username: self.text(&inline.username, input, frame)?,
+                password: self.text(&inline.password, input, frame)?,
+            }),
+            AuthenticationPolicy::Digest(DigestAuthentication::Secret(secret)) => {
+                let secret = self.secret(&secret.use_, frame)?;
+                Ok(Credentials::Digest {
+                    username: secret_field(&secret, "username", frame)?,
+                    password: secret_field(&secret, "password", frame)?,
+                })
+            }
+            AuthenticationPolicy::OAuth2(OAuth2Authentication::Inline(properties))
+            | AuthenticationPolicy::Oidc(OidcAuthentication::Inline(properties)) => {
+                let flavor = if matches!(policy, AuthenticationPolicy::Oidc(_)) {
+                    oauth2::Flavor::Oidc
+                } else {
+                    oauth2::Flavor::OAuth2
                 };
-                Err(WorkflowError::configuration(
-                    format!("`{scheme}` authentication is not supported yet by this runtime (use basic or bearer)"),
-                    frame.pointer,
-                ))
+                let text = |text: &str| self.text(text, input, frame);
+                Ok(Credentials::OAuth2(Box::new(oauth2::token_request(flavor, properties, &text, frame.pointer)?)))
+            }
+            AuthenticationPolicy::OAuth2(OAuth2Authentication::Secret(secret))
+            | AuthenticationPolicy::Oidc(OidcAuthentication::Secret(secret)) => {
+                let flavor = if matches!(policy, AuthenticationPolicy::Oidc(_)) {
+                    oauth2::Flavor::Oidc
+                } else {
+                    oauth2::Flavor::OAuth2
+                };
+                let properties =
+                    oauth2::secret_properties(&self.secret(&secret.use_, frame)?, &secret.use_, frame.pointer)?;
+                // A secret's strings are values, not expressions.
+                let text = |text: &str| Ok(text.to_owned());
+                Ok(Credentials::OAuth2(Box::new(oauth2::token_request(flavor, &properties, &text, frame.pointer)?)))
             }
         }
     }
@@ -1175,6 +1187,86 @@ impl Runner<'_> {
                 (name, value)
             })
             .collect())
+    }
+
+    /// An endpoint's URI: a `${ }` expression's value, or a URI template expanded from the
+    /// top-level fields of `input`.
+    fn endpoint_uri(
+        &self,
+        endpoint: &Endpoint,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<String, WorkflowError> {
+        let uri = endpoint.uri();
+        Ok(match enclosed(uri) {
+            Some(code) => match self.evaluate(code, input, frame)? {
+                Value::String(uri) => uri,
+                other => {
+                    return Err(WorkflowError::expression(
+                        format!("the endpoint \"{uri}\" must give a string, not {}", describe(&other)),
+                        pointer,
+                    ));
+                }
+            },
+            None => http::expand_uri_template(uri, input).map_err(|name| {
+                WorkflowError::expression(
+                    format!("the URI template variable \"{name}\" must be a string, number, boolean or null"),
+                    pointer,
+                )
+            })?,
+        })
+    }
+
+    /// Calls the operation `with` names in its OpenAPI document; see [`openapi`] for how the
+    /// request is built and [`http`] for the output and errors.
+    async fn call_openapi(
+        &self,
+        with: &OpenApiArguments,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let clients = self
+            .http
+            .get_or_init(http::Clients::new)
+            .as_ref()
+            .map_err(|error| WorkflowError::runtime(error.clone(), pointer))?;
+        let endpoint = &with.document.endpoint;
+        let document_uri = self.endpoint_uri(endpoint, pointer, input, frame)?;
+        let document_credentials = match endpoint {
+            Endpoint::Configuration(configuration) => configuration
+                .authentication
+                .as_ref()
+                .map(|policy| self.credentials(policy, input, frame))
+                .transpose()?,
+            Endpoint::Uri(_) => None,
+        };
+        let document = openapi::document(clients, &document_uri, document_credentials, pointer).await?;
+        let parameters = match &with.parameters {
+            Some(parameters) => match self.template(&Value::Object(parameters.clone()), input, frame)? {
+                Value::Object(parameters) => parameters,
+                _ => Map::new(),
+            },
+            None => Map::new(),
+        };
+        let operation = openapi::operation(&document, &document_uri, &with.operation_id, &parameters)
+            .map_err(|detail| WorkflowError::configuration(detail, pointer))?;
+        let request = http::Request {
+            method: operation.method,
+            uri: operation.uri,
+            headers: operation.headers,
+            query: operation.query,
+            body: operation.body,
+            credentials: with
+                .authentication
+                .as_ref()
+                .map(|policy| self.credentials(policy, input, frame))
+                .transpose()?,
+            output: with.output.unwrap_or(HttpOutputFormat::Content),
+            redirect: with.redirect.unwrap_or(false),
+        };
+        http::send(clients, request, pointer).await
     }
 }
 

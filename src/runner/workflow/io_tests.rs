@@ -99,7 +99,18 @@ async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>) {
     let request = Received { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };
     log.lock().unwrap().push(request.clone());
 
-    let path = request.target.split('?').next().unwrap_or_default().to_owned();
+    if let Some((status, content_type, body, extra)) = authenticating_or_documents(&request, log) {
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    // The OpenAPI documents put their operations under `/api`.
+    let path = request.target.split('?').next().unwrap_or_default();
+    let path = path.strip_prefix("/api").unwrap_or(path).to_owned();
     let query = request.target.split_once('?').map(|(_, q)| q.to_owned());
     let (status, content_type, body, extra) = if let Some(id) = path.strip_prefix("/pets/") {
         ("200 OK", "application/json", json!({ "id": id, "query": query }).to_string(), "")
@@ -360,18 +371,510 @@ do:
         })
     );
 
-    // A missing secret is an authorization error; digest is not supported yet.
+    // A missing secret is an authorization error; an OAuth2 grant needing a browser is unsupported.
     let body = format!(
         "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ basic: {{ use: nope }} }} }} }} }}\n"
     );
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!((error.kind(), error.status), ("authorization", 403));
     let body = format!(
-        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ digest: {{ username: a, password: b }} }} }} }} }}\n"
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ oauth2: {{ authority: 'http://idp', grant: authorization_code }} }} }} }} }}\n"
     );
     let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
     assert_eq!(error.kind(), "configuration");
-    assert!(error.detail.unwrap().contains("`digest` authentication is not supported yet"));
+    assert!(error.detail.unwrap().contains("the `authorization_code` grant is not supported"));
+}
+
+const REALM: &str = "stigmer@test";
+const NONCE: &str = "dcd98b7102dd2f0e8b11d0f600bfb0c093";
+const OPAQUE: &str = "5ccc069c403ebaf9f0171e9517f40e41";
+const CLIENT_SECRET: &str = "s3cr3t";
+
+/// A test server response: status line, content type, body and extra header lines.
+type Answer = (&'static str, &'static str, String, String);
+
+/// What the test server answers on the paths that authenticate (digest challenges, an OAuth2
+/// token endpoint, OpenID Connect discovery) or serve OpenAPI documents; `None` elsewhere.
+fn authenticating_or_documents(request: &Received, log: &Mutex<Vec<Received>>) -> Option<Answer> {
+    let path = request.target.split('?').next().unwrap_or_default();
+    let json = |status, value: Value| (status, "application/json", value.to_string(), String::new());
+    Some(match path {
+        "/digest/md5" | "/digest/sha256" | "/digest/legacy" => {
+            let (algorithm, qop) = match path {
+                "/digest/md5" => (Some("MD5"), true),
+                "/digest/sha256" => (Some("SHA-256"), true),
+                _ => (None, false),
+            };
+            if digest_is_valid(request, algorithm.unwrap_or("MD5"), qop) {
+                return Some(json("200 OK", json!({ "user": "Mufasa", "body": request.body })));
+            }
+            let mut challenge = format!("Digest realm=\"{REALM}\", nonce=\"{NONCE}\", opaque=\"{OPAQUE}\"");
+            if qop {
+                challenge.push_str(", qop=\"auth,auth-int\"");
+            }
+            if let Some(algorithm) = algorithm {
+                challenge = format!("{challenge}, algorithm={algorithm}");
+            }
+            let extra = format!("WWW-Authenticate: Basic realm=\"other\"\r\nWWW-Authenticate: {challenge}\r\n");
+            ("401 Unauthorized", "text/plain", "who are you?".to_owned(), extra)
+        }
+        "/oauth2/token" => {
+            let form: Vec<(&str, &str)> = request.body.split('&').filter_map(|pair| pair.split_once('=')).collect();
+            let field = |name: &str| form.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            let basic = format!("Basic {}", http::base64(format!("stigmer:{CLIENT_SECRET}").as_bytes()));
+            let client_ok = request.header("authorization") == Some(basic.as_str())
+                || (field("client_id") == Some("stigmer") && field("client_secret") == Some(CLIENT_SECRET));
+            let grant_ok = match field("grant_type") {
+                Some("client_credentials") => true,
+                Some("password") => field("username") == Some("ada") && field("password") == Some("lovelace"),
+                _ => false,
+            };
+            if !client_ok || !grant_ok {
+                // A careless server that echoes what it was sent.
+                let echoed = field("client_secret").or(field("password")).unwrap_or_default();
+                return Some(json(
+                    "401 Unauthorized",
+                    json!({ "error": "invalid_client", "error_description": format!("bad credentials {echoed}") }),
+                ));
+            }
+            let issued = log.lock().unwrap().iter().filter(|r| r.target == "/oauth2/token").count();
+            json(
+                "200 OK",
+                json!({ "access_token": format!("tok-{issued}"), "token_type": "Bearer", "expires_in": 3600 }),
+            )
+        }
+        "/.well-known/openid-configuration" => {
+            let host = request.header("host").unwrap_or_default();
+            json(
+                "200 OK",
+                json!({ "issuer": format!("http://{host}"), "token_endpoint": format!("http://{host}/oauth2/token") }),
+            )
+        }
+        "/openapi.json" => json("200 OK", openapi_3_document()),
+        "/swagger.yaml" => ("200 OK", "application/yaml", SWAGGER_2_DOCUMENT.to_owned(), String::new()),
+        _ => return None,
+    })
+}
+
+/// Whether the request carries the digest answer the server expects of Mufasa.
+fn digest_is_valid(request: &Received, algorithm: &str, qop: bool) -> bool {
+    use sha2::Digest as _;
+    let Some(header) = request.header("authorization").and_then(|h| h.strip_prefix("Digest ")) else {
+        return false;
+    };
+    let params: std::collections::HashMap<&str, &str> = header
+        .split(", ")
+        .filter_map(|param| param.split_once('='))
+        .map(|(name, value)| (name, value.trim_matches('"')))
+        .collect();
+    let param = |name: &str| params.get(name).copied().unwrap_or_default();
+    let hash = |data: String| match algorithm {
+        "SHA-256" => hex::encode(sha2::Sha256::digest(data.as_bytes())),
+        _ => hex::encode(md5::Md5::digest(data.as_bytes())),
+    };
+    if param("username") != "Mufasa"
+        || param("realm") != REALM
+        || param("nonce") != NONCE
+        || param("opaque") != OPAQUE
+        || param("uri") != request.target
+    {
+        return false;
+    }
+    let ha1 = hash(format!("Mufasa:{REALM}:Circle of Life"));
+    let ha2 = hash(format!("{}:{}", request.method, request.target));
+    let expected = if qop {
+        if param("qop") != "auth" || param("nc") != "00000001" || param("cnonce").len() < 8 {
+            return false;
+        }
+        hash(format!("{ha1}:{NONCE}:00000001:{}:auth:{ha2}", param("cnonce")))
+    } else {
+        hash(format!("{ha1}:{NONCE}:{ha2}"))
+    };
+    param("response") == expected
+}
+
+#[tokio::test]
+async fn http_digest_authentication_answers_the_challenge_with_md5_sha_256_and_legacy() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+use:
+  authentications:
+    fromSecret:
+      digest: {{ use: mufasa }}
+do:
+  - md5:
+      call: http
+      with:
+        method: post
+        endpoint:
+          uri: {md5}
+          authentication:
+            digest: {{ username: Mufasa, password: '${{ .password }}' }}
+        body: {{ roar: true }}
+      output:
+        as: '${{ {{ md5: . }} }}'
+  - sha256:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{sha256}', authentication: {{ use: fromSecret }} }}
+      output:
+        as: '${{ $input + {{ sha256: .user }} }}'
+  - legacy:
+      call: http
+      with:
+        method: get
+        endpoint: {{ uri: '{legacy}', authentication: {{ use: fromSecret }} }}
+        output: response
+      output:
+        as: '${{ $input + {{ legacy: .content.user, echoed: .request }} }}'
+",
+        md5 = server.url("/digest/md5?x=1"),
+        sha256 = server.url("/digest/sha256"),
+        legacy = server.url("/digest/legacy"),
+    );
+    let options =
+        RunOptions::new().secret_value("mufasa", json!({ "username": "Mufasa", "password": "Circle of Life" }));
+    let output = run_body(&body, json!({ "password": "Circle of Life" }), &options).await.unwrap();
+    assert_eq!(output["md5"], json!({ "user": "Mufasa", "body": "{\"roar\":true}" }));
+    assert_eq!(output["sha256"], "Mufasa");
+    assert_eq!(output["legacy"], "Mufasa");
+    // The echoed request shows neither the password nor the computed answer.
+    let echoed = output["echoed"].to_string();
+    assert!(!echoed.contains("Circle") && !echoed.to_lowercase().contains("authorization"), "{echoed}");
+    // Each call: one unauthenticated attempt, then the answer; the body was sent both times.
+    let received = server.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 6);
+    assert!(received[0].header("authorization").is_none());
+    assert_eq!(received[1].body, "{\"roar\":true}");
+    assert!(received[1].header("authorization").unwrap().contains("algorithm=MD5"));
+
+    // A wrong password: the server challenges again, which is a communication error (401).
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{}', authentication: {{ digest: {{ username: Mufasa, password: wrong-pw }} }} }} }} }}\n",
+        server.url("/digest/md5")
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 401));
+    assert!(!error.to_string().contains("wrong-pw"), "{error}");
+}
+
+fn oauth2_policy(server: &Server, extra: &str) -> String {
+    format!(
+        "{{ authority: '{}', grant: client_credentials, client: {{ id: stigmer, secret: '{CLIENT_SECRET}'{extra} }}, scopes: [api, read], audiences: [runtime] }}",
+        server.url("")
+    )
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_token_is_fetched_once_per_run_and_sent_as_bearer() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+use:
+  authentications:
+    idp:
+      oauth2: {policy}
+do:
+  - each:
+      for: {{ in: '${{ [1, 2, 3] }}' }}
+      do:
+        - get:
+            call: http
+            with:
+              method: get
+              endpoint: {{ uri: '{url}', authentication: {{ use: idp }} }}
+            output:
+              as: '${{ ($input.seen // []) + [.authorization] | {{ seen: . }} }}'
+",
+        policy = oauth2_policy(&server, ""),
+        url = server.url("/auth"),
+    );
+    let output = run_body(&body, json!({}), &RunOptions::new()).await.unwrap();
+    assert_eq!(output, json!({ "seen": ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1"] }));
+    let received = server.received.lock().unwrap().clone();
+    let token_requests: Vec<&Received> = received.iter().filter(|r| r.target == "/oauth2/token").collect();
+    assert_eq!(token_requests.len(), 1, "{received:?}");
+    let token_request = token_requests[0];
+    assert_eq!(token_request.method, "POST");
+    assert_eq!(token_request.header("content-type"), Some("application/x-www-form-urlencoded"));
+    // client_secret_post is the reference's default.
+    assert_eq!(
+        token_request.body,
+        "grant_type=client_credentials&client_id=stigmer&client_secret=s3cr3t&scope=api%20read&audience=runtime"
+    );
+    assert!(token_request.header("authorization").is_none());
+
+    // A new run fetches its own token.
+    let output = run_body(&body, json!({}), &RunOptions::new()).await.unwrap();
+    assert_eq!(output["seen"][0], "Bearer tok-2");
+}
+
+#[tokio::test]
+async fn oauth2_client_secret_basic_password_grant_secrets_and_oidc_discovery() {
+    let server = Server::start().await;
+    let url = server.url("/auth");
+    let body = format!(
+        "
+use:
+  authentications:
+    basicClient:
+      oauth2: {basic}
+    fromSecret:
+      oauth2: {{ use: idp }}
+    oidc:
+      oidc: {{ authority: '{authority}', client: {{ id: stigmer, secret: '{CLIENT_SECRET}' }} }}
+do:
+  - basicClient:
+      call: http
+      with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ use: basicClient }} }} }}
+      output: {{ as: '${{ {{ basicClient: .authorization }} }}' }}
+  - password:
+      call: http
+      with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ use: fromSecret }} }} }}
+      output: {{ as: '${{ $input + {{ password: .authorization }} }}' }}
+  - oidc:
+      call: http
+      with: {{ method: get, endpoint: {{ uri: '{url}', authentication: {{ use: oidc }} }} }}
+      output: {{ as: '${{ $input + {{ oidc: .authorization }} }}' }}
+",
+        basic = oauth2_policy(&server, ", authentication: client_secret_basic"),
+        authority = server.url(""),
+    );
+    let options = RunOptions::new().secret_value(
+        "idp",
+        json!({
+            "authority": server.url(""),
+            "grant": "password",
+            "username": "ada",
+            "password": "lovelace",
+            "client": { "id": "stigmer", "secret": CLIENT_SECRET },
+        }),
+    );
+    let output = run_body(&body, json!(null), &options).await.unwrap();
+    assert_eq!(output, json!({ "basicClient": "Bearer tok-1", "password": "Bearer tok-2", "oidc": "Bearer tok-3" }));
+    let received = server.received.lock().unwrap().clone();
+    let tokens: Vec<&Received> = received.iter().filter(|r| r.target == "/oauth2/token").collect();
+    assert_eq!(tokens[0].body, "grant_type=client_credentials&scope=api%20read&audience=runtime");
+    assert_eq!(tokens[0].header("authorization"), Some("Basic c3RpZ21lcjpzM2NyM3Q="));
+    assert!(tokens[1].body.starts_with("grant_type=password&username=ada&password=lovelace&client_id=stigmer"));
+    assert!(received.iter().any(|r| r.target == "/.well-known/openid-configuration"));
+}
+
+#[tokio::test]
+async fn oauth2_refused_token_request_is_an_authentication_error_without_the_secret() {
+    let server = Server::start().await;
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{}', authentication: {{ oauth2: {{ authority: '{}', client: {{ id: stigmer, secret: not-the-s3cr3t }} }} }} }} }} }}\n",
+        server.url("/auth"),
+        server.url(""),
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.type_, "https://serverlessworkflow.io/spec/1.0.0/errors/authentication");
+    assert_eq!(error.status, 401);
+    assert_eq!(error.instance.as_deref(), Some("/do/0/get"));
+    let detail = error.detail.clone().unwrap();
+    assert!(detail.contains(&server.url("/oauth2/token")) && detail.contains("invalid_client"), "{detail}");
+    // The server echoed the secret back; the error does not.
+    assert!(!error.to_string().contains("not-the-s3cr3t"), "{error}");
+    // The API itself was never called.
+    assert!(server.received.lock().unwrap().iter().all(|r| r.target != "/auth"));
+
+    // An unreachable token endpoint is an authentication error too.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let body = format!(
+        "do:\n  - get: {{ call: http, with: {{ method: get, endpoint: {{ uri: '{}', authentication: {{ oauth2: {{ authority: 'http://{addr}', client: {{ id: a, secret: b }} }} }} }} }} }}\n",
+        server.url("/auth"),
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.kind(), error.status), ("authentication", 401));
+    let detail = error.detail.unwrap();
+    assert!(detail.contains("could not be reached"), "{detail}");
+}
+
+fn openapi_3_document() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "pets", "version": "1" },
+        "servers": [{ "url": "/{prefix}", "variables": { "prefix": { "default": "api" } } }],
+        "components": {
+            "parameters": { "trace": { "name": "X-Trace", "in": "header", "schema": { "type": "string" } } }
+        },
+        "paths": {
+            "/pets/{petId}": {
+                "parameters": [{ "name": "petId", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "get": {
+                    "operationId": "getPetById",
+                    "parameters": [
+                        { "name": "status", "in": "query", "schema": { "type": "string" } },
+                        { "$ref": "#/components/parameters/trace" }
+                    ],
+                    "responses": { "200": { "description": "ok" } }
+                }
+            },
+            "/echo": {
+                "post": {
+                    "operationId": "createPet",
+                    "parameters": [{ "$ref": "#/components/parameters/trace" }],
+                    "requestBody": { "required": true, "content": { "application/json": {} } },
+                    "responses": { "200": { "description": "ok" } }
+                }
+            },
+            "/auth": { "get": { "operationId": "whoAmI", "responses": { "200": { "description": "ok" } } } },
+            "/redirect": { "get": { "operationId": "moved", "responses": { "302": { "description": "moved" } } } }
+        }
+    })
+}
+
+const SWAGGER_2_DOCUMENT: &str = "
+swagger: '2.0'
+info: { title: pets, version: '1' }
+basePath: /api
+paths:
+  /pets/{petId}:
+    get:
+      operationId: getPetById
+      parameters:
+        - { name: petId, in: path, required: true, type: integer }
+        - { name: status, in: query, type: array, items: { type: string }, collectionFormat: multi }
+      responses:
+        200: { description: ok }
+  /echo:
+    post:
+      operationId: addPet
+      parameters:
+        - { name: pet, in: body, required: true, schema: { type: object } }
+      responses:
+        200: { description: ok }
+";
+
+#[tokio::test]
+async fn openapi_call_resolves_an_openapi_3_operation_and_sends_it() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - getPet:
+      call: openapi
+      with:
+        document: {{ endpoint: '{document}' }}
+        operationId: getPetById
+        parameters:
+          petId: ${{ .id }}
+          status: sold out
+          X-Trace: t-1
+      output: {{ as: '${{ {{ pet: . }} }}' }}
+  - create:
+      call: openapi
+      with:
+        document: {{ endpoint: {{ uri: '{document}' }} }}
+        operationId: createPet
+        parameters:
+          name: ${{ .pet.id }}
+          X-Trace: t-2
+        output: response
+      output: {{ as: '${{ $input + {{ created: .content, status: .statusCode, uri: .request.uri }} }}' }}
+",
+        document = server.url("/openapi.json"),
+    );
+    let output = run_body(&body, json!({ "id": 42 }), &RunOptions::new()).await.unwrap();
+    assert_eq!(
+        output,
+        json!({
+            "pet": { "id": "42", "query": "status=sold+out" },
+            "created": { "name": "42" },
+            "status": 200,
+            "uri": server.url("/api/echo"),
+        })
+    );
+    let received = server.received.lock().unwrap().clone();
+    let targets: Vec<&str> = received.iter().map(|r| r.target.as_str()).collect();
+    // The document is fetched once for the run.
+    assert_eq!(targets, ["/openapi.json", "/api/pets/42?status=sold+out", "/api/echo"]);
+    assert_eq!(received[1].header("x-trace"), Some("t-1"));
+    assert_eq!(received[2].method, "POST");
+    assert_eq!(received[2].header("content-type"), Some("application/json"));
+    assert_eq!(received[2].header("x-trace"), Some("t-2"));
+
+    // An unknown operation, and missing required parameters, are configuration errors.
+    let call = |operation: &str, parameters: &str| {
+        format!(
+            "do:\n  - call: {{ call: openapi, with: {{ document: {{ endpoint: '{}' }}, operationId: {operation}, parameters: {parameters} }} }}\n",
+            server.url("/openapi.json")
+        )
+    };
+    let error = run_body(&call("deletePet", "{}"), json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "configuration");
+    assert_eq!(error.detail.unwrap(), format!("no operation `deletePet` in {}", server.url("/openapi.json")));
+    let error = run_body(&call("createPet", "{ X-Trace: x }"), json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!(error.kind(), "configuration");
+    assert_eq!(error.detail.unwrap(), "`createPet` needs parameters `with.parameters` lacks: body");
+}
+
+#[tokio::test]
+async fn openapi_call_reads_swagger_2_yaml_and_uses_authentication_redirect_and_raw() {
+    let server = Server::start().await;
+    let body = format!(
+        "
+do:
+  - find:
+      call: openapi
+      with:
+        document: {{ endpoint: '{swagger}' }}
+        operationId: getPetById
+        parameters: {{ petId: 7, status: [available, sold] }}
+      output: {{ as: '${{ {{ found: . }} }}' }}
+  - add:
+      call: openapi
+      with:
+        document: {{ endpoint: '{swagger}' }}
+        operationId: addPet
+        parameters: {{ pet: {{ name: Rex }} }}
+      output: {{ as: '${{ $input + {{ added: . }} }}' }}
+  - whoAmI:
+      call: openapi
+      with:
+        document: {{ endpoint: '{openapi}' }}
+        operationId: whoAmI
+        authentication: {{ bearer: {{ token: t0k3n }} }}
+        output: raw
+      output: {{ as: '${{ $input + {{ who: . }} }}' }}
+  - moved:
+      call: openapi
+      with:
+        document: {{ endpoint: '{openapi}' }}
+        operationId: moved
+        redirect: true
+      output: {{ as: '${{ $input + {{ moved: . }} }}' }}
+",
+        swagger = server.url("/swagger.yaml"),
+        openapi = server.url("/openapi.json"),
+    );
+    let output = run_body(&body, json!(null), &RunOptions::new()).await.unwrap();
+    assert_eq!(output["found"], json!({ "id": "7", "query": "status=available&status=sold" }));
+    assert_eq!(output["added"], json!({ "name": "Rex" }));
+    assert_eq!(output["who"], json!(http::base64(br#"{"authorization":"Bearer t0k3n"}"#)));
+    assert_eq!(output["moved"], json!("hello"));
+
+    // Without `redirect`, the 302 is a communication error.
+    let body = format!(
+        "do:\n  - moved: {{ call: openapi, with: {{ document: {{ endpoint: '{}' }}, operationId: moved }} }}\n",
+        server.url("/openapi.json")
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 302));
+
+    // A document that is not there is a communication error saying so.
+    let body = format!(
+        "do:\n  - x: {{ call: openapi, with: {{ document: {{ endpoint: '{}' }}, operationId: x }} }}\n",
+        server.url("/missing.json")
+    );
+    let error = run_body(&body, json!(null), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.type_.as_str(), error.status), (COMMUNICATION, 404));
+    assert!(error.detail.unwrap().starts_with("fetching the OpenAPI document failed"));
 }
 
 #[tokio::test]

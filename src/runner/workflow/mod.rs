@@ -4,10 +4,12 @@
 //! Supported: `do`, `set`, `switch`, `for`, `fork` (with `compete`), `try`/`catch` (with retry
 //! policies), `raise`, `wait`; `if` and `then` on every task; the data flow of the DSL
 //! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
-//! task / workflow timeouts; `call: http` (basic and bearer authentication) and `run: shell` /
-//! `run: script` (`js` with `node`, `python` with `python3`), their decisions documented in
-//! the `http` and `process` modules. Other calls, `run: container` / `workflow`, `emit` and
-//! `listen` fail with a runtime error until their executors exist.
+//! task / workflow timeouts; `call: http` and `call: openapi` (Swagger 2.0 and OpenAPI 3.x
+//! documents, JSON or YAML) with basic, bearer, digest, OAuth2 and OpenID Connect
+//! authentication; `run: shell` / `run: script` (`js` with `node`, `python` with `python3`) and
+//! `run: workflow`; `emit` and `listen` on the run's event bus. Their decisions are documented in
+//! the `http`, `openapi`, `digest`, `oauth2`, `process`, `bus` and `listen` modules. Other calls
+//! and `run: container` fail with a runtime error saying why.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -41,6 +43,7 @@
 //! - A runaway jq expression (an infinite `repeat`) is not bounded: expressions run inline.
 
 mod bus;
+mod digest;
 mod duration;
 mod error;
 mod eval;
@@ -50,6 +53,8 @@ mod interpreter;
 #[cfg(test)]
 mod io_tests;
 mod listen;
+mod oauth2;
+mod openapi;
 mod process;
 pub mod record;
 #[cfg(test)]
