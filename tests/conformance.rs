@@ -31,7 +31,8 @@ mod support;
 /// - `GET /headers` → the request's headers (lower-case names);
 /// - `/status/{code}` → that status, `{ status }`;
 /// - `/flaky/{key}/{n}` → 503 for the first `n` requests with that key, then `{ attempts }`;
-/// - `/slow/{ms}` → waits, then `{ slept }`.
+/// - `/slow/{ms}` → waits, then `{ slept }`;
+/// - `GET /openapi.json` → an OpenAPI 3 document for `getPet` (`/pets/{id}`) and `echo`.
 fn start_http() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -83,6 +84,7 @@ fn serve(stream: TcpStream, attempts: &Mutex<HashMap<String, u32>>) {
             }),
         ),
         ["headers"] => (200, Value::Object(headers.clone())),
+        ["openapi.json"] => (200, openapi_document()),
         ["status", code] => (code.parse().unwrap_or(500), json!({ "status": code })),
         ["flaky", key, failures] => {
             let mut attempts = attempts.lock().unwrap();
@@ -107,6 +109,27 @@ fn serve(stream: TcpStream, attempts: &Mutex<HashMap<String, u32>>) {
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
         reply.len()
     );
+}
+
+fn openapi_document() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "pets", "version": "1" },
+        "servers": [{ "url": "/" }],
+        "paths": {
+            "/pets/{id}": { "get": {
+                "operationId": "getPet",
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "verbose", "in": "query", "schema": { "type": "boolean" } }
+                ]
+            } },
+            "/echo": { "post": {
+                "operationId": "echo",
+                "requestBody": { "content": { "application/json": { "schema": { "type": "object" } } } }
+            } }
+        }
+    })
 }
 
 /// Runs every case of `tests/conformance/FILE`, then fails listing those that did not hold.

@@ -1086,15 +1086,13 @@ impl Runner<'_> {
                 }
             }
             Process::Script(script) => {
-                let ScriptSource::Code(code) = &script.source else {
-                    return Err(WorkflowError::runtime(
-                        "scripts loaded from a `source` are not supported yet by this runtime (use `code`)",
-                        pointer,
-                    ));
+                let code = match &script.source {
+                    ScriptSource::Code(code) => code.clone(),
+                    ScriptSource::Source(resource) => self.script_source(resource, pointer, input, frame).await?,
                 };
                 let (program, mut arguments) = match script.language.to_ascii_lowercase().as_str() {
-                    "js" | "javascript" => ("node", vec!["-e".to_owned(), code.clone(), task_name]),
-                    "python" | "python3" => ("python3", vec!["-c".to_owned(), code.clone()]),
+                    "js" | "javascript" => ("node", vec!["-e".to_owned(), code, task_name]),
+                    "python" | "python3" => ("python3", vec!["-c".to_owned(), code]),
                     other => {
                         return Err(WorkflowError::configuration(
                             format!("script language \"{other}\" is not supported (use js or python)"),
@@ -1191,6 +1189,61 @@ impl Runner<'_> {
 
     /// An endpoint's URI: a `${ }` expression's value, or a URI template expanded from the
     /// top-level fields of `input`.
+    /// The credentials of an endpoint's own authentication policy, if it has one.
+    fn endpoint_credentials(
+        &self,
+        endpoint: &Endpoint,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Option<Credentials>, WorkflowError> {
+        match endpoint {
+            Endpoint::Configuration(configuration) => {
+                configuration.authentication.as_ref().map(|policy| self.credentials(policy, input, frame)).transpose()
+            }
+            Endpoint::Uri(_) => Ok(None),
+        }
+    }
+
+    /// A `run: script` task's code from its `source`: a local file (`file://` URI or a path) or an
+    /// HTTP(S) resource fetched with the endpoint's authentication.
+    async fn script_source(
+        &self,
+        resource: &dsl::ExternalResource,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<String, WorkflowError> {
+        let uri = self.endpoint_uri(&resource.endpoint, pointer, input, frame)?;
+        if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+            let path = uri.strip_prefix("file://").unwrap_or(&uri);
+            return tokio::fs::read_to_string(path)
+                .await
+                .map_err(|error| WorkflowError::runtime(format!("cannot read the script at {uri}: {error}"), pointer));
+        }
+        let clients = self
+            .http
+            .get_or_init(http::Clients::new)
+            .as_ref()
+            .map_err(|error| WorkflowError::runtime(error.clone(), pointer))?;
+        let request = http::Request {
+            method: "get".to_owned(),
+            uri: uri.clone(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            body: None,
+            credentials: self.endpoint_credentials(&resource.endpoint, input, frame)?,
+            output: HttpOutputFormat::Content,
+            redirect: true,
+        };
+        match http::send(clients, request, pointer).await? {
+            Value::String(code) => Ok(code),
+            other => Err(WorkflowError::configuration(
+                format!("the script at {uri} is not text but {}", describe(&other)),
+                pointer,
+            )),
+        }
+    }
+
     fn endpoint_uri(
         &self,
         endpoint: &Endpoint,
@@ -1234,14 +1287,7 @@ impl Runner<'_> {
             .map_err(|error| WorkflowError::runtime(error.clone(), pointer))?;
         let endpoint = &with.document.endpoint;
         let document_uri = self.endpoint_uri(endpoint, pointer, input, frame)?;
-        let document_credentials = match endpoint {
-            Endpoint::Configuration(configuration) => configuration
-                .authentication
-                .as_ref()
-                .map(|policy| self.credentials(policy, input, frame))
-                .transpose()?,
-            Endpoint::Uri(_) => None,
-        };
+        let document_credentials = self.endpoint_credentials(endpoint, input, frame)?;
         let document = openapi::document(clients, &document_uri, document_credentials, pointer).await?;
         let parameters = match &with.parameters {
             Some(parameters) => match self.template(&Value::Object(parameters.clone()), input, frame)? {

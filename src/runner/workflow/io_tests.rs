@@ -124,6 +124,7 @@ async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>) {
                 "",
             ),
             "/text" => ("200 OK", "text/plain", "hello".to_owned(), ""),
+            "/script.py" => ("200 OK", "text/x-python", "print('from the web')".to_owned(), ""),
             "/empty" => ("204 No Content", "text/plain", String::new(), ""),
             "/redirect" => ("302 Found", "text/plain", String::new(), "Location: /text\r\n"),
             _ => ("404 Not Found", "text/plain", "no such pet".to_owned(), ""),
@@ -1085,4 +1086,28 @@ async fn a_call_in_flight_when_the_runner_stopped_is_repeated_only_by_a_retry_po
         run_body("do:\n  - again: { set: { ran: true } }\n", json!({}), &options).await.unwrap(),
         json!({ "ran": true })
     );
+}
+
+#[tokio::test]
+async fn a_script_source_is_read_from_a_file_or_fetched_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("greet.py");
+    std::fs::write(&script, "import sys\nprint('hello ' + sys.argv[1])\n").unwrap();
+    for endpoint in [script.display().to_string(), format!("file://{}", script.display())] {
+        let body = format!(
+            "do:\n  - greet:\n      run:\n        script: {{ language: python, source: {{ endpoint: '{endpoint}' }}, arguments: [ada] }}\n"
+        );
+        assert_eq!(run_body(&body, json!({}), &RunOptions::new()).await.unwrap(), json!("hello ada"));
+    }
+    let server = Server::start().await;
+    let body = format!(
+        "do:\n  - greet:\n      run:\n        script: {{ language: python, source: {{ endpoint: '{}' }} }}\n",
+        server.url("/script.py")
+    );
+    assert_eq!(run_body(&body, json!({}), &RunOptions::new()).await.unwrap(), json!("from the web"));
+    let missing =
+        "do:\n  - greet:\n      run:\n        script: { language: python, source: { endpoint: /no/such/script.py } }\n";
+    let error = run_body(missing, json!({}), &RunOptions::new()).await.unwrap_err();
+    assert_eq!((error.kind(), error.instance.as_deref()), ("runtime", Some("/do/0/greet")));
+    assert!(error.detail.unwrap().contains("cannot read the script at /no/such/script.py"));
 }

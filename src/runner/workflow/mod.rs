@@ -6,10 +6,11 @@
 //! (`input.from`, `output.as`, `export.as` into `$context`, inline JSON schemas validated) and
 //! task / workflow timeouts; `call: http` and `call: openapi` (Swagger 2.0 and OpenAPI 3.x
 //! documents, JSON or YAML) with basic, bearer, digest, OAuth2 and OpenID Connect
-//! authentication; `run: shell` / `run: script` (`js` with `node`, `python` with `python3`) and
-//! `run: workflow`; `emit` and `listen` on the run's event bus. Their decisions are documented in
-//! the `http`, `openapi`, `digest`, `oauth2`, `process`, `bus` and `listen` modules. Other calls
-//! and `run: container` fail with a runtime error saying why.
+//! authentication; `run: shell` / `run: script` (`js` with `node`, `python` with `python3`; the
+//! code inline or from a `source` file or URL) and `run: workflow`; `emit` and `listen` on the
+//! run's event bus. Their decisions are documented in the `http`, `openapi`, `digest`, `oauth2`,
+//! `process`, `bus` and `listen` modules. Other calls and `run: container` fail with a runtime
+//! error saying why.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
