@@ -7,3 +7,5 @@
 //! stream to a caller-supplied sink and failures are typed errors with hints.
 
 pub mod provider;
+#[cfg(test)]
+pub(crate) mod test_server;

@@ -28,6 +28,8 @@ mod error;
 mod openai;
 mod settings;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::fmt;
