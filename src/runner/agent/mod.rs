@@ -6,6 +6,7 @@
 //! loop, MCP client, skills, sub-agents and sessions build on it. Nothing here prints: answers
 //! stream to a caller-supplied sink and failures are typed errors with hints.
 
+pub mod conversation;
 pub mod provider;
 #[cfg(test)]
 pub(crate) mod test_server;

@@ -1,0 +1,523 @@
+//! The tool loop: the model answers; when it calls tools, their results go back to it and it
+//! answers again, until it answers without calling any, or the step limit is reached.
+//!
+//! Tools are served by MCP servers (through [`ToolServers`]) or are sub-agents: a sub-agent call
+//! runs its own loop — its own instructions, model and tools — on the message the parent wrote,
+//! and its final answer is the tool's result. Every step is reported to an [`AgentObserver`], which
+//! records it in the execution's log and shows it on a terminal.
+//!
+//! Decisions:
+//! - A tool's failure (an error result, a timeout, a crashed server, malformed arguments, an
+//!   unknown tool name, a failing sub-agent) goes back to the model as an error tool result; only
+//!   the model's own endpoint failing ends the run.
+//! - Tool calls of one answer run one after the other, in the order the model wrote them.
+//! - One step is one model answer; the limit counts the steps of this agent, not of its
+//!   sub-agents (each has the same limit).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::provider::{
+    AnyProvider, Completion, CompletionRequest, Message, Provider, ProviderError, ProviderSettings, StreamEvent,
+    StreamSink, ToolCall, ToolDefinition, ToolResult, Usage,
+};
+
+/// How many steps an agent takes at most unless told otherwise.
+pub const DEFAULT_MAX_STEPS: u32 = 25;
+
+/// An agent ready to run: its prompt, its model and the tools it may call.
+#[derive(Debug)]
+pub struct PreparedAgent {
+    /// Its name, as shown in logs (`triage`, or `researcher` for a sub-agent).
+    pub name: String,
+    /// The system prompt: instructions, then skills.
+    pub system: String,
+    /// The model and how to reach it.
+    pub settings: ProviderSettings,
+    /// The client for that model.
+    pub provider: AnyProvider,
+    /// The tools the model sees, each with where it is served.
+    pub tools: Vec<Tool>,
+    /// The sub-agents [`Route::SubAgent`] points into.
+    pub sub_agents: Vec<PreparedAgent>,
+}
+
+/// One tool the model may call.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// What the model sees (its name is unique among the agent's tools).
+    pub definition: ToolDefinition,
+    /// Who serves it.
+    pub route: Route,
+}
+
+/// Who serves a tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Tool `tool` of the run's MCP server number `server`.
+    Mcp {
+        /// The index of the server among the run's connections.
+        server: usize,
+        /// The tool's name at that server.
+        tool: String,
+    },
+    /// The agent's sub-agent number `n`.
+    SubAgent(usize),
+}
+
+/// The result of a tool call, as the model will read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutcome {
+    /// The text given back to the model.
+    pub content: String,
+    /// Whether it is an error.
+    pub is_error: bool,
+}
+
+/// The MCP servers a run has connected to.
+pub trait ToolServers: Sync {
+    /// Calls `tool` of server number `server`; never fails, an error becomes an error outcome.
+    fn call(&self, server: usize, tool: &str, arguments: &Value) -> impl Future<Output = ToolOutcome> + Send;
+}
+
+/// A run with no MCP servers.
+impl ToolServers for () {
+    async fn call(&self, server: usize, tool: &str, _: &Value) -> ToolOutcome {
+        ToolOutcome { content: format!("no MCP server {server} serves `{tool}`"), is_error: true }
+    }
+}
+
+/// What a run reports, step by step. Recorded in the execution's log as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "event", rename_all_fields = "camelCase")]
+pub enum AgentEvent {
+    /// The message the agent was given.
+    UserMessage {
+        /// The agent (a sub-agent's name when it is one).
+        agent: String,
+        /// The message.
+        text: String,
+    },
+    /// One answer of the model.
+    AssistantMessage {
+        /// The agent.
+        agent: String,
+        /// The step: 1 for the first answer.
+        step: u32,
+        /// What it wrote.
+        text: String,
+        /// The tools it called.
+        tool_calls: Vec<RecordedCall>,
+        /// The model that answered, as its server named it.
+        model: String,
+        /// Tokens read and written.
+        input_tokens: u64,
+        /// Tokens written.
+        output_tokens: u64,
+    },
+    /// A tool call's result.
+    ToolResult {
+        /// The agent that called it.
+        agent: String,
+        /// The call's id.
+        call_id: String,
+        /// The tool's name, as the model saw it.
+        tool: String,
+        /// The result as given to the model.
+        content: String,
+        /// Whether it was an error.
+        is_error: bool,
+        /// How long the call took.
+        duration_ms: u64,
+    },
+    /// The agent's final answer.
+    Answer {
+        /// The agent.
+        agent: String,
+        /// The answer.
+        text: String,
+    },
+}
+
+/// A tool call as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedCall {
+    /// The call's id.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments.
+    pub arguments: Value,
+}
+
+/// Receives a run's steps and its streamed text. Called from the run's own task; keep it quick.
+pub trait AgentObserver: Send {
+    /// One step, to record.
+    fn event(&mut self, event: &AgentEvent);
+    /// Streamed output of `agent`'s model, to show as it comes.
+    fn stream(&mut self, agent: &str, event: &StreamEvent);
+}
+
+/// Ignores everything.
+impl AgentObserver for () {
+    fn event(&mut self, _: &AgentEvent) {}
+    fn stream(&mut self, _: &str, _: &StreamEvent) {}
+}
+
+/// Collects the steps.
+impl AgentObserver for Vec<AgentEvent> {
+    fn event(&mut self, event: &AgentEvent) {
+        self.push(event.clone());
+    }
+    fn stream(&mut self, _: &str, _: &StreamEvent) {}
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The model could not be asked.
+    #[error("agent `{agent}`: {source}")]
+    Provider {
+        /// The agent whose model failed.
+        agent: String,
+        /// Why.
+        #[source]
+        source: ProviderError,
+    },
+    /// The model kept calling tools.
+    #[error("agent `{agent}` reached its limit of {limit} steps without a final answer")]
+    StepLimit {
+        /// The agent.
+        agent: String,
+        /// The limit.
+        limit: u32,
+    },
+}
+
+impl AgentError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Provider { source, .. } => source.hint(),
+            Self::StepLimit { .. } => {
+                Some("raise it with --max-steps, or make the instructions say when to stop".to_owned())
+            }
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The final answer.
+    pub text: String,
+    /// The conversation this run added (its user message, answers and tool results), to keep
+    /// in a session.
+    pub messages: Vec<Message>,
+    /// Tokens used by this agent (not its sub-agents).
+    pub usage: Usage,
+}
+
+/// The limits of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most model answers per agent.
+    pub max_steps: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_steps: DEFAULT_MAX_STEPS }
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `agent` on `message`, after the `history` of its session.
+///
+/// # Errors
+/// The model's endpoint failed, or the agent reached its step limit.
+pub fn converse<'a, S: ToolServers>(
+    agent: &'a PreparedAgent,
+    servers: &'a S,
+    history: Vec<Message>,
+    message: String,
+    limits: Limits,
+    observer: &'a mut dyn AgentObserver,
+) -> BoxFuture<'a, Result<Answer, AgentError>> {
+    Box::pin(async move {
+        observer.event(&AgentEvent::UserMessage { agent: agent.name.clone(), text: message.clone() });
+        let mut request = agent.settings.request();
+        request.system = Some(agent.system.clone()).filter(|system| !system.is_empty());
+        request.tools = agent.tools.iter().map(|tool| tool.definition.clone()).collect();
+        request.messages = history;
+        let first_new = request.messages.len();
+        request.messages.push(Message::user(message));
+        let mut usage = Usage::default();
+        for step in 1..=limits.max_steps {
+            let completion = ask(agent, &request, observer).await?;
+            usage.input_tokens += completion.usage.input_tokens;
+            usage.output_tokens += completion.usage.output_tokens;
+            observer.event(&AgentEvent::AssistantMessage {
+                agent: agent.name.clone(),
+                step,
+                text: completion.text.clone(),
+                tool_calls: completion.tool_calls.iter().map(recorded).collect(),
+                model: completion.model.clone(),
+                input_tokens: completion.usage.input_tokens,
+                output_tokens: completion.usage.output_tokens,
+            });
+            request.messages.push(Message::assistant(&completion));
+            if completion.tool_calls.is_empty() {
+                observer.event(&AgentEvent::Answer { agent: agent.name.clone(), text: completion.text.clone() });
+                let messages = request.messages.split_off(first_new);
+                return Ok(Answer { text: completion.text, messages, usage });
+            }
+            for call in &completion.tool_calls {
+                let started = Instant::now();
+                let outcome = call_tool(agent, servers, call, limits, observer).await;
+                observer.event(&AgentEvent::ToolResult {
+                    agent: agent.name.clone(),
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    content: outcome.content.clone(),
+                    is_error: outcome.is_error,
+                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                });
+                request.messages.push(Message::ToolResult(ToolResult {
+                    call_id: call.id.clone(),
+                    content: outcome.content,
+                    is_error: outcome.is_error,
+                }));
+            }
+        }
+        Err(AgentError::StepLimit { agent: agent.name.clone(), limit: limits.max_steps })
+    })
+}
+
+/// One model answer, its stream forwarded to the observer.
+async fn ask(
+    agent: &PreparedAgent,
+    request: &CompletionRequest,
+    observer: &mut dyn AgentObserver,
+) -> Result<Completion, AgentError> {
+    let mut sink = Forward { agent: &agent.name, observer };
+    agent
+        .provider
+        .complete(request, &mut sink)
+        .await
+        .map_err(|source| AgentError::Provider { agent: agent.name.clone(), source })
+}
+
+/// Runs one tool call wherever it is served; every failure is an error outcome.
+async fn call_tool<S: ToolServers>(
+    agent: &PreparedAgent,
+    servers: &S,
+    call: &ToolCall,
+    limits: Limits,
+    observer: &mut dyn AgentObserver,
+) -> ToolOutcome {
+    let arguments = match call.checked_arguments() {
+        Ok(arguments) => arguments,
+        Err(malformed) => return ToolOutcome { content: malformed.to_string(), is_error: true },
+    };
+    let Some(tool) = agent.tools.iter().find(|tool| tool.definition.name == call.name) else {
+        let known: Vec<&str> = agent.tools.iter().map(|tool| tool.definition.name.as_str()).collect();
+        return ToolOutcome {
+            content: format!("there is no tool named `{}`; the tools are: {}", call.name, known.join(", ")),
+            is_error: true,
+        };
+    };
+    match &tool.route {
+        Route::Mcp { server, tool } => servers.call(*server, tool, arguments).await,
+        Route::SubAgent(index) => {
+            let Some(sub_agent) = agent.sub_agents.get(*index) else {
+                return ToolOutcome { content: format!("sub-agent `{}` is not prepared", call.name), is_error: true };
+            };
+            let message = sub_agent_message(arguments);
+            match converse(sub_agent, servers, Vec::new(), message, limits, observer).await {
+                Ok(answer) => ToolOutcome { content: answer.text, is_error: false },
+                Err(error) => ToolOutcome { content: format!("the sub-agent failed: {error}"), is_error: true },
+            }
+        }
+    }
+}
+
+/// The input schema offered for every sub-agent tool: the task to hand over.
+pub fn sub_agent_schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": { "message": { "type": "string", "description": "The task for the sub-agent, with everything it needs to know." } },
+        "required": ["message"],
+    })
+}
+
+/// The message a parent wrote for its sub-agent: `message`, or the arguments as JSON when the
+/// model wrote something else.
+fn sub_agent_message(arguments: &Value) -> String {
+    match arguments.get("message") {
+        Some(Value::String(message)) => message.clone(),
+        _ => arguments.to_string(),
+    }
+}
+
+/// The conversation of `agent` (its path, as in the events) in recorded events: what a session
+/// continues from. Sub-agents' steps are left out; their answers are in the tool results.
+pub fn messages_from_events<'e>(events: impl IntoIterator<Item = &'e AgentEvent>, agent: &str) -> Vec<Message> {
+    let mut messages = Vec::new();
+    for event in events {
+        match event {
+            AgentEvent::UserMessage { agent: who, text } if who == agent => messages.push(Message::user(text.clone())),
+            AgentEvent::AssistantMessage { agent: who, text, tool_calls, .. } if who == agent => {
+                messages.push(Message::Assistant {
+                    text: text.clone(),
+                    tool_calls: tool_calls
+                        .iter()
+                        .map(|call| ToolCall::new(call.id.clone(), call.name.clone(), call.arguments.clone()))
+                        .collect(),
+                });
+            }
+            AgentEvent::ToolResult { agent: who, call_id, content, is_error, .. } if who == agent => {
+                messages.push(Message::ToolResult(ToolResult {
+                    call_id: call_id.clone(),
+                    content: content.clone(),
+                    is_error: *is_error,
+                }));
+            }
+            _ => {}
+        }
+    }
+    messages
+}
+
+fn recorded(call: &ToolCall) -> RecordedCall {
+    RecordedCall { id: call.id.clone(), name: call.name.clone(), arguments: call.arguments.clone() }
+}
+
+/// Forwards a model's stream to the run's observer, with the agent's name.
+struct Forward<'a> {
+    agent: &'a str,
+    observer: &'a mut dyn AgentObserver,
+}
+
+impl StreamSink for Forward<'_> {
+    fn event(&mut self, event: StreamEvent) {
+        self.observer.stream(self.agent, &event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::agent::provider::ProviderKind;
+    use crate::runner::agent::test_server::{Reply, ScriptedCall, ScriptedServer, openai_text, openai_tool_calls};
+
+    const MODEL: &str = "qwen2.5-coder:7b";
+
+    fn agent(name: &str, server: &ScriptedServer, tools: Vec<Tool>, sub_agents: Vec<PreparedAgent>) -> PreparedAgent {
+        let settings = ProviderSettings::new(ProviderKind::Ollama, MODEL, format!("{}/v1", server.base_url()));
+        PreparedAgent {
+            name: name.to_owned(),
+            system: format!("You are {name}."),
+            provider: AnyProvider::new(&settings).unwrap(),
+            settings,
+            tools,
+            sub_agents,
+        }
+    }
+
+    fn call<'a>(id: &'a str, name: &'a str, fragments: &'a [&'a str]) -> Vec<String> {
+        openai_tool_calls(MODEL, &[ScriptedCall { id, name, fragments }], (10, 5))
+    }
+
+    #[tokio::test]
+    async fn a_sub_agent_answers_as_a_tool_and_the_parent_builds_on_it() {
+        let server = ScriptedServer::start([
+            Reply::sse(call("c1", "researcher", &[r#"{"message": "what is 6*7?"}"#])),
+            Reply::sse(openai_text(MODEL, &["4", "2"], (7, 2))),
+            Reply::sse(openai_text(MODEL, &["The answer is ", "42."], (30, 6))),
+        ])
+        .await;
+        let researcher = agent("lead/researcher", &server, Vec::new(), Vec::new());
+        let tool = Tool {
+            definition: ToolDefinition {
+                name: "researcher".to_owned(),
+                description: "Finds things out.".to_owned(),
+                input_schema: sub_agent_schema(),
+            },
+            route: Route::SubAgent(0),
+        };
+        let lead = agent("lead", &server, vec![tool], vec![researcher]);
+        let mut events = Vec::new();
+        let answer = converse(&lead, &(), Vec::new(), "Ask the researcher.".to_owned(), Limits::default(), &mut events)
+            .await
+            .unwrap();
+        assert_eq!(answer.text, "The answer is 42.");
+        assert_eq!(answer.usage, Usage { input_tokens: 40, output_tokens: 11 });
+
+        let requests = server.requests();
+        assert_eq!(requests.len(), 3);
+        // The sub-agent got the parent's message under its own instructions, and no history.
+        let sub = requests[1].json();
+        assert_eq!(sub["messages"][0]["content"], "You are lead/researcher.");
+        assert_eq!(sub["messages"][1]["content"], "what is 6*7?");
+        // Its answer went back to the parent as the tool's result.
+        let last = requests[2].json();
+        let result = last["messages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((result["role"].as_str(), result["content"].as_str()), (Some("tool"), Some("42")));
+
+        let kinds: Vec<(String, String)> = events
+            .iter()
+            .map(|event| {
+                let value = serde_json::to_value(event).unwrap();
+                (value["event"].as_str().unwrap().to_owned(), value["agent"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let expected = [
+            ("userMessage", "lead"),
+            ("assistantMessage", "lead"),
+            ("userMessage", "lead/researcher"),
+            ("assistantMessage", "lead/researcher"),
+            ("answer", "lead/researcher"),
+            ("toolResult", "lead"),
+            ("assistantMessage", "lead"),
+            ("answer", "lead"),
+        ];
+        assert_eq!(kinds, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
+        // A session continues from exactly the conversation the run added.
+        assert_eq!(messages_from_events(&events, "lead"), answer.messages);
+    }
+
+    #[tokio::test]
+    async fn bad_tool_calls_go_back_to_the_model_and_the_step_limit_ends_the_run() {
+        let server = ScriptedServer::start([
+            Reply::sse(call("c1", "no_such_tool", &["{}"])),
+            Reply::sse(call("c2", "researcher", &["{not json"])),
+        ])
+        .await;
+        let lead = agent("lead", &server, Vec::new(), Vec::new());
+        let mut events = Vec::new();
+        let limits = Limits { max_steps: 2 };
+        let error = converse(&lead, &(), Vec::new(), "Go.".to_owned(), limits, &mut events).await.unwrap_err();
+        assert!(matches!(error, AgentError::StepLimit { limit: 2, .. }), "{error}");
+        assert!(error.hint().unwrap().contains("--max-steps"));
+        let results: Vec<(String, bool)> = events
+            .iter()
+            .filter_map(|event| match event {
+                AgentEvent::ToolResult { content, is_error, .. } => Some((content.clone(), *is_error)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(results.len(), 2);
+        assert!(results[0].0.contains("there is no tool named `no_such_tool`") && results[0].1);
+        assert!(results[1].1, "malformed arguments are an error result: {}", results[1].0);
+        // The second request carried the first error back to the model.
+        let second = server.requests()[1].json();
+        assert!(second["messages"].to_string().contains("no_such_tool"));
+    }
+}
