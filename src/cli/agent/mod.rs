@@ -1,6 +1,7 @@
 //! `stigmer agent …`: commands about agents.
 
 mod create;
+mod execute;
 
 use clap::{Args, Subcommand};
 
@@ -20,11 +21,13 @@ pub struct AgentArgs {
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     Create(create::CreateArgs),
+    Execute(execute::ExecuteArgs),
 }
 
 /// Runs `stigmer agent …`.
 pub async fn run(ctx: &CommandContext, args: &AgentArgs) -> Result<(), CommandError> {
     match &args.command {
         AgentCommand::Create(args) => create::run(ctx, args).await,
+        AgentCommand::Execute(args) => execute::run(ctx, args).await,
     }
 }

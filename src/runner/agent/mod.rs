@@ -7,6 +7,8 @@
 //! stream to a caller-supplied sink and failures are typed errors with hints.
 
 pub mod conversation;
+pub mod prepare;
 pub mod provider;
+pub mod session;
 #[cfg(test)]
 pub(crate) mod test_server;

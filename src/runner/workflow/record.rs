@@ -29,8 +29,8 @@ pub fn channel(redactor: Redactor) -> (EventSink, EventBatches) {
 }
 
 impl EventSink {
-    /// Sends one transition.
-    pub fn send(&mut self, event: &TaskEvent) {
+    /// Sends one event (a task transition, or an agent's step).
+    pub fn send<T: serde::Serialize>(&mut self, event: &T) {
         if let Ok(raw) = serde_json::value::to_raw_value(event) {
             self.sent += 1;
             // The receiver outlives the run; a send can only fail once it is gone.

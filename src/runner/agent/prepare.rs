@@ -1,0 +1,257 @@
+//! From a stored agent to a [`PreparedAgent`]: the agent (by name, or through an
+//! `AgentInstance` with its environments), its skills written into its system prompt, its model
+//! settings resolved, and its sub-agents prepared the same way, each under its parent's path.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::conversation::{PreparedAgent, Route, Tool, sub_agent_schema};
+use super::provider::{AnyProvider, ProviderError, SettingsSources, ToolDefinition, resolve_settings};
+use crate::backend::{Backend, BackendError, address};
+use crate::model::{AgentSpec, AnyResource, Environment, Kind, ModelConfig, ResourceRef, SkillSpec};
+
+/// How deep sub-agents may nest (an agent that names itself as its sub-agent stops here).
+const MAX_DEPTH: usize = 8;
+
+/// Why an agent cannot be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// A resource it needs is not stored.
+    #[error("{address} is not stored")]
+    NotFound {
+        /// What is missing, e.g. `skill/tone`.
+        address: String,
+        /// Who needs it.
+        needed_by: String,
+    },
+    /// A stored resource does not read as its kind.
+    #[error("the stored {address} does not read as its kind: {detail}")]
+    Malformed {
+        /// Which one.
+        address: String,
+        /// Why.
+        detail: String,
+    },
+    /// Sub-agents nest too deep.
+    #[error("sub-agents nest more than {MAX_DEPTH} levels deep at `{agent}`; an agent probably uses itself")]
+    TooDeep {
+        /// Where it stopped.
+        agent: String,
+    },
+    /// The model settings are not usable.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl PrepareError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotFound { needed_by, .. } => Some(format!(
+                "{needed_by} refers to it: apply it, or fix the reference (`stigmer get` lists what is stored)"
+            )),
+            Self::Provider(error) => error.hint(),
+            Self::Malformed { .. } | Self::TooDeep { .. } | Self::Backend(_) => None,
+        }
+    }
+}
+
+/// An agent to run, as stored.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `agent/NAME` or `agentinstance/NAME`: what the execution records as its target.
+    pub address: String,
+    /// The agent's name.
+    pub name: String,
+    /// The agent.
+    pub spec: AgentSpec,
+    /// The instance's environments, in order (none when run by agent name).
+    pub environments: Vec<Environment>,
+}
+
+/// The stored `Agent` named `name`, or else the `AgentInstance` of that name with its agent and
+/// environments.
+///
+/// # Errors
+/// Neither is stored, one of the instance's references is missing, or the backend failed.
+pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, PrepareError> {
+    if let Some(spec) = agent(backend, name).await? {
+        return Ok(Target {
+            address: address(Kind::Agent, name),
+            name: name.to_owned(),
+            spec,
+            environments: Vec::new(),
+        });
+    }
+    let instance_address = address(Kind::AgentInstance, name);
+    let Some(stored) = backend.get(Kind::AgentInstance, name).await? else {
+        return Err(PrepareError::NotFound {
+            address: address(Kind::Agent, name),
+            needed_by: "the command".to_owned(),
+        });
+    };
+    let Ok(AnyResource::AgentInstance(instance)) = AnyResource::from_value(Kind::AgentInstance, stored.manifest) else {
+        return Err(PrepareError::Malformed { address: instance_address, detail: "not an AgentInstance".to_owned() });
+    };
+    let agent_name = instance.spec.agent_ref.name.clone();
+    let spec = agent(backend, &agent_name).await?.ok_or_else(|| PrepareError::NotFound {
+        address: address(Kind::Agent, &agent_name),
+        needed_by: instance_address.clone(),
+    })?;
+    let mut environments = Vec::new();
+    for reference in &instance.spec.environment_refs {
+        let stored = backend.get(Kind::Environment, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
+            address: address(Kind::Environment, &reference.name),
+            needed_by: instance_address.clone(),
+        })?;
+        match AnyResource::from_value(Kind::Environment, stored.manifest) {
+            Ok(AnyResource::Environment(environment)) => environments.push(environment),
+            _ => {
+                return Err(PrepareError::Malformed {
+                    address: address(Kind::Environment, &reference.name),
+                    detail: "not an Environment".to_owned(),
+                });
+            }
+        }
+    }
+    Ok(Target { address: instance_address, name: agent_name, spec, environments })
+}
+
+async fn agent<B: Backend>(backend: &B, name: &str) -> Result<Option<AgentSpec>, PrepareError> {
+    let Some(stored) = backend.get(Kind::Agent, name).await? else { return Ok(None) };
+    match AnyResource::from_value(Kind::Agent, stored.manifest) {
+        Ok(AnyResource::Agent(agent)) => Ok(Some(agent.spec)),
+        _ => Err(PrepareError::Malformed { address: address(Kind::Agent, name), detail: "not an Agent".to_owned() }),
+    }
+}
+
+/// What preparing needs besides the backend.
+pub struct Inputs<'a> {
+    /// The `--model` flag.
+    pub model_flag: Option<&'a str>,
+    /// Looks up a variable: the run's resolved variables first, then the process environment.
+    pub lookup: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+/// Prepares `spec` to run as `path` (its name; `parent/child` for a sub-agent).
+///
+/// # Errors
+/// A skill or sub-agent it names is missing, sub-agents nest too deep, its model settings are
+/// unusable, or the backend failed.
+pub async fn prepare<B: Backend>(
+    backend: &B,
+    path: &str,
+    spec: &AgentSpec,
+    inputs: &Inputs<'_>,
+) -> Result<PreparedAgent, PrepareError> {
+    prepare_at(backend, path, spec, inputs, 0).await
+}
+
+fn prepare_at<'a, B: Backend>(
+    backend: &'a B,
+    path: &'a str,
+    spec: &'a AgentSpec,
+    inputs: &'a Inputs<'a>,
+    depth: usize,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<PreparedAgent, PrepareError>> + Send + 'a>> {
+    Box::pin(async move {
+        if depth > MAX_DEPTH {
+            return Err(PrepareError::TooDeep { agent: path.to_owned() });
+        }
+        let needed_by = format!("agent `{path}`");
+        let mut skills = BTreeMap::new();
+        for reference in &spec.skill_refs {
+            skills.insert(reference.name.clone(), skill(backend, reference, &needed_by).await?);
+        }
+        let settings = resolve_settings(
+            &SettingsSources {
+                model_flag: if depth == 0 { inputs.model_flag } else { None },
+                spec: spec.model.as_ref(),
+                api_key: None,
+            },
+            inputs.lookup,
+        )?;
+        let provider = AnyProvider::new(&settings)?;
+        let mut tools = Vec::new();
+        let mut sub_agents = Vec::new();
+        for sub in &spec.sub_agents {
+            let sub_path = format!("{path}/{}", sub.name);
+            let sub_spec = match &sub.agent_ref {
+                Some(reference) => agent(backend, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
+                    address: address(Kind::Agent, &reference.name),
+                    needed_by: needed_by.clone(),
+                })?,
+                None => AgentSpec {
+                    description: sub.description.clone(),
+                    instructions: sub.instructions.clone().unwrap_or_default(),
+                    // An inline sub-agent runs on its parent's model unless it names one.
+                    model: sub.model.clone().or_else(|| spec.model.clone()).or_else(|| {
+                        Some(ModelConfig {
+                            provider: Some(settings.kind.name().to_owned()),
+                            name: Some(settings.model.clone()),
+                            base_url: Some(settings.base_url.clone()),
+                            ..ModelConfig::default()
+                        })
+                    }),
+                    skill_refs: sub.skill_refs.clone(),
+                    ..AgentSpec::default()
+                },
+            };
+            let prepared = prepare_at(backend, &sub_path, &sub_spec, inputs, depth + 1).await?;
+            let description = sub
+                .description
+                .clone()
+                .or_else(|| sub_spec.description.clone())
+                .unwrap_or_else(|| format!("Delegate a task to the `{}` agent.", sub.name));
+            tools.push(Tool {
+                definition: ToolDefinition { name: sub.name.clone(), description, input_schema: sub_agent_schema() },
+                route: Route::SubAgent(sub_agents.len()),
+            });
+            sub_agents.push(prepared);
+        }
+        Ok(PreparedAgent {
+            name: path.to_owned(),
+            system: system_prompt(&spec.instructions, &skills),
+            settings,
+            provider,
+            tools,
+            sub_agents,
+        })
+    })
+}
+
+async fn skill<B: Backend>(backend: &B, reference: &ResourceRef, needed_by: &str) -> Result<SkillSpec, PrepareError> {
+    let stored = backend.get(Kind::Skill, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
+        address: address(Kind::Skill, &reference.name),
+        needed_by: needed_by.to_owned(),
+    })?;
+    match AnyResource::from_value(Kind::Skill, stored.manifest) {
+        Ok(AnyResource::Skill(skill)) => Ok(skill.spec),
+        _ => Err(PrepareError::Malformed {
+            address: address(Kind::Skill, &reference.name),
+            detail: "not a Skill".to_owned(),
+        }),
+    }
+}
+
+/// The instructions, then each skill under its name and description.
+fn system_prompt(instructions: &str, skills: &BTreeMap<String, SkillSpec>) -> String {
+    let mut prompt = instructions.trim_end().to_owned();
+    if skills.is_empty() {
+        return prompt;
+    }
+    prompt.push_str("\n\n# Skills\n\nYou have these skills; follow a skill's instructions when its task comes up.\n");
+    for (name, skill) in skills {
+        let _ = write!(prompt, "\n## {name}\n");
+        if let Some(description) = &skill.description {
+            let _ = write!(prompt, "\n{description}\n");
+        }
+        if let Some(markdown) = &skill.skill_md {
+            let _ = write!(prompt, "\n{}\n", markdown.trim_end());
+        }
+    }
+    prompt
+}

@@ -1,0 +1,92 @@
+//! Sessions: a conversation with an agent continued across executions. A `Session` resource
+//! names it; its messages are the recorded events of the completed executions that ran in it,
+//! so nothing is stored twice and a session reads the same from a laptop or a server.
+
+use super::conversation::{AgentEvent, messages_from_events};
+use super::provider::{Message, excerpt};
+use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionStatus, ResourceQuery};
+use crate::model::{AnyResource, Kind, ResourceRef, Session, SessionSpec};
+use crate::reconcile::{self, ReconcileError};
+
+/// Why a session cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The session belongs to another agent.
+    #[error("session `{session}` is a conversation with `{owner}`, not `{agent}`")]
+    OtherAgent {
+        /// The session.
+        session: String,
+        /// Whose it is.
+        owner: String,
+        /// Who was asked to continue it.
+        agent: String,
+    },
+    /// The session's name is not a valid resource name.
+    #[error("session name \"{name}\" {why}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// Creating the session failed.
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Opens session `name` for `agent` (the target's name, as its executions record it): creates
+/// it when it does not exist yet, and returns the conversation its completed executions had, in
+/// order.
+///
+/// # Errors
+/// The name is invalid, the session belongs to another agent, or the backend failed.
+pub async fn open<B: Backend>(
+    backend: &B,
+    name: &str,
+    agent: &str,
+    target: &str,
+    subject: &str,
+) -> Result<Vec<Message>, SessionError> {
+    crate::model::meta::check_name(name)
+        .map_err(|why| SessionError::BadName { name: name.to_owned(), why: why.to_string() })?;
+    let Some(stored) = backend.get(Kind::Session, name).await? else {
+        let spec = SessionSpec { agent_ref: ResourceRef::named(agent), subject: Some(subject_of(subject)) };
+        let observed = backend.list(&ResourceQuery { kinds: vec![Kind::Session], ..ResourceQuery::default() }).await?;
+        let plan = reconcile::plan_create(&Session::new(name.to_owned(), spec).into(), &observed)?;
+        reconcile::apply(backend, &plan, false).await?;
+        return Ok(Vec::new());
+    };
+    if let Ok(AnyResource::Session(session)) = AnyResource::from_value(Kind::Session, stored.manifest)
+        && session.spec.agent_ref.name != agent
+    {
+        return Err(SessionError::OtherAgent {
+            session: name.to_owned(),
+            owner: session.spec.agent_ref.name,
+            agent: agent.to_owned(),
+        });
+    }
+    let query = ExecutionQuery { target: Some(target.to_owned()), status: Some(ExecutionStatus::Completed) };
+    let mut messages = Vec::new();
+    for record in backend.execution_list(&query).await? {
+        let in_session = record.definition.as_ref().and_then(|d| d.get("session")).and_then(|s| s.as_str());
+        if in_session != Some(name) {
+            continue;
+        }
+        let events: Vec<AgentEvent> = backend
+            .execution_events(&record.id, 0)
+            .await?
+            .into_iter()
+            .filter_map(|(_, event)| serde_json::from_value(event).ok())
+            .collect();
+        messages.extend(messages_from_events(&events, agent));
+    }
+    Ok(messages)
+}
+
+/// A session's subject: the first line of its first message, shortened.
+fn subject_of(message: &str) -> String {
+    excerpt(message.lines().next().unwrap_or_default(), 60)
+}
