@@ -28,6 +28,9 @@ mod process;
 mod tools;
 mod toolset;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{McpServerConfig, McpTransport, ResolvedMcpServer};
 pub use connection::{ConnectOptions, McpConnection};
 pub use error::{McpError, StderrTail};
