@@ -324,12 +324,19 @@ fn line(event: &Value) -> String {
         "signal" | "emitted" | "consumed" => {
             event.pointer("/cloudEvent/type").and_then(Value::as_str).map(|t| format!(" {t}"))
         }
+        "toolResult" => Some(format!(" {}{}", text("tool"), if event["isError"] == true { " (error)" } else { "" })),
+        "assistantMessage" => {
+            let calls: Vec<&str> =
+                event["toolCalls"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+            Some(if calls.is_empty() { String::new() } else { format!(" → {}", calls.join(", ")) })
+        }
         _ => None,
     };
-    // A signal belongs to no task: it has no reference.
-    let reference = match text("reference") {
-        "" => String::new(),
-        reference => format!(" {reference}"),
+    // A signal belongs to no task: it has no reference. An agent's step names its agent.
+    let reference = match (text("reference"), text("agent")) {
+        ("", "") => String::new(),
+        ("", agent) => format!(" {agent}"),
+        (reference, _) => format!(" {reference}"),
     };
     format!("{at} {:<9}{reference}{}", text("event"), detail.unwrap_or_default())
 }

@@ -153,6 +153,19 @@ impl Sandbox {
         self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
     }
 
+    /// Asserts that no file stigmer wrote for this sandbox (its home; its server's data
+    /// directory and log) holds any of `values`.
+    pub fn assert_stored_nowhere(&self, values: &[&str]) {
+        let mut places = vec![self.home()];
+        if let Some((server, _)) = &self.remote {
+            places.push(server.data.clone());
+            places.push(server.log.clone());
+        }
+        for place in places {
+            assert_nowhere_in(&place, values);
+        }
+    }
+
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
         let output = self.stigmer().args(args).output().unwrap();
         (
@@ -207,4 +220,21 @@ macro_rules! on_both_backends {
             $(#[test] fn $scenario() { super::$scenario(&$crate::support::Sandbox::remote()); })*
         }
     };
+}
+
+/// Every file at or under `path`, read as bytes.
+fn files_under(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = fs::read_dir(path) else {
+        return fs::read(path).map(|bytes| vec![(path.display().to_string(), bytes)]).unwrap_or_default();
+    };
+    entries.flatten().flat_map(|entry| files_under(&entry.path())).collect()
+}
+
+/// Asserts no file at or under `path` holds any of the values.
+pub fn assert_nowhere_in(path: &Path, values: &[&str]) {
+    for (file, bytes) in files_under(path) {
+        for value in values {
+            assert!(!bytes.windows(value.len()).any(|w| w == value.as_bytes()), "{value} found in {file}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use super::super::workflow::{RunOutput, key_value, overrides};
 use super::super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ExecutionRecord, ExecutionStatus};
 use crate::runner::agent::conversation::{self, AgentEvent, AgentObserver, Limits};
+use crate::runner::agent::mcp::{ConnectOptions, McpToolset};
 use crate::runner::agent::prepare::{self, Inputs};
 use crate::runner::agent::provider::{StreamEvent, Usage, excerpt};
 use crate::runner::agent::session;
@@ -61,7 +62,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     let target = prepare::target(&backend, &args.name).await.map_err(prepare_error)?;
     let resolved = environment::resolve(
         &backend,
-        target.spec.env_spec.as_ref(),
+        target.env_spec().as_ref(),
         &target.environments,
         &overrides(&args.env, &args.secret),
     )
@@ -77,12 +78,28 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
             .or_else(|| std::env::var(name).ok())
     };
     let inputs = Inputs { model_flag: args.model.as_deref(), lookup: &lookup };
-    let agent = prepare::prepare(&backend, &target.name, &target.spec, &inputs).await.map_err(prepare_error)?;
+    let mut agent = prepare::prepare(&backend, &target.name, &target.spec, &inputs).await.map_err(prepare_error)?;
+    let servers =
+        agent.all_mcp_servers().iter().map(|server| server.resolve(&resolved)).collect::<Result<Vec<_>, _>>().map_err(
+            |e| {
+                CommandError::new(ErrorKind::User, e)
+                    .hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
+            },
+        )?;
+    let toolset = McpToolset::connect(&servers, &ConnectOptions::default())
+        .await
+        .map_err(|e| CommandError::new(ErrorKind::Failed, e))?;
+    agent.attach_tools(&toolset);
     let id = uuid::Uuid::new_v4().to_string();
     let session_name = args.session.clone().unwrap_or_else(|| format!("{}-{}", target.name, &id[..8]));
-    let history = session::open(&backend, &session_name, &target.name, &target.address, &args.message)
-        .await
-        .map_err(|e| CommandError::new(ErrorKind::User, e))?;
+    let history = match session::open(&backend, &session_name, &target.name, &target.address, &args.message).await {
+        Ok(history) => history,
+        Err(error) => {
+            // The servers started above must not outlive the command.
+            let _ = toolset.shutdown().await;
+            return Err(CommandError::new(ErrorKind::User, error));
+        }
+    };
     let redactor = resolved.redactor();
     let record = ExecutionRecord {
         id: id.clone(),
@@ -105,7 +122,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
 
     let (sink, batches) = record::channel(redactor.clone());
     let live = args.output == RunOutput::Text;
-    let mut observer = Terminal {
+    let observer = Terminal {
         live,
         style: Style::new(ctx.settings.color_stdout),
         redactor: redactor.clone(),
@@ -119,13 +136,17 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     let limits = Limits { max_steps: args.max_steps };
     let recording = batches.append_to(&backend, &id);
     let running = async {
+        // Owned here, so its sink is dropped when the run ends and the recorder can finish.
+        let mut observer = observer;
         let result = tokio::select! {
-            result = conversation::converse(&agent, &(), history, args.message.clone(), limits, &mut observer) => Some(result),
+            result = conversation::converse(&agent, &toolset, history, args.message.clone(), limits, &mut observer) => Some(result),
             () = common::shutdown() => None,
         };
         (result, observer.steps, observer.at_line_start)
     };
     let ((result, steps, at_line_start), recorded) = tokio::join!(running, recording);
+    // Stopping the servers cannot change the run's outcome; a server that will not stop is killed.
+    let _ = toolset.shutdown().await;
     let (status, answer, error) = match &result {
         Some(Ok(answer)) => (ExecutionStatus::Completed, Some(answer), None),
         Some(Err(error)) => (ExecutionStatus::Faulted, None, Some(error)),

@@ -21,6 +21,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::mcp::{McpServerConfig, McpToolset};
 use super::provider::{
     AnyProvider, Completion, CompletionRequest, Message, Provider, ProviderError, ProviderSettings, StreamEvent,
     StreamSink, ToolCall, ToolDefinition, ToolResult, Usage,
@@ -44,6 +45,48 @@ pub struct PreparedAgent {
     pub tools: Vec<Tool>,
     /// The sub-agents [`Route::SubAgent`] points into.
     pub sub_agents: Vec<PreparedAgent>,
+    /// The MCP servers it uses, with the tools it may call of each.
+    pub mcp_servers: Vec<McpServerConfig>,
+}
+
+impl PreparedAgent {
+    /// Every MCP server the agent and its sub-agents use, each once (the first configuration of a
+    /// name wins: a parent's, which enables at least what its inline sub-agents do).
+    pub fn all_mcp_servers(&self) -> Vec<McpServerConfig> {
+        fn collect(agent: &PreparedAgent, out: &mut Vec<McpServerConfig>) {
+            for server in &agent.mcp_servers {
+                if !out.iter().any(|known| known.name == server.name) {
+                    out.push(server.clone());
+                }
+            }
+            agent.sub_agents.iter().for_each(|sub| collect(sub, out));
+        }
+        let mut out = Vec::new();
+        collect(self, &mut out);
+        out
+    }
+
+    /// Offers each agent the tools of its MCP servers that it may call, ahead of its sub-agents.
+    pub fn attach_tools(&mut self, toolset: &McpToolset) {
+        let mut tools: Vec<Tool> = Vec::new();
+        for server in &self.mcp_servers {
+            for tool in toolset.tools().filter(|tool| tool.server == server.name) {
+                if server.enabled_tools.is_empty() || server.enabled_tools.contains(&tool.name) {
+                    tools.push(Tool {
+                        definition: ToolDefinition {
+                            name: tool.exposed_name.clone(),
+                            description: tool.description.clone().unwrap_or_default(),
+                            input_schema: tool.input_schema.clone(),
+                        },
+                        route: Route::Mcp(tool.exposed_name.clone()),
+                    });
+                }
+            }
+        }
+        tools.append(&mut self.tools);
+        self.tools = tools;
+        self.sub_agents.iter_mut().for_each(|sub| sub.attach_tools(toolset));
+    }
 }
 
 /// One tool the model may call.
@@ -58,13 +101,8 @@ pub struct Tool {
 /// Who serves a tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// Tool `tool` of the run's MCP server number `server`.
-    Mcp {
-        /// The index of the server among the run's connections.
-        server: usize,
-        /// The tool's name at that server.
-        tool: String,
-    },
+    /// An MCP server's tool, by the name the model calls it (`server__tool`).
+    Mcp(String),
     /// The agent's sub-agent number `n`.
     SubAgent(usize),
 }
@@ -80,14 +118,24 @@ pub struct ToolOutcome {
 
 /// The MCP servers a run has connected to.
 pub trait ToolServers: Sync {
-    /// Calls `tool` of server number `server`; never fails, an error becomes an error outcome.
-    fn call(&self, server: usize, tool: &str, arguments: &Value) -> impl Future<Output = ToolOutcome> + Send;
+    /// Calls the tool the model knows as `exposed`; never fails, an error becomes an error outcome.
+    fn call(&self, exposed: &str, arguments: &Value) -> impl Future<Output = ToolOutcome> + Send;
 }
 
 /// A run with no MCP servers.
 impl ToolServers for () {
-    async fn call(&self, server: usize, tool: &str, _: &Value) -> ToolOutcome {
-        ToolOutcome { content: format!("no MCP server {server} serves `{tool}`"), is_error: true }
+    async fn call(&self, exposed: &str, _: &Value) -> ToolOutcome {
+        ToolOutcome { content: format!("no MCP server serves `{exposed}`"), is_error: true }
+    }
+}
+
+/// How long one MCP tool call may take.
+pub const TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(2);
+
+impl ToolServers for McpToolset {
+    async fn call(&self, exposed: &str, arguments: &Value) -> ToolOutcome {
+        let outcome = McpToolset::call(self, exposed, arguments.clone(), TOOL_TIMEOUT).await;
+        ToolOutcome { content: outcome.text, is_error: outcome.is_error }
     }
 }
 
@@ -334,7 +382,7 @@ async fn call_tool<S: ToolServers>(
         };
     };
     match &tool.route {
-        Route::Mcp { server, tool } => servers.call(*server, tool, arguments).await,
+        Route::Mcp(exposed) => servers.call(exposed, arguments).await,
         Route::SubAgent(index) => {
             let Some(sub_agent) = agent.sub_agents.get(*index) else {
                 return ToolOutcome { content: format!("sub-agent `{}` is not prepared", call.name), is_error: true };
@@ -428,6 +476,7 @@ mod tests {
             settings,
             tools,
             sub_agents,
+            mcp_servers: Vec::new(),
         }
     }
 

@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::conversation::{PreparedAgent, Route, Tool, sub_agent_schema};
+use super::mcp::{McpError, McpServerConfig};
 use super::provider::{AnyProvider, ProviderError, SettingsSources, ToolDefinition, resolve_settings};
 use crate::backend::{Backend, BackendError, address};
-use crate::model::{AgentSpec, AnyResource, Environment, Kind, ModelConfig, ResourceRef, SkillSpec};
+use crate::model::{
+    AgentSpec, AnyResource, Environment, EnvironmentSpec, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec,
+};
 
 /// How deep sub-agents may nest (an agent that names itself as its sub-agent stops here).
 const MAX_DEPTH: usize = 8;
@@ -41,6 +44,9 @@ pub enum PrepareError {
     /// The model settings are not usable.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// An MCP server is not usable as configured.
+    #[error(transparent)]
+    Mcp(#[from] McpError),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -54,7 +60,7 @@ impl PrepareError {
                 "{needed_by} refers to it: apply it, or fix the reference (`stigmer get` lists what is stored)"
             )),
             Self::Provider(error) => error.hint(),
-            Self::Malformed { .. } | Self::TooDeep { .. } | Self::Backend(_) => None,
+            Self::Malformed { .. } | Self::TooDeep { .. } | Self::Mcp(_) | Self::Backend(_) => None,
         }
     }
 }
@@ -70,6 +76,24 @@ pub struct Target {
     pub spec: AgentSpec,
     /// The instance's environments, in order (none when run by agent name).
     pub environments: Vec<Environment>,
+    /// The shared `McpServer`s the agent uses, by name.
+    pub mcp_servers: BTreeMap<String, McpServerSpec>,
+}
+
+impl Target {
+    /// The variables the run needs: the agent's `envSpec`, plus those of the MCP servers it uses
+    /// that the agent does not declare itself.
+    pub fn env_spec(&self) -> Option<EnvironmentSpec> {
+        let mut merged = self.spec.env_spec.clone();
+        for server in self.mcp_servers.values() {
+            let Some(spec) = &server.env_spec else { continue };
+            let merged = merged.get_or_insert_with(EnvironmentSpec::default);
+            for (key, value) in &spec.data {
+                merged.data.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        merged
+    }
 }
 
 /// The stored `Agent` named `name`, or else the `AgentInstance` of that name with its agent and
@@ -79,11 +103,13 @@ pub struct Target {
 /// Neither is stored, one of the instance's references is missing, or the backend failed.
 pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, PrepareError> {
     if let Some(spec) = agent(backend, name).await? {
+        let mcp_servers = used_mcp_servers(backend, &spec, &address(Kind::Agent, name)).await?;
         return Ok(Target {
             address: address(Kind::Agent, name),
             name: name.to_owned(),
             spec,
             environments: Vec::new(),
+            mcp_servers,
         });
     }
     let instance_address = address(Kind::AgentInstance, name);
@@ -117,7 +143,55 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
             }
         }
     }
-    Ok(Target { address: instance_address, name: agent_name, spec, environments })
+    let mcp_servers = used_mcp_servers(backend, &spec, &instance_address).await?;
+    Ok(Target { address: instance_address, name: agent_name, spec, environments, mcp_servers })
+}
+
+/// The `McpServer` resources `spec` uses, by name.
+async fn used_mcp_servers<B: Backend>(
+    backend: &B,
+    spec: &AgentSpec,
+    needed_by: &str,
+) -> Result<BTreeMap<String, McpServerSpec>, PrepareError> {
+    let mut servers = BTreeMap::new();
+    for usage in &spec.mcp_server_usages {
+        let name = &usage.mcp_server_ref.name;
+        let stored = backend.get(Kind::McpServer, name).await?.ok_or_else(|| PrepareError::NotFound {
+            address: address(Kind::McpServer, name),
+            needed_by: needed_by.to_owned(),
+        })?;
+        match AnyResource::from_value(Kind::McpServer, stored.manifest) {
+            Ok(AnyResource::McpServer(server)) => {
+                servers.insert(name.clone(), server.spec);
+            }
+            _ => {
+                return Err(PrepareError::Malformed {
+                    address: address(Kind::McpServer, name),
+                    detail: "not an McpServer".to_owned(),
+                });
+            }
+        }
+    }
+    Ok(servers)
+}
+
+/// The MCP servers `spec` defines inline and uses, with the tools it enables of each.
+async fn mcp_configs<B: Backend>(
+    backend: &B,
+    spec: &AgentSpec,
+    needed_by: &str,
+) -> Result<Vec<McpServerConfig>, PrepareError> {
+    let mut configs = Vec::new();
+    for definition in &spec.mcp_servers {
+        configs.push(McpServerConfig::from_definition(definition)?);
+    }
+    let used = used_mcp_servers(backend, spec, needed_by).await?;
+    for usage in &spec.mcp_server_usages {
+        if let Some(server) = used.get(&usage.mcp_server_ref.name) {
+            configs.push(McpServerConfig::from_usage(usage, server)?);
+        }
+    }
+    Ok(configs)
 }
 
 async fn agent<B: Backend>(backend: &B, name: &str) -> Result<Option<AgentSpec>, PrepareError> {
@@ -147,13 +221,15 @@ pub async fn prepare<B: Backend>(
     spec: &AgentSpec,
     inputs: &Inputs<'_>,
 ) -> Result<PreparedAgent, PrepareError> {
-    prepare_at(backend, path, spec, inputs, 0).await
+    prepare_at(backend, path, spec, None, inputs, 0).await
 }
 
 fn prepare_at<'a, B: Backend>(
     backend: &'a B,
     path: &'a str,
     spec: &'a AgentSpec,
+    // An inline sub-agent's servers: its parent's, narrowed to its selection.
+    inherited: Option<Vec<McpServerConfig>>,
     inputs: &'a Inputs<'a>,
     depth: usize,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<PreparedAgent, PrepareError>> + Send + 'a>> {
@@ -175,6 +251,10 @@ fn prepare_at<'a, B: Backend>(
             inputs.lookup,
         )?;
         let provider = AnyProvider::new(&settings)?;
+        let mcp_servers = match inherited {
+            Some(servers) => servers,
+            None => mcp_configs(backend, spec, &needed_by).await?,
+        };
         let mut tools = Vec::new();
         let mut sub_agents = Vec::new();
         for sub in &spec.sub_agents {
@@ -200,7 +280,26 @@ fn prepare_at<'a, B: Backend>(
                     ..AgentSpec::default()
                 },
             };
-            let prepared = prepare_at(backend, &sub_path, &sub_spec, inputs, depth + 1).await?;
+            // An inline sub-agent uses a selection of its parent's servers; a referenced agent its own.
+            let inherited = if sub.agent_ref.is_some() {
+                None
+            } else {
+                let mut servers = Vec::new();
+                for name in &sub.mcp_servers {
+                    let parent = mcp_servers.iter().find(|server| &server.name == name).ok_or_else(|| {
+                        PrepareError::NotFound {
+                            address: format!("MCP server `{name}` of agent `{path}`"),
+                            needed_by: format!("sub-agent `{sub_path}`"),
+                        }
+                    })?;
+                    servers.push(match sub.mcp_tool_selections.get(name) {
+                        Some(selection) => parent.narrowed(selection)?,
+                        None => parent.clone(),
+                    });
+                }
+                Some(servers)
+            };
+            let prepared = prepare_at(backend, &sub_path, &sub_spec, inherited, inputs, depth + 1).await?;
             let description = sub
                 .description
                 .clone()
@@ -219,6 +318,7 @@ fn prepare_at<'a, B: Backend>(
             provider,
             tools,
             sub_agents,
+            mcp_servers,
         })
     })
 }
