@@ -144,6 +144,10 @@ fn an_agent_uses_an_mcp_tool_a_skill_and_a_sub_agent(sandbox: &Sandbox) {
     for line in ["userMessage", "toolResult lead tools__env", "userMessage lead/researcher", "answer    lead"] {
         assert!(logs.contains(line), "{line:?} in:\n{logs}");
     }
+    // The skill's files were placed in the execution's workspace, and the prompt says where.
+    let skill_dir = sandbox.home().join("workspaces").join(id).join("skills/house-style");
+    assert_eq!(std::fs::read_to_string(skill_dir.join("SKILL.md")).unwrap(), "Always end with the word DONE.");
+    assert!(system.contains(&skill_dir.display().to_string()), "{system}");
     let (_, record, _) = sandbox.run(&["execution", "get", id, "--json"]);
     assert!(record.contains("\"session\""));
     sandbox.assert_stored_nowhere(&[SECRET]);

@@ -229,3 +229,50 @@ fn watching_a_server_survives_its_restart() {
     assert!(err.contains("cannot reach the server"), "the outage is reported: {err}");
     assert!(!out.contains(&token[4..]) && !err.contains(&token[4..]), "nor in the watch output");
 }
+
+#[test]
+fn saving_a_file_in_a_skill_directory_applies_the_skill() {
+    // A directory skill is made of its files: saving one is a change, also when the directory is
+    // not below the -f path (here `../skills/outer`, still inside the project).
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let manifests = project.join("manifests");
+    let inner = manifests.join("inner");
+    let outer = project.join("skills/outer");
+    for skill_dir in [&inner, &outer] {
+        fs::create_dir_all(skill_dir).unwrap();
+        fs::write(skill_dir.join("SKILL.md"), "# One").unwrap();
+    }
+    fs::write(project.join("stigmer.yaml"), "name: watched\n").unwrap();
+    let skill = |name: &str, path: &str| {
+        format!("apiVersion: agentic.stigmer.ai/v1\nkind: Skill\nmetadata:\n  name: {name}\nspec:\n  path: {path}\n")
+    };
+    fs::write(
+        manifests.join("skills.yaml"),
+        [skill("inner", "inner"), skill("outer", "../skills/outer")].join("---\n"),
+    )
+    .unwrap();
+    let child = Command::new(assert_cmd::cargo::cargo_bin("stigmer"))
+        .env("STIGMER_HOME", dir.path().join("home"))
+        .env("NO_COLOR", "1")
+        .args(["apply", "--watch", "-f"])
+        .arg(&manifests)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watching = Watching { dir, child, env: Vec::new() };
+    watching.wait_for(|state| state == ["skill/inner@1", "skill/outer@1"], "the initial reconcile");
+
+    save(&inner.join("SKILL.md"), "# Two");
+    watching.wait_for(|state| state == ["skill/inner@2", "skill/outer@1"], "the skill inside the input");
+    save(&outer.join("SKILL.md"), "# Two");
+    watching.wait_for(|state| state == ["skill/inner@2", "skill/outer@2"], "the skill outside the input");
+    fs::create_dir_all(outer.join("scripts")).unwrap();
+    fs::write(outer.join("scripts/run.sh"), "echo run\n").unwrap();
+    watching.wait_for(|state| state == ["skill/inner@2", "skill/outer@3"], "a new file in a new directory");
+
+    let (_, out, err) = watching.stop();
+    assert!(!err.contains("error"), "{err}");
+    assert_eq!(out.matches("skill/outer updated").count(), 2, "{out}");
+}

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::common::{self, parse_kind};
-use super::get::age;
+use super::get::{age, take_bundle};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, BackendError, ResourceQuery, address};
 use crate::model::AnyResource;
@@ -72,9 +72,25 @@ pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), Comman
         let _ = writeln!(out, "  {referrer}");
     }
     let _ = writeln!(out, "Spec:");
-    let spec = resource.manifest.get("spec").map(canonical::to_yaml).unwrap_or_default();
+    let mut manifest = resource.manifest.clone();
+    let bundle = take_bundle(kind, &mut manifest);
+    let spec = manifest.get("spec").map(canonical::to_yaml).unwrap_or_default();
     for line in spec.lines() {
         let _ = writeln!(out, "  {line}");
+    }
+    if let Some(bundle) = bundle {
+        let files = common::counted(bundle["files"].as_array().map_or(0, Vec::len), "file");
+        let _ = writeln!(
+            out,
+            "Bundle:      {} ({files}, {} bytes)",
+            bundle["digest"].as_str().unwrap_or("?"),
+            bundle["size"]
+        );
+        for file in bundle["files"].as_array().into_iter().flatten() {
+            let executable = if file["executable"] == true { "  executable" } else { "" };
+            let _ =
+                writeln!(out, "  {:<40} {:>9} bytes{executable}", file["path"].as_str().unwrap_or("?"), file["size"]);
+        }
     }
     if let Some(status) = &resource.status {
         let _ = writeln!(out, "Status:");

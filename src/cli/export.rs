@@ -1,22 +1,33 @@
-//! `stigmer export`: the stored desired state as a canonical manifest stream.
+//! `stigmer export`: the stored desired state as a canonical manifest stream, and the files of
+//! skills applied from directories.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::common::parse_kind;
-use super::{CommandContext, CommandError};
+use super::common::{self, parse_kind};
+use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ResourceQuery};
+use crate::manifest::{Diagnostic, ManifestSet};
+use crate::model::{AnyResource, Skill, SkillBundle};
 use crate::reconcile::canonical;
+use crate::runner::skills::{MaterializeError, write_bundle};
 
 /// Print the stored resources as manifests: a canonical YAML stream, ready to commit.
 ///
 /// Deterministic: kinds in dependency order, then names; no server-owned fields. Importing the
 /// output into an empty store and exporting again gives the same bytes.
 ///
+/// Skills applied from a directory carry their files. With -o FILE, each one's files are
+/// written to a directory beside FILE (all.yaml → all.skills/NAME/, replaced as a whole) and
+/// its manifest's path points there, so `import -f FILE` restores the same files. On standard
+/// output a stream cannot carry files: SKILL.md is written inline as skillMd, and any other
+/// files are left out with a warning.
+///
 /// Examples:
 ///   stigmer export --all > all.yaml
+///   stigmer export --all -o backup/all.yaml      # skill files go to backup/all.skills/
 ///   stigmer export agents skills -o agents-and-skills.yaml
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -26,7 +37,7 @@ pub struct ExportArgs {
     pub all: bool,
     /// Kinds to export.
     pub kinds: Vec<String>,
-    /// Write to this file (atomically) instead of stdout.
+    /// Write to this file (atomically) instead of stdout, and skill directories beside it.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -39,16 +50,108 @@ pub async fn run(ctx: &CommandContext, args: &ExportArgs) -> Result<(), CommandE
     }
     let kinds = args.kinds.iter().map(|k| parse_kind(k)).collect::<Result<Vec<_>, _>>()?;
     let resources = ctx.settings.backend()?.list(&ResourceQuery { kinds, ..ResourceQuery::default() }).await?;
-    let stream = resources.iter().map(|r| canonical::to_yaml(&r.manifest)).collect::<Vec<_>>().join("---\n");
-    match &args.output {
-        None => ctx.out(&stream),
-        Some(path) => write_atomically(path, &stream),
+    let skills_dir = args.output.as_deref().map(skills_dir_name);
+    let mut directories = Vec::new();
+    let mut warnings = Vec::new();
+    let mut manifests = Vec::with_capacity(resources.len());
+    for resource in &resources {
+        let skill = match AnyResource::from_value(resource.kind, resource.manifest.clone()) {
+            Ok(AnyResource::Skill(skill)) if skill.spec.bundle.is_some() || skill.spec.path.is_some() => skill,
+            _ => {
+                manifests.push(canonical::to_yaml(&resource.manifest));
+                continue;
+            }
+        };
+        let address = resource.address();
+        let spec = match (&skill.spec.bundle, &skills_dir) {
+            (None, _) => {
+                warnings.push(
+                    Diagnostic::warning("skill-not-bundled", format!("{address} was stored without its files"))
+                        .hint("it was applied before stigmer bundled skill directories; apply its manifests again"),
+                );
+                skill.spec.clone()
+            }
+            (Some(bundle), Some(dir)) => {
+                directories.push((skill.name().to_owned(), bundle.clone()));
+                skill.spec.exported_as_directory(format!("{dir}/{}", skill.name()))
+            }
+            (Some(_), None) => match skill.spec.exported_inline() {
+                Some((spec, left_out)) => {
+                    if !left_out.is_empty() {
+                        warnings.push(
+                            Diagnostic::warning(
+                                "skill-files-left-out",
+                                format!(
+                                    "{address}: SKILL.md is written inline; its other files are left out: {}",
+                                    left_out.join(", ")
+                                ),
+                            )
+                            .hint("export with -o FILE to write skill directories beside the file"),
+                        );
+                    }
+                    spec
+                }
+                None => skill.spec.exported_as_directory(skill.spec.path.clone().unwrap_or_default()),
+            },
+        };
+        let exported = AnyResource::Skill(Skill { spec, ..skill });
+        manifests.push(canonical::to_yaml(&canonical::manifest(&exported)));
     }
+    let stream = manifests.join("---\n");
+    let report = common::report(ctx, &ManifestSet::default(), &warnings);
+    match (&args.output, &skills_dir) {
+        (Some(path), Some(dir)) => {
+            write_skill_directories(path, dir, &directories)?;
+            write_atomically(path, &stream)?;
+        }
+        _ => ctx.out(&stream)?,
+    }
+    report
+}
+
+/// The directory beside FILE that holds the exported skills: `all.yaml` → `all.skills`.
+fn skills_dir_name(file: &Path) -> String {
+    let stem = file.file_stem().map_or_else(|| "export".into(), |s| s.to_string_lossy().into_owned());
+    format!("{stem}.skills")
+}
+
+/// Writes each skill's files to `DIR/NAME/` beside `file`, replacing what an earlier export left
+/// there: everything is written into a temporary directory first, then swapped in.
+fn write_skill_directories(file: &Path, dir: &str, skills: &[(String, SkillBundle)]) -> Result<(), CommandError> {
+    if skills.is_empty() {
+        return Ok(());
+    }
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let target = parent.join(dir);
+    let temporary = parent.join(format!(".{dir}.{}.tmp", std::process::id()));
+    let previous = parent.join(format!(".{dir}.{}.old", std::process::id()));
+    let fail = |e: MaterializeError| {
+        let _ = std::fs::remove_dir_all(&temporary);
+        CommandError::new(ErrorKind::Io, e).hint(format!("nothing was written to {}", target.display()))
+    };
+    for (name, bundle) in skills {
+        write_bundle(bundle, &temporary.join(name)).map_err(&fail)?;
+    }
+    let io = |what: &str, e| {
+        let _ = std::fs::remove_dir_all(&temporary);
+        CommandError::io(&format!("cannot {what} {}", target.display()), e)
+    };
+    match std::fs::symlink_metadata(&target) {
+        Ok(meta) if meta.is_dir() => std::fs::rename(&target, &previous).map_err(|e| io("replace", e))?,
+        Ok(_) => {
+            return Err(fail(MaterializeError::InTheWay { path: target.clone() }));
+        }
+        Err(_) => {}
+    }
+    std::fs::rename(&temporary, &target).map_err(|e| io("write", e))?;
+    // What an earlier export left; failing to tidy it away does not undo this export.
+    let _ = std::fs::remove_dir_all(&previous);
+    Ok(())
 }
 
 /// Writes through a temporary file in the same directory and renames it over `path`, so a
 /// failure never leaves a half-written export.
-fn write_atomically(path: &PathBuf, text: &str) -> Result<(), CommandError> {
+fn write_atomically(path: &Path, text: &str) -> Result<(), CommandError> {
     let name = path.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
     let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::File::create(&temporary)

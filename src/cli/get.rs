@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::common::{self, parse_kind};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, ResourceQuery, StoredResource};
+use crate::model::{Kind, SkillBundle};
 use crate::reconcile::canonical;
 
 /// List resources: all declarative kinds, one kind, or named resources.
@@ -91,8 +92,11 @@ fn parse_selector(selector: Option<&str>) -> Result<Vec<(String, String)>, Comma
 }
 
 /// The manifest with the server-owned fields in `status`, which `import` accepts and ignores.
+/// A skill's bundle is computed, not written: it is shown in `status` as a summary (digest,
+/// sizes), never with the files' contents.
 pub fn with_status(resource: &StoredResource) -> Value {
     let mut manifest = resource.manifest.clone();
+    let bundle = take_bundle(resource.kind, &mut manifest);
     let mut status = json!({
         "uid": resource.uid,
         "generation": resource.generation,
@@ -104,10 +108,26 @@ pub fn with_status(resource: &StoredResource) -> Value {
     if let (Some(extra), Some(fields)) = (resource.status.as_ref().and_then(Value::as_object), status.as_object_mut()) {
         fields.extend(extra.clone());
     }
+    if let (Some(bundle), Some(fields)) = (bundle, status.as_object_mut()) {
+        fields.insert("bundle".to_owned(), bundle);
+    }
     if let Some(fields) = manifest.as_object_mut() {
         fields.insert("status".to_owned(), status);
     }
     manifest
+}
+
+/// Takes a skill's bundle out of its manifest and returns its summary: file contents are for
+/// the runner and `export`, not for the terminal.
+pub fn take_bundle(kind: Kind, manifest: &mut Value) -> Option<Value> {
+    if kind != Kind::Skill {
+        return None;
+    }
+    let bundle = manifest.get_mut("spec")?.as_object_mut()?.remove("bundle")?;
+    Some(match serde_json::from_value::<SkillBundle>(bundle.clone()) {
+        Ok(bundle) => bundle.summary(),
+        Err(_) => json!({"digest": bundle.get("digest"), "files": "(unreadable)"}),
+    })
 }
 
 fn table(resources: &[StoredResource], single_kind: bool, wide: bool) -> String {

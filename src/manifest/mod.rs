@@ -1,8 +1,10 @@
 //! Reading manifests: files, directories and stdin; multi-document YAML streams; the project
-//! file; and diagnostics that point at `file:line:col`. This layer knows nothing of backends.
+//! file; the directories of skills (`skill_dir`); and diagnostics that point at
+//! `file:line:col`. This layer knows nothing of backends.
 
 pub mod diagnostic;
 mod load;
+pub mod skill_dir;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Location, Note, Severity, did_you_mean};

@@ -58,7 +58,7 @@ pub use meta::{API_VERSION, ObjectMeta};
 pub use reference::{Reference, ResourceRef};
 pub use resource::{Resource, ResourceSpec};
 pub use runtime::{AgentExecution, AgentExecutionSpec, Session, SessionSpec, WorkflowExecution, WorkflowExecutionSpec};
-pub use skill::{Skill, SkillSpec};
+pub use skill::{BundleContentError, Skill, SkillBundle, SkillFile, SkillSpec};
 pub use workflow::{Workflow, WorkflowSpec};
 
 /// Escapes one reference token of a JSON pointer (RFC 6901: `~` → `~0`, `/` → `~1`): task and

@@ -1,9 +1,15 @@
-//! Diff data for people: a unified diff of the canonical YAML of each change.
+//! Diff data for people: a unified diff of the canonical YAML of each change. A skill's bundle
+//! is shown as its digest and one line per file (size and the start of its SHA-256), never the
+//! files' content.
 
+use std::borrow::Cow;
+
+use serde_json::Value;
 use similar::TextDiff;
 
-use super::canonical::to_yaml;
+use super::canonical;
 use super::plan::Change;
+use crate::model::{Kind, SkillBundle};
 
 /// One line of a rendered diff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +31,7 @@ pub enum Line {
 #[must_use]
 pub fn unified(change: &Change) -> Vec<Line> {
     let address = change.address();
+    let to_yaml = |manifest: &Value| canonical::to_yaml(&readable(change.kind(), manifest));
     let (before, after, old_label, new_label) = match change {
         Change::Create { after, .. } => {
             (String::new(), to_yaml(after), "(absent)".to_owned(), format!("{address} (new)"))
@@ -54,4 +61,56 @@ pub fn unified(change: &Change) -> Vec<Line> {
         }
     }
     lines
+}
+
+/// The manifest as a diff shows it: a skill's bundle summarized.
+fn readable(kind: Kind, manifest: &Value) -> Cow<'_, Value> {
+    let Some(bundle) = manifest.pointer("/spec/bundle").filter(|_| kind == Kind::Skill) else {
+        return Cow::Borrowed(manifest);
+    };
+    let summary = match serde_json::from_value::<SkillBundle>(bundle.clone()) {
+        Ok(bundle) => bundle.diff_summary(),
+        Err(_) => serde_json::json!({"digest": bundle.get("digest"), "files": "(unreadable)"}),
+    };
+    let mut shown = manifest.clone();
+    if let Some(slot) = shown.pointer_mut("/spec/bundle") {
+        *slot = summary;
+    }
+    Cow::Owned(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AnyResource, Skill, SkillFile, SkillSpec};
+    use crate::reconcile::Desired;
+
+    fn skill(files: &[(&str, &str)]) -> Value {
+        let bundle = SkillBundle::new(files.iter().map(|(p, t)| SkillFile::new(*p, t.as_bytes(), false)).collect());
+        let spec = SkillSpec { bundle: Some(bundle.unwrap()), ..SkillSpec::directory("skills/tool") };
+        Desired::new(AnyResource::from(Skill::new("tool", spec))).canonical.manifest.clone()
+    }
+
+    #[test]
+    fn a_changed_skill_file_shows_as_a_changed_line_not_its_content() {
+        let before = skill(&[("SKILL.md", "# Tool\nUse it wisely."), ("notes.txt", "first draft")]);
+        let after = skill(&[("SKILL.md", "# Tool\nUse it wisely."), ("notes.txt", "second draft")]);
+        let change = Change::Update {
+            kind: Kind::Skill,
+            name: "tool".into(),
+            before,
+            after,
+            hash: String::new(),
+            generation: 1,
+            previous_owner: None,
+        };
+        let lines = unified(&change);
+        let text = format!("{lines:?}");
+        assert!(!text.contains("draft") && !text.contains("wisely"), "{text}");
+        let removed: Vec<&Line> = lines.iter().filter(|l| matches!(l, Line::Removed(_))).collect();
+        let added: Vec<&Line> = lines.iter().filter(|l| matches!(l, Line::Added(_))).collect();
+        assert_eq!((removed.len(), added.len()), (2, 2), "the digest and the one file: {text}");
+        assert!(matches!(added[0], Line::Added(t) if t.contains("digest: sha256:")), "{text}");
+        assert!(matches!(added[1], Line::Added(t) if t.contains("- notes.txt (12 bytes, sha256 ")), "{text}");
+    }
 }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::{Plan, PlanOptions, ReconcileError, apply, prepare_observed};
 use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
 use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
+use crate::model::AnyResource;
 use crate::validate::{DocumentOutcome, check_document, resolve_expressions};
 
 /// How to watch.
@@ -138,15 +139,18 @@ impl Workspace {
         read
     }
 
-    /// The directories and files to watch: each input (directories recursively), and the real
-    /// location of every symlinked file, so edits through a link are seen.
+    /// The directories and files to watch: each input (directories recursively), the real
+    /// location of every symlinked file, so edits through a link are seen, and every skill
+    /// directory outside the inputs (its files are read into the skill).
     #[must_use]
     pub fn watch_roots(&self) -> Vec<(PathBuf, RecursiveMode)> {
         let mut roots = Vec::new();
+        let mut watched_trees = Vec::new();
         for input in &self.inputs {
             let InputPath::Path(path) = input else { continue };
             if path.is_dir() {
                 roots.push((path.clone(), RecursiveMode::Recursive));
+                watched_trees.extend(std::fs::canonicalize(path));
             } else if let Some(parent) = path.parent() {
                 // Watch the directory, not the file: editors replace files by renaming.
                 let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
@@ -161,9 +165,37 @@ impl Workspace {
                 roots.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
             }
         }
+        for dir in self.skill_dirs() {
+            // A second watch on a directory already watched would only rename its events.
+            if let Ok(real) = std::fs::canonicalize(&dir)
+                && !watched_trees.iter().any(|tree| real.starts_with(tree))
+            {
+                roots.push((real, RecursiveMode::Recursive));
+            }
+        }
         roots.sort();
         roots.dedup();
         roots
+    }
+
+    /// The directories of the skills the manifests declare with `path`, absolute (and also
+    /// resolved, when they exist), so an event under one of them is known to matter.
+    #[must_use]
+    pub fn skill_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for (manifest, cached) in &self.files {
+            let base = manifest.parent().unwrap_or(Path::new(""));
+            for resource in cached.outcomes.iter().filter_map(|o| o.resource.as_deref()) {
+                let AnyResource::Skill(skill) = resource else { continue };
+                let Some(path) = &skill.spec.path else { continue };
+                let dir = base.join(path);
+                dirs.extend(std::path::absolute(&dir));
+                dirs.extend(std::fs::canonicalize(&dir));
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        dirs
     }
 
     /// The manifest set as it is now, with every document's checks.
@@ -263,15 +295,19 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Whether a changed path can matter: a manifest, the project file, or a directory (created,
-/// removed, renamed). Editors' temporary, swap and backup files do not.
-fn relevant(path: &Path) -> bool {
+/// Whether a changed path can matter: a manifest, the project file, a directory (created,
+/// removed, renamed), or any file in a skill directory. Editors' temporary, swap and backup
+/// files do not.
+fn relevant(path: &Path, skill_dirs: &[PathBuf]) -> bool {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { return false };
     if name.starts_with('.') || name.ends_with('~') || (name.starts_with('#') && name.ends_with('#')) {
         return false;
     }
     let manifest = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-    manifest || path.is_dir() || !path.exists()
+    manifest
+        || path.is_dir()
+        || !path.exists()
+        || std::path::absolute(path).is_ok_and(|path| skill_dirs.iter().any(|dir| path.starts_with(dir)))
 }
 
 /// Watches the inputs and reconciles until `shutdown` completes. A reconcile in progress when
@@ -319,16 +355,17 @@ pub async fn run<B: Backend>(
             }
         };
         let retry_due = retry.due();
+        let skill_dirs = workspace.skill_dirs();
         let outcome = tokio::select! {
             () = &mut shutdown => return Ok(()),
             event = events.recv() => {
                 let Some(event) = event else { return Ok(()) };
                 let first_event = Instant::now();
                 let mut changed = HashSet::new();
-                collect(event, &mut changed);
+                collect(event, &mut changed, &skill_dirs);
                 // Debounce: wait until the files have been quiet for a moment.
                 while let Ok(Some(event)) = tokio::time::timeout(options.debounce, events.recv()).await {
-                    collect(event, &mut changed);
+                    collect(event, &mut changed, &skill_dirs);
                 }
                 if changed.is_empty() {
                     continue;
@@ -386,11 +423,11 @@ impl Retry {
     }
 }
 
-fn collect(event: notify::Result<notify::Event>, changed: &mut HashSet<PathBuf>) {
+fn collect(event: notify::Result<notify::Event>, changed: &mut HashSet<PathBuf>, skill_dirs: &[PathBuf]) {
     match event {
         // Reading files (ours included) produces access events; only changes matter.
         Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
-        Ok(event) => changed.extend(event.paths.into_iter().filter(|p| relevant(p))),
+        Ok(event) => changed.extend(event.paths.into_iter().filter(|p| relevant(p, skill_dirs))),
         // A lost event (queue overflow): look at everything again.
         Err(_) => {
             changed.insert(PathBuf::from("."));
@@ -485,14 +522,33 @@ mod tests {
         for name in [".agent.yaml.swp", "agent.yaml~", ".#agent.yaml", "#agent.yaml#", "notes.txt"] {
             let path = dir.path().join(name);
             std::fs::write(&path, "x").unwrap();
-            assert!(!relevant(&path), "{name}");
+            assert!(!relevant(&path, &[]), "{name}");
         }
         let manifest = dir.path().join("agent.yaml");
-        assert!(relevant(&manifest), "a manifest, even one that is gone");
+        assert!(relevant(&manifest, &[]), "a manifest, even one that is gone");
         let sub = dir.path().join("manifests");
         std::fs::create_dir(&sub).unwrap();
-        assert!(relevant(&sub), "a directory");
-        assert!(relevant(&dir.path().join("removed-dir")), "something that is gone");
+        assert!(relevant(&sub, &[]), "a directory");
+        assert!(relevant(&dir.path().join("removed-dir"), &[]), "something that is gone");
+    }
+
+    #[test]
+    fn files_in_skill_directories_are_relevant() {
+        let dir = tempfile::tempdir().unwrap();
+        let skill = dir.path().join("skills/tool");
+        std::fs::create_dir_all(&skill).unwrap();
+        std::fs::write(skill.join("SKILL.md"), "# Tool").unwrap();
+        std::fs::write(skill.join(".SKILL.md.swp"), "x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let manifest =
+            "apiVersion: agentic.stigmer.ai/v1\nkind: Skill\nmetadata:\n  name: tool\nspec:\n  path: skills/tool\n";
+        std::fs::write(dir.path().join("skills.yaml"), manifest).unwrap();
+        let mut workspace = Workspace::new(vec![InputPath::Path(dir.path().to_path_buf())]).unwrap();
+        workspace.refresh(&HashSet::new());
+        let skill_dirs = workspace.skill_dirs();
+        assert!(relevant(&skill.join("SKILL.md"), &skill_dirs), "{skill_dirs:?}");
+        assert!(!relevant(&skill.join(".SKILL.md.swp"), &skill_dirs), "editor files still do not matter");
+        assert!(!relevant(&dir.path().join("notes.txt"), &skill_dirs), "other files still do not matter");
     }
 
     #[test]

@@ -157,6 +157,9 @@ pub fn check_set(set: &ManifestSet, mut outcomes: Vec<DocumentOutcome>, existing
         }
         validation.diagnostics.extend(outcome.diagnostics);
     }
+    // Skill directories are read here, not with each document's own checks, so that every
+    // reconcile (watch mode included) sees the files as they are now.
+    skill_path::bundle_skills(set, &mut validation.resources, &mut validation.diagnostics);
     semantic::check(set, &validation.resources, existing, &mut validation.diagnostics);
     sort_by_source(set, &mut validation.diagnostics);
     validation
@@ -238,7 +241,21 @@ impl DocumentCheck<'_> {
             problems.extend(task_problems);
             self.expressions = expressions;
         }
-        let precise: Vec<String> = problems.iter().map(|p| p.pointer.clone()).collect();
+        let mut precise: Vec<String> = problems.iter().map(|p| p.pointer.clone()).collect();
+        if kind == Kind::Skill && json.pointer("/spec/bundle").is_some() {
+            // The schema has `bundle` (stored skills carry it), but only stigmer writes it.
+            precise.push("/spec/bundle".to_owned());
+            problems.push(SchemaProblem {
+                pointer: "/spec".to_owned(),
+                at_key: Some("bundle".to_owned()),
+                message: "spec.bundle is computed by stigmer from spec.path; a manifest cannot set it".to_owned(),
+                hint: Some(
+                    "remove bundle; set path to the skill's directory (stigmer reads its files on apply), or write skillMd inline"
+                        .to_owned(),
+                ),
+                code: "computed-field",
+            });
+        }
         problems.extend(
             structure::check(schema, &json, "", &known).into_iter().filter(|p| !overlaps(&precise, &p.pointer)),
         );

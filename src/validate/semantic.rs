@@ -27,14 +27,6 @@ pub fn check(set: &ManifestSet, resources: &[ValidResource], existing: &dyn Reso
         for (pointer, message, hint) in kind_rules(&resource.resource) {
             out.push(Diagnostic::error("invalid-spec", message).at(at(resource, &pointer)).hint(hint));
         }
-        if let AnyResource::Skill(skill) = &*resource.resource
-            && let Some(path) = &skill.spec.path
-            && let Some(manifest) =
-                set.sources.get(set.documents[resource.document].source).and_then(|s| s.path.as_ref())
-            && let Some((message, hint)) = super::skill_path::check(manifest, path)
-        {
-            out.push(Diagnostic::error("bad-skill-path", message).at(at(resource, "/spec/path")).hint(hint));
-        }
         for (pointer, key, value) in plaintext_secrets(&resource.resource) {
             out.push(
                 Diagnostic::warning(

@@ -1,28 +1,73 @@
 //! A Skill's `path`: a directory next to the manifest holding `SKILL.md`, inside the project.
-//! Checked when manifests are read from files, so a typo is caught with its place, and a path
-//! that leaves the project (`../../etc`) is refused: stigmer never reads outside it.
+//! Checked when manifests are read, so a typo is caught with its place, and a path that leaves
+//! the project (`../../etc`) is refused: stigmer never reads outside it. A path that passes is
+//! then bundled: the directory's files are carried in the resource that is stored.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::manifest::PROJECT_FILE;
+use super::{ValidResource, location_of};
+use crate::manifest::skill_dir::read_skill_dir;
+use crate::manifest::{Diagnostic, ManifestSet, PROJECT_FILE};
+use crate::model::AnyResource;
+use crate::model::canonical::Canonical;
 
-/// What is wrong with a skill path: (message, hint).
-pub fn check(manifest: &Path, path: &str) -> Option<(String, String)> {
+/// Checks the path of every directory skill and replaces the skill with one that carries its
+/// bundle (and the canonical form that goes with it). A path in a manifest read from standard
+/// input is relative to the working directory.
+pub fn bundle_skills(set: &ManifestSet, resources: &mut [ValidResource], out: &mut Vec<Diagnostic>) {
+    for resource in resources {
+        let AnyResource::Skill(skill) = &*resource.resource else { continue };
+        let Some(path) = &skill.spec.path else { continue };
+        let document = &set.documents[resource.document];
+        let manifest = set.sources.get(document.source).and_then(|s| s.path.as_deref());
+        let base = manifest.and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let at = || location_of(set, document, "/spec/path", None);
+        let base_name = if manifest.is_some() {
+            "the manifest's directory"
+        } else {
+            "the working directory (the manifest came from standard input)"
+        };
+        if let Some((message, hint)) = check(base, base_name, path) {
+            out.push(Diagnostic::error("bad-skill-path", message).at(at()).hint(hint));
+            continue;
+        }
+        if skill.spec.skill_md.is_some() {
+            continue; // reported by the kind's rules: only one of skillMd and path
+        }
+        match read_skill_dir(&base.join(path)) {
+            Ok(bundle) => {
+                let mut bundled = skill.clone();
+                bundled.spec.bundle = Some(bundle);
+                let bundled = AnyResource::Skill(bundled);
+                resource.canonical = Arc::new(Canonical::of(&bundled));
+                resource.resource = Arc::new(bundled);
+            }
+            Err(error) => out.push(
+                Diagnostic::error("bad-skill-dir", format!("skill directory \"{path}\": {error}"))
+                    .at(at())
+                    .hint(error.hint()),
+            ),
+        }
+    }
+}
+
+/// What is wrong with a skill path resolved from `base` (the manifest's directory, or the
+/// working directory for standard input, as `base_name` says): (message, hint).
+fn check(base: &Path, base_name: &str, path: &str) -> Option<(String, String)> {
     let written = Path::new(path);
     if written.is_absolute() {
         return Some((
             format!("skill path \"{path}\" is absolute"),
-            "write it relative to the manifest's directory, inside the project".to_owned(),
+            format!("write it relative to {base_name}, inside the project"),
         ));
     }
-    let base = manifest.parent().unwrap_or_else(|| Path::new("."));
-    let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
     let root = project_root(base);
     let target = base.join(written);
     let Ok(real) = target.canonicalize() else {
         return Some((
             format!("skill path \"{path}\" does not exist (looked for {})", target.display()),
-            "the path is relative to the manifest's directory; create the directory or fix the path".to_owned(),
+            format!("the path is relative to {base_name}; create the directory or fix the path"),
         ));
     };
     let inside = root.canonicalize().is_ok_and(|root| real.starts_with(root));
@@ -68,11 +113,10 @@ mod tests {
         std::fs::write(project.join("skills/good/SKILL.md"), "# Good").unwrap();
         std::fs::write(dir.path().join("outside/SKILL.md"), "# Outside").unwrap();
         std::fs::write(project.join(PROJECT_FILE), "name: p\n").unwrap();
-        let manifest = project.join("skills.yaml");
-        assert_eq!(check(&manifest, "skills/good"), None);
-        assert!(check(&manifest, "skills/missing").unwrap().0.contains("does not exist"));
-        assert!(check(&manifest, "skills/empty").unwrap().0.contains("has no SKILL.md"));
-        assert!(check(&manifest, "../outside").unwrap().0.contains("leads outside the project"));
-        assert!(check(&manifest, "/etc").unwrap().0.contains("is absolute"));
+        assert_eq!(check(&project, "here", "skills/good"), None);
+        assert!(check(&project, "here", "skills/missing").unwrap().0.contains("does not exist"));
+        assert!(check(&project, "here", "skills/empty").unwrap().0.contains("has no SKILL.md"));
+        assert!(check(&project, "here", "../outside").unwrap().0.contains("leads outside the project"));
+        assert!(check(&project, "here", "/etc").unwrap().0.contains("is absolute"));
     }
 }

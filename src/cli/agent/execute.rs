@@ -77,7 +77,9 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
             .map(|variable| variable.value.expose().to_owned())
             .or_else(|| std::env::var(name).ok())
     };
-    let inputs = Inputs { model_flag: args.model.as_deref(), lookup: &lookup };
+    let id = uuid::Uuid::new_v4().to_string();
+    let workspace = ctx.settings.home.join("workspaces").join(&id);
+    let inputs = Inputs { model_flag: args.model.as_deref(), lookup: &lookup, workspace: Some(&workspace) };
     let mut agent = prepare::prepare(&backend, &target.name, &target.spec, &inputs).await.map_err(prepare_error)?;
     let servers =
         agent.all_mcp_servers().iter().map(|server| server.resolve(&resolved)).collect::<Result<Vec<_>, _>>().map_err(
@@ -90,7 +92,6 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
         .await
         .map_err(|e| CommandError::new(ErrorKind::Failed, e))?;
     agent.attach_tools(&toolset);
-    let id = uuid::Uuid::new_v4().to_string();
     let session_name = args.session.clone().unwrap_or_else(|| format!("{}-{}", target.name, &id[..8]));
     let history = match session::open(&backend, &session_name, &target.name, &target.address, &args.message).await {
         Ok(history) => history,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use super::conversation::{PreparedAgent, Route, Tool, sub_agent_schema};
 use super::mcp::{McpError, McpServerConfig};
@@ -44,6 +45,15 @@ pub enum PrepareError {
     /// The model settings are not usable.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// A skill's files could not be placed in the workspace.
+    #[error("skill `{skill}`: {source}")]
+    Skill {
+        /// The skill.
+        skill: String,
+        /// Why.
+        #[source]
+        source: crate::runner::skills::MaterializeError,
+    },
     /// An MCP server is not usable as configured.
     #[error(transparent)]
     Mcp(#[from] McpError),
@@ -60,7 +70,9 @@ impl PrepareError {
                 "{needed_by} refers to it: apply it, or fix the reference (`stigmer get` lists what is stored)"
             )),
             Self::Provider(error) => error.hint(),
-            Self::Malformed { .. } | Self::TooDeep { .. } | Self::Mcp(_) | Self::Backend(_) => None,
+            Self::Malformed { .. } | Self::TooDeep { .. } | Self::Skill { .. } | Self::Mcp(_) | Self::Backend(_) => {
+                None
+            }
         }
     }
 }
@@ -208,6 +220,8 @@ pub struct Inputs<'a> {
     pub model_flag: Option<&'a str>,
     /// Looks up a variable: the run's resolved variables first, then the process environment.
     pub lookup: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// The run's workspace: each skill's files are written under `skills/<name>/` in it.
+    pub workspace: Option<&'a Path>,
 }
 
 /// Prepares `spec` to run as `path` (its name; `parent/child` for a sub-agent).
@@ -240,7 +254,8 @@ fn prepare_at<'a, B: Backend>(
         let needed_by = format!("agent `{path}`");
         let mut skills = BTreeMap::new();
         for reference in &spec.skill_refs {
-            skills.insert(reference.name.clone(), skill(backend, reference, &needed_by).await?);
+            let stored = skill(backend, reference, &needed_by).await?;
+            skills.insert(reference.name.clone(), place(&reference.name, &stored, inputs.workspace)?);
         }
         let settings = resolve_settings(
             &SettingsSources {
@@ -337,8 +352,32 @@ async fn skill<B: Backend>(backend: &B, reference: &ResourceRef, needed_by: &str
     }
 }
 
-/// The instructions, then each skill under its name and description.
-fn system_prompt(instructions: &str, skills: &BTreeMap<String, SkillSpec>) -> String {
+/// A skill as the prompt shows it.
+struct PlacedSkill {
+    description: Option<String>,
+    instructions: String,
+    /// Where its files are, when the run has a workspace.
+    files: Option<PathBuf>,
+}
+
+/// Writes a skill's files into the workspace (when there is one) and reads its instructions.
+fn place(name: &str, spec: &SkillSpec, workspace: Option<&Path>) -> Result<PlacedSkill, PrepareError> {
+    let description = spec.description_for_agent();
+    let Some(workspace) = workspace else {
+        return Ok(PlacedSkill {
+            description,
+            instructions: spec.instructions().unwrap_or_default().to_owned(),
+            files: None,
+        });
+    };
+    let dir = workspace.join("skills").join(name);
+    let instructions = crate::runner::skills::materialize(spec, &dir)
+        .map_err(|source| PrepareError::Skill { skill: name.to_owned(), source })?;
+    Ok(PlacedSkill { description, instructions, files: Some(dir) })
+}
+
+/// The instructions, then each skill under its name and description, with where its files are.
+fn system_prompt(instructions: &str, skills: &BTreeMap<String, PlacedSkill>) -> String {
     let mut prompt = instructions.trim_end().to_owned();
     if skills.is_empty() {
         return prompt;
@@ -349,9 +388,10 @@ fn system_prompt(instructions: &str, skills: &BTreeMap<String, SkillSpec>) -> St
         if let Some(description) = &skill.description {
             let _ = write!(prompt, "\n{description}\n");
         }
-        if let Some(markdown) = &skill.skill_md {
-            let _ = write!(prompt, "\n{}\n", markdown.trim_end());
+        if let Some(files) = &skill.files {
+            let _ = write!(prompt, "\nIts files are in `{}`.\n", files.display());
         }
+        let _ = write!(prompt, "\n{}\n", skill.instructions.trim_end());
     }
     prompt
 }
