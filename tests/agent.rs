@@ -76,12 +76,16 @@ fn text(parts: &[&str]) -> Reply {
 
 /// `stigmer agent execute ARGS` with every agent pointed at the scripted server.
 fn execute(sandbox: &Sandbox, server: &ScriptedServer, args: &[&str]) -> (i32, String, String) {
+    run_with_llm(sandbox, server, &[&["agent", "execute"], args].concat())
+}
+
+/// `stigmer ARGS` with every agent pointed at the scripted server.
+fn run_with_llm(sandbox: &Sandbox, server: &ScriptedServer, args: &[&str]) -> (i32, String, String) {
     let output = sandbox
         .command()
         .env("STIGMER_LLM_PROVIDER", "ollama")
         .env("STIGMER_LLM_BASE_URL", format!("{}/v1", server.base_url()))
         .env("STIGMER_LLM_MODEL", MODEL)
-        .args(["agent", "execute"])
         .args(args)
         .output()
         .unwrap();
@@ -171,4 +175,41 @@ fn a_session_continues_across_executions(sandbox: &Sandbox) {
     assert!(sessions.contains("session/chat"), "{sessions}");
 }
 
-on_both_backends!(an_agent_uses_an_mcp_tool_a_skill_and_a_sub_agent, a_session_continues_across_executions);
+fn a_workflow_calls_an_agent(sandbox: &Sandbox) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let project = sandbox.project("agents", "agents", &[("agents.yaml", &manifests())]);
+    assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
+    let flow = sandbox.dir.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        "document: { dsl: '1.0.0', namespace: demo, name: greet, version: '0.1.0' }
+do:
+  - ask:
+      call: agent
+      with:
+        agent: lead
+        message: '${ \"Say hi to \" + .name }'
+        env: { GREETING: hello }
+  - shout:
+      set: '${ ascii_upcase }'
+",
+    )
+    .unwrap();
+    let server = runtime.block_on(ScriptedServer::start([text(&["Hi Ada.", " DONE"])]));
+    let (code, out, err) = run_with_llm(
+        sandbox,
+        &server,
+        &["workflow", "run", "-f", flow.to_str().unwrap(), "--input", r#"{"name": "Ada"}"#, "-o", "json"],
+    );
+    assert_eq!(code, 0, "{err}\n{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["output"], "HI ADA. DONE");
+    let request = server.only_request().json();
+    assert_eq!(request["messages"].as_array().unwrap().last().unwrap()["content"], "Say hi to Ada");
+}
+
+on_both_backends!(
+    an_agent_uses_an_mcp_tool_a_skill_and_a_sub_agent,
+    a_session_continues_across_executions,
+    a_workflow_calls_an_agent,
+);

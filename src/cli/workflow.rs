@@ -15,6 +15,7 @@ use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
+use crate::runner::agent::launch::WorkflowAgents;
 use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::record::{self, EventSink};
 use crate::runner::workflow::{
@@ -195,7 +196,9 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
         consumed: Vec::new(),
     });
     let bus = Arc::new(EventBus::new().consumed(consumed));
-    let mut options = RunOptions::new().replaying(completed).in_flight(interrupted).events(bus.clone());
+    let agents = WorkflowAgents::new(backend.clone(), ctx.settings.home.join("workspaces"));
+    let mut options =
+        RunOptions::new().replaying(completed).in_flight(interrupted).events(bus.clone()).agents(Arc::new(agents));
     for (name, subflow) in &workflows {
         options = options.workflow(name.clone(), subflow.clone());
     }

@@ -14,11 +14,9 @@ use super::super::workflow::{RunOutput, key_value, overrides};
 use super::super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ExecutionRecord, ExecutionStatus};
 use crate::runner::agent::conversation::{self, AgentEvent, AgentObserver, Limits};
-use crate::runner::agent::mcp::{ConnectOptions, McpToolset};
-use crate::runner::agent::prepare::{self, Inputs};
+use crate::runner::agent::launch::{Launched, launch};
 use crate::runner::agent::provider::{StreamEvent, Usage, excerpt};
 use crate::runner::agent::session;
-use crate::runner::environment;
 use crate::runner::workflow::record::{self, EventSink};
 use crate::secrets::Redactor;
 
@@ -59,48 +57,24 @@ pub struct ExecuteArgs {
 /// Runs `stigmer agent execute`.
 pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), CommandError> {
     let backend = ctx.settings.backend()?;
-    let target = prepare::target(&backend, &args.name).await.map_err(prepare_error)?;
-    let resolved = environment::resolve(
-        &backend,
-        target.env_spec().as_ref(),
-        &target.environments,
-        &overrides(&args.env, &args.secret),
-    )
-    .await
-    .map_err(|e| {
-        CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
-    })?;
-    let lookup = |name: &str| {
-        resolved
-            .variables
-            .get(name)
-            .map(|variable| variable.value.expose().to_owned())
-            .or_else(|| std::env::var(name).ok())
-    };
     let id = uuid::Uuid::new_v4().to_string();
     let workspace = ctx.settings.home.join("workspaces").join(&id);
-    let inputs = Inputs { model_flag: args.model.as_deref(), lookup: &lookup, workspace: Some(&workspace) };
-    let mut agent = prepare::prepare(&backend, &target.name, &target.spec, &inputs).await.map_err(prepare_error)?;
-    let servers =
-        agent.all_mcp_servers().iter().map(|server| server.resolve(&resolved)).collect::<Result<Vec<_>, _>>().map_err(
-            |e| {
-                CommandError::new(ErrorKind::User, e)
-                    .hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
-            },
-        )?;
-    let toolset = McpToolset::connect(&servers, &ConnectOptions::default())
-        .await
-        .map_err(|e| CommandError::new(ErrorKind::Failed, e))?;
-    agent.attach_tools(&toolset);
+    let overrides = overrides(&args.env, &args.secret);
+    let launched =
+        launch(&backend, &args.name, args.model.as_deref(), &overrides, &workspace).await.map_err(|error| {
+            let hint = error.hint();
+            let kind = if error.is_input() { ErrorKind::User } else { ErrorKind::Failed };
+            let failure = CommandError::new(kind, error);
+            match hint {
+                Some(hint) => failure.hint(hint),
+                None => failure,
+            }
+        })?;
+    let Launched { target, variables: resolved, agent, toolset } = &launched;
     let session_name = args.session.clone().unwrap_or_else(|| format!("{}-{}", target.name, &id[..8]));
-    let history = match session::open(&backend, &session_name, &target.name, &target.address, &args.message).await {
-        Ok(history) => history,
-        Err(error) => {
-            // The servers started above must not outlive the command.
-            let _ = toolset.shutdown().await;
-            return Err(CommandError::new(ErrorKind::User, error));
-        }
-    };
+    let history = session::open(&backend, &session_name, &target.name, &target.address, &args.message)
+        .await
+        .map_err(|e| CommandError::new(ErrorKind::User, e))?;
     let redactor = resolved.redactor();
     let record = ExecutionRecord {
         id: id.clone(),
@@ -140,14 +114,14 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
         // Owned here, so its sink is dropped when the run ends and the recorder can finish.
         let mut observer = observer;
         let result = tokio::select! {
-            result = conversation::converse(&agent, &toolset, history, args.message.clone(), limits, &mut observer) => Some(result),
+            result = conversation::converse(agent, toolset, history, args.message.clone(), limits, &mut observer) => Some(result),
             () = common::shutdown() => None,
         };
         (result, observer.steps, observer.at_line_start)
     };
     let ((result, steps, at_line_start), recorded) = tokio::join!(running, recording);
-    // Stopping the servers cannot change the run's outcome; a server that will not stop is killed.
-    let _ = toolset.shutdown().await;
+    let model = agent.settings.model.clone();
+    launched.stop().await;
     let (status, answer, error) = match &result {
         Some(Ok(answer)) => (ExecutionStatus::Completed, Some(answer), None),
         Some(Err(error)) => (ExecutionStatus::Faulted, None, Some(error)),
@@ -175,7 +149,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
                 usage: answer
                     .map(|a| a.usage)
                     .map(|u: Usage| json!({ "inputTokens": u.input_tokens, "outputTokens": u.output_tokens })),
-                model: &agent.settings.model,
+                model: &model,
             };
             ctx.out(&redactor.redact(&common::json(&report)?))?;
         }
@@ -209,15 +183,6 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
             Err(failure)
         }
         _ => Err(CommandError::reported(ErrorKind::Failed)),
-    }
-}
-
-fn prepare_error(error: prepare::PrepareError) -> CommandError {
-    let hint = error.hint();
-    let failure = CommandError::new(ErrorKind::User, error);
-    match hint {
-        Some(hint) => failure.hint(hint),
-        None => failure,
     }
 }
 

@@ -12,6 +12,7 @@
 //! with hints.
 
 pub mod conversation;
+pub mod launch;
 pub mod mcp;
 pub mod prepare;
 pub mod provider;

@@ -95,7 +95,6 @@ fn unsupported_call(call: &CallTask) -> String {
     let why = match call {
         CallTask::Grpc(_) => "a gRPC client would have to be generated from the `.proto` document at run time",
         CallTask::Mcp(_) => "MCP calls go through the agent runner's MCP client, which is not built yet",
-        CallTask::Agent(_) => "agents run on the agent runner, which is not built yet",
         _ => "this protocol has no client in stigmer",
     };
     format!("`call: {}` tasks are not supported yet by this runtime: {why}", call.function_name())
@@ -415,6 +414,9 @@ impl<'a> Runner<'a> {
                 CallTask::OpenApi(call) => {
                     Ok(Exec { output: self.call_openapi(&call.with, pointer, input, frame).await?, flow: None })
                 }
+                CallTask::Agent(call) => {
+                    Ok(Exec { output: self.call_agent(&call.with, pointer, input, frame).await?, flow: None })
+                }
                 other => Err(WorkflowError::runtime(unsupported_call(other), pointer)),
             },
             Task::Run(task) => {
@@ -427,6 +429,46 @@ impl<'a> Runner<'a> {
             }
             Task::Listen(listen) => Ok(Exec { output: self.listen(listen, pointer, input, frame).await?, flow: None }),
         }
+    }
+
+    /// `call: agent`: runs the agent through the run's [`AgentCaller`]; its final answer is the
+    /// task's output. `config.timeout` (seconds) bounds the call.
+    async fn call_agent(
+        &self,
+        with: &dsl::CallAgentArguments,
+        pointer: &str,
+        input: &Value,
+        frame: &Frame<'_>,
+    ) -> Result<Value, WorkflowError> {
+        let caller = self.options.agents.as_ref().ok_or_else(|| {
+            WorkflowError::runtime(
+                "`call: agent` needs the agent runner: run the workflow with `stigmer workflow run`",
+                pointer,
+            )
+        })?;
+        let mut env = Vec::with_capacity(with.env.len());
+        for (key, value) in &with.env {
+            env.push((key.clone(), self.text(value, input, frame)?));
+        }
+        let call = super::AgentCall {
+            agent: self.text(&with.agent, input, frame)?,
+            message: self.text(&with.message, input, frame)?,
+            env,
+            model: with.config.as_ref().and_then(|config| config.model.clone()),
+        };
+        let agent = call.agent.clone();
+        let answer = match with.config.as_ref().and_then(|config| config.timeout) {
+            Some(seconds) => {
+                let limit = Duration::from_secs(seconds);
+                tokio::time::timeout(limit, caller.call(call)).await.map_err(|_| {
+                    WorkflowError::timeout(format!("agent `{agent}` did not answer within {limit:?}"), pointer)
+                })?
+            }
+            None => caller.call(call).await,
+        };
+        answer
+            .map(Value::String)
+            .map_err(|detail| WorkflowError::runtime(format!("agent `{agent}`: {detail}"), pointer))
     }
 
     /// Builds an `emit` task's event and publishes it on the run's bus. Unset attributes get

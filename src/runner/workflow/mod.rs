@@ -93,6 +93,28 @@ pub struct RunOptions {
     depth: u32,
     /// Where `emit` publishes and `listen` consumes; a fresh bus when unset.
     bus: Option<Arc<EventBus>>,
+    /// Who runs `call: agent` tasks; they fail with a clear error when unset.
+    agents: Option<Arc<dyn AgentCaller>>,
+}
+
+/// One `call: agent`, its expressions evaluated.
+#[derive(Debug, Clone)]
+pub struct AgentCall {
+    /// The `Agent` (or `AgentInstance`) to run.
+    pub agent: String,
+    /// The message.
+    pub message: String,
+    /// Variables for this call (`with.env`), over the agent's own.
+    pub env: Vec<(String, String)>,
+    /// The model to use instead of the agent's (`with.config.model`).
+    pub model: Option<String>,
+}
+
+/// Runs agents for `call: agent` tasks. The interpreter never reads a backend; its caller
+/// provides this.
+pub trait AgentCaller: Send + Sync {
+    /// Runs the agent on the message; its final answer, or why it failed.
+    fn call(&self, call: AgentCall) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
 }
 
 /// What an earlier, interrupted run recorded for one run of a task.
@@ -183,6 +205,7 @@ impl RunOptions {
             workflows: self.workflows.clone(),
             depth: self.depth + 1,
             bus: self.bus.clone(),
+            agents: self.agents.clone(),
         })
     }
 
@@ -196,6 +219,13 @@ impl RunOptions {
     /// Tells nested runs apart in keys built from task references (`run: workflow` re-roots them).
     pub(crate) fn depth_label(&self) -> String {
         if self.depth == 0 { String::new() } else { format!("{}", self.depth) }
+    }
+
+    /// Runs `call: agent` tasks with `caller` (builder style).
+    #[must_use]
+    pub fn agents(mut self, caller: Arc<dyn AgentCaller>) -> Self {
+        self.agents = Some(caller);
+        self
     }
 
     /// Limits the run's duration (builder style).
@@ -233,6 +263,7 @@ impl fmt::Debug for RunOptions {
             .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
             .field("depth", &self.depth)
             .field("events", &self.bus.is_some())
+            .field("agents", &self.agents.is_some())
             .finish()
     }
 }

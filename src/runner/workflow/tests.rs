@@ -600,6 +600,8 @@ do:
     assert!(error.detail.unwrap().contains("`call: grpc` tasks are not supported yet"));
     let body = "do:\n  - box: { run: { container: { image: alpine } } }\n";
     assert!(fail(body, json!(null)).await.detail.unwrap().contains("`run: container` tasks"));
+    let body = "do:\n  - ask: { call: agent, with: { agent: lead, message: hi } }\n";
+    assert!(fail(body, json!(null)).await.detail.unwrap().contains("`call: agent` needs the agent runner"));
 }
 
 #[tokio::test]
