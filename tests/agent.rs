@@ -213,3 +213,44 @@ on_both_backends!(
     a_session_continues_across_executions,
     a_workflow_calls_an_agent,
 );
+
+/// The errors people hit first say what to do, exit non-zero and start nothing.
+#[test]
+fn an_unreachable_model_a_missing_agent_and_a_broken_mcp_server_are_clear_errors() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("agents", "agents", &[("agents.yaml", &manifests())]);
+    assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
+    let secret = format!("GREETING={SECRET}");
+
+    let (code, _, err) = sandbox.run(&["agent", "execute", "nobody", "hi"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("agent/nobody is not stored"), "{err}");
+
+    let (code, _, err) = sandbox.run(&["agent", "execute", "lead", "hi"]);
+    assert_eq!(code, 2, "a required variable is missing: {err}");
+    assert!(err.contains("GREETING") && err.contains("hint: give the missing values"), "{err}");
+
+    // Nothing listens on port 9: the default provider is Ollama, and the hint says how to start it.
+    let output = sandbox
+        .command()
+        .env("STIGMER_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+        .args(["agent", "execute", "lead", "hi", "--secret", &secret])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot reach ollama") && err.contains("ollama serve"), "{err}");
+    assert!(!err.contains(SECRET));
+
+    // An MCP server that cannot start: its name and the reason, and no run is recorded.
+    let broken = manifests().replace(&mcp_server::test_server().display().to_string(), "/no/such/mcp-server");
+    let project = sandbox.project("agents", "agents", &[("agents.yaml", &broken)]);
+    assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
+    let (code, _, err) = sandbox.run(&["agent", "execute", "lead", "hi", "--secret", &secret]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("tools") && err.contains("/no/such/mcp-server"), "{err}");
+    assert!(err.contains("hint: check the server's `stdio.command`"), "{err}");
+    let (_, listed, _) = sandbox.run(&["execution", "list", "--json"]);
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.len(), 1, "only the unreachable-model run was recorded: {listed:?}");
+}

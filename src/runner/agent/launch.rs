@@ -54,6 +54,12 @@ impl LaunchError {
             Self::Variables(ResolveError::Missing(_)) | Self::Mcp(McpError::Placeholders { .. }) => {
                 Some("give the missing values with --env KEY=VALUE or --secret KEY=VALUE".to_owned())
             }
+            Self::Mcp(McpError::Spawn { .. }) => {
+                Some("check the server's `stdio.command`: is it installed and on PATH?".to_owned())
+            }
+            Self::Mcp(McpError::Initialize { .. } | McpError::InitializeTimeout { .. }) => {
+                Some("the server started but did not speak MCP; run its command by hand to see why".to_owned())
+            }
             Self::Variables(_) | Self::Mcp(_) => None,
         }
     }
