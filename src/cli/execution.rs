@@ -147,6 +147,13 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 ))
                 .hint("run the workflow again with `stigmer workflow run`"));
             }
+            if record.target.starts_with("agent") {
+                return Err(CommandError::user(format!(
+                    "execution {id} ran {}; only workflow executions can be resumed",
+                    record.target
+                ))
+                .hint("continue the conversation with `stigmer agent execute NAME MESSAGE --session SESSION`"));
+            }
             let definition = record.definition.clone().unwrap_or(Value::Null);
             let workflow = serde_json::from_value(definition["workflow"].clone())
                 .map_err(|e| CommandError::user(format!("execution {id} does not record the workflow it ran: {e}")))?;
