@@ -62,6 +62,10 @@ spec:
     - name: researcher
       description: Finds numbers.
       instructions: You research.
+      mcpServers: [tools]
+      mcpToolSelections:
+        tools:
+          enabledTools: [echo]
 "
     )
 }
@@ -139,8 +143,12 @@ fn an_agent_uses_an_mcp_tool_a_skill_and_a_sub_agent(sandbox: &Sandbox) {
     let second = requests[1].json();
     let tool_result = second["messages"].as_array().unwrap().last().unwrap();
     assert_eq!((tool_result["role"].as_str(), tool_result["content"].as_str()), (Some("tool"), Some(SECRET)));
-    // The sub-agent ran under its own instructions.
-    assert_eq!(requests[2].json()["messages"][0]["content"], "You research.");
+    // The sub-agent ran under its own instructions, with only the tools selected for it.
+    let sub = requests[2].json();
+    assert_eq!(sub["messages"][0]["content"], "You research.");
+    let sub_tools: Vec<&str> =
+        sub["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(sub_tools, ["tools__echo"]);
 
     // The record shows each step; the secret is masked in it.
     let id = report["id"].as_str().unwrap();
