@@ -40,27 +40,6 @@ fn write_set(dir: &Path, version: &str, extra: bool) {
     std::fs::write(dir.join("stigmer.yaml"), "name: crash\n").unwrap();
 }
 
-/// The stored skills, by name, with their instructions.
-fn stored(sandbox: &Sandbox) -> BTreeMap<String, String> {
-    let (code, out, err) = sandbox.run(&["get", "skills", "-o", "json"]);
-    assert_eq!(code, 0, "the store must open after a kill: {err}");
-    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let items = listed
-        .get("items")
-        .and_then(|items| items.as_array())
-        .cloned()
-        .unwrap_or_else(|| listed.as_array().cloned().unwrap_or_default());
-    items
-        .iter()
-        .map(|item| {
-            (
-                item["metadata"]["name"].as_str().unwrap().to_owned(),
-                item["spec"]["skillMd"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// The state a set describes.
 fn expected(version: &str, extra: bool) -> BTreeMap<String, String> {
     names(extra).into_iter().map(|name| (name, version.to_owned())).collect()
@@ -90,12 +69,12 @@ fn an_apply_killed_at_any_moment_leaves_the_old_or_the_new_state() {
     let apply = |dir: &Path| sandbox.run(&["apply", "-f", dir.to_str().unwrap(), "--prune"]);
 
     assert_eq!(apply(&old_dir).0, 0);
-    assert_eq!(stored(&sandbox), old);
+    assert_eq!(sandbox.stored_skills(), old);
     // How long a whole apply takes, so kills land before, during and after its commit.
     let started = Instant::now();
     assert_eq!(apply(&new_dir).0, 0);
     let full = started.elapsed();
-    assert_eq!(stored(&sandbox), new);
+    assert_eq!(sandbox.stored_skills(), new);
 
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let seed = u64::from(nanos) | 1;
@@ -110,7 +89,7 @@ fn an_apply_killed_at_any_moment_leaves_the_old_or_the_new_state() {
         std::thread::sleep(Duration::from_micros(delay));
         let _ = child.kill();
         child.wait().unwrap();
-        let now = stored(&sandbox);
+        let now = sandbox.stored_skills();
         let was = if state_is_new { &new } else { &old };
         if &now == target {
             after += 1;

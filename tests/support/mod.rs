@@ -166,6 +166,23 @@ impl Sandbox {
         }
     }
 
+    /// The stored skills, by name, with their `skillMd` (asserting the store reads).
+    pub fn stored_skills(&self) -> std::collections::BTreeMap<String, String> {
+        let (code, out, err) = self.run(&["get", "skills", "-o", "json"]);
+        assert_eq!(code, 0, "the store must read: {err}");
+        let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let text =
+                    |pointer: &str| item.pointer(pointer).and_then(serde_json::Value::as_str).unwrap().to_owned();
+                (text("/metadata/name"), text("/spec/skillMd"))
+            })
+            .collect()
+    }
+
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
         let output = self.stigmer().args(args).output().unwrap();
         (
