@@ -229,6 +229,48 @@ fn oversized_requests_are_refused_whole() {
 }
 
 #[test]
+fn a_client_that_stalls_mid_request_is_cut_off_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("data"), "127.0.0.1:0", &["--request-timeout-secs", "1"]);
+    let token = server.token("acme", "admin", "ana");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (code, elapsed) = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port())).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::post(format!("{}/stigmer.backend.v1.BackendService/Apply", server.endpoint))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-stigmer-org", "acme")
+            .header("x-stigmer-protocol", "1")
+            .body(())
+            .unwrap();
+        let (response, mut body) = client.send_request(request, false).unwrap();
+        // A message announcing 1000 bytes, then 10 of them, then nothing more.
+        let mut frame = vec![0u8];
+        frame.extend(1000u32.to_be_bytes());
+        frame.extend([0u8; 10]);
+        body.send_data(frame.into(), false).unwrap();
+        let started = std::time::Instant::now();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(15), response)
+            .await
+            .expect("the server cut the stalled call off")
+            .unwrap();
+        let code = response.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
+        (code, started.elapsed())
+    });
+    // 1 is Cancelled: the call timed out, after the configured second and not before.
+    assert_eq!(code.as_deref(), Some("1"));
+    assert!(elapsed >= std::time::Duration::from_millis(900), "{elapsed:?}");
+    let home = dir.path().join("home");
+    let (code, _, err) =
+        text(&client(&home, &server.endpoint, &token, None).args(["get", "-o", "name"]).output().unwrap());
+    assert_eq!(code, 0, "others are still served: {err}");
+}
+
+#[test]
 fn an_unreachable_server_is_named_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let token = format!("stk_{}", "a".repeat(64));

@@ -37,6 +37,9 @@ pub struct ServerArgs {
     /// The largest request accepted, in MiB
     #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_REQUEST / (1024 * 1024))]
     pub max_request_mib: usize,
+    /// How long one call may take, in seconds; a client that stalls mid-request is cut off
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub request_timeout_secs: u64,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -130,6 +133,7 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_request: args.max_request_mib.saturating_mul(1024 * 1024),
         key: crate::secrets::KeySource::from_env_or_file(data.join("master.key")),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),
     };
     let listener = server::bind(args.listen).await.map_err(|e| {
         CommandError::user(e.to_string()).hint("pick another address with --listen, e.g. --listen 127.0.0.1:0")

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub max_request: usize,
     /// The master key wrapping each org's secret data key.
     pub key: crate::secrets::KeySource,
+    /// How long one call may take, reading its request included: a client that stalls
+    /// mid-request is cut off with `Cancelled` instead of holding its call open forever.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -94,7 +97,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     crate::private_fs::create_private_dir(&config.data)
         .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().timeout(config.request_timeout);
     if let Some((cert, key)) = &config.tls {
         let read =
             |path: &PathBuf| std::fs::read(path).map_err(|source| ServerError::TlsFile { path: path.clone(), source });
