@@ -393,26 +393,9 @@ fn a_run_killed_midway_resumes_without_redoing_finished_tasks() {
     let crashed = dir.join("crashed.yaml");
     let counter = dir.join("crashed.count");
     std::fs::write(&crashed, crashable(&counter)).unwrap();
-    let mut child = std::process::Command::new(support::stigmer_bin())
-        .env("STIGMER_HOME", sandbox.home())
-        .args(["workflow", "run", "-f", crashed.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let id = loop {
-        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "--json"]);
-        let running: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
-        if let Some(id) = running.first().and_then(|r| r["id"].as_str()) {
-            let (_, logs, _) = sandbox.run(&["execution", "logs", id]);
-            if logs.contains("started   /do/2/pause") {
-                break id.to_owned();
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "the run never reached its wait");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let crashed = crashed.to_str().unwrap();
+    let mut child = sandbox.spawn(&["workflow", "run", "-f", crashed]);
+    let id = running_until(&sandbox, &mut child, &format!("file:{crashed}"), "started   /do/2/pause");
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "one\n");
@@ -442,28 +425,10 @@ fn waiting_run(sandbox: &Sandbox, name: &str) -> (std::process::Child, String) {
         format!("document: {{ dsl: '1.0.0', namespace: demo, name: {name}, version: '0.1.0' }}\ndo:\n  - pause:\n      wait: PT10S\n"),
     )
     .unwrap();
-    let mut child = std::process::Command::new(support::stigmer_bin())
-        .env("STIGMER_HOME", sandbox.home())
-        .args(["workflow", "run", "-f", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "--json"]);
-        let running: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
-        let target = format!("file:{}", file.display());
-        if let Some(record) = running.iter().find(|r| r["target"] == target.as_str()) {
-            return (child, record["id"].as_str().unwrap().to_owned());
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the run never started");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let file = file.to_str().unwrap();
+    let mut child = sandbox.spawn(&["workflow", "run", "-f", file]);
+    let id = running_until(sandbox, &mut child, &format!("file:{file}"), "started   /do/0/pause");
+    (child, id)
 }
 
 #[cfg(unix)]
