@@ -9,9 +9,9 @@ use clap::Args;
 use super::common::{self, parse_kind};
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ResourceQuery};
-use crate::manifest::{Diagnostic, ManifestSet};
-use crate::model::{AnyResource, Skill, SkillBundle};
-use crate::reconcile::canonical;
+use crate::manifest::ManifestSet;
+use crate::model::SkillBundle;
+use crate::reconcile::export;
 use crate::runner::skills::{MaterializeError, write_bundle};
 
 /// Print the stored resources as manifests: a canonical YAML stream, ready to commit.
@@ -51,57 +51,12 @@ pub async fn run(ctx: &CommandContext, args: &ExportArgs) -> Result<(), CommandE
     let kinds = args.kinds.iter().map(|k| parse_kind(k)).collect::<Result<Vec<_>, _>>()?;
     let resources = ctx.settings.backend()?.list(&ResourceQuery { kinds, ..ResourceQuery::default() }).await?;
     let skills_dir = args.output.as_deref().map(skills_dir_name);
-    let mut directories = Vec::new();
-    let mut warnings = Vec::new();
-    let mut manifests = Vec::with_capacity(resources.len());
-    for resource in &resources {
-        let skill = match AnyResource::from_value(resource.kind, resource.manifest.clone()) {
-            Ok(AnyResource::Skill(skill)) if skill.spec.bundle.is_some() || skill.spec.path.is_some() => skill,
-            _ => {
-                manifests.push(canonical::to_yaml(&resource.manifest));
-                continue;
-            }
-        };
-        let address = resource.address();
-        let spec = match (&skill.spec.bundle, &skills_dir) {
-            (None, _) => {
-                warnings.push(
-                    Diagnostic::warning("skill-not-bundled", format!("{address} was stored without its files"))
-                        .hint("it was applied before stigmer bundled skill directories; apply its manifests again"),
-                );
-                skill.spec.clone()
-            }
-            (Some(bundle), Some(dir)) => {
-                directories.push((skill.name().to_owned(), bundle.clone()));
-                skill.spec.exported_as_directory(format!("{dir}/{}", skill.name()))
-            }
-            (Some(_), None) => match skill.spec.exported_inline() {
-                Some((spec, left_out)) => {
-                    if !left_out.is_empty() {
-                        warnings.push(
-                            Diagnostic::warning(
-                                "skill-files-left-out",
-                                format!(
-                                    "{address}: SKILL.md is written inline; its other files are left out: {}",
-                                    left_out.join(", ")
-                                ),
-                            )
-                            .hint("export with -o FILE to write skill directories beside the file"),
-                        );
-                    }
-                    spec
-                }
-                None => skill.spec.exported_as_directory(skill.spec.path.clone().unwrap_or_default()),
-            },
-        };
-        let exported = AnyResource::Skill(Skill { spec, ..skill });
-        manifests.push(canonical::to_yaml(&canonical::manifest(&exported)));
-    }
-    let stream = manifests.join("---\n");
-    let report = common::report(ctx, &ManifestSet::default(), &warnings);
+    let export = export::export(&resources, skills_dir.as_deref());
+    let stream = export.stream();
+    let report = common::report(ctx, &ManifestSet::default(), &export.warnings);
     match (&args.output, &skills_dir) {
         (Some(path), Some(dir)) => {
-            write_skill_directories(path, dir, &directories)?;
+            write_skill_directories(path, dir, &export.skill_directories)?;
             write_atomically(path, &stream)?;
         }
         _ => ctx.out(&stream)?,

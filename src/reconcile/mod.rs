@@ -5,6 +5,7 @@
 
 pub use crate::model::canonical;
 pub mod diff;
+pub mod export;
 mod ops;
 pub mod plan;
 pub mod secrets;
