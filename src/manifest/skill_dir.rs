@@ -6,6 +6,8 @@
 //! - A symlink is followed when it stays inside the skill directory (its file is stored under
 //!   the link's path); one that leads outside is refused, and one that cannot be resolved or
 //!   loops back to a directory being read is an error, never a hang.
+//! - A name with a backslash is refused: it is a separator on Windows, so writing the bundle
+//!   back (`runner::skills`, for a run or an export) refuses it too.
 //! - Only regular files and directories are read: a FIFO or a device is refused before it is
 //!   opened (opening a FIFO would block).
 //! - Limits ([`MAX_FILE_BYTES`], [`MAX_BUNDLE_BYTES`], [`MAX_FILES`]) are checked from the
@@ -42,6 +44,13 @@ pub enum SkillDirError {
     #[error("\"{path}\" has a name that is not UTF-8")]
     NotUtf8Name {
         /// The path, with the bad bytes replaced.
+        path: String,
+    },
+    /// A name holds a backslash: a separator on Windows, so the file could not be written back
+    /// where the skill is run or exported, and writing bundles refuses it.
+    #[error("\"{path}\" has a backslash in its name")]
+    Backslash {
+        /// The path.
         path: String,
     },
     /// A symlink leads outside the skill directory.
@@ -105,6 +114,9 @@ impl SkillDirError {
         match self {
             Self::Root { .. } | Self::Unreadable { .. } => "check the file's permissions",
             Self::NotUtf8Name { .. } => "rename it with a UTF-8 name",
+            Self::Backslash { .. } => {
+                "rename it without '\\': a stored skill is written back on any system (run, export), and there it is a separator"
+            }
             Self::LinkOutside { .. } => {
                 "copy what it points at into the skill directory; stigmer never reads outside a skill's directory"
             }
@@ -163,6 +175,9 @@ impl Walk {
                 continue;
             }
             let path = format!("{prefix}{name_text}");
+            if name_text.contains('\\') {
+                return Err(SkillDirError::Backslash { path });
+            }
             let entry = dir.join(&name);
             let link = fs::symlink_metadata(&entry)
                 .map_err(|source| SkillDirError::Unreadable { path: path.clone(), source })?
@@ -272,6 +287,21 @@ mod tests {
         assert_eq!(bundle.files[2].size, 8);
         bundle.verify().unwrap();
         assert_eq!(read_skill_dir(dir.path()).unwrap(), bundle, "reading twice gives the same bundle");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_skill_with_a_backslash_in_a_name_was_stored_but_could_not_be_written_back() {
+        // A skill holding `a\b.txt` was stored, then `export -o` and every run of its agent
+        // failed: writing a bundle refuses backslashes (a separator on Windows), reading did not.
+        let dir = skill(&[("SKILL.md", b"# Tool"), ("docs/a\\b.txt", b"x")]);
+        let error = read_skill_dir(dir.path()).unwrap_err();
+        assert!(matches!(&error, SkillDirError::Backslash { path } if path == "docs/a\\b.txt"), "{error}");
+        let dir = skill(&[("SKILL.md", b"# Tool"), ("a\\b/x.txt", b"x")]);
+        assert!(matches!(read_skill_dir(dir.path()), Err(SkillDirError::Backslash { path }) if path == "a\\b"));
+        // Hidden entries are skipped before anything else is looked at.
+        let dir = skill(&[("SKILL.md", b"# Tool"), (".a\\b", b"x")]);
+        read_skill_dir(dir.path()).unwrap();
     }
 
     #[test]
