@@ -161,8 +161,38 @@ pub fn check_set(set: &ManifestSet, mut outcomes: Vec<DocumentOutcome>, existing
     // reconcile (watch mode included) sees the files as they are now.
     skill_path::bundle_skills(set, &mut validation.resources, &mut validation.diagnostics);
     semantic::check(set, &validation.resources, existing, &mut validation.diagnostics);
+    conceal_inline_secrets(set, &mut validation.diagnostics);
     sort_by_source(set, &mut validation.diagnostics);
     validation
+}
+
+/// Masks every value an Environment marks `isSecret` in every diagnostic's snippet, whichever
+/// rule reported it: an error on the line that holds a secret must not print the secret. Read
+/// from the documents as written, so a document that failed its checks is masked too.
+fn conceal_inline_secrets(set: &ManifestSet, diagnostics: &mut [Diagnostic]) {
+    let mut secrets = Vec::new();
+    for document in &set.documents {
+        let kind = document.root.get("kind").map(|kind| kind.value.to_json());
+        let is_environment =
+            kind.as_ref().and_then(Value::as_str).and_then(Kind::from_manifest) == Some(Kind::Environment);
+        let Some(spec) = document.root.get("spec").filter(|_| is_environment) else { continue };
+        let spec = spec.value.to_json();
+        let Some(data) = spec.get("data").and_then(Value::as_object) else { continue };
+        for entry in data.values() {
+            let marked = ["isSecret", "is_secret"].iter().any(|key| entry.get(key) == Some(&Value::Bool(true)));
+            if let (true, Some(value)) = (marked, entry.get("value").and_then(Value::as_str)) {
+                secrets.push(value.to_owned());
+            }
+        }
+    }
+    if secrets.is_empty() {
+        return;
+    }
+    for diagnostic in diagnostics {
+        diagnostic
+            .conceal
+            .extend(secrets.iter().filter(|s| !diagnostic.conceal.contains(s)).cloned().collect::<Vec<_>>());
+    }
 }
 
 /// Orders diagnostics as the sources were read, then by position.

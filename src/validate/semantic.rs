@@ -104,6 +104,18 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                         "keep one: a plain value, or the name of a stored secret".to_owned(),
                     ));
                 }
+                // An inline secret is stored under `<environment>.<KEY>`: refused here, with its
+                // place, rather than when the apply stores it.
+                if value.is_secret && value.value.is_some() {
+                    let secret = crate::reconcile::secrets::inline_secret_name(env.name(), key);
+                    if let Err(error) = crate::backend::check_secret_name(&secret) {
+                        out.push((
+                            format!("/spec/data/{}", super::locate::escape(key)),
+                            format!("{address}: the inline secret {key:?} cannot be stored: {error}"),
+                            "rename the key, or store the value with `stigmer secret set` and refer to it with secretRef".to_owned(),
+                        ));
+                    }
+                }
             }
         }
         AnyResource::Agent(agent) => {
