@@ -371,7 +371,7 @@ fn per_operation(dir: &Path) -> LocalBackend {
 
 /// A backend over a fresh store kept open (as the server).
 fn open_store(dir: &Path) -> BenchResult<LocalBackend> {
-    let options = OpenOptions { wait: Duration::from_secs(10), holder: "stigmer workflow bench".to_owned() };
+    let options = OpenOptions::new(Duration::from_secs(10), "stigmer workflow bench");
     let store = Store::open(&dir.join("local.db"), &options)?;
     Ok(LocalBackend::shared(Arc::new(store), "bench", None))
 }

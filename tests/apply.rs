@@ -220,26 +220,28 @@ fn a_busy_store_is_waited_for_then_named_with_its_holder() {
     let sandbox = Sandbox::new();
     sandbox.run(&["apply", "-f", "examples/skills.yaml"]);
     let path = sandbox.home().join("local.db");
-    let holder = Store::open(
-        &path,
-        &OpenOptions { wait: Duration::from_secs(5), holder: "pid 1: stigmer apply --watch".into() },
-    )
-    .unwrap();
+    let holder = Store::open(&path, &OpenOptions::new(Duration::from_secs(5), "pid 1: stigmer apply --watch")).unwrap();
     let output = sandbox.stigmer().env("STIGMER_LOCK_WAIT", "0.3").args(["get", "skills"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("is busy (held by pid 1: stigmer apply --watch)"), "{err}");
     assert!(err.contains("hint: another stigmer process is using the store"), "{err}");
+    assert!(!err.contains("waiting for"), "a wait shorter than half a second is not announced: {err}");
 
-    // Released while the command waits: it goes through.
+    // Released while the command waits: it says once what it waits for, then goes through.
     let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(1200));
         drop(holder);
     });
     let output =
         sandbox.stigmer().env("STIGMER_LOCK_WAIT", "10").args(["get", "skills", "-o", "name"]).output().unwrap();
     release.join().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    let waiting = format!("waiting for {}: pid 1: stigmer apply --watch has it open (for up to 10 s", path.display());
+    assert!(err.contains(&waiting), "{err}");
+    assert_eq!(err.matches("waiting for").count(), 1, "{err}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("tone-of-voice"));
 }
 
 #[test]

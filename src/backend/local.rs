@@ -14,7 +14,7 @@ use super::{
 };
 use crate::model::Kind;
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
-use crate::store::{Author, Keyring, OpenOptions, Store, sealed_bytes};
+use crate::store::{Author, Keyring, OpenOptions, Store, WaitNotice, sealed_bytes};
 
 /// How long an operation waits for another process to let go of the store, unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
@@ -25,6 +25,8 @@ pub struct LocalBackend {
     path: PathBuf,
     actor: String,
     wait: Duration,
+    /// Told when an operation has to wait for another process.
+    notice: Option<WaitNotice>,
     /// A store kept open by the caller (the server), instead of opening the file per operation.
     open: Option<Arc<Store>>,
     /// Where the caller's request came from, for the audit log (the server sets it).
@@ -38,7 +40,7 @@ impl LocalBackend {
     /// of every change.
     pub fn new(path: PathBuf, actor: impl Into<String>) -> Self {
         let key = KeySource::File(path.parent().unwrap_or(Path::new(".")).join("master.key"));
-        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, open: None, address: None, key }
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, notice: None, open: None, address: None, key }
     }
 
     /// A backend over a store that stays open for the life of `store` — the server's way, which
@@ -47,7 +49,7 @@ impl LocalBackend {
     pub fn shared(store: Arc<Store>, actor: impl Into<String>, address: Option<String>) -> Self {
         let path = store.path().to_path_buf();
         let key = KeySource::File(path.parent().unwrap_or(Path::new(".")).join("master.key"));
-        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, open: Some(store), address, key }
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, notice: None, open: Some(store), address, key }
     }
 
     /// Where the master key is (by default `master.key` next to the store's file).
@@ -60,6 +62,13 @@ impl LocalBackend {
     #[must_use]
     pub fn with_wait(self, wait: Duration) -> Self {
         Self { wait, ..self }
+    }
+
+    /// What to call once when an operation has waited a while for another process (see
+    /// [`crate::store::NOTICE_AFTER`]), so a command can say why it is not done yet.
+    #[must_use]
+    pub fn on_wait(self, notice: WaitNotice) -> Self {
+        Self { notice: Some(notice), ..self }
     }
 
     /// The store's file.
@@ -75,7 +84,7 @@ impl LocalBackend {
         F: FnOnce(&Store) -> Result<T, BackendError> + Send + 'static,
     {
         let path = self.path.clone();
-        let options = OpenOptions { wait: self.wait, holder: holder() };
+        let options = OpenOptions { wait: self.wait, holder: holder(), notice: self.notice.clone() };
         let open = self.open.clone();
         let task = tokio::task::spawn_blocking(move || match open {
             Some(store) => operation(&store),
@@ -352,7 +361,7 @@ mod tests {
         let path = dir.path().join("local.db");
         let backend = LocalBackend::new(path.clone(), "ana").with_wait(Duration::ZERO);
         backend.list(&ResourceQuery::all()).await.unwrap();
-        let options = OpenOptions { wait: Duration::ZERO, holder: "test".into() };
+        let options = OpenOptions::new(Duration::ZERO, "test");
         drop(Store::open(&path, &options).unwrap());
     }
 
@@ -360,7 +369,7 @@ mod tests {
     async fn a_held_store_is_reported_busy_with_its_holder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("local.db");
-        let options = OpenOptions { wait: Duration::ZERO, holder: "pid 4242: stigmer apply --watch".into() };
+        let options = OpenOptions::new(Duration::ZERO, "pid 4242: stigmer apply --watch");
         let held = Store::open(&path, &options).unwrap();
 
         let backend = LocalBackend::new(path.clone(), "ana").with_wait(Duration::from_millis(50));

@@ -175,9 +175,24 @@ impl Settings {
     /// The local store under the home directory.
     #[must_use]
     pub fn local_backend(&self) -> LocalBackend {
+        // Said once per process, however many operations of the command wait.
+        static TOLD: std::sync::Once = std::sync::Once::new();
+        let path = self.home.join("local.db");
+        let wait = self.lock_wait;
+        let notice = crate::store::WaitNotice::new(move |holder| {
+            TOLD.call_once(|| {
+                let holder = holder.unwrap_or("another stigmer process");
+                eprintln!(
+                    "waiting for {}: {holder} has it open (for up to {} s; {ENV_LOCK_WAIT} sets how long)",
+                    path.display(),
+                    wait.as_secs_f64()
+                );
+            });
+        });
         LocalBackend::new(self.home.join("local.db"), self.actor.clone())
             .with_wait(self.lock_wait)
             .with_key(self.master_key.clone())
+            .on_wait(notice)
     }
 
     /// The backend the commands use: the local store or the server the context names.

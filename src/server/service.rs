@@ -110,10 +110,8 @@ impl Service {
             store.clone()
         } else {
             let path = self.data.join("orgs").join(&org).join("store.db");
-            let options = OpenOptions {
-                wait: Duration::from_secs(5),
-                holder: format!("stigmer server (pid {})", std::process::id()),
-            };
+            let options =
+                OpenOptions::new(Duration::from_secs(5), format!("stigmer server (pid {})", std::process::id()));
             let store =
                 tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(ORG_STORE_CACHE)))
                     .await

@@ -138,9 +138,7 @@ mod tests {
     #[test]
     fn an_execution_log_appends_in_order_and_reads_from_any_point() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(&dir.path().join("s.db"), &OpenOptions { wait: std::time::Duration::ZERO, holder: "t".into() })
-                .unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &OpenOptions::new(std::time::Duration::ZERO, "t")).unwrap();
         let record = ExecutionRecord {
             id: "e1".into(),
             target: "workflow/w".into(),

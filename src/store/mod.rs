@@ -16,6 +16,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,14 +48,47 @@ const FIRST_RETRY: Duration = Duration::from_millis(10);
 const LONGEST_RETRY: Duration = Duration::from_millis(100);
 /// A holder file longer than this is not something an opener wrote.
 const LONGEST_HOLDER: usize = 4096;
+/// How long an open waits for another holder before it says so through [`OpenOptions::notice`]:
+/// long enough that the usual hand-over between two quick commands stays silent.
+pub const NOTICE_AFTER: Duration = Duration::from_millis(500);
 
 /// How to open a store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// How long to wait for another handle (usually another process) to let go of the file.
     pub wait: Duration,
     /// Who is opening it, for others to read while we hold it: `pid 4242: stigmer apply --watch`.
     pub holder: String,
+    /// Told once when the open has waited [`NOTICE_AFTER`] for another holder.
+    pub notice: Option<WaitNotice>,
+}
+
+impl OpenOptions {
+    /// Wait up to `wait`, as `holder`, silently.
+    pub fn new(wait: Duration, holder: impl Into<String>) -> Self {
+        Self { wait, holder: holder.into(), notice: None }
+    }
+}
+
+/// What a waiting open calls, from the opening thread, with the holder's text when it is
+/// known: the store never prints, its caller decides how to tell the user.
+#[derive(Clone)]
+pub struct WaitNotice(Arc<Tell>);
+
+/// A notice's function: given the holder's text, when known.
+type Tell = dyn Fn(Option<&str>) + Send + Sync;
+
+impl WaitNotice {
+    /// A notice that calls `tell`.
+    pub fn new(tell: impl Fn(Option<&str>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(tell))
+    }
+}
+
+impl std::fmt::Debug for WaitNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitNotice")
+    }
 }
 
 /// An open store, holding its file exclusively until dropped.
@@ -86,7 +120,7 @@ impl Store {
         cache_bytes: Option<usize>,
     ) -> Result<Self, BackendError> {
         create_parent(path)?;
-        let db = open_database(path, options.wait, cache_bytes)?;
+        let db = open_database(path, options, cache_bytes)?;
         let holder_path = holder_path(path);
         // The holder file only helps others word their error; failing to write it must not fail
         // an open that succeeded.
@@ -540,10 +574,13 @@ fn create_parent(path: &Path) -> Result<(), BackendError> {
     builder.create(parent).map_err(|source| BackendError::Io { path: parent.to_owned(), source })
 }
 
-/// Opens (or creates) the database, retrying while another handle holds it, for up to `wait`.
-fn open_database(path: &Path, wait: Duration, cache_bytes: Option<usize>) -> Result<Database, BackendError> {
+/// Opens (or creates) the database, retrying while another handle holds it, for up to
+/// `options.wait`, and giving `options.notice` once when the wait gets long.
+fn open_database(path: &Path, options: &OpenOptions, cache_bytes: Option<usize>) -> Result<Database, BackendError> {
+    let wait = options.wait;
     let started = Instant::now();
     let mut pause = FIRST_RETRY;
+    let mut notice = options.notice.as_ref();
     loop {
         let mut builder = Database::builder();
         if let Some(bytes) = cache_bytes {
@@ -556,6 +593,11 @@ fn open_database(path: &Path, wait: Duration, cache_bytes: Option<usize>) -> Res
                 let waited = started.elapsed();
                 if waited >= wait {
                     return Err(BackendError::Busy { path: path.to_owned(), holder: read_holder(path), waited });
+                }
+                if waited >= NOTICE_AFTER
+                    && let Some(WaitNotice(tell)) = notice.take()
+                {
+                    tell(read_holder(path).as_deref());
                 }
                 thread::sleep(pause.min(wait.saturating_sub(waited)));
                 pause = (pause * 2).min(LONGEST_RETRY);

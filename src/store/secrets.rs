@@ -257,9 +257,7 @@ mod tests {
     #[test]
     fn a_rotation_that_fails_midway_leaves_every_value_under_the_old_key() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(&dir.path().join("s.db"), &OpenOptions { wait: std::time::Duration::ZERO, holder: "t".into() })
-                .unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &OpenOptions::new(std::time::Duration::ZERO, "t")).unwrap();
         let old = store.ensure_keyring(&keyring("old")).unwrap();
         assert_eq!(store.ensure_keyring(&keyring("other")).unwrap(), old, "the first key stays");
         for name in ["a", "b", "c"] {

@@ -8,7 +8,7 @@ use super::*;
 use crate::backend::BatchItem;
 
 fn options(holder: &str, wait: Duration) -> OpenOptions {
-    OpenOptions { wait, holder: holder.to_owned() }
+    OpenOptions::new(wait, holder)
 }
 
 fn open(path: &Path) -> Store {
