@@ -15,7 +15,7 @@ use support::Sandbox;
 mod support;
 
 const RESOURCES: usize = 40;
-const ROUNDS: usize = 50;
+const ROUNDS: usize = 100;
 
 /// A project whose skills all say `version`, in an apply set both projects share.
 fn write_set(dir: &Path, version: &str) {
