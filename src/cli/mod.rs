@@ -37,6 +37,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use error::{CommandError, ErrorKind};
+// What `validate` prints for a diagnostic; public so the manifest fuzz target renders exactly that.
+pub use render::{Style, diagnostic as render_diagnostic};
 pub use settings::{ColorChoice, GlobalArgs, Settings};
 
 /// stigmer: agents, skills, MCP servers, environments and workflows as YAML manifests,
