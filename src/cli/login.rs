@@ -41,13 +41,14 @@ pub struct LoginArgs {
 
 /// Runs `stigmer login`.
 pub async fn run(ctx: &CommandContext, args: &LoginArgs) -> Result<(), CommandError> {
-    let token = read_token(args.token_file.as_ref())?;
+    // The arguments are checked before the token is read, so a wrong one is named first.
     let name = args.name.clone().or_else(|| args.org.clone()).unwrap_or_else(|| "remote".to_owned());
     if name == LOCAL_CONTEXT {
         return Err(
             CommandError::user("the context name \"local\" is the local store's").hint("pick another with --name")
         );
     }
+    let token = read_token(args.token_file.as_ref())?;
     let mut context = Context {
         name: name.clone(),
         endpoint: Some(args.endpoint.clone()),
