@@ -110,6 +110,15 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("\"{text}\" is out of range"))
 }
 
+/// A duration that is more than zero: a period, a lifetime.
+pub fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("\"{}\" is no time at all; give a duration above zero", text.trim()));
+    }
+    Ok(duration)
+}
+
 /// Reads a file named by `option`, bounded by `limit` bytes (see [`crate::manifest::file`]).
 pub fn read_file(path: &Path, limit: u64, option: &str) -> Result<Vec<u8>, CommandError> {
     file::read(path, limit).map_err(|e| file_error(e, option))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::{SignedDuration, Timestamp};
 
-use super::common::{self, parse_duration};
+use super::common;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::server::{self, Role, ServerConfig, TlsIdentity, TokenError, Tokens};
 
@@ -35,10 +35,15 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// The largest request accepted, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_REQUEST / (1024 * 1024))]
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = server::DEFAULT_MAX_REQUEST / (1024 * 1024),
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub max_request_mib: usize,
     /// How long one call may take, in seconds; a client that stalls mid-request is cut off
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -94,7 +99,7 @@ pub struct TokenCreateArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// How long it works: 30d, 12h, … [default: forever]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = common::parse_positive_duration)]
     pub expires: Option<std::time::Duration>,
     #[command(flatten)]
     pub data: DataArgs,

@@ -54,7 +54,7 @@ pub struct RunArgs {
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     pub name: Option<String>,
     /// Run the workflow in this file instead
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    #[arg(short = 'f', long = "filename", value_name = "FILE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub file: Option<String>,
     /// The input: a JSON value, a JSON or YAML file, or - for standard input [default: {}]
     #[arg(long, value_name = "JSON|FILE|-")]
