@@ -1,5 +1,6 @@
 //! The local backend: the redb store in `$STIGMER_HOME/local.db`, opened for the span of each
-//! operation so several stigmer processes can share it.
+//! operation so several stigmer processes can share it. Operations that only read open it
+//! read-only: they change no byte of the file, and do not create it when it does not exist.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -83,11 +84,30 @@ impl LocalBackend {
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, BackendError> + Send + 'static,
     {
+        self.run_on_store(false, operation).await
+    }
+
+    /// [`Self::with_store`] for an operation that only reads: the file is opened read-only (or
+    /// stands as an empty store when it does not exist), so it is left exactly as it was.
+    async fn with_reader<T, F>(&self, operation: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, BackendError> + Send + 'static,
+    {
+        self.run_on_store(true, operation).await
+    }
+
+    async fn run_on_store<T, F>(&self, read_only: bool, operation: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, BackendError> + Send + 'static,
+    {
         let path = self.path.clone();
         let options = OpenOptions { wait: self.wait, holder: holder(), notice: self.notice.clone() };
         let open = self.open.clone();
         let task = tokio::task::spawn_blocking(move || match open {
             Some(store) => operation(&store),
+            None if read_only => operation(&Store::open_read_only(&path, &options)?),
             None => operation(&Store::open(&path, &options)?),
         });
         match task.await {
@@ -105,12 +125,12 @@ impl LocalBackend {
 impl Backend for LocalBackend {
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         let query = query.clone();
-        self.with_store(move |store| store.list(&query)).await
+        self.with_reader(move |store| store.list(&query)).await
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
         let name = name.to_owned();
-        self.with_store(move |store| store.get(kind, &name)).await
+        self.with_reader(move |store| store.get(kind, &name)).await
     }
 
     async fn apply(&self, batch: ApplyBatch) -> Result<ApplyReceipt, BackendError> {
@@ -124,20 +144,20 @@ impl Backend for LocalBackend {
 
     async fn history(&self, kind: Kind, name: &str) -> Result<Vec<Revision>, BackendError> {
         let name = name.to_owned();
-        self.with_store(move |store| store.history(kind, &name)).await
+        self.with_reader(move |store| store.history(kind, &name)).await
     }
 
     async fn inventory(&self, apply_set: &str) -> Result<Vec<(Kind, String)>, BackendError> {
         let apply_set = apply_set.to_owned();
-        self.with_store(move |store| store.inventory(&apply_set)).await
+        self.with_reader(move |store| store.inventory(&apply_set)).await
     }
 
     async fn audit(&self, since: Option<Timestamp>) -> Result<Vec<AuditEntry>, BackendError> {
-        self.with_store(move |store| store.audit(since)).await
+        self.with_reader(move |store| store.audit(since)).await
     }
 
     async fn version(&self) -> Result<u64, BackendError> {
-        self.with_store(Store::commit_count).await
+        self.with_reader(Store::commit_count).await
     }
 
     async fn whoami(&self) -> Result<Identity, BackendError> {
@@ -162,7 +182,7 @@ impl Backend for LocalBackend {
     }
 
     async fn secret_list(&self) -> Result<Vec<SecretInfo>, BackendError> {
-        self.with_store(|store| {
+        self.with_reader(|store| {
             Ok(store
                 .secrets()?
                 .into_iter()
@@ -173,6 +193,11 @@ impl Backend for LocalBackend {
     }
 
     async fn secret_delete(&self, name: &str) -> Result<(), BackendError> {
+        // A secret that is not there is reported without opening the store for writing.
+        let wanted = name.to_owned();
+        if !self.with_reader(move |store| Ok(store.secret(&wanted)?.is_some())).await? {
+            return Err(BackendError::NotFound { address: format!("secret/{name}") });
+        }
         let (name, actor, address) = (name.to_owned(), self.actor.clone(), self.address.clone());
         self.with_store(move |store| {
             store.delete_secret(&name, Author { actor: &actor, address: address.as_deref() }, Timestamp::now())
@@ -182,7 +207,7 @@ impl Backend for LocalBackend {
 
     async fn secret_reveal(&self, name: &str) -> Result<SecretValue, BackendError> {
         let (name, key) = (name.to_owned(), self.key.clone());
-        self.with_store(move |store| {
+        self.with_reader(move |store| {
             let secret =
                 store.secret(&name)?.ok_or_else(|| BackendError::NotFound { address: format!("secret/{name}") })?;
             let (_, data) = data_key(store, &key, false)?.ok_or_else(|| no_key(&key))?;
@@ -217,17 +242,17 @@ impl Backend for LocalBackend {
 
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         let id = id.to_owned();
-        self.with_store(move |store| store.execution(&id)).await
+        self.with_reader(move |store| store.execution(&id)).await
     }
 
     async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
         let query = query.clone();
-        self.with_store(move |store| store.executions(&query)).await
+        self.with_reader(move |store| store.executions(&query)).await
     }
 
     async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
         let id = id.to_owned();
-        self.with_store(move |store| store.events(&id, after)).await
+        self.with_reader(move |store| store.events(&id, after)).await
     }
 
     async fn secret_rotate_key(&self) -> Result<usize, BackendError> {

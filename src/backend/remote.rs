@@ -91,6 +91,9 @@ impl RemoteBackend {
     pub fn new(options: &RemoteOptions) -> Result<Self, BackendError> {
         let endpoint = options.endpoint.trim_end_matches('/').to_owned();
         let unusable = |detail: String| BackendError::Unreachable { endpoint: endpoint.clone(), detail };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(unusable("not a valid endpoint URL; use http://HOST:PORT or https://HOST".to_owned()));
+        }
         let mut channel = Endpoint::from_shared(endpoint.clone())
             .map_err(|e| unusable(format!("not a valid endpoint URL ({e}); use http://HOST:PORT or https://HOST")))?
             .connect_timeout(CONNECT_TIMEOUT)

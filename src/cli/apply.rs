@@ -29,7 +29,7 @@ use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
 #[command(verbatim_doc_comment)]
 pub struct ApplyArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
     #[command(flatten)]
     pub options: ApplyOptions,
@@ -38,7 +38,7 @@ pub struct ApplyArgs {
     pub watch: bool,
     /// With --watch, also reconcile on this period (500ms, 30s, 5m), putting back changes made
     /// to the backend behind the files' back.
-    #[arg(long, value_name = "DURATION", requires = "watch", value_parser = common::parse_duration)]
+    #[arg(long, value_name = "DURATION", requires = "watch", value_parser = common::parse_positive_duration)]
     pub interval: Option<std::time::Duration>,
 }
 

@@ -48,8 +48,9 @@ fn since(text: &str) -> Result<jiff::Timestamp, CommandError> {
     if let Ok(at) = text.parse::<jiff::Timestamp>() {
         return Ok(at);
     }
-    let ago = parse_duration(text).map_err(|e| {
-        CommandError::user(format!("--since: {e}")).hint("give a duration (24h) or a time (2026-11-01T00:00:00Z)")
+    let ago = parse_duration(text).map_err(|_| {
+        CommandError::user(format!("--since: \"{text}\" is neither a duration nor an RFC 3339 time"))
+            .hint("give a duration (24h) or a time (2026-11-01T00:00:00Z)")
     })?;
     let ago = jiff::SignedDuration::try_from(ago).map_err(|_| CommandError::user("--since is out of range"))?;
     jiff::Timestamp::now().checked_sub(ago).map_err(|_| CommandError::user("--since is out of range"))

@@ -1,10 +1,12 @@
 //! Pieces several commands share: reading `-f` inputs, reporting diagnostics, parsing kinds.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::Path;
 
 use super::render::{self, Style};
-use super::{CommandContext, CommandError};
-use crate::manifest::{self, Diagnostic, InputPath, ManifestSet};
+use super::{CommandContext, CommandError, ErrorKind};
+use crate::manifest::{self, Diagnostic, InputPath, ManifestSet, file};
 use crate::model::Kind;
 
 /// Reads every `-f` argument.
@@ -106,6 +108,45 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         other => return Err(format!("unknown unit \"{other}\" in \"{text}\"; use ms, s, m or h")),
     };
     std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("\"{text}\" is out of range"))
+}
+
+/// A duration that is more than zero: a period, a lifetime.
+pub fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("\"{}\" is no time at all; give a duration above zero", text.trim()));
+    }
+    Ok(duration)
+}
+
+/// Reads a file named by `option`, bounded by `limit` bytes (see [`crate::manifest::file`]).
+pub fn read_file(path: &Path, limit: u64, option: &str) -> Result<Vec<u8>, CommandError> {
+    file::read(path, limit).map_err(|e| file_error(e, option))
+}
+
+/// Reads a text file named by `option`, bounded by `limit` bytes: UTF-8, no NUL bytes.
+pub fn read_text_file(path: &Path, limit: u64, option: &str) -> Result<String, CommandError> {
+    let bytes = read_file(path, limit, option)?;
+    file::text(&path.display().to_string(), bytes).map_err(|e| file_error(e, option))
+}
+
+/// Reads standard input as text, bounded by `limit` bytes.
+pub fn read_text_stdin(limit: u64, option: &str) -> Result<String, CommandError> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| CommandError::io("cannot read standard input", e))?;
+    if bytes.len() as u64 > limit {
+        return Err(file_error(file::FileError::TooLarge { path: "standard input".to_owned(), limit }, option));
+    }
+    file::text("<stdin>", bytes).map_err(|e| file_error(e, option))
+}
+
+fn file_error(error: file::FileError, option: &str) -> CommandError {
+    let hint = error.hint(option);
+    let kind = if matches!(error, file::FileError::Io { .. }) { ErrorKind::Io } else { ErrorKind::User };
+    CommandError::new(kind, error).hint(hint)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -27,7 +27,7 @@ pub struct DeleteArgs {
     /// Names of resources of that kind.
     pub names: Vec<String>,
     /// Delete what these manifests declare.
-    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
 }
 

@@ -24,7 +24,7 @@ use crate::reconcile::diff::{Line, unified};
 #[command(verbatim_doc_comment)]
 pub struct DiffArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
     #[command(flatten)]
     pub plan: PlanFlags,

@@ -121,7 +121,7 @@ impl From<BackendError> for CommandError {
                 "move {} aside to start with an empty store, then apply your manifests again",
                 path.display()
             )),
-            BackendError::NotFound { .. } => Some("list what exists with `stigmer get`".to_owned()),
+            BackendError::NotFound { address } => Some(not_found_hint(address).to_owned()),
             BackendError::Io { .. } => {
                 Some(format!("check the permissions of the directory, or set {}", super::settings::ENV_HOME))
             }
@@ -175,7 +175,7 @@ impl From<ReconcileError> for CommandError {
             ReconcileError::Plan(PlanError::PruneWithoutSet) => {
                 Some("add a stigmer.yaml with `name: my-project` to the directory, or pass --set NAME".to_owned())
             }
-            ReconcileError::NotFound { .. } => Some("list what exists with `stigmer get`".to_owned()),
+            ReconcileError::NotFound { .. } => Some(not_found_hint("").to_owned()),
             ReconcileError::AlreadyExists { .. } => {
                 Some("change it with `stigmer apply`, or pick another name".to_owned())
             }
@@ -191,6 +191,15 @@ impl From<ReconcileError> for CommandError {
             ReconcileError::Backend(backend) => backend.into(),
             other => Self { kind: ErrorKind::User, error: Some(Box::new(other)), hints: hint.into_iter().collect() },
         }
+    }
+}
+
+/// Where to look for what exists, by the address that was not found (`secret/…`, `agent/…`).
+fn not_found_hint(address: &str) -> &'static str {
+    match address.split_once('/').map(|(kind, _)| kind) {
+        Some("secret") => "list secrets with `stigmer secret list`",
+        Some("execution") => "list executions with `stigmer execution list`",
+        _ => "list what exists with `stigmer get`",
     }
 }
 

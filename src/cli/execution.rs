@@ -81,7 +81,8 @@ pub enum ExecutionCommand {
         /// The event's `type`.
         #[arg(long = "type", value_name = "TYPE")]
         type_: String,
-        /// The event's `data`: JSON (anything else is sent as a string).
+        /// The event's `data`: JSON, or plain text sent as a string (text that starts like JSON,
+        /// with `{`, `[` or `"`, must be JSON).
         #[arg(long, value_name = "JSON")]
         data: Option<String>,
         /// The event's `source`.
@@ -188,6 +189,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             ctx.out(&format!("execution {id} cancelled\n"))
         }
         ExecutionCommand::Signal { id, type_, data, source, subject } => {
+            let data = data.as_deref().map(signal_data).transpose()?;
             let record = get(&backend, id).await?;
             if record.status.is_final() {
                 return Err(CommandError::user(format!(
@@ -207,7 +209,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             }
             if let Some(data) = data {
                 event["datacontenttype"] = Value::from("application/json");
-                event["data"] = serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.clone()));
+                event["data"] = data;
             }
             let event_id = event["id"].as_str().unwrap_or_default().to_owned();
             let signal = serde_json::json!({ "at": jiff::Timestamp::now(), "event": "signal", "cloudEvent": event });
@@ -238,11 +240,24 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
     }
 }
 
+/// `--data`: JSON, or plain text as a string. Text that starts like JSON and is not is a typo,
+/// not a string to send.
+fn signal_data(text: &str) -> Result<Value, CommandError> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(e) if text.trim_start().starts_with(['{', '[', '"']) => {
+            Err(CommandError::user(format!("--data is not JSON: {e}"))
+                .hint("fix the JSON, or pass plain text that does not start with {, [ or \""))
+        }
+        Err(_) => Ok(Value::String(text.to_owned())),
+    }
+}
+
 async fn get<B: Backend>(backend: &B, id: &str) -> Result<ExecutionRecord, CommandError> {
-    backend.execution_get(id).await?.ok_or_else(|| {
-        CommandError::from(BackendError::NotFound { address: format!("execution/{id}") })
-            .hint("list executions with `stigmer execution list`")
-    })
+    backend
+        .execution_get(id)
+        .await?
+        .ok_or_else(|| CommandError::from(BackendError::NotFound { address: format!("execution/{id}") }))
 }
 
 /// What an execution's log says for resuming it.

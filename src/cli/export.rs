@@ -10,6 +10,7 @@ use super::common::{self, parse_kind};
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ResourceQuery};
 use crate::manifest::ManifestSet;
+use crate::manifest::file::SpecialFile;
 use crate::model::SkillBundle;
 use crate::reconcile::export;
 use crate::runner::skills::{MaterializeError, write_bundle};
@@ -49,6 +50,9 @@ pub async fn run(ctx: &CommandContext, args: &ExportArgs) -> Result<(), CommandE
             .hint("stigmer export --all, or name kinds: stigmer export agents skills"));
     }
     let kinds = args.kinds.iter().map(|k| parse_kind(k)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &args.output {
+        check_output(path)?;
+    }
     let resources = ctx.settings.backend()?.list(&ResourceQuery { kinds, ..ResourceQuery::default() }).await?;
     let skills_dir = args.output.as_deref().map(skills_dir_name);
     let export = export::export(&resources, skills_dir.as_deref());
@@ -62,6 +66,31 @@ pub async fn run(ctx: &CommandContext, args: &ExportArgs) -> Result<(), CommandE
         _ => ctx.out(&stream)?,
     }
     report
+}
+
+/// Refuses an output that cannot be written as a file before anything is written: a directory,
+/// a pipe or a device in its place (renaming over it would replace it), or a missing directory.
+fn check_output(path: &Path) -> Result<(), CommandError> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(CommandError::user(format!("{shown} is a directory"))
+                .hint("-o names the file to write, e.g. -o backup/all.yaml"));
+        }
+        Ok(meta) => {
+            if let Some(what) = SpecialFile::of(&meta) {
+                return Err(CommandError::user(format!("{shown} is a {what}, not a regular file"))
+                    .hint("-o names a file to write; leave -o out to write to standard output"));
+            }
+        }
+        Err(_) => {}
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match std::fs::metadata(parent) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(CommandError::user(format!("cannot write {shown}: {} is not a directory", parent.display()))),
+        Err(e) => Err(CommandError::io(&format!("cannot write {shown}"), e).hint("create the directory first")),
+    }
 }
 
 /// The directory beside FILE that holds the exported skills: `all.yaml` → `all.skills`.

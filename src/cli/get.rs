@@ -83,10 +83,13 @@ fn parse_selector(selector: Option<&str>) -> Result<Vec<(String, String)>, Comma
         .split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|pair| {
-            pair.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| {
-                CommandError::user(format!("bad label selector \"{pair}\""))
-                    .hint("write key=value, separated by commas")
-            })
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .filter(|(key, _)| !key.is_empty())
+                .ok_or_else(|| {
+                    CommandError::user(format!("bad label selector \"{pair}\""))
+                        .hint("write key=value, separated by commas")
+                })
         })
         .collect()
 }

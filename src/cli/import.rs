@@ -18,7 +18,7 @@ use super::{CommandContext, CommandError};
 #[command(verbatim_doc_comment)]
 pub struct ImportArgs {
     /// Manifest files or directories; `-` (the default) for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", default_value = "-")]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", default_value = "-", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
     #[command(flatten)]
     pub options: ApplyOptions,

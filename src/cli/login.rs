@@ -1,13 +1,13 @@
 //! `stigmer login`: save a server context after checking its token with who-am-i.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::config::{Config, Context, LOCAL_CONTEXT, Secret};
 use super::settings::remote_backend;
-use super::{CommandContext, CommandError};
+use super::{CommandContext, CommandError, common};
 use crate::backend::Backend;
 
 /// Log in to a stigmer server: check the token, save it as a context and make it current.
@@ -41,13 +41,14 @@ pub struct LoginArgs {
 
 /// Runs `stigmer login`.
 pub async fn run(ctx: &CommandContext, args: &LoginArgs) -> Result<(), CommandError> {
-    let token = read_token(args.token_file.as_ref())?;
+    // The arguments are checked before the token is read, so a wrong one is named first.
     let name = args.name.clone().or_else(|| args.org.clone()).unwrap_or_else(|| "remote".to_owned());
     if name == LOCAL_CONTEXT {
         return Err(
             CommandError::user("the context name \"local\" is the local store's").hint("pick another with --name")
         );
     }
+    let token = read_token(args.token_file.as_ref())?;
     let mut context = Context {
         name: name.clone(),
         endpoint: Some(args.endpoint.clone()),
@@ -72,16 +73,17 @@ pub async fn run(ctx: &CommandContext, args: &LoginArgs) -> Result<(), CommandEr
     ))
 }
 
+/// The largest token file read: a token is 68 characters.
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+
 fn read_token(file: Option<&PathBuf>) -> Result<String, CommandError> {
     let text = if let Some(path) = file {
-        std::fs::read_to_string(path).map_err(|e| CommandError::io(&format!("cannot read {}", path.display()), e))?
+        common::read_text_file(path, MAX_TOKEN_BYTES, "--token-file")?
     } else if std::io::stdin().is_terminal() {
         rpassword::prompt_password("token (not shown): ")
             .map_err(|e| CommandError::io("cannot read the token from the terminal", e))?
     } else {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read the token", e))?;
-        text
+        common::read_text_stdin(MAX_TOKEN_BYTES, "standard input")?
     };
     let token = text.trim().to_owned();
     if token.is_empty() {

@@ -1,6 +1,6 @@
 //! `stigmer secret …`: encrypted values that manifests refer to by name (`secretRef: NAME`).
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -114,11 +114,13 @@ pub async fn run(ctx: &CommandContext, args: &SecretArgs) -> Result<(), CommandE
     }
 }
 
+/// The largest secret value read from a file or standard input: keys, tokens, credential files
+/// and certificate bundles fit many times; anything larger is the wrong file.
+const MAX_SECRET_BYTES: u64 = 1024 * 1024;
+
 fn read_value(name: &str, file: Option<&PathBuf>, variable: Option<&str>) -> Result<SecretValue, CommandError> {
     let value = if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CommandError::io(&format!("cannot read {}", path.display()), e))?;
-        strip_newline(text)
+        strip_newline(common::read_text_file(path, MAX_SECRET_BYTES, "--from-file")?)
     } else if let Some(variable) = variable {
         std::env::var(variable)
             .map_err(|_| CommandError::user(format!("the environment variable {variable} is not set (or not UTF-8)")))?
@@ -126,9 +128,7 @@ fn read_value(name: &str, file: Option<&PathBuf>, variable: Option<&str>) -> Res
         rpassword::prompt_password(format!("value for {name} (not shown): "))
             .map_err(|e| CommandError::io("cannot read the value from the terminal", e))?
     } else {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read standard input", e))?;
-        strip_newline(text)
+        strip_newline(common::read_text_stdin(MAX_SECRET_BYTES, "standard input")?)
     };
     if value.is_empty() {
         return Err(CommandError::user(format!("the value for {name} is empty"))

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::{SignedDuration, Timestamp};
 
-use super::common::{self, parse_duration};
-use super::{CommandContext, CommandError};
-use crate::server::{self, Role, ServerConfig, TokenError, Tokens};
+use super::common;
+use super::{CommandContext, CommandError, ErrorKind};
+use crate::server::{self, Role, ServerConfig, TlsIdentity, TokenError, Tokens};
 
 /// Run a stigmer server: the same store and commands, shared over gRPC with API tokens.
 ///
@@ -35,10 +35,15 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// The largest request accepted, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_REQUEST / (1024 * 1024))]
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = server::DEFAULT_MAX_REQUEST / (1024 * 1024),
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub max_request_mib: usize,
     /// How long one call may take, in seconds; a client that stalls mid-request is cut off
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -94,7 +99,7 @@ pub struct TokenCreateArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// How long it works: 30d, 12h, … [default: forever]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = common::parse_positive_duration)]
     pub expires: Option<std::time::Duration>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -128,9 +133,21 @@ pub async fn run(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandE
 
 async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result<(), CommandError> {
     init_logging(args.log_format, ctx.settings.color_stderr);
+    // Everything that can be checked is checked before the socket is bound and anything created.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            TlsIdentity::read(cert, key)
+                .map_err(|e| CommandError::new(ErrorKind::User, e).hint("--tls-cert and --tls-key take PEM files"))?,
+        ),
+        _ => None,
+    };
+    if std::fs::metadata(&data).is_ok_and(|meta| !meta.is_dir()) {
+        return Err(CommandError::user(format!("the data directory {} is not a directory", data.display()))
+            .hint("pass --data DIR with a directory (it is created when missing)"));
+    }
     let config = ServerConfig {
         data: data.clone(),
-        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        tls,
         max_request: args.max_request_mib.saturating_mul(1024 * 1024),
         key: crate::secrets::KeySource::from_env_or_file(data.join("master.key")),
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),

@@ -214,6 +214,9 @@ impl Settings {
     }
 }
 
+/// The largest CA certificate file read (a bundle of many certificates fits).
+const MAX_CA_CERT_BYTES: u64 = 1024 * 1024;
+
 /// The remote backend a context names, or `None` for the local store.
 ///
 /// # Errors
@@ -226,7 +229,12 @@ pub fn remote_backend(context: &Context) -> Result<Option<RemoteBackend>, Comman
     })?;
     let ca_cert = match &context.ca_cert {
         Some(path) => {
-            Some(std::fs::read(path).map_err(|e| CommandError::io(&format!("cannot read {}", path.display()), e))?)
+            let pem = super::common::read_file(path, MAX_CA_CERT_BYTES, "--ca-cert")?;
+            if !crate::manifest::file::pem_labels(&pem).iter().any(|label| label == "CERTIFICATE") {
+                return Err(CommandError::user(format!("{} holds no PEM certificate", path.display()))
+                    .hint("--ca-cert takes a PEM file holding -----BEGIN CERTIFICATE-----"));
+            }
+            Some(pem)
         }
         None => None,
     };

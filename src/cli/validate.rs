@@ -26,7 +26,7 @@ use crate::validate::{NoResources, validate};
 #[command(verbatim_doc_comment)]
 pub struct ValidateArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = ValidateOutput::Text)]

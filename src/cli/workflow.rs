@@ -2,7 +2,6 @@
 //! Workflow document from a file, and show its tasks as they run.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
+use crate::manifest::yaml::{self, SyntaxKind};
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
 use crate::runner::agent::launch::WorkflowAgents;
 use crate::runner::environment::{self, Overrides};
@@ -54,7 +54,7 @@ pub struct RunArgs {
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     pub name: Option<String>,
     /// Run the workflow in this file instead
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    #[arg(short = 'f', long = "filename", value_name = "FILE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub file: Option<String>,
     /// The input: a JSON value, a JSON or YAML file, or - for standard input [default: {}]
     #[arg(long, value_name = "JSON|FILE|-")]
@@ -386,26 +386,31 @@ async fn stored<B: Backend>(
 }
 
 /// A Workflow manifest (checked like `validate`, with `file:line:col`) or a bare DSL document.
+/// Either is read like every manifest: bounded in size, text only, YAML within budgets.
 fn from_file(
     ctx: &CommandContext,
     file: &str,
 ) -> Result<(dsl::Workflow, Option<crate::model::EnvironmentSpec>), CommandError> {
-    let text = if file == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read standard input", e))?;
-        text
-    } else {
-        std::fs::read_to_string(file).map_err(|e| CommandError::io(&format!("cannot read {file}"), e))?
-    };
-    let is_manifest = serde_saphyr::from_str::<Value>(&text).is_ok_and(|v| v.get("kind").is_some());
+    if file != "-" && std::path::Path::new(file).is_dir() {
+        return Err(CommandError::user(format!("{file} is a directory, not a file"))
+            .hint("-f names the one file that holds the workflow"));
+    }
+    let set = common::load(&[file.to_owned()]);
+    let unreadable: Vec<_> = set.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    if !unreadable.is_empty() {
+        common::report(ctx, &set, &unreadable)?;
+        return Err(CommandError::reported(ErrorKind::User));
+    }
+    let is_manifest = set.documents.first().is_some_and(|document| document.root.get("kind").is_some());
     if !is_manifest {
-        let workflow: dsl::Workflow = serde_saphyr::from_str(&text).map_err(|e| {
-            CommandError::user(format!("{file} is not a Serverless Workflow document: {e}"))
+        let text = set.sources.first().map_or("", |source| source.text.as_str());
+        let workflow: dsl::Workflow = yaml::from_str(text).map_err(|e| {
+            let at = e.position.map(|p| format!(" (at {file}:{p})")).unwrap_or_default();
+            CommandError::user(format!("{file} is not a Serverless Workflow document: {}{at}", e.message))
                 .hint("a bare document has `document` and `do`; a manifest has `kind: Workflow`")
         })?;
         return Ok((workflow, None));
     }
-    let set = common::load(&[file.to_owned()]);
     let validation = validate(&set, &NoResources);
     // References to stored agents are checked when a task calls them, not here.
     let blocking: Vec<_> =
@@ -427,22 +432,56 @@ fn from_file(
     }
 }
 
-/// `--input`: JSON text, a JSON/YAML file, or `-` for stdin.
+/// The largest `--input` read from a file or standard input.
+const MAX_INPUT_BYTES: u64 = crate::manifest::MAX_MANIFEST_BYTES;
+
+/// `--input`: JSON text, a JSON/YAML file, or `-` for stdin. Anything at the path given (a
+/// directory, a pipe, a broken link) means a file was meant, and so does a missing path that
+/// looks like one (`input.json`): neither is taken for text.
 fn input(given: Option<&str>) -> Result<Value, CommandError> {
     let Some(given) = given else { return Ok(Value::Object(serde_json::Map::new())) };
-    let text = if given == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CommandError::io("cannot read standard input", e))?;
-        text
-    } else if std::path::Path::new(given).is_file() {
-        std::fs::read_to_string(given).map_err(|e| CommandError::io(&format!("cannot read {given}"), e))?
-    } else {
-        given.to_owned()
-    };
-    serde_json::from_str(&text).or_else(|_| serde_saphyr::from_str(&text)).map_err(|e| {
-        CommandError::user(format!("--input is neither JSON nor YAML: {e}"))
+    if given == "-" {
+        let text = common::read_text_stdin(MAX_INPUT_BYTES, "--input")?;
+        return parse_input("<stdin>", &text);
+    }
+    let path = std::path::Path::new(given);
+    let exists = std::fs::symlink_metadata(path).is_ok();
+    if !exists && let Ok(value) = serde_json::from_str(given) {
+        return Ok(value);
+    }
+    if exists || looks_like_a_path(given) {
+        let text = common::read_text_file(path, MAX_INPUT_BYTES, "--input")?;
+        return parse_input(given, &text);
+    }
+    yaml::from_str(given).map_err(|e| {
+        let at = e.position.map(|p| format!(" (at {p})")).unwrap_or_default();
+        CommandError::user(format!("--input is neither JSON nor YAML: {}{at}", e.message))
             .hint("pass a JSON value, a file, or - for stdin")
     })
+}
+
+/// A file's (or stdin's) text as JSON, else as YAML.
+fn parse_input(name: &str, text: &str) -> Result<Value, CommandError> {
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
+    yaml::from_str(text).map_err(|e| {
+        let at = e.position.map(|p| format!(" (at {name}:{p})")).unwrap_or_default();
+        let hint = match e.kind() {
+            SyntaxKind::TooDeep => "real inputs nest far less deeply than this; check for a runaway structure",
+            SyntaxKind::TooComplex => "the document expands beyond stigmer's limits (aliases); write it out plainly",
+            SyntaxKind::Tabs => "YAML indents with spaces; replace the tab characters",
+            SyntaxKind::Other => "--input takes a JSON value, a JSON or YAML file, or - for stdin",
+        };
+        CommandError::user(format!("--input {name} is neither JSON nor YAML: {}{at}", e.message)).hint(hint)
+    })
+}
+
+/// Whether text given to `--input` names a file rather than being a value: one word with a
+/// slash, or ending in `.json`, `.yaml` or `.yml`.
+fn looks_like_a_path(text: &str) -> bool {
+    let one_word = !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || "{}[]:,\"'".contains(c));
+    one_word && (text.contains('/') || [".json", ".yaml", ".yml"].iter().any(|end| text.ends_with(end)))
 }
 
 /// Prints task transitions as they happen and keeps the task list for `-o json`.

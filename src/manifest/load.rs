@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::diagnostic::{Diagnostic, Location};
-use super::yaml::{self, Node, Position};
+use super::file::{self, FileError, SpecialFile};
+use super::yaml::{self, Node, Position, SyntaxKind};
 use crate::model::meta::check_name;
 
 /// The largest manifest file read; larger ones are refused before reading.
@@ -140,6 +141,7 @@ pub struct Discovery {
 #[must_use]
 pub fn discover(inputs: &[InputPath]) -> Discovery {
     let mut discovery = Discovery::default();
+    let mut empty_dirs = Vec::new();
     // The same file named twice (`-f dir -f dir/a.yaml`) is read once.
     let mut seen = HashSet::new();
     let mut push_file = |discovery: &mut Discovery, path: PathBuf, project: bool| {
@@ -156,6 +158,9 @@ pub fn discover(inputs: &[InputPath]) -> Discovery {
                     let mut files = Vec::new();
                     let mut visited = HashSet::new();
                     walk_dir(path, &mut files, &mut visited, &mut discovery.diagnostics);
+                    if files.is_empty() {
+                        empty_dirs.push(path);
+                    }
                     files.sort();
                     for file in files {
                         let is_project = file.file_name().is_some_and(|n| n == PROJECT_FILE);
@@ -187,6 +192,16 @@ pub fn discover(inputs: &[InputPath]) -> Discovery {
                     .diagnostics
                     .push(io_error(&path.display().to_string(), &e).hint("check the path given to -f")),
             },
+        }
+    }
+    // Nothing to read at all: say which directories were empty (with other inputs, an empty
+    // directory is not an error).
+    if discovery.entries.is_empty() && discovery.diagnostics.iter().all(|d| !d.is_error()) {
+        for dir in empty_dirs {
+            discovery.diagnostics.push(
+                Diagnostic::error("no-manifests", format!("no manifests found in {}", dir.display()))
+                    .hint("-f takes YAML files (.yaml, .yml), directories of them, or - for stdin"),
+            );
         }
     }
     // Project files first, so the apply set is known whatever the order of the inputs.
@@ -256,7 +271,21 @@ fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>, visited: &mut HashSet<PathBuf>
         }
         match fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => walk_dir(&path, files, visited, diagnostics),
-            Ok(_) if is_manifest_name(&path) => files.push(path),
+            Ok(meta) if is_manifest_name(&path) => match SpecialFile::of(&meta) {
+                None => files.push(path),
+                // A pipe found while walking is never opened: reading it could wait forever.
+                Some(what) => {
+                    let name = path.display().to_string();
+                    diagnostics.push(
+                        Diagnostic::error("not-a-file", format!("{name} is a {what}, not a regular file"))
+                            .at(Location { file: name.clone(), position: Position::START })
+                            .hint(format!(
+                                "only regular files are read from a directory; remove it, or pass it to -f on its \
+                                 own to read from it: -f {name}"
+                            )),
+                    );
+                }
+            },
             Ok(_) => {}
             Err(e) => diagnostics.push(io_error(&path.display().to_string(), &e)),
         }
@@ -269,14 +298,15 @@ fn is_manifest_name(path: &Path) -> bool {
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, Box<Diagnostic>> {
     let name = path.display().to_string();
-    let file = fs::File::open(path).map_err(|e| Box::new(io_error(&name, &e)))?;
-    let size = file.metadata().map_err(|e| Box::new(io_error(&name, &e)))?.len();
-    if size > MAX_MANIFEST_BYTES {
-        return Err(Box::new(too_large(&name)));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Box::new(io_error(&name, &e)))?;
-    Ok(bytes)
+    file::read(path, MAX_MANIFEST_BYTES).map_err(|error| {
+        Box::new(match &error {
+            FileError::TooLarge { .. } => too_large(&name),
+            FileError::Io { source, .. } => io_error(&name, source),
+            _ => Diagnostic::error("not-a-file", error.to_string())
+                .at(Location { file: name.clone(), position: Position::START })
+                .hint(error.hint("-f")),
+        })
+    })
 }
 
 fn too_large(name: &str) -> Diagnostic {
@@ -294,19 +324,20 @@ fn parse_bytes(name: String, path: Option<PathBuf>, bytes: &[u8]) -> FileLoad {
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return refused(too_large(&name));
     }
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Some(nul) = bytes.iter().position(|b| *b == 0) {
-        let position = position_of_byte(bytes, nul);
-        return refused(
-            Diagnostic::error("binary-file", format!("{name} is a binary file, not YAML"))
-                .at(Location { file: name, position })
-                .hint("manifests are UTF-8 YAML text; check that -f names the right file"),
-        );
-    }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(e) => {
-            let position = position_of_byte(bytes, e.valid_up_to());
+    let text = match file::text(&name, bytes.to_vec()) {
+        Ok(text) => text,
+        Err(FileError::Binary { position, .. }) => {
+            return refused(
+                Diagnostic::error("binary-file", format!("{name} is a binary file, not YAML"))
+                    .at(Location { file: name, position })
+                    .hint("manifests are UTF-8 YAML text; check that -f names the right file"),
+            );
+        }
+        Err(error) => {
+            let position = match &error {
+                FileError::NotUtf8 { position, .. } => *position,
+                _ => Position::START,
+            };
             return refused(
                 Diagnostic::error("not-utf8", format!("{name} is not valid UTF-8"))
                     .at(Location { file: name, position })
@@ -318,7 +349,7 @@ fn parse_bytes(name: String, path: Option<PathBuf>, bytes: &[u8]) -> FileLoad {
     let mut diagnostics = Vec::new();
     if let Some(error) = stream.error {
         let location = Location { file: name.clone(), position: error.position.unwrap_or(Position::START) };
-        diagnostics.push(syntax_diagnostic(&error.message).at(location));
+        diagnostics.push(syntax_diagnostic(&error).at(location));
     } else if stream.documents.is_empty() {
         diagnostics.push(
             Diagnostic::error("empty-file", "this file holds no manifests")
@@ -329,35 +360,19 @@ fn parse_bytes(name: String, path: Option<PathBuf>, bytes: &[u8]) -> FileLoad {
     FileLoad { source: Some(Source { name, path, text }), documents: stream.documents, diagnostics }
 }
 
-fn syntax_diagnostic(message: &str) -> Diagnostic {
-    let lower = message.to_lowercase();
-    let (code, hint) = if lower.contains("tab") {
-        ("yaml-syntax", Some("YAML indents with spaces; replace the tab characters"))
-    } else if lower.contains("alias")
-        || lower.contains("budget")
-        || lower.contains("anchor")
-        || lower.contains("replay")
-    {
-        (
+fn syntax_diagnostic(error: &yaml::SyntaxError) -> Diagnostic {
+    let (code, hint) = match error.kind() {
+        SyntaxKind::Tabs => ("yaml-syntax", Some("YAML indents with spaces; replace the tab characters")),
+        SyntaxKind::TooComplex => (
             "yaml-too-complex",
             Some("the document expands beyond stigmer's limits (aliases or nesting); write it out plainly"),
-        )
-    } else if lower.contains("depth") || lower.contains("nesting") || lower.contains("recursion") {
-        ("yaml-too-deep", Some("manifests nest far less deeply than this; check for a runaway structure"))
-    } else {
-        ("yaml-syntax", None)
+        ),
+        SyntaxKind::TooDeep => {
+            ("yaml-too-deep", Some("manifests nest far less deeply than this; check for a runaway structure"))
+        }
+        SyntaxKind::Other => ("yaml-syntax", None),
     };
-    Diagnostic::error(code, format!("invalid YAML: {message}")).hint_opt(hint.map(str::to_owned))
-}
-
-/// Line and column (in characters) of a byte offset, for input that may not be UTF-8.
-#[allow(clippy::naive_bytecount, reason = "runs once, on an error path")]
-fn position_of_byte(bytes: &[u8], offset: usize) -> Position {
-    let before = &bytes[..offset.min(bytes.len())];
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    Position { line: u32::try_from(line).unwrap_or(u32::MAX), column: u32::try_from(column).unwrap_or(u32::MAX) }
+    Diagnostic::error(code, format!("invalid YAML: {}", error.message)).hint_opt(hint.map(str::to_owned))
 }
 
 fn io_error(name: &str, error: &io::Error) -> Diagnostic {
@@ -423,16 +438,5 @@ fn add_project(set: &mut ManifestSet, file: &mut FileLoad) {
         Err(e) => set
             .diagnostics
             .push(Diagnostic::error("bad-project-file", format!("invalid project file: {e}")).at(location).hint(hint)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn byte_positions_count_lines_and_characters() {
-        assert_eq!(position_of_byte(b"ab\ncd\xffe", 5), Position { line: 2, column: 3 });
-        assert_eq!(position_of_byte("é\nx".as_bytes(), 3), Position { line: 2, column: 1 });
     }
 }

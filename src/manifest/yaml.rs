@@ -91,6 +91,36 @@ pub struct SyntaxError {
     pub position: Option<Position>,
 }
 
+/// What sort of syntax error, for choosing words of advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyntaxKind {
+    /// Tabs where YAML wants spaces.
+    Tabs,
+    /// Aliases expanding beyond the budget.
+    TooComplex,
+    /// Nesting beyond [`MAX_DEPTH`].
+    TooDeep,
+    /// Anything else.
+    Other,
+}
+
+impl SyntaxError {
+    /// What sort of error this is.
+    #[must_use]
+    pub fn kind(&self) -> SyntaxKind {
+        let lower = self.message.to_lowercase();
+        if lower.contains("tab") {
+            SyntaxKind::Tabs
+        } else if ["alias", "budget", "anchor", "replay"].iter().any(|word| lower.contains(word)) {
+            SyntaxKind::TooComplex
+        } else if ["depth", "nesting", "recursion"].iter().any(|word| lower.contains(word)) {
+            SyntaxKind::TooDeep
+        } else {
+            SyntaxKind::Other
+        }
+    }
+}
+
 /// The result of parsing a stream: the documents read before any syntax error, and that error.
 #[derive(Debug, Default)]
 pub struct Stream {
@@ -127,12 +157,34 @@ fn failed(message: &str) -> Stream {
     Stream { documents: Vec::new(), error: Some(SyntaxError { message: message.to_owned(), position: None }) }
 }
 
-fn parse_on_this_thread(text: &str) -> Stream {
+/// Deserializes one YAML document into `T` under the same budgets as [`parse_stream`], on a
+/// thread with the stack they need: for YAML that is not a manifest (a workflow's input, a bare
+/// workflow document) but comes from the same hostile world.
+pub fn from_str<T: serde::de::DeserializeOwned + Send>(text: &str) -> Result<T, SyntaxError> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new().name("yaml-parser".to_owned()).stack_size(PARSER_STACK_BYTES);
+        match parser.spawn_scoped(scope, || serde_saphyr::from_str_with_options(text, options())) {
+            Ok(handle) => match handle.join() {
+                Ok(result) => result.map_err(|error| syntax_error(&error)),
+                Err(_) => {
+                    Err(SyntaxError { message: "the YAML parser failed on this input".to_owned(), position: None })
+                }
+            },
+            Err(_) => Err(SyntaxError {
+                message: "cannot start the YAML parser (out of threads or memory)".to_owned(),
+                position: None,
+            }),
+        }
+    })
+}
+
+/// The parser's budgets and settings.
+fn options() -> serde_saphyr::Options {
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = 100_000;
     alias_limits.max_replay_stack_depth = 32;
     alias_limits.max_alias_expansions_per_anchor = 10_000;
-    let options = serde_saphyr::options! {
+    serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: None,
             max_events: 50_000_000,
@@ -147,7 +199,11 @@ fn parse_on_this_thread(text: &str) -> Stream {
         with_snippet: false,
         // YAML 1.2: `yes`, `no`, `on`, `y` are strings, not booleans.
         strict_booleans: true,
-    };
+    }
+}
+
+fn parse_on_this_thread(text: &str) -> Stream {
+    let options = options();
     let mut stream = Stream::default();
     let mut reader = text.as_bytes();
     for result in serde_saphyr::read_with_options::<_, SpannedNode>(&mut reader, options) {

@@ -8,7 +8,7 @@ pub mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -31,7 +31,7 @@ pub struct ServerConfig {
     /// The data directory: tokens and every org's store.
     pub data: PathBuf,
     /// PEM certificate chain and private key, to serve TLS.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    pub tls: Option<TlsIdentity>,
     /// The largest request accepted, in bytes; larger ones get `ResourceExhausted`.
     pub max_request: usize,
     /// The master key wrapping each org's secret data key.
@@ -54,13 +54,15 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// A TLS file cannot be read.
-    #[error("cannot read {}", .path.display())]
-    TlsFile {
+    #[error(transparent)]
+    TlsFile(#[from] crate::manifest::file::FileError),
+    /// A TLS file holds no certificate, or no private key.
+    #[error("{} holds no PEM {what}", .path.display())]
+    TlsContent {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// What it should hold: `certificate`, `private key`.
+        what: &'static str,
     },
     /// The transport failed (including a TLS certificate or key it cannot use).
     #[error("the server failed: {0}")]
@@ -74,6 +76,39 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The largest TLS certificate chain or key file read.
+const MAX_TLS_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A PEM certificate chain and private key, read (and checked to hold what they should) before
+/// the server binds, so a wrong file is reported before anything is served or created.
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    /// The certificate chain, PEM.
+    pub cert: Vec<u8>,
+    /// The private key, PEM.
+    pub key: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// Reads the certificate chain and the key.
+    ///
+    /// # Errors
+    /// A file that cannot be read, is too large, or holds no certificate (no private key).
+    pub fn read(cert: &Path, key: &Path) -> Result<Self, ServerError> {
+        let read = |path: &Path, what: &'static str, is: fn(&str) -> bool| {
+            let bytes = crate::manifest::file::read(path, MAX_TLS_FILE_BYTES)?;
+            if !crate::manifest::file::pem_labels(&bytes).iter().any(|label| is(label)) {
+                return Err(ServerError::TlsContent { path: path.to_path_buf(), what });
+            }
+            Ok(bytes)
+        };
+        Ok(Self {
+            cert: read(cert, "certificate", |label| label == "CERTIFICATE")?,
+            key: read(key, "private key", |label| label.ends_with("PRIVATE KEY"))?,
+        })
+    }
 }
 
 /// Binds the listening socket, so the caller can say where it listens before serving.
@@ -95,14 +130,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let mut builder = Server::builder().timeout(config.request_timeout);
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key)))?;
+    }
     crate::private_fs::create_private_dir(&config.data)
         .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
-    let mut builder = Server::builder().timeout(config.request_timeout);
-    if let Some((cert, key)) = &config.tls {
-        let read =
-            |path: &PathBuf| std::fs::read(path).map_err(|source| ServerError::TlsFile { path: path.clone(), source });
-        builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?)))?;
-    }
     let service = Arc::new(Service::new(config.data.clone(), config.key.clone()));
     let backend = BackendServiceServer::from_arc(service.clone())
         .max_decoding_message_size(config.max_request)

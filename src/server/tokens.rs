@@ -204,6 +204,10 @@ impl Tokens {
 
     /// Revokes a token by id; it stops working on the server's next request.
     pub fn revoke(&self, id: &str, now: Timestamp) -> Result<TokenRecord, TokenError> {
+        // An unknown id is refused before the lock is taken, so it creates no file.
+        if !self.read()?.iter().any(|r| r.id == id) {
+            return Err(TokenError::UnknownId(id.to_owned()));
+        }
         let mut revoked = None;
         self.update(|records| {
             let record = records.iter_mut().find(|r| r.id == id).ok_or_else(|| TokenError::UnknownId(id.to_owned()))?;

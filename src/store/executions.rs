@@ -12,7 +12,7 @@ use crate::backend::{BackendError, ExecutionQuery, ExecutionRecord, ExecutionSta
 impl Store {
     /// Records a new execution; its id must be new.
     pub fn create_execution(&self, record: &ExecutionRecord) -> Result<(), BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
             if table.get(record.id.as_str()).map_err(|e| self.engine(e))?.is_some() {
@@ -25,7 +25,7 @@ impl Store {
 
     /// Appends events to an execution's log, in one transaction; returns the last sequence number.
     pub fn append_events(&self, id: &str, events: &[Box<serde_json::value::RawValue>]) -> Result<u64, BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         let last = {
             if txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?.get(id).map_err(|e| self.engine(e))?.is_none() {
                 return Err(not_found(id));
@@ -57,7 +57,7 @@ impl Store {
         error: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<(), BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
             let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {

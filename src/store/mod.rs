@@ -2,8 +2,11 @@
 //! the format version and (once formats change) migrations, and it applies batches atomically.
 //!
 //! It speaks the contract types of [`crate::backend`] and nothing else: no gRPC, no async, no
-//! printing. A `Store` holds the file exclusively (redb allows one open handle per file, across
-//! processes), so callers open it for one operation and drop it.
+//! printing. A `Store` opened for writing holds the file exclusively (redb allows one writable
+//! handle per file, across processes), so callers open it for one operation and drop it. One
+//! opened for reading shares the file with other readers and leaves it exactly as it was — redb
+//! rewrites its header whenever a writable handle opens and closes — and a store that does not
+//! exist yet reads as an empty one without being created.
 
 mod encoding;
 mod executions;
@@ -22,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use redb::{
-    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableError, WriteTransaction,
+    Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableError,
+    WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -91,11 +95,32 @@ impl std::fmt::Debug for WaitNotice {
     }
 }
 
-/// An open store, holding its file exclusively until dropped.
+/// An open store: for writing, holding its file exclusively until dropped; or for reading only.
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
-    holder_path: PathBuf,
+    /// The holder note this handle wrote (writable handles on a file only).
+    holder_path: Option<PathBuf>,
+}
+
+/// The database behind a store.
+enum Db {
+    /// Opened for reading and writing.
+    Writable(Database),
+    /// Opened for reading only: the file is not changed.
+    ReadOnly(ReadOnlyDatabase),
+    /// An empty store in memory, standing for a file that does not exist yet: read-only too.
+    Missing(Database),
+}
+
+/// What the `meta` table says about a store's format.
+enum Format {
+    /// The format this build writes.
+    Current,
+    /// A file with no tables at all: a store never set up.
+    Empty,
+    /// An older format, to migrate from.
+    Older(u64),
 }
 
 /// The members of the apply sets a batch touches, loaded on first touch and written once at the
@@ -125,9 +150,51 @@ impl Store {
         // The holder file only helps others word their error; failing to write it must not fail
         // an open that succeeded.
         let _ = fs::write(&holder_path, &options.holder);
-        let store = Self { db, path: path.to_owned(), holder_path };
-        store.check_format()?;
+        let store = Self { db: Db::Writable(db), path: path.to_owned(), holder_path: Some(holder_path) };
+        match store.format()? {
+            Format::Current => {}
+            Format::Empty => store.initialize()?,
+            Format::Older(version) => store.migrate(version)?,
+        }
         Ok(store)
+    }
+
+    /// Opens the store at `path` for reading only, leaving the file (and its directory) exactly
+    /// as they are: a store that does not exist yet reads as an empty one, and is not created.
+    ///
+    /// Waits for a writer like [`Store::open`]. A file that needs what only a writable handle
+    /// does — recovery after a crash, a migration, its first setup — is opened with
+    /// [`Store::open`] instead.
+    pub fn open_read_only(path: &Path, options: &OpenOptions) -> Result<Self, BackendError> {
+        match fs::symlink_metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Self::empty(path),
+            Err(source) => return Err(BackendError::Io { path: path.to_owned(), source }),
+            Ok(_) => {}
+        }
+        // Needs repair, or is not a database a reader can make sense of: the writable open
+        // repairs what can be repaired and words the error for what cannot.
+        let Ok(db) = retry_while_held(path, options, || Database::builder().open_read_only(path))? else {
+            return Self::open(path, options);
+        };
+        let store = Self { db: Db::ReadOnly(db), path: path.to_owned(), holder_path: None };
+        match store.format()? {
+            Format::Current => Ok(store),
+            Format::Empty | Format::Older(_) => {
+                drop(store);
+                Self::open(path, options)
+            }
+        }
+    }
+
+    /// An empty store in memory, standing for one at `path` that does not exist yet.
+    fn empty(path: &Path) -> Result<Self, BackendError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| engine_error(path, e.into()))?;
+        let txn = db.begin_write().map_err(|e| engine_error(path, e.into()))?;
+        initialize_tables(&txn).map_err(|e| engine_error(path, e))?;
+        txn.commit().map_err(|e| engine_error(path, e.into()))?;
+        Ok(Self { db: Db::Missing(db), path: path.to_owned(), holder_path: None })
     }
 
     /// The store's file.
@@ -234,7 +301,7 @@ impl Store {
         if batch.items.is_empty() {
             return Ok(ApplyReceipt::default());
         }
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         match self.write_batch(&txn, batch, (actor, address), now) {
             Ok((written, _)) if batch.dry_run => {
                 txn.abort().map_err(|e| self.engine(e))?;
@@ -439,9 +506,9 @@ impl Store {
         }
     }
 
-    /// Refuses a store from a newer stigmer or one that is not a stigmer store, and sets up a
-    /// new one.
-    fn check_format(&self) -> Result<(), BackendError> {
+    /// The store's format; refuses a store from a newer stigmer or one that is not a stigmer
+    /// store.
+    fn format(&self) -> Result<Format, BackendError> {
         let txn = self.begin_read()?;
         let meta = match txn.open_table(META) {
             Ok(meta) => meta,
@@ -450,24 +517,20 @@ impl Store {
                 if has_tables {
                     return Err(self.corrupt("it has tables but no meta table, so it is not a stigmer store"));
                 }
-                return self.initialize();
+                return Ok(Format::Empty);
             }
             Err(error) => return Err(self.engine(error)),
         };
         let found = meta.get(FORMAT_VERSION_KEY).map_err(|e| self.engine(e))?.map(|version| version.value());
         match found {
             None => Err(self.corrupt("its meta table records no format version")),
-            Some(found) if found == u64::from(FORMAT_VERSION) => Ok(()),
+            Some(found) if found == u64::from(FORMAT_VERSION) => Ok(Format::Current),
             Some(found) if found > u64::from(FORMAT_VERSION) => Err(BackendError::NewerFormat {
                 path: self.path.clone(),
                 found: u32::try_from(found).unwrap_or(u32::MAX),
                 supported: FORMAT_VERSION,
             }),
-            Some(older @ 1..) => {
-                drop(meta);
-                drop(txn);
-                self.migrate(older)
-            }
+            Some(older @ 1..) => Ok(Format::Older(older)),
             Some(found) => Err(self.corrupt(&format!("format version {found} was never written by stigmer"))),
         }
     }
@@ -478,7 +541,7 @@ impl Store {
     /// converts its values here, keyed on `from`.
     fn migrate(&self, from: u64) -> Result<(), BackendError> {
         debug_assert!(from < u64::from(FORMAT_VERSION));
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         {
             self.create_tables(&txn)?;
             let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
@@ -489,32 +552,32 @@ impl Store {
 
     /// Opens (so creates) every table.
     fn create_tables(&self, txn: &WriteTransaction) -> Result<(), BackendError> {
-        txn.open_table(META).map_err(|e| self.engine(e))?;
-        txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
-        txn.open_table(REVISIONS).map_err(|e| self.engine(e))?;
-        txn.open_table(APPLY_SETS).map_err(|e| self.engine(e))?;
-        txn.open_table(AUDIT).map_err(|e| self.engine(e))?;
-        txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
-        txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
-        txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
-        txn.open_table(EXECUTION_EVENTS).map_err(|e| self.engine(e))?;
-        Ok(())
+        create_tables(txn).map_err(|e| self.engine(e))
     }
 
     /// Creates every table and records the format version, in one transaction.
     fn initialize(&self) -> Result<(), BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
-        {
-            self.create_tables(&txn)?;
-            let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
-            meta.insert(FORMAT_VERSION_KEY, u64::from(FORMAT_VERSION)).map_err(|e| self.engine(e))?;
-            meta.insert(COMMIT_COUNT_KEY, 0).map_err(|e| self.engine(e))?;
-        }
+        let txn = self.begin_write()?;
+        initialize_tables(&txn).map_err(|e| self.engine(e))?;
         txn.commit().map_err(|e| self.engine(e))
     }
 
     fn begin_read(&self) -> Result<ReadTransaction, BackendError> {
-        self.db.begin_read().map_err(|e| self.engine(e))
+        match &self.db {
+            Db::Writable(db) | Db::Missing(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+        .map_err(|e| self.engine(e))
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, BackendError> {
+        match &self.db {
+            Db::Writable(db) => db.begin_write().map_err(|e| self.engine(e)),
+            Db::ReadOnly(_) | Db::Missing(_) => Err(BackendError::Storage(format!(
+                "{} was opened for reading only; a change needs it opened for writing",
+                self.path.display()
+            ))),
+        }
     }
 
     fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, BackendError> {
@@ -549,7 +612,9 @@ impl Drop for Store {
     fn drop(&mut self) {
         // Removed before the database (a later field) lets go of the file, so whoever opens it
         // next finds no stale holder. A leftover file is harmless: the next opener overwrites it.
-        let _ = fs::remove_file(&self.holder_path);
+        if let Some(holder) = &self.holder_path {
+            let _ = fs::remove_file(holder);
+        }
     }
 }
 
@@ -557,6 +622,29 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
     }
+}
+
+/// Opens (so creates) every table.
+fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(META)?;
+    txn.open_table(RESOURCES)?;
+    txn.open_table(REVISIONS)?;
+    txn.open_table(APPLY_SETS)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(SECRETS)?;
+    txn.open_table(KEYRING)?;
+    txn.open_table(EXECUTIONS)?;
+    txn.open_table(EXECUTION_EVENTS)?;
+    Ok(())
+}
+
+/// Creates every table and records the format version (in the caller's transaction).
+fn initialize_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    create_tables(txn)?;
+    let mut meta = txn.open_table(META)?;
+    meta.insert(FORMAT_VERSION_KEY, u64::from(FORMAT_VERSION))?;
+    meta.insert(COMMIT_COUNT_KEY, 0)?;
+    Ok(())
 }
 
 /// Creates the directory the store lives in, readable by the user only, when it is missing.
@@ -574,24 +662,35 @@ fn create_parent(path: &Path) -> Result<(), BackendError> {
     builder.create(parent).map_err(|source| BackendError::Io { path: parent.to_owned(), source })
 }
 
-/// Opens (or creates) the database, retrying while another handle holds it, for up to
-/// `options.wait`, and giving `options.notice` once when the wait gets long.
+/// Opens (or creates) the database, waiting while another handle holds it.
 fn open_database(path: &Path, options: &OpenOptions, cache_bytes: Option<usize>) -> Result<Database, BackendError> {
-    let wait = options.wait;
-    let started = Instant::now();
-    let mut pause = FIRST_RETRY;
-    let mut notice = options.notice.as_ref();
-    loop {
+    let attempt = || {
         let mut builder = Database::builder();
         if let Some(bytes) = cache_bytes {
             builder.set_cache_size(bytes);
         }
-        match builder.create(path) {
-            Ok(db) => return Ok(db),
+        builder.create(path)
+    };
+    retry_while_held(path, options, attempt)?.map_err(|error| engine_error(path, error.into()))
+}
+
+/// Makes `attempt` again while it fails because another handle holds the file, for up to
+/// `options.wait` (then [`BackendError::Busy`] naming the holder), giving `options.notice` once
+/// when the wait gets long. Returns the first other outcome.
+fn retry_while_held<T>(
+    path: &Path,
+    options: &OpenOptions,
+    mut attempt: impl FnMut() -> Result<T, DatabaseError>,
+) -> Result<Result<T, DatabaseError>, BackendError> {
+    let started = Instant::now();
+    let mut pause = FIRST_RETRY;
+    let mut notice = options.notice.as_ref();
+    loop {
+        match attempt() {
             // Both mean another handle has the file open; the second one runs an older redb.
             Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
                 let waited = started.elapsed();
-                if waited >= wait {
+                if waited >= options.wait {
                     return Err(BackendError::Busy { path: path.to_owned(), holder: read_holder(path), waited });
                 }
                 if waited >= NOTICE_AFTER
@@ -599,10 +698,10 @@ fn open_database(path: &Path, options: &OpenOptions, cache_bytes: Option<usize>)
                 {
                     tell(read_holder(path).as_deref());
                 }
-                thread::sleep(pause.min(wait.saturating_sub(waited)));
+                thread::sleep(pause.min(options.wait.saturating_sub(waited)));
                 pause = (pause * 2).min(LONGEST_RETRY);
             }
-            Err(error) => return Err(engine_error(path, error.into())),
+            other => return Ok(other),
         }
     }
 }

@@ -67,7 +67,7 @@ impl Store {
 
     /// Stores `candidate` as the data key unless one exists; returns the one in force.
     pub fn ensure_keyring(&self, candidate: &Keyring) -> Result<Keyring, BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         let current = {
             let mut table = txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
             let existing = table.get(DATA_KEY).map_err(|e| self.engine(e))?.map(|v| v.value().to_vec());
@@ -122,7 +122,7 @@ impl Store {
         author: Author<'_>,
         now: Timestamp,
     ) -> Result<bool, BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         let created = {
             let keyring = txn.open_table(KEYRING).map_err(|e| self.engine(e))?;
             let current: Option<Keyring> = match keyring.get(DATA_KEY).map_err(|e| self.engine(e))? {
@@ -161,7 +161,7 @@ impl Store {
 
     /// Deletes a secret.
     pub fn delete_secret(&self, name: &str, author: Author<'_>, now: Timestamp) -> Result<(), BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
             if table.remove(name).map_err(|e| self.engine(e))?.is_none() {
@@ -183,7 +183,7 @@ impl Store {
         author: Author<'_>,
         now: Timestamp,
     ) -> Result<usize, BackendError> {
-        let txn = self.db.begin_write().map_err(|e| self.engine(e))?;
+        let txn = self.begin_write()?;
         let count = {
             let mut table = txn.open_table(SECRETS).map_err(|e| self.engine(e))?;
             let mut secrets: Vec<SealedSecret> = Vec::new();

@@ -289,7 +289,7 @@ fn an_update_moves_the_resource_between_inventories() {
     assert_eq!(store.get(Kind::Skill, "s").unwrap().unwrap().apply_set, None);
 
     // An inventory that becomes empty is dropped, not kept as an empty list.
-    let txn = store.db.begin_read().unwrap();
+    let txn = store.begin_read().unwrap();
     let sets = txn.open_table(tables::APPLY_SETS).unwrap();
     assert!(sets.get("old").unwrap().is_none());
 }
@@ -378,7 +378,7 @@ fn a_store_from_a_newer_stigmer_is_refused() {
     let path = dir.path().join("local.db");
     {
         let store = open(&path);
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.begin_write().unwrap();
         txn.open_table(META).unwrap().insert(tables::FORMAT_VERSION_KEY, 999).unwrap();
         txn.commit().unwrap();
     }
@@ -427,7 +427,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_resources() {
     assert_eq!(store.get(Kind::Skill, "old").unwrap().unwrap().name, "old");
     assert_eq!(store.keyring().unwrap(), None);
     assert!(store.secrets().unwrap().is_empty());
-    let txn = store.db.begin_read().unwrap();
+    let txn = store.begin_read().unwrap();
     let version = txn.open_table(META).unwrap().get(tables::FORMAT_VERSION_KEY).unwrap().unwrap().value();
     assert_eq!(version, u64::from(FORMAT_VERSION));
 }
@@ -436,7 +436,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_resources() {
 fn a_value_from_a_newer_stigmer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("local.db"));
-    let txn = store.db.begin_write().unwrap();
+    let txn = store.begin_write().unwrap();
     txn.open_table(RESOURCES).unwrap().insert("Agent/a", &b"\x07{}"[..]).unwrap();
     txn.open_table(RESOURCES).unwrap().insert("Agent/b", &b"\x01{oops"[..]).unwrap();
     txn.commit().unwrap();
@@ -544,4 +544,28 @@ fn ten_thousand_creates_in_one_batch_then_list() {
     assert_eq!(listed[9_999].name, "agent-09999");
     assert_eq!(store.inventory("big").unwrap().len(), 10_000);
     assert_eq!(store.commit_count().unwrap(), 1);
+}
+
+#[test]
+fn reading_leaves_the_file_as_it_was_and_a_missing_store_uncreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("home").join("local.db");
+    let reader = Store::open_read_only(&path, &options("reader", Duration::ZERO)).unwrap();
+    assert_eq!(reader.list(&ResourceQuery::all()).unwrap(), []);
+    assert_eq!(reader.commit_count().unwrap(), 0);
+    assert!(reader.apply(&batch(None, vec![create(Kind::Agent, "a")]), "x", at(0)).is_err(), "read-only");
+    drop(reader);
+    assert!(!dir.path().join("home").exists(), "reading created the store");
+
+    drop(open(&path).apply(&batch(None, vec![create(Kind::Agent, "a")]), "x", at(0)).unwrap());
+    let before = fs::read(&path).unwrap();
+    let reader = Store::open_read_only(&path, &options("reader", Duration::ZERO)).unwrap();
+    let other = Store::open_read_only(&path, &options("another reader", Duration::ZERO)).unwrap();
+    assert_eq!(reader.get(Kind::Agent, "a").unwrap().unwrap().generation, 1);
+    assert_eq!(other.commit_count().unwrap(), 1);
+    let writer = Store::open(&path, &options("writer", Duration::from_millis(30))).unwrap_err();
+    assert!(matches!(writer, BackendError::Busy { .. }), "readers keep writers out: {writer:?}");
+    drop((reader, other));
+    assert_eq!(fs::read(&path).unwrap(), before, "a read changed the file");
+    assert!(!holder_path(&path).exists());
 }

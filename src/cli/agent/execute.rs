@@ -47,7 +47,7 @@ pub struct ExecuteArgs {
     #[arg(long = "secret", value_name = "KEY=VALUE", value_parser = key_value)]
     pub secret: Vec<(String, String)>,
     /// The most answers the model may give (each tool round is one).
-    #[arg(long, default_value_t = conversation::DEFAULT_MAX_STEPS)]
+    #[arg(long, default_value_t = conversation::DEFAULT_MAX_STEPS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_steps: u32,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RunOutput::Text)]
