@@ -16,11 +16,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts it over `data`, logging to `log`.
+    /// Starts `stigmer server` over `data` on an ephemeral port, logging to `log`, with any extra
+    /// flags given in `STIGMER_BENCH_SERVER_ARGS` (e.g. `--store-cache-mib 8`), to compare
+    /// settings.
     pub fn start(bin: &Path, data: &Path, log: &Path) -> BenchResult<Self> {
+        let extra = std::env::var("STIGMER_BENCH_SERVER_ARGS").unwrap_or_default();
         let mut child = Command::new(bin)
             .args(["server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra.split_whitespace())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -45,6 +45,14 @@ pub struct ServerArgs {
     /// How long one call may take, in seconds; a client that stalls mid-request is cut off
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
+    /// The page cache of each org's store, in MiB: what memory the server gives each org's data
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = server::DEFAULT_STORE_CACHE / (1024 * 1024),
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub store_cache_mib: usize,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -151,6 +159,7 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
         max_request: args.max_request_mib.saturating_mul(1024 * 1024),
         key: crate::secrets::KeySource::from_env_or_file(data.join("master.key")),
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs),
+        store_cache: args.store_cache_mib.saturating_mul(1024 * 1024),
     };
     let listener = server::bind(args.listen).await.map_err(|e| {
         CommandError::user(e.to_string()).hint("pick another address with --listen, e.g. --listen 127.0.0.1:0")

@@ -39,7 +39,13 @@ pub struct ServerConfig {
     /// How long one call may take, reading its request included: a client that stalls
     /// mid-request is cut off with `Cancelled` instead of holding its call open forever.
     pub request_timeout: std::time::Duration,
+    /// The page cache of each org's store, in bytes. Stores stay open for the server's life, so
+    /// this bounds what memory follows as their files grow.
+    pub store_cache: usize,
 }
+
+/// The default [`ServerConfig::store_cache`]: enough for the hot pages of a large org.
+pub const DEFAULT_STORE_CACHE: usize = 64 * 1024 * 1024;
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +142,7 @@ pub async fn serve(
     }
     crate::private_fs::create_private_dir(&config.data)
         .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
-    let service = Arc::new(Service::new(config.data.clone(), config.key.clone()));
+    let service = Arc::new(Service::new(config.data.clone(), config.key.clone(), config.store_cache));
     let backend = BackendServiceServer::from_arc(service.clone())
         .max_decoding_message_size(config.max_request)
         .max_encoding_message_size(usize::MAX);

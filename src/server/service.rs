@@ -24,10 +24,6 @@ use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status,
 use crate::secrets::{KeySource, SecretValue};
 use crate::store::{OpenOptions, Store};
 
-/// The page cache of each org's store, kept open for the server's life: enough for the hot
-/// pages of a large org, bounded so memory does not follow the file as history grows.
-const ORG_STORE_CACHE: usize = 64 * 1024 * 1024;
-
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -53,12 +49,16 @@ pub struct Service {
     key: KeySource,
     tokens: Arc<Tokens>,
     stores: Mutex<HashMap<String, Arc<Store>>>,
+    /// Each org store's page cache, in bytes.
+    store_cache: usize,
 }
 
 impl Service {
     /// A service over a data directory.
-    pub fn new(data: PathBuf, key: KeySource) -> Self {
-        Self { tokens: Arc::new(Tokens::new(&data)), data, key, stores: Mutex::new(HashMap::new()) }
+    /// A service over a data directory, each org store's page cache bounded to `store_cache`
+    /// bytes.
+    pub fn new(data: PathBuf, key: KeySource, store_cache: usize) -> Self {
+        Self { tokens: Arc::new(Tokens::new(&data)), data, key, stores: Mutex::new(HashMap::new()), store_cache }
     }
 
     /// The org stores opened so far, for the server to close on shutdown.
@@ -112,11 +112,11 @@ impl Service {
             let path = self.data.join("orgs").join(&org).join("store.db");
             let options =
                 OpenOptions::new(Duration::from_secs(5), format!("stigmer server (pid {})", std::process::id()));
-            let store =
-                tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(ORG_STORE_CACHE)))
-                    .await
-                    .map_err(|e| Status::internal(format!("opening the org's store did not finish: {e}")))?
-                    .map_err(|e| error_to_status(&e))?;
+            let cache = self.store_cache;
+            let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(cache)))
+                .await
+                .map_err(|e| Status::internal(format!("opening the org's store did not finish: {e}")))?
+                .map_err(|e| error_to_status(&e))?;
             let store = Arc::new(store);
             stores.insert(org, store.clone());
             store
