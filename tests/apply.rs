@@ -89,6 +89,19 @@ fn export_import_export_is_byte_identical(sandbox: &Sandbox) {
     assert_eq!(fs::read_to_string(file).unwrap(), exported);
 }
 
+fn an_empty_store_exports_a_stream_that_imports_as_nothing(sandbox: &Sandbox) {
+    let (code, exported, _) = sandbox.run(&["export", "--all"]);
+    assert_eq!((code, exported.as_str()), (0, ""));
+    let output = sandbox.stigmer().arg("import").write_stdin(exported.clone()).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("warning: this file holds no manifests") && err.contains("nothing to import"), "{err}");
+    assert_eq!(sandbox.commits(), 0, "an empty import commits nothing");
+    // Pruning to nothing would delete a whole set: an empty stream is refused then.
+    let output = sandbox.stigmer().args(["import", "--prune", "--set", "team"]).write_stdin("").output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 fn diff_exits_0_without_changes_1_with_changes_and_2_on_error(sandbox: &Sandbox) {
     let (code, out, _) = sandbox.run(&["diff", "-f", "examples/skills.yaml"]);
     assert_eq!(code, 1);
@@ -330,6 +343,7 @@ fn two_processes_applying_at_once_both_get_through(sandbox: &Sandbox) {
 on_both_backends!(
     applying_twice_changes_nothing_the_second_time,
     export_import_export_is_byte_identical,
+    an_empty_store_exports_a_stream_that_imports_as_nothing,
     diff_exits_0_without_changes_1_with_changes_and_2_on_error,
     prune_deletes_only_what_this_set_owns_and_no_longer_declares,
     prune_refuses_to_delete_what_a_remaining_resource_references,

@@ -305,6 +305,9 @@ fn manifest_readers_refuse_bad_files() {
     for (name, says) in FILES {
         let Some(file) = bench.bad_file(name) else { continue };
         for (template, code) in MANIFEST_READERS {
+            if *name == "empty.yaml" && template[0] == "import" {
+                continue; // what export writes for an empty store: tests/apply.rs imports it as nothing
+            }
             let args = with_file(template, &file);
             let says = says_for(template, name, says, &file);
             let says: Vec<&str> = says.iter().map(String::as_str).collect();

@@ -9,6 +9,7 @@ use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::ApplyReceipt;
+use crate::manifest::ManifestSet;
 use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
 
 /// Make the backend hold exactly what the manifests declare.
@@ -58,7 +59,7 @@ pub struct PlanFlags {
 
 impl PlanFlags {
     /// The plan options for manifests read into `set` (its project file names the apply set).
-    pub fn options(&self, set: &crate::manifest::ManifestSet) -> Result<PlanOptions, CommandError> {
+    pub fn options(&self, set: &ManifestSet) -> Result<PlanOptions, CommandError> {
         let apply_set = reconcile::apply_set(self.apply_set.as_deref(), set);
         if let Some(name) = &apply_set {
             crate::model::meta::check_name(name).map_err(|e| {
@@ -103,7 +104,11 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
 
 /// The shared body of `apply` and `import`.
 pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &ApplyOptions) -> Result<(), CommandError> {
-    let set = common::load(files);
+    apply_set(ctx, common::load(files), options).await
+}
+
+/// Applies manifests already read into `set`.
+pub async fn apply_set(ctx: &CommandContext, set: ManifestSet, options: &ApplyOptions) -> Result<(), CommandError> {
     let plan_options = options.plan.options(&set)?;
     let backend = ctx.settings.backend_for(set.project.as_ref())?;
     let progress = Progress::start(ctx, set.documents.len());

@@ -2,8 +2,10 @@
 
 use clap::Args;
 
-use super::apply::{ApplyOptions, apply_files};
+use super::apply::{ApplyOptions, apply_set};
+use super::common;
 use super::{CommandContext, CommandError};
+use crate::manifest::{Diagnostic, Severity};
 
 /// Apply a stream of manifests, such as `stigmer export` wrote (stdin by default).
 ///
@@ -26,5 +28,17 @@ pub struct ImportArgs {
 
 /// Runs `stigmer import`.
 pub async fn run(ctx: &CommandContext, args: &ImportArgs) -> Result<(), CommandError> {
-    apply_files(ctx, &args.files, &args.options).await
+    let set = common::load(&args.files);
+    // What `export` writes for an empty store imports as nothing, so the round trip holds
+    // there too. Pruning to an empty stream would delete the whole set: that stays an error.
+    let only_empty_files = set.documents.is_empty()
+        && !set.diagnostics.is_empty()
+        && set.diagnostics.iter().all(|d| d.code == "empty-file");
+    if only_empty_files && !args.options.plan.prune {
+        let warnings: Vec<Diagnostic> =
+            set.diagnostics.iter().map(|d| Diagnostic { severity: Severity::Warning, ..d.clone() }).collect();
+        common::report(ctx, &set, &warnings)?;
+        return ctx.err("nothing to import\n");
+    }
+    apply_set(ctx, set, &args.options).await
 }
