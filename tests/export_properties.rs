@@ -565,33 +565,50 @@ fn sub_agent(available: Vec<String>, agents: Vec<String>, skills: &[String]) -> 
     prop_oneof![2 => inline, 1 => by_reference].boxed()
 }
 
-fn agent_instance(name: String, names: Arc<Names>) -> BoxedStrategy<AnyResource> {
-    (metadata(name), any::<Index>(), maybe_text(), references(&names.environments, "Environment"))
-        .prop_flat_map(move |(metadata, index, description, environment_refs)| {
-            let target = pick(&names.agents, index).unwrap().clone();
-            reference(target, "Agent").prop_map(move |agent_ref| {
-                let spec = AgentInstanceSpec {
-                    agent_ref,
-                    description: description.clone(),
-                    environment_refs: environment_refs.clone(),
-                };
-                AgentInstance { metadata: metadata.clone(), spec, status: None }.into()
-            })
-        })
-        .boxed()
+fn agent_instance(name: String, names: &Names) -> BoxedStrategy<AnyResource> {
+    instance(
+        name,
+        &names.environments,
+        names.agents.clone(),
+        "Agent",
+        |metadata, agent_ref, description, environment_refs| {
+            AgentInstance {
+                metadata,
+                spec: AgentInstanceSpec { agent_ref, description, environment_refs },
+                status: None,
+            }
+            .into()
+        },
+    )
 }
 
-fn workflow_instance(name: String, names: Arc<Names>) -> BoxedStrategy<AnyResource> {
-    (metadata(name), any::<Index>(), maybe_text(), references(&names.environments, "Environment"))
+fn workflow_instance(name: String, names: &Names) -> BoxedStrategy<AnyResource> {
+    instance(
+        name,
+        &names.environments,
+        names.workflows.clone(),
+        "Workflow",
+        |metadata, workflow_ref, description, environment_refs| {
+            let spec = WorkflowInstanceSpec { workflow_ref, description, environment_refs };
+            WorkflowInstance { metadata, spec, status: None }.into()
+        },
+    )
+}
+
+/// An instance of one of `targets` (of `kind`), with a description and environments: `build`
+/// puts the parts together as an `AgentInstance` or a `WorkflowInstance`.
+fn instance(
+    name: String,
+    environments: &[String],
+    targets: Vec<String>,
+    kind: &'static str,
+    build: fn(ObjectMeta, ResourceRef, Option<String>, Vec<ResourceRef>) -> AnyResource,
+) -> BoxedStrategy<AnyResource> {
+    (metadata(name), any::<Index>(), maybe_text(), references(environments, "Environment"))
         .prop_flat_map(move |(metadata, index, description, environment_refs)| {
-            let target = pick(&names.workflows, index).unwrap().clone();
-            reference(target, "Workflow").prop_map(move |workflow_ref| {
-                let spec = WorkflowInstanceSpec {
-                    workflow_ref,
-                    description: description.clone(),
-                    environment_refs: environment_refs.clone(),
-                };
-                WorkflowInstance { metadata: metadata.clone(), spec, status: None }.into()
+            let target = pick(&targets, index).unwrap().clone();
+            reference(target, kind).prop_map(move |target_ref| {
+                build(metadata.clone(), target_ref, description.clone(), environment_refs.clone())
             })
         })
         .boxed()
@@ -718,11 +735,11 @@ fn resources() -> BoxedStrategy<Vec<AnyResource>> {
                 all.push(agent(n.clone(), names.agents[..i].to_vec(), &names));
             }
             if !names.agents.is_empty() {
-                all.extend(agent_instances.iter().map(|n| agent_instance(n.clone(), names.clone())));
+                all.extend(agent_instances.iter().map(|n| agent_instance(n.clone(), &names)));
             }
             all.extend(names.workflows.iter().map(|n| workflow(n.clone(), &names)));
             if !names.workflows.is_empty() {
-                all.extend(workflow_instances.iter().map(|n| workflow_instance(n.clone(), names.clone())));
+                all.extend(workflow_instances.iter().map(|n| workflow_instance(n.clone(), &names)));
             }
             all
         })
