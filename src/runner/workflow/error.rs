@@ -8,8 +8,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::dsl::ErrorDefinition;
 
-/// The base URI of the DSL's standard error types.
+/// The base URI of the DSL's standard error types: the spelling stigmer raises.
 const SPEC_ERRORS: &str = "https://serverlessworkflow.io/spec/1.0.0/errors/";
+
+/// The other spelling of the standard types' base URI, which the spec's examples use too.
+const DSL_ERRORS: &str = "https://serverlessworkflow.io/dsl/errors/types/";
+
+/// The DSL's standard error types (the last segment of their URI).
+const STANDARD_TYPES: [&str; 8] = [
+    "communication",
+    "timeout",
+    "validation",
+    "expression",
+    "authentication",
+    "authorization",
+    "configuration",
+    "runtime",
+];
+
+/// The standard type a URI names, in either spelling (`runtime` for both
+/// `…/spec/1.0.0/errors/runtime` and `…/dsl/errors/types/runtime`); `None` for any other type.
+pub fn standard_type(uri: &str) -> Option<&str> {
+    let kind = uri.strip_prefix(SPEC_ERRORS).or_else(|| uri.strip_prefix(DSL_ERRORS))?;
+    STANDARD_TYPES.contains(&kind).then_some(kind)
+}
+
+/// Whether a `catch` filter's `type` matches an error's: the same URI, or the same standard
+/// type spelled either way. User-defined types match exactly.
+pub fn same_type(wanted: &str, actual: &str) -> bool {
+    wanted == actual || standard_type(wanted).is_some_and(|kind| standard_type(actual) == Some(kind))
+}
 
 /// A workflow error: what `raise` raises, what `catch` matches and what a failed run returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,3 +153,22 @@ impl fmt::Display for WorkflowError {
 }
 
 impl std::error::Error for WorkflowError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_types_match_in_either_spelling_and_custom_ones_exactly() {
+        for kind in STANDARD_TYPES {
+            let spec = format!("{SPEC_ERRORS}{kind}");
+            let dsl = format!("{DSL_ERRORS}{kind}");
+            assert!(same_type(&spec, &dsl) && same_type(&dsl, &spec) && same_type(&dsl, &dsl), "{kind}");
+        }
+        assert!(!same_type(&format!("{DSL_ERRORS}runtime"), &format!("{SPEC_ERRORS}timeout")));
+        assert!(same_type("https://example.com/errors/quota", "https://example.com/errors/quota"));
+        assert!(!same_type(&format!("{DSL_ERRORS}quota"), &format!("{SPEC_ERRORS}quota")), "not standard: exact");
+        assert!(!same_type("https://example.com/errors/runtime", &format!("{SPEC_ERRORS}runtime")));
+        assert_eq!(WorkflowError::runtime("x", "/do/0/a").type_, format!("{SPEC_ERRORS}runtime"), "raised canonically");
+    }
+}

@@ -423,9 +423,10 @@ impl<'a> Runner<'a> {
                 Ok(Exec { output: self.run_process(&task.run, pointer, input, frame).await?, flow: None })
             }
             Task::Emit(emit) => {
+                // The task's output is the event it emitted, as the spec defines it.
                 let event = self.publish(emit, pointer, input, frame)?;
-                self.emit(frame.name, pointer, Transition::Emitted { cloud_event: event });
-                Ok(Exec { output: input.clone(), flow: None })
+                self.emit(frame.name, pointer, Transition::Emitted { cloud_event: event.clone() });
+                Ok(Exec { output: event, flow: None })
             }
             Task::Listen(listen) => Ok(Exec { output: self.listen(listen, pointer, input, frame).await?, flow: None }),
         }
@@ -1400,7 +1401,7 @@ fn mentions_task(template: &Value) -> bool {
 /// Whether every field the filter sets equals the error's.
 fn filter_matches(filter: &ErrorFilter, error: &WorkflowError) -> bool {
     let same = |wanted: &Option<String>, actual: Option<&str>| wanted.as_deref().is_none_or(|w| Some(w) == actual);
-    same(&filter.type_, Some(&error.type_))
+    filter.type_.as_deref().is_none_or(|wanted| super::error::same_type(wanted, &error.type_))
         && filter.status.is_none_or(|status| status == error.status)
         && same(&filter.instance, error.instance.as_deref())
         && same(&filter.title, error.title.as_deref())
