@@ -456,7 +456,7 @@ fn in_process_phases(project: &Path, homes: &Path, applied: &Path, phases: &mut 
         ("WorkflowInstance", "validate::validate, only the 500 WorkflowInstances"),
     ] {
         let subset = only_kind(&set, kind);
-        let validation = timed(&mut *phases, label, || validate(&subset, &Observed(&observed)));
+        let validation = timed(&mut *phases, label, || validate(&subset, &Observed::local(&observed)));
         if validation.has_errors() {
             return Err(format!("in-process validation of the {kind}s alone failed").into());
         }

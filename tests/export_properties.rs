@@ -229,7 +229,13 @@ fn pick(names: &[String], index: Index) -> Option<&String> {
 
 fn metadata(name: String) -> BoxedStrategy<ObjectMeta> {
     (maybe_text(), prop::collection::btree_map(key(), text(), 0..3), prop::collection::btree_map(key(), text(), 0..3))
-        .prop_map(move |(org, labels, annotations)| ObjectMeta { name: name.clone(), org, labels, annotations })
+        .prop_map(move |(org, labels, annotations)| ObjectMeta {
+            name: name.clone(),
+            org,
+            visibility: None,
+            labels,
+            annotations,
+        })
         .boxed()
 }
 
@@ -460,6 +466,7 @@ fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedStrat
                 texts().prop_map(move |enabled_tools| McpServerUsage {
                     mcp_server_ref: mcp_server_ref.clone(),
                     enabled_tools,
+                    tool_approval_overrides: None,
                 })
             })
             .collect::<Vec<_>>()
@@ -498,6 +505,7 @@ fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedStrat
                 skill_refs,
                 sub_agents: Vec::new(),
                 env_spec,
+                env: IndexMap::new(),
             };
             let available: Vec<String> = spec.mcp_server_names().into_iter().map(str::to_owned).collect();
             let sub_agents = prop::collection::vec(sub_agent(available, earlier_agents.clone(), &skills), 0..3)
@@ -574,7 +582,7 @@ fn agent_instance(name: String, names: &Names) -> BoxedStrategy<AnyResource> {
         |metadata, agent_ref, description, environment_refs| {
             AgentInstance {
                 metadata,
-                spec: AgentInstanceSpec { agent_ref, description, environment_refs },
+                spec: AgentInstanceSpec { agent_ref: Some(agent_ref), agent_id: None, description, environment_refs },
                 status: None,
             }
             .into()
@@ -790,7 +798,8 @@ fn import_from(inputs: &[InputPath], stdin: &mut dyn std::io::Read) -> Result<Ve
     let set = load(inputs, stdin);
     let outcomes = set.documents.iter().map(|document| check_document(&set, document)).collect();
     let prepared =
-        reconcile::prepare_observed(&set, outcomes, &[], &PlanOptions::default()).map_err(|e| e.to_string())?;
+        reconcile::prepare_observed(&set, outcomes, reconcile::Observed::local(&[]), &PlanOptions::default())
+            .map_err(|e| e.to_string())?;
     let errors: Vec<String> = prepared
         .validation
         .diagnostics
@@ -808,7 +817,9 @@ fn import_from(inputs: &[InputPath], stdin: &mut dyn std::io::Read) -> Result<Ve
         .changes
         .iter()
         .map(|change| match change {
-            Change::Create { kind, name, after, hash } => store(*kind, name, after, hash),
+            Change::Create { kind, name, after } => {
+                store(*kind, name, after, &stigmer::reconcile::canonical::hash(after))
+            }
             other => panic!("an import into an empty store only creates: {other:?}"),
         })
         .collect();

@@ -11,9 +11,9 @@ use jiff::Timestamp;
 
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
+    Identity, ResourceQuery, Revision, SecretInfo, StoredResource, Write,
 };
-use crate::model::Kind;
+use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
 use crate::store::{Author, Keyring, OpenOptions, Store, WaitNotice, sealed_bytes};
 
@@ -34,6 +34,9 @@ pub struct LocalBackend {
     address: Option<String>,
     /// Where the master key that wraps the secrets' data key is.
     key: KeySource,
+    /// The organization the store belongs to (a server's org store): a write naming another is
+    /// refused.
+    org: Option<String>,
 }
 
 impl LocalBackend {
@@ -41,7 +44,7 @@ impl LocalBackend {
     /// of every change.
     pub fn new(path: PathBuf, actor: impl Into<String>) -> Self {
         let key = KeySource::File(path.parent().unwrap_or(Path::new(".")).join("master.key"));
-        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, notice: None, open: None, address: None, key }
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, notice: None, open: None, address: None, key, org: None }
     }
 
     /// A backend over a store that stays open for the life of `store` — the server's way, which
@@ -50,13 +53,46 @@ impl LocalBackend {
     pub fn shared(store: Arc<Store>, actor: impl Into<String>, address: Option<String>) -> Self {
         let path = store.path().to_path_buf();
         let key = KeySource::File(path.parent().unwrap_or(Path::new(".")).join("master.key"));
-        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, notice: None, open: Some(store), address, key }
+        Self { path, actor: actor.into(), wait: DEFAULT_WAIT, notice: None, open: Some(store), address, key, org: None }
     }
 
     /// Where the master key is (by default `master.key` next to the store's file).
     #[must_use]
     pub fn with_key(self, key: KeySource) -> Self {
         Self { key, ..self }
+    }
+
+    /// The organization the store belongs to: writes whose manifest names another org, in
+    /// `metadata.org` or in a reference, are refused, and `whoami` reports it.
+    #[must_use]
+    pub fn in_org(self, org: impl Into<String>) -> Self {
+        Self { org: Some(org.into()), ..self }
+    }
+
+    /// Refuses a batch that would store a resource of another organization than this store's.
+    fn check_orgs(&self, batch: &ApplyBatch) -> Result<(), BackendError> {
+        let Some(org) = self.org.as_deref() else { return Ok(()) };
+        for item in &batch.items {
+            let (Write::Create { manifest } | Write::Update { manifest, .. }) = &item.write else { continue };
+            let address = super::address(item.kind, &item.name);
+            if let Some(named) = manifest.pointer("/metadata/org").and_then(serde_json::Value::as_str)
+                && named != org
+            {
+                return Err(BackendError::PermissionDenied(format!(
+                    "{address} is declared in org {named}, but this token acts in org {org}"
+                )));
+            }
+            let references = AnyResource::from_value(item.kind, manifest.clone()).map(|r| r.references());
+            for reference in references.unwrap_or_default() {
+                if let Some(named) = reference.org.as_deref().filter(|named| *named != org) {
+                    return Err(BackendError::PermissionDenied(format!(
+                        "{address} refers to {} in org {named}, but this token acts in org {org}",
+                        reference.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// How long to wait for another process that holds the store (10 s by default).
@@ -138,6 +174,7 @@ impl Backend for LocalBackend {
         if batch.items.is_empty() {
             return Ok(ApplyReceipt::default());
         }
+        self.check_orgs(&batch)?;
         let (actor, address) = (self.actor.clone(), self.address.clone());
         self.with_store(move |store| store.apply_from(&batch, &actor, address.as_deref(), Timestamp::now())).await
     }
@@ -164,7 +201,7 @@ impl Backend for LocalBackend {
         Ok(Identity {
             actor: self.actor.clone(),
             backend: format!("local store at {}", self.path.display()),
-            org: None,
+            org: self.org.clone(),
             role: None,
         })
     }
@@ -344,7 +381,6 @@ mod tests {
             name: name.to_owned(),
             write: Write::Create {
                 manifest: json!({"kind": kind.as_str(), "metadata": {"name": name, "labels": {"team": "cs"}}}),
-                hash: format!("h-{name}"),
             },
         }
     }

@@ -114,19 +114,16 @@ impl ResourceQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "op")]
 pub enum Write {
-    /// Create; the resource must not exist.
+    /// Create; the resource must not exist. The store computes the content hash from the
+    /// manifest it writes, so a stored hash always describes the stored manifest.
     Create {
         /// The canonical manifest.
         manifest: serde_json::Value,
-        /// Its content hash.
-        hash: String,
     },
     /// Replace the manifest; the resource must be at `expected_generation`.
     Update {
         /// The canonical manifest.
         manifest: serde_json::Value,
-        /// Its content hash.
-        hash: String,
         /// The generation seen when planning.
         expected_generation: u64,
     },

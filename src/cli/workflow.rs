@@ -14,6 +14,7 @@ use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
 use crate::manifest::yaml::{self, SyntaxKind};
+use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
 use crate::runner::agent::launch::WorkflowAgents;
 use crate::runner::environment::{self, Overrides};
@@ -89,7 +90,8 @@ pub(super) fn key_value(text: &str) -> Result<(String, String), String> {
 /// Runs `stigmer workflow`.
 pub async fn run(ctx: &CommandContext, args: &WorkflowArgs) -> Result<(), CommandError> {
     match &args.command {
-        WorkflowCommand::Run(args) => run_workflow(ctx, args).await,
+        // A run's future holds the interpreter's state: on the heap, not the stack.
+        WorkflowCommand::Run(args) => Box::pin(run_workflow(ctx, args)).await,
     }
 }
 
@@ -185,7 +187,9 @@ pub(super) struct Resume {
 /// progress, and reports. Exit 0 when it completes, 1 when it faults.
 pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run) -> Result<(), CommandError> {
     let Run { workflow, env_spec, target, input, overrides, output, resume, workflows } = run;
-    let resolved = environment::resolve(backend, env_spec.as_ref(), &[], &overrides).await.map_err(|e| {
+    let mut declared = environment::Declarations::default();
+    declared.env_spec(env_spec.as_ref());
+    let resolved = environment::resolve(backend, &declared, &[], &overrides).await.map_err(|e| {
         CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
     })?;
     let resuming = resume.is_some();
@@ -404,6 +408,8 @@ fn from_file(
     let is_manifest = set.documents.first().is_some_and(|document| document.root.get("kind").is_some());
     if !is_manifest {
         let text = set.sources.first().map_or("", |source| source.text.as_str());
+        let rewritten = summary_from_description(ctx, &set)?;
+        let text = rewritten.as_deref().unwrap_or(text);
         let workflow: dsl::Workflow = yaml::from_str(text).map_err(|e| {
             let at = e.position.map(|p| format!(" (at {file}:{p})")).unwrap_or_default();
             CommandError::user(format!("{file} is not a Serverless Workflow document: {}{at}", e.message))
@@ -430,6 +436,34 @@ fn from_file(
             Err(CommandError::user(format!("{file} holds several Workflows; apply them and run one by name")))
         }
     }
+}
+
+/// A bare document's `document.description`, read as `summary` with a warning (as `validate`
+/// does for manifests): the document's text with the field renamed, or `None` when it has none.
+fn summary_from_description(ctx: &CommandContext, set: &ManifestSet) -> Result<Option<String>, CommandError> {
+    let Some(document) = set.documents.first() else { return Ok(None) };
+    let mut value = document.root.to_json();
+    let location = || crate::validate::location_of(set, document, "/document", Some("description"));
+    let diagnostic = match dsl::summary_from_description(&mut value) {
+        dsl::DescriptionField::Absent => return Ok(None),
+        dsl::DescriptionField::ReadAsSummary => Diagnostic::warning(
+            "description-is-summary",
+            "document.description is not a Serverless Workflow field; it is read as document.summary",
+        )
+        .hint("rename description to summary, the field the DSL defines"),
+        dsl::DescriptionField::BesideSummary => Diagnostic::error(
+            "description-is-summary",
+            "document has both summary and description, which means summary too",
+        )
+        .hint("keep summary and remove description"),
+    };
+    let diagnostic = diagnostic.at(location());
+    let fails = diagnostic.is_error();
+    common::report(ctx, set, &[diagnostic])?;
+    if fails {
+        return Err(CommandError::reported(ErrorKind::User));
+    }
+    Ok(Some(value.to_string()))
 }
 
 /// The largest `--input` read from a file or standard input.

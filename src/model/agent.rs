@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::EnvironmentSpec;
+use super::environment::{EnvironmentSpec, VariableSpec};
 use super::kind::Kind;
 use super::mcp_server::{DockerTransport, HttpTransport, StdioTransport, transports};
 use super::reference::{Reference, ResourceRef};
@@ -43,6 +43,10 @@ pub struct AgentSpec {
     /// Variables the agent needs, with optional defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_spec: Option<EnvironmentSpec>,
+    /// Variables the agent needs, in Stigmer's shape: name → description, secret, optional,
+    /// default. Read together with `envSpec`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, VariableSpec>,
 }
 
 /// The model behind an agent.
@@ -105,6 +109,43 @@ pub struct McpServerUsage {
     /// Tools the agent may call; the server's `defaultEnabledTools` when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub enabled_tools: Vec<String>,
+    /// Which tools need a person's approval before each call, as in Stigmer: a listed tool
+    /// follows its `requiresApproval`, and once the list is given, a tool missing from it needs
+    /// approval. Absent: no tool does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_approval_overrides: Option<Vec<ToolApprovalOverride>>,
+}
+
+impl McpServerUsage {
+    /// Whether calling `tool` needs approval, and the message shown to whoever approves it.
+    #[must_use]
+    pub fn approval(&self, tool: &str) -> Option<Option<&str>> {
+        approval(self.tool_approval_overrides.as_deref(), tool)
+    }
+}
+
+/// Whether calling `tool` needs approval under these overrides (see
+/// [`McpServerUsage::tool_approval_overrides`]), and the message for whoever approves it.
+#[must_use]
+pub fn approval<'a>(overrides: Option<&'a [ToolApprovalOverride]>, tool: &str) -> Option<Option<&'a str>> {
+    match overrides?.iter().find(|o| o.tool_name == tool) {
+        Some(listed) => listed.requires_approval.then_some(listed.message.as_deref()),
+        None => Some(None),
+    }
+}
+
+/// Whether one tool of a used MCP server needs approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolApprovalOverride {
+    /// The tool's name, as the server lists it.
+    pub tool_name: String,
+    /// Each call needs a person's approval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_approval: bool,
+    /// What the person approving is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A sub-agent: defined inline, or another `Agent` by reference.
@@ -207,6 +248,7 @@ impl AgentSpec {
         self.mcp_server_usages.push(McpServerUsage {
             mcp_server_ref: ResourceRef::named(name),
             enabled_tools: tools.into_iter().map(Into::into).collect(),
+            tool_approval_overrides: None,
         });
         self
     }
@@ -246,5 +288,31 @@ impl SubAgent {
     pub fn mcp_server(mut self, name: impl Into<String>) -> Self {
         self.mcp_servers.push(name.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_overrides_are_listed_an_unlisted_tool_needs_approval() {
+        let mut usage = McpServerUsage {
+            mcp_server_ref: ResourceRef::named("github"),
+            enabled_tools: Vec::new(),
+            tool_approval_overrides: None,
+        };
+        assert_eq!(usage.approval("create_issue"), None, "no list: nothing is gated");
+        usage.tool_approval_overrides = Some(vec![
+            ToolApprovalOverride { tool_name: "search".into(), requires_approval: false, message: None },
+            ToolApprovalOverride {
+                tool_name: "delete_repo".into(),
+                requires_approval: true,
+                message: Some("deletes a repository".into()),
+            },
+        ]);
+        assert_eq!(usage.approval("search"), None);
+        assert_eq!(usage.approval("delete_repo"), Some(Some("deletes a repository")));
+        assert_eq!(usage.approval("create_issue"), Some(None), "missing from the list: gated");
     }
 }

@@ -46,11 +46,53 @@ pub struct EnvironmentValue {
     pub description: Option<String>,
 }
 
+/// A variable a resource needs, in Stigmer's `env` shape: an `Agent`'s or `McpServer`'s `spec.env`
+/// maps each variable's name to one of these. An environment attached to an instance, or
+/// `--env`/`--secret`, gives the value; without one the default is used, and a variable that is
+/// neither optional nor defaulted is an error when the agent runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariableSpec {
+    /// What the variable is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its value is a secret: masked in everything printed and recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_secret: bool,
+    /// The resource works without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// The value used when no environment gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
+}
+
+impl VariableSpec {
+    /// Whether a run cannot start without a value for it.
+    #[must_use]
+    pub fn is_required(&self) -> bool {
+        !self.optional && self.default_value.is_none()
+    }
+}
+
+/// The secret an inline value (`{value, isSecret: true}`) of `environment`'s `key` is stored as:
+/// validation checks the name, apply stores the value under it.
+#[must_use]
+pub fn inline_secret_name(environment: &str, key: &str) -> String {
+    format!("{environment}.{key}")
+}
+
 impl ResourceSpec for EnvironmentSpec {
     const KIND: Kind = Kind::Environment;
 }
 
 impl EnvironmentSpec {
+    /// Whether the environment gives `key` a value (plain, or by secret reference).
+    #[must_use]
+    pub fn provides(&self, key: &str) -> bool {
+        self.data.get(key).is_some_and(|entry| entry.value.is_some() || entry.secret_ref.is_some())
+    }
+
     /// An empty environment.
     #[must_use]
     pub fn new() -> Self {

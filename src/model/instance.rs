@@ -18,8 +18,13 @@ pub type WorkflowInstance = Resource<WorkflowInstanceSpec>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentInstanceSpec {
-    /// The `Agent` this instance runs.
-    pub agent_ref: ResourceRef,
+    /// The `Agent` this instance runs, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_ref: Option<ResourceRef>,
+    /// The `Agent` this instance runs, by the id the backend gave it (Stigmer's `agent_id`;
+    /// `stigmer get agents -o wide` shows ids), instead of `agentRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
     /// What this instance is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -52,9 +57,10 @@ impl ResourceSpec for AgentInstanceSpec {
     const KIND: Kind = Kind::AgentInstance;
 
     fn references(&self) -> Vec<Reference> {
-        std::iter::once(Reference::to(&[Kind::Agent], &self.agent_ref, "/spec/agentRef".to_owned()))
-            .chain(environment_references(&self.environment_refs))
-            .collect()
+        let by_name =
+            self.agent_ref.iter().map(|agent| Reference::to(&[Kind::Agent], agent, "/spec/agentRef".to_owned()));
+        let by_id = self.agent_id.iter().map(|id| Reference::id(&[Kind::Agent], id, "/spec/agentId".to_owned()));
+        by_name.chain(by_id).chain(environment_references(&self.environment_refs)).collect()
     }
 }
 
@@ -72,7 +78,12 @@ impl AgentInstanceSpec {
     /// An instance of the agent named `agent`.
     #[must_use]
     pub fn new(agent: impl Into<String>) -> Self {
-        Self { agent_ref: ResourceRef::named(agent), description: None, environment_refs: Vec::new() }
+        Self {
+            agent_ref: Some(ResourceRef::named(agent)),
+            agent_id: None,
+            description: None,
+            environment_refs: Vec::new(),
+        }
     }
 
     /// Adds an environment (after those already added, so it wins over them).

@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::EnvironmentSpec;
+use super::environment::{EnvironmentSpec, VariableSpec};
 use super::kind::Kind;
 use super::resource::{Resource, ResourceSpec};
 
@@ -34,6 +34,10 @@ pub struct McpServerSpec {
     /// Variables the server needs (API keys, URLs), resolved from environments and secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_spec: Option<EnvironmentSpec>,
+    /// Variables the server needs, in Stigmer's shape: name → description, secret, optional,
+    /// default. Its `${VAR}` placeholders resolve from them; read together with `envSpec`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, VariableSpec>,
 }
 
 /// A server started as a local process.

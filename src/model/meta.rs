@@ -1,9 +1,11 @@
 //! Object metadata shared by every kind, and the rules for resource names.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The API version every stigmer manifest carries.
 pub const API_VERSION: &str = "agentic.stigmer.ai/v1";
@@ -23,14 +25,107 @@ pub struct ObjectMeta {
     #[schemars(extend("pattern" = NAME_PATTERN, "maxLength" = MAX_NAME_LEN))]
     pub name: String,
     /// Organization the resource belongs to on a server; the context's organization when absent.
+    /// On a server it must be the caller's organization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// Who may see the resource, as in Stigmer: `private` (the default), `org` or `public`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
     /// Key/value labels for selecting resources (`stigmer get agents -l team=cs`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Key/value notes for people and tools; not used for selection.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Who may see a resource. Stigmer's API spells the values `visibility_private`,
+/// `visibility_org` and `visibility_public` (protojson: upper case); the short forms are what
+/// stigmer writes back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// Only its owner.
+    #[default]
+    Private,
+    /// Everyone in its organization.
+    Org,
+    /// Everyone.
+    Public,
+}
+
+impl Visibility {
+    /// Every value, in the order of Stigmer's enum.
+    pub const ALL: [Self; 3] = [Self::Private, Self::Org, Self::Public];
+
+    /// The short spelling stigmer writes: `private`, `org`, `public`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Org => "org",
+            Self::Public => "public",
+        }
+    }
+
+    /// Reads any accepted spelling: `private`, `visibility_private`, `VISIBILITY_PRIVATE`, …
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| {
+            let short = v.as_str();
+            text == short
+                || text.strip_prefix("visibility_") == Some(short)
+                || text
+                    .strip_prefix("VISIBILITY_")
+                    .is_some_and(|rest| rest.eq_ignore_ascii_case(short) && rest == rest.to_ascii_uppercase())
+        })
+    }
+
+    /// Every spelling [`Visibility::parse`] accepts, for the schema and for hints.
+    #[must_use]
+    pub fn spellings() -> Vec<String> {
+        Self::ALL
+            .iter()
+            .flat_map(|v| {
+                let short = v.as_str();
+                [short.to_owned(), format!("visibility_{short}"), format!("VISIBILITY_{}", short.to_ascii_uppercase())]
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Visibility {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Visibility {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("visibility \"{text}\" is not one of private, org, public"))
+        })
+    }
+}
+
+impl JsonSchema for Visibility {
+    fn schema_name() -> Cow<'static, str> {
+        "Visibility".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Who may see the resource: private (the default), org or public; Stigmer's visibility_private, visibility_org and visibility_public are accepted too.",
+            "type": "string",
+            "enum": Self::spellings(),
+        })
+    }
 }
 
 impl ObjectMeta {
@@ -110,6 +205,23 @@ mod tests {
         assert_eq!(check_name("-x"), Err(NameError::BadEdge));
         assert_eq!(check_name(&"a".repeat(64)), Err(NameError::TooLong(64)));
         assert_eq!(check_name(&"a".repeat(63)), Ok(()));
+    }
+
+    #[test]
+    fn visibility_reads_every_spelling_and_writes_the_short_one() {
+        for (written, expected) in [
+            ("private", Visibility::Private),
+            ("visibility_org", Visibility::Org),
+            ("VISIBILITY_PUBLIC", Visibility::Public),
+        ] {
+            let read: Visibility = serde_json::from_value(serde_json::json!(written)).unwrap();
+            assert_eq!(read, expected, "{written}");
+            assert_eq!(serde_json::to_value(read).unwrap(), serde_json::json!(expected.as_str()));
+        }
+        for refused in ["secret", "Org", "visibility_ORG", "VISIBILITY_org"] {
+            assert!(serde_json::from_value::<Visibility>(serde_json::json!(refused)).is_err(), "{refused}");
+        }
+        assert!(Visibility::spellings().iter().all(|s| Visibility::parse(s).is_some()));
     }
 
     #[test]

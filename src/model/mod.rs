@@ -47,14 +47,16 @@ pub mod runtime;
 pub mod skill;
 pub mod workflow;
 
-pub use agent::{Agent, AgentSpec, McpServerDefinition, McpServerUsage, ModelConfig, SubAgent, ToolSelection};
-pub use environment::{Environment, EnvironmentSpec, EnvironmentValue};
+pub use agent::{
+    Agent, AgentSpec, McpServerDefinition, McpServerUsage, ModelConfig, SubAgent, ToolApprovalOverride, ToolSelection,
+};
+pub use environment::{Environment, EnvironmentSpec, EnvironmentValue, VariableSpec};
 pub use instance::{AgentInstance, AgentInstanceSpec, WorkflowInstance, WorkflowInstanceSpec};
 pub use kind::{Kind, UnknownKind};
 pub use mcp_server::{
     DockerTransport, HttpTransport, McpServer, McpServerSpec, PortMapping, StdioTransport, VolumeMount,
 };
-pub use meta::{API_VERSION, ObjectMeta};
+pub use meta::{API_VERSION, ObjectMeta, Visibility};
 pub use reference::{Reference, ResourceRef};
 pub use resource::{Resource, ResourceSpec};
 pub use runtime::{AgentExecution, AgentExecutionSpec, Session, SessionSpec, WorkflowExecution, WorkflowExecutionSpec};

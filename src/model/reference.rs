@@ -142,10 +142,14 @@ pub struct Reference {
     /// Kinds the target may be (the first is the expected one; `call: agent` may name an
     /// agent or an agent instance).
     pub kinds: &'static [Kind],
-    /// The target's name.
+    /// The target: its name, or its stored id when [`Reference::by_id`].
     pub name: String,
+    /// The target is named by the id the backend gave it (`agentId`), not by its name.
+    pub by_id: bool,
     /// The kind the author wrote in a reference object, if any.
     pub written_kind: Option<String>,
+    /// The organization the author wrote in a reference object, if any.
+    pub org: Option<String>,
     /// JSON pointer of the reference within the manifest (`/spec/skillRefs/0`).
     pub pointer: String,
 }
@@ -154,7 +158,20 @@ impl Reference {
     /// A reference to a resource of one kind, from the field at `pointer`.
     #[must_use]
     pub fn to(kind: &'static [Kind], reference: &ResourceRef, pointer: String) -> Self {
-        Self { kinds: kind, name: reference.name.clone(), written_kind: reference.kind.clone(), pointer }
+        Self {
+            kinds: kind,
+            name: reference.name.clone(),
+            by_id: false,
+            written_kind: reference.kind.clone(),
+            org: reference.org.clone(),
+            pointer,
+        }
+    }
+
+    /// A reference by stored id (Stigmer's `agent_id`), from the field at `pointer`.
+    #[must_use]
+    pub fn id(kind: &'static [Kind], id: &str, pointer: String) -> Self {
+        Self { kinds: kind, name: id.to_owned(), by_id: true, written_kind: None, org: None, pointer }
     }
 }
 

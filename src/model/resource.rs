@@ -73,6 +73,12 @@ impl<S: ResourceSpec> Resource<S> {
         &self.metadata.name
     }
 
+    /// The address people type and read: `agent/support-bot`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        format!("{}/{}", S::KIND.cli_name(), self.name())
+    }
+
     /// The manifest as YAML, exactly as `export` writes it.
     ///
     /// # Errors

@@ -141,16 +141,14 @@ impl From<&ApplyBatch> for v1::ApplyRequest {
             .iter()
             .map(|item| {
                 let write = match &item.write {
-                    Write::Create { manifest, hash } => v1::Write {
+                    Write::Create { manifest } => v1::Write {
                         op: v1::write::Op::Create.into(),
                         manifest_json: json_bytes(manifest),
-                        hash: hash.clone(),
                         expected_generation: 0,
                     },
-                    Write::Update { manifest, hash, expected_generation } => v1::Write {
+                    Write::Update { manifest, expected_generation } => v1::Write {
                         op: v1::write::Op::Update.into(),
                         manifest_json: json_bytes(manifest),
-                        hash: hash.clone(),
                         expected_generation: *expected_generation,
                     },
                     Write::Delete { expected_generation } => v1::Write {
@@ -175,12 +173,9 @@ impl TryFrom<v1::ApplyRequest> for ApplyBatch {
             .map(|item| {
                 let write = item.write.ok_or_else(|| WireError(format!("{} has no write", item.name)))?;
                 let write = match v1::write::Op::try_from(write.op) {
-                    Ok(v1::write::Op::Create) => {
-                        Write::Create { manifest: json(&write.manifest_json)?, hash: write.hash }
-                    }
+                    Ok(v1::write::Op::Create) => Write::Create { manifest: json(&write.manifest_json)? },
                     Ok(v1::write::Op::Update) => Write::Update {
                         manifest: json(&write.manifest_json)?,
-                        hash: write.hash,
                         expected_generation: write.expected_generation,
                     },
                     Ok(v1::write::Op::Delete) => Write::Delete { expected_generation: write.expected_generation },
@@ -544,12 +539,12 @@ mod tests {
                 BatchItem {
                     kind: Kind::Agent,
                     name: "a".into(),
-                    write: Write::Create { manifest: serde_json::json!({"n": 1.5, "s": "x"}), hash: "h".into() },
+                    write: Write::Create { manifest: serde_json::json!({"n": 1.5, "s": "x"}) },
                 },
                 BatchItem {
                     kind: Kind::Skill,
                     name: "b".into(),
-                    write: Write::Update { manifest: serde_json::json!([]), hash: "g".into(), expected_generation: 3 },
+                    write: Write::Update { manifest: serde_json::json!([]), expected_generation: 3 },
                 },
                 BatchItem { kind: Kind::Skill, name: "c".into(), write: Write::Delete { expected_generation: 7 } },
             ],

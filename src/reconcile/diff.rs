@@ -100,7 +100,6 @@ mod tests {
             name: "tool".into(),
             before,
             after,
-            hash: String::new(),
             generation: 1,
             previous_owner: None,
         };

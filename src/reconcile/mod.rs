@@ -6,6 +6,7 @@
 pub use crate::model::canonical;
 pub mod diff;
 pub mod export;
+mod ids;
 mod ops;
 pub mod plan;
 pub mod secrets;
@@ -69,12 +70,35 @@ pub enum ReconcileError {
     },
 }
 
-/// Names of what a backend holds, so validation resolves references to it.
-pub struct Observed<'a>(pub &'a [StoredResource]);
+/// What a backend holds, so validation resolves references to it, and the organization it acts
+/// in, so manifests naming another are refused with their place.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The stored resources.
+    pub resources: &'a [StoredResource],
+    /// The caller's organization on a server; `None` locally.
+    pub org: Option<&'a str>,
+}
+
+impl<'a> Observed<'a> {
+    /// What a local store holds (no organization).
+    #[must_use]
+    pub fn local(resources: &'a [StoredResource]) -> Self {
+        Self { resources, org: None }
+    }
+}
 
 impl ResourceLookup for Observed<'_> {
     fn names(&self, kind: Kind) -> Vec<String> {
-        self.0.iter().filter(|r| r.kind == kind).map(|r| r.name.clone()).collect()
+        self.resources.iter().filter(|r| r.kind == kind).map(|r| r.name.clone()).collect()
+    }
+
+    fn name_of_id(&self, kind: Kind, id: &str) -> Option<Option<String>> {
+        Some(self.resources.iter().find(|r| r.kind == kind && r.uid == id).map(|r| r.name.clone()))
+    }
+
+    fn org(&self) -> Option<&str> {
+        self.org
     }
 }
 
@@ -121,7 +145,18 @@ pub async fn prepare_checked<B: Backend>(
     options: &PlanOptions,
 ) -> Result<Prepared, ReconcileError> {
     let observed = backend.list(&ResourceQuery::all()).await?;
-    prepare_observed(set, outcomes, &observed, options)
+    // Only manifests that name an organization need to know which one the backend acts in.
+    let org = if names_an_org(&outcomes) { backend.whoami().await?.org } else { None };
+    prepare_observed(set, outcomes, Observed { resources: &observed, org: org.as_deref() }, options)
+}
+
+/// Whether any resource names an organization, in its metadata or in a reference.
+#[must_use]
+pub fn names_an_org(outcomes: &[DocumentOutcome]) -> bool {
+    outcomes
+        .iter()
+        .filter_map(|o| o.resource.as_deref())
+        .any(|resource| resource.metadata().org.is_some() || resource.references().iter().any(|r| r.org.is_some()))
 }
 
 /// [`prepare_checked`] against resources already listed (watch mode keeps them while the
@@ -132,10 +167,10 @@ pub async fn prepare_checked<B: Backend>(
 pub fn prepare_observed(
     set: &ManifestSet,
     outcomes: Vec<DocumentOutcome>,
-    observed: &[StoredResource],
+    observed: Observed<'_>,
     options: &PlanOptions,
 ) -> Result<Prepared, ReconcileError> {
-    let mut validation = check_set(set, outcomes, &Observed(observed));
+    let mut validation = check_set(set, outcomes, &observed);
     if validation.has_errors() {
         return Ok(Prepared { validation, plan: None, secrets: Vec::new() });
     }
@@ -144,8 +179,9 @@ pub fn prepare_observed(
         .into_iter()
         .map(|r| Desired { resource: r.resource, canonical: r.canonical })
         .collect();
+    let desired = ids::resolve_agent_ids(desired, observed.resources);
     let (desired, secrets) = secrets::extract_inline(desired);
-    let plan = plan(&desired, observed, options)?;
+    let plan = plan(&desired, observed.resources, options)?;
     Ok(Prepared { validation, plan: Some(plan), secrets })
 }
 

@@ -94,7 +94,6 @@ pub fn plan_rollback(
             name: name.to_owned(),
             before: current.manifest.clone(),
             after: revision.manifest.clone(),
-            hash,
             generation: current.generation,
             previous_owner: None,
         }
@@ -121,12 +120,10 @@ pub fn plan_create(resource: &AnyResource, observed: &[StoredResource]) -> Resul
             });
         }
     }
-    let canonical = crate::model::canonical::Canonical::of(resource);
     let change = Change::Create {
         kind: resource.kind(),
         name: resource.name().to_owned(),
-        after: canonical.manifest,
-        hash: canonical.hash,
+        after: crate::model::canonical::manifest(resource),
     };
     Ok(Plan { apply_set: None, changes: vec![change] })
 }

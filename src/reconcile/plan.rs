@@ -54,9 +54,6 @@ pub enum Change {
         name: String,
         /// The manifest to store.
         after: Value,
-        /// Its hash.
-        #[serde(skip)]
-        hash: String,
     },
     /// The resource exists and differs (in manifest or owner).
     Update {
@@ -68,9 +65,6 @@ pub enum Change {
         before: Value,
         /// The manifest to store.
         after: Value,
-        /// Its hash.
-        #[serde(skip)]
-        hash: String,
         /// The generation seen.
         generation: u64,
         /// The owner it moves from, when the apply set changes (`Some(None)`: made by hand).
@@ -144,9 +138,9 @@ impl Change {
     #[must_use]
     pub fn write(&self) -> Option<Write> {
         match self {
-            Self::Create { after, hash, .. } => Some(Write::Create { manifest: after.clone(), hash: hash.clone() }),
-            Self::Update { after, hash, generation, .. } => {
-                Some(Write::Update { manifest: after.clone(), hash: hash.clone(), expected_generation: *generation })
+            Self::Create { after, .. } => Some(Write::Create { manifest: after.clone() }),
+            Self::Update { after, generation, .. } => {
+                Some(Write::Update { manifest: after.clone(), expected_generation: *generation })
             }
             Self::Delete { generation, .. } => Some(Write::Delete { expected_generation: *generation }),
             Self::Unchanged { .. } => None,
@@ -251,12 +245,7 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
         let found = observed_by_key.get(&(kind, wanted.resource.name())).copied();
         let name = wanted.resource.name().to_owned();
         let Some(current) = found else {
-            changes.push(Change::Create {
-                kind,
-                name,
-                after: wanted.canonical.manifest.clone(),
-                hash: wanted.canonical.hash.clone(),
-            });
+            changes.push(Change::Create { kind, name, after: wanted.canonical.manifest.clone() });
             continue;
         };
         let owner_changes = current.apply_set != options.apply_set;
@@ -275,7 +264,6 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
                 name,
                 before: current.manifest.clone(),
                 after: wanted.canonical.manifest.clone(),
-                hash: wanted.canonical.hash.clone(),
                 generation: current.generation,
                 previous_owner: owner_changes.then(|| current.apply_set.clone()),
             });

@@ -5,6 +5,7 @@
 
 use super::{Desired, ReconcileError};
 use crate::backend::{Backend, BackendError};
+use crate::model::environment::inline_secret_name;
 use crate::model::{AnyResource, EnvironmentValue};
 use crate::secrets::SecretValue;
 
@@ -36,11 +37,6 @@ impl SecretChange {
     }
 }
 
-/// The secret an inline value of `environment`'s `key` becomes.
-pub fn inline_secret_name(environment: &str, key: &str) -> String {
-    format!("{environment}.{key}")
-}
-
 /// Moves every inline secret value out of the desired Environments: each resource that had one
 /// is replaced by the same resource holding a `secretRef` instead (canonical form and hash
 /// recomputed), and the values come back separately.
@@ -56,15 +52,18 @@ pub fn extract_inline(desired: Vec<Desired>) -> (Vec<Desired>, Vec<InlineSecret>
             let mut environment = environment.clone();
             let name = environment.metadata.name.clone();
             for (key, entry) in &mut environment.spec.data {
-                if let (true, Some(value)) = (entry.is_secret, entry.value.take()) {
-                    let secret = inline_secret_name(&name, key);
-                    secrets.push(InlineSecret { name: secret.clone(), value: SecretValue::new(value) });
-                    *entry = EnvironmentValue {
-                        secret_ref: Some(secret),
-                        description: entry.description.take(),
-                        ..EnvironmentValue::default()
-                    };
+                // Only an entry marked secret gives up its value; a plain one stays as written.
+                if !entry.is_secret {
+                    continue;
                 }
+                let Some(value) = entry.value.take() else { continue };
+                let secret = inline_secret_name(&name, key);
+                secrets.push(InlineSecret { name: secret.clone(), value: SecretValue::new(value) });
+                *entry = EnvironmentValue {
+                    secret_ref: Some(secret),
+                    description: entry.description.take(),
+                    ..EnvironmentValue::default()
+                };
             }
             Desired::new(environment.into())
         })
@@ -122,6 +121,10 @@ mod tests {
         assert!(!manifest.contains("sk-inline"), "{manifest}");
         assert!(manifest.contains("\"secretRef\":\"prod.API_KEY\"") && manifest.contains("the key"), "{manifest}");
         assert_ne!(desired[0].canonical.hash, before.canonical.hash);
+
+        let kept = desired[0].resource.as_ref();
+        let AnyResource::Environment(kept) = kept else { panic!("an environment stays one") };
+        assert_eq!(kept.spec.data["REGION"].value.as_deref(), Some("eu"), "the plain value beside it is kept");
 
         let plain = Desired::new(Environment::new("dev", EnvironmentSpec::new().value("A", "b")).into());
         let (same, none) = extract_inline(vec![plain.clone()]);

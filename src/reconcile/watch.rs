@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{Plan, PlanOptions, ReconcileError, apply, prepare_observed};
+use super::{Observed, Plan, PlanOptions, ReconcileError, apply, names_an_org, prepare_observed};
 use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
 use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
 use crate::model::AnyResource;
@@ -247,7 +247,13 @@ impl CachedFile {
 struct ObservedCache {
     version: Option<u64>,
     resources: Vec<StoredResource>,
+    /// The organization the backend acts in, asked once, when a manifest first names one.
+    org: Option<OrgAnswer>,
 }
+
+/// What the backend said of its organization (none, locally).
+#[derive(Debug, Clone)]
+struct OrgAnswer(Option<String>);
 
 /// Past this many writes, a full listing is cheaper than fetching each written resource.
 const PATCH_LIMIT: usize = 64;
@@ -263,6 +269,14 @@ impl ObservedCache {
             self.version = Some(version);
         }
         Ok(&self.resources)
+    }
+
+    /// The organization the backend acts in (asked only once).
+    async fn org<B: Backend>(&mut self, backend: &B) -> Result<Option<String>, BackendError> {
+        if self.org.is_none() {
+            self.org = Some(OrgAnswer(backend.whoami().await?.org));
+        }
+        Ok(self.org.as_ref().and_then(|answer| answer.0.clone()))
     }
 
     /// Takes in our own batch. When it was the only commit since the listing, only what it
@@ -461,9 +475,12 @@ async fn reconcile<B: Backend>(
     let (set, outcomes) = workspace.snapshot();
     // One retry when the backend moved between plan and apply: the second plan sees the move.
     for attempt in 0..2 {
-        let prepared = match observed.current(backend).await {
-            Ok(resources) => prepare_observed(&set, outcomes.clone(), resources, &options.plan),
-            Err(error) => Err(error.into()),
+        let org = if names_an_org(&outcomes) { observed.org(backend).await } else { Ok(None) };
+        let prepared = match (org, observed.current(backend).await) {
+            (Ok(org), Ok(resources)) => {
+                prepare_observed(&set, outcomes.clone(), Observed { resources, org: org.as_deref() }, &options.plan)
+            }
+            (Err(error), _) | (_, Err(error)) => Err(error.into()),
         };
         let prepared = match prepared {
             Ok(prepared) => prepared,

@@ -1,13 +1,13 @@
-//! The variables a run gets, resolved once before anything starts. Later wins: the agent's or
-//! workflow's `envSpec` defaults < the instance's environments, in order < `--env K=V` /
-//! `--secret K=V` from the command line. Secret references are read from the backend's secret
+//! The variables a run gets, resolved once before anything starts. Later wins: the defaults the
+//! agent or workflow declares (`envSpec`, and Stigmer's `env`) < the instance's environments, in
+//! order < `--env K=V` / `--secret K=V` from the command line. Secret references are read from the backend's secret
 //! store here and nowhere else; every required key that ends up without a value is reported in
 //! one error. The result knows which values are secret, so a run can mask them everywhere.
 
 use indexmap::IndexMap;
 
 use crate::backend::{Backend, BackendError};
-use crate::model::{Environment, EnvironmentSpec};
+use crate::model::{Environment, EnvironmentSpec, VariableSpec};
 use crate::secrets::{Redactor, SecretValue};
 
 /// One resolved variable.
@@ -17,7 +17,7 @@ pub struct Variable {
     pub value: SecretValue,
     /// Whether it came from the secret store or `--secret`: masked in every output.
     pub secret: bool,
-    /// Where the value came from: `envSpec default`, `environment/prod`, `--env`, `--secret`.
+    /// Where the value came from: `default`, `environment/prod`, `--env`, `--secret`.
     pub source: String,
 }
 
@@ -60,33 +60,77 @@ pub enum ResolveError {
     Backend(#[from] BackendError),
 }
 
-/// Resolves a run's variables. `spec` is the agent's or workflow's `envSpec`; `environments` are
-/// the instance's environments, in the order it lists them.
+/// One variable a run declares it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declaration {
+    /// The value used when nothing else gives one.
+    pub default: Option<String>,
+    /// Its value is secret wherever it comes from: masked like a stored secret.
+    pub secret: bool,
+    /// The run cannot start without a value.
+    pub required: bool,
+    /// What it is for, for the error that names it missing.
+    pub description: Option<String>,
+}
+
+/// The variables a run declares, in the order first declared: an agent's or workflow's
+/// `envSpec` and `env`, then those of the MCP servers it uses. The first declaration of a name
+/// wins, so an agent can give a server's variable its own default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declarations {
+    /// By name.
+    pub entries: IndexMap<String, Declaration>,
+}
+
+impl Declarations {
+    /// Adds an `envSpec`: an entry with a `value` has that default; one without is required.
+    pub fn env_spec(&mut self, spec: Option<&EnvironmentSpec>) -> &mut Self {
+        for (key, entry) in spec.iter().flat_map(|spec| spec.data.iter()) {
+            self.entries.entry(key.clone()).or_insert_with(|| Declaration {
+                default: entry.value.clone(),
+                secret: entry.is_secret,
+                required: entry.value.is_none(),
+                description: entry.description.clone(),
+            });
+        }
+        self
+    }
+
+    /// Adds Stigmer's `env`: name → description, secret, optional, default.
+    pub fn env(&mut self, env: &IndexMap<String, VariableSpec>) -> &mut Self {
+        for (key, variable) in env {
+            self.entries.entry(key.clone()).or_insert_with(|| Declaration {
+                default: variable.default_value.clone(),
+                secret: variable.is_secret,
+                required: variable.is_required(),
+                description: variable.description.clone(),
+            });
+        }
+        self
+    }
+}
+
+/// Resolves a run's variables: what `declared` says the run needs, from the instance's
+/// `environments` (in the order it lists them) and the command line's `overrides`.
 ///
 /// # Errors
 /// Every required key without a value and every missing secret in one error, or a backend error.
 pub async fn resolve<B: Backend>(
     backend: &B,
-    spec: Option<&EnvironmentSpec>,
+    declared: &Declarations,
     environments: &[Environment],
     overrides: &Overrides,
 ) -> Result<Resolved, ResolveError> {
     let mut variables: IndexMap<String, Variable> = IndexMap::new();
-    let mut required: Vec<(String, Option<String>)> = Vec::new();
     let mut missing = Vec::new();
-    if let Some(spec) = spec {
-        for (key, entry) in &spec.data {
-            match &entry.value {
-                Some(value) => {
-                    let variable = Variable {
-                        value: SecretValue::new(value.clone()),
-                        secret: entry.is_secret,
-                        source: "envSpec default".to_owned(),
-                    };
-                    variables.insert(key.clone(), variable);
-                }
-                None => required.push((key.clone(), entry.description.clone())),
-            }
+    for (key, declaration) in &declared.entries {
+        if let Some(value) = &declaration.default {
+            let variable = Variable {
+                value: SecretValue::new(value.clone()),
+                secret: declaration.secret,
+                source: "default".to_owned(),
+            };
+            variables.insert(key.clone(), variable);
         }
     }
     for environment in environments {
@@ -116,10 +160,16 @@ pub async fn resolve<B: Backend>(
     for (key, value) in &overrides.secret {
         variables.insert(key.clone(), Variable { value: value.clone(), secret: true, source: "--secret".to_owned() });
     }
-    for (key, description) in required {
-        if !variables.contains_key(&key) {
-            let what = description.map(|d| format!(" ({d})")).unwrap_or_default();
+    for (key, declaration) in &declared.entries {
+        if declaration.required && !variables.contains_key(key) {
+            let what = declaration.description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
             missing.push(format!("{key}{what} is required and no environment, --env or --secret gives it"));
+        }
+        // A variable declared secret is masked wherever its value came from.
+        if declaration.secret
+            && let Some(variable) = variables.get_mut(key)
+        {
+            variable.secret = true;
         }
     }
     if missing.is_empty() { Ok(Resolved { variables }) } else { Err(ResolveError::Missing(missing)) }
@@ -150,7 +200,9 @@ mod tests {
             env: vec![("LEVEL".into(), "debug".into())],
             secret: vec![("DB_URL".into(), SecretValue::new("postgres://u:pw@db"))],
         };
-        let resolved = resolve(&backend, Some(&spec), &[shared.clone(), prod], &overrides).await.unwrap();
+        let mut declared = Declarations::default();
+        declared.env_spec(Some(&spec));
+        let resolved = resolve(&backend, &declared, &[shared.clone(), prod], &overrides).await.unwrap();
         let value = |key: &str| resolved.variables[key].value.expose().to_owned();
         assert_eq!(value("REGION"), "eu-west", "the instance's later environment wins");
         assert_eq!(value("LEVEL"), "debug", "--env wins over everything");
@@ -164,7 +216,7 @@ mod tests {
 
         // Nothing given: both required keys and the dangling secret, in one error.
         let dangling = Environment::new("bad", EnvironmentSpec::new().secret_ref("TOKEN", "no-such-secret"));
-        let error = resolve(&backend, Some(&spec), &[dangling], &Overrides::default()).await.unwrap_err();
+        let error = resolve(&backend, &declared, &[dangling], &Overrides::default()).await.unwrap_err();
         let message = error.to_string();
         assert!(message.starts_with("the run is missing values: "), "{message}");
         for part in [
@@ -174,5 +226,36 @@ mod tests {
         ] {
             assert!(message.contains(part), "{message}");
         }
+    }
+
+    #[tokio::test]
+    async fn stigmer_env_declarations_give_defaults_allow_optional_and_mask_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("local.db"), "t");
+        let variable = |default: Option<&str>, optional: bool, is_secret: bool| VariableSpec {
+            description: Some("what it is".into()),
+            is_secret,
+            optional,
+            default_value: default.map(str::to_owned),
+        };
+        let env: IndexMap<String, VariableSpec> = [
+            ("REGION".to_owned(), variable(Some("eu"), false, false)),
+            ("DEBUG".to_owned(), variable(None, true, false)),
+            ("TOKEN".to_owned(), variable(None, false, true)),
+        ]
+        .into_iter()
+        .collect();
+        let mut declared = Declarations::default();
+        declared.env(&env);
+        let error = resolve(&backend, &declared, &[], &Overrides::default()).await.unwrap_err().to_string();
+        assert!(error.contains("TOKEN (what it is) is required"), "{error}");
+        assert!(!error.contains("DEBUG") && !error.contains("REGION"), "optional and defaulted are not: {error}");
+
+        let prod = Environment::new("prod", EnvironmentSpec::new().value("TOKEN", "tok-plain"));
+        let resolved = resolve(&backend, &declared, &[prod], &Overrides::default()).await.unwrap();
+        assert_eq!(resolved.variables["REGION"].value.expose(), "eu");
+        assert!(!resolved.variables.contains_key("DEBUG"));
+        assert!(resolved.variables["TOKEN"].secret, "declared secret: masked though given in plain text");
+        assert_eq!(resolved.redactor().redact("t=tok-plain"), "t=***");
     }
 }

@@ -122,6 +122,7 @@ impl Service {
             store
         };
         Ok(LocalBackend::shared(store, caller.token.name.clone(), caller.address.map(|a| a.to_string()))
+            .in_org(caller.token.org.clone())
             .with_key(self.key.clone()))
     }
 

@@ -40,7 +40,7 @@ use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
     Write, Written, address,
 };
-use crate::model::Kind;
+use crate::model::{Kind, canonical};
 
 /// The store format this build writes, recorded in the `meta` table when a store is created.
 /// A store with a higher version was written by a newer stigmer and is refused.
@@ -349,7 +349,7 @@ impl Store {
             let current = self.read_resource(&resources, &key)?;
             let member = (item.kind, item.name.clone());
             let revision = match (&item.write, current) {
-                (Write::Create { manifest, hash }, None) => {
+                (Write::Create { manifest }, None) => {
                     let resource = StoredResource {
                         kind: item.kind,
                         name: item.name.clone(),
@@ -357,7 +357,7 @@ impl Store {
                         generation: 1,
                         created_at: now,
                         updated_at: now,
-                        hash: hash.clone(),
+                        hash: canonical::hash(manifest),
                         apply_set: batch.apply_set.clone(),
                         manifest: manifest.clone(),
                         status: None,
@@ -366,14 +366,14 @@ impl Store {
                     self.change_owner(&mut inventories, &apply_sets, member, None, owner)?;
                     (RevisionAction::Created, resource.generation, resource.hash, resource.manifest)
                 }
-                (Write::Update { manifest, hash, expected_generation }, Some(existing))
+                (Write::Update { manifest, expected_generation }, Some(existing))
                     if existing.generation == *expected_generation =>
                 {
                     let previous_owner = existing.apply_set.clone();
                     let resource = StoredResource {
                         generation: existing.generation + 1,
                         updated_at: now,
-                        hash: hash.clone(),
+                        hash: canonical::hash(manifest),
                         apply_set: batch.apply_set.clone(),
                         manifest: manifest.clone(),
                         ..existing

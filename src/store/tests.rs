@@ -38,7 +38,7 @@ fn create_labelled(kind: Kind, name: &str, labels: &[(&str, &str)]) -> BatchItem
     BatchItem {
         kind,
         name: name.to_owned(),
-        write: Write::Create { manifest: manifest(kind, name, labels, &json!({})), hash: format!("h-{name}-0") },
+        write: Write::Create { manifest: manifest(kind, name, labels, &json!({})) },
     }
 }
 
@@ -46,11 +46,7 @@ fn update(kind: Kind, name: &str, expected_generation: u64, version: u64) -> Bat
     BatchItem {
         kind,
         name: name.to_owned(),
-        write: Write::Update {
-            manifest: manifest(kind, name, &[], &json!({"version": version})),
-            hash: format!("h-{name}-{version}"),
-            expected_generation,
-        },
+        write: Write::Update { manifest: manifest(kind, name, &[], &json!({"version": version})), expected_generation },
     }
 }
 
@@ -88,7 +84,9 @@ fn create_update_delete_track_generations_revisions_and_audit() {
     let updated = store.get(Kind::Agent, "bot").unwrap().unwrap();
     assert_eq!((updated.generation, updated.created_at, updated.updated_at), (2, at(0), at(10)));
     assert_eq!(updated.uid, created.uid);
-    assert_eq!(updated.hash, "h-bot-2");
+    // The store hashes what it stores; a writer cannot make it claim other content.
+    assert_eq!(updated.hash, canonical::hash(&updated.manifest));
+    assert_ne!(updated.hash, created.hash);
     assert_eq!(updated.manifest["spec"]["version"], 2);
 
     let receipt = store.apply(&batch(Some("demo"), vec![delete(Kind::Agent, "bot", 2)]), "cleo", at(20)).unwrap();
@@ -111,7 +109,7 @@ fn create_update_delete_track_generations_revisions_and_audit() {
     );
     // A deletion keeps the last manifest, so rollback can bring it back.
     assert_eq!(history[2].manifest, updated.manifest);
-    assert_eq!(history[2].hash, "h-bot-2");
+    assert_eq!(history[2].hash, updated.hash);
     assert!(history.iter().all(|r| r.apply_set.as_deref() == Some("demo")));
 
     let audit = store.audit(None).unwrap();

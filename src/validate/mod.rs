@@ -25,6 +25,19 @@ pub use workflow::TASK_KINDS;
 pub trait ResourceLookup {
     /// Names of the existing resources of `kind`.
     fn names(&self, kind: Kind) -> Vec<String>;
+
+    /// The name of the existing resource of `kind` that the backend stored with this id:
+    /// `Some(None)` when none has it, `None` when this lookup cannot tell (no backend).
+    fn name_of_id(&self, kind: Kind, id: &str) -> Option<Option<String>> {
+        let _ = (kind, id);
+        None
+    }
+
+    /// The organization the backend acts in (a server caller's org); `None` for the local store,
+    /// where `metadata.org` is kept as written.
+    fn org(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// No resources outside the manifest set.
@@ -266,6 +279,12 @@ impl DocumentCheck<'_> {
         let mut known = KnownFields::new();
         structure::normalize(&mut json, &schema.json, &schema.json, "", &mut known);
 
+        if kind == Kind::Workflow
+            && let Some(spec) = json.get_mut("spec")
+            && !self.description_synonym(spec)
+        {
+            return None;
+        }
         let mut problems = Vec::new();
         if kind == Kind::Workflow
             && let Some(spec) = json.get("spec")
@@ -315,6 +334,35 @@ impl DocumentCheck<'_> {
             Err(error) => {
                 self.error("invalid-manifest", "", format!("invalid {kind}: {error}"), None);
                 None
+            }
+        }
+    }
+
+    /// `document.description` is read as `document.summary`, with a warning; both at once is an
+    /// error (and `false`).
+    fn description_synonym(&mut self, spec: &mut Value) -> bool {
+        let location = || location_of(self.set, self.document, "/spec/document", Some("description"));
+        match crate::model::dsl::summary_from_description(spec) {
+            crate::model::dsl::DescriptionField::Absent => true,
+            crate::model::dsl::DescriptionField::ReadAsSummary => {
+                let warning = Diagnostic::warning(
+                    "description-is-summary",
+                    "document.description is not a Serverless Workflow field; it is read as document.summary",
+                )
+                .at(location())
+                .hint("rename description to summary, the field the DSL defines");
+                self.diagnostics.push(warning);
+                true
+            }
+            crate::model::dsl::DescriptionField::BesideSummary => {
+                let error = Diagnostic::error(
+                    "description-is-summary",
+                    "document has both summary and description, which means summary too",
+                )
+                .at(location())
+                .hint("keep summary and remove description");
+                self.diagnostics.push(error);
+                false
             }
         }
     }

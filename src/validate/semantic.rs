@@ -42,6 +42,121 @@ pub fn check(set: &ManifestSet, resources: &[ValidResource], existing: &dyn Reso
         }
     }
     check_references(set, resources, &first, existing, out);
+    if let Some(org) = existing.org() {
+        check_orgs(set, resources, org, out);
+    }
+    environment_coverage(set, resources, &first, out);
+}
+
+/// On a server, a resource belongs to the caller's organization: a manifest that names another
+/// (in `metadata.org`, or in a reference) is refused where it says so.
+fn check_orgs(set: &ManifestSet, resources: &[ValidResource], org: &str, out: &mut Vec<Diagnostic>) {
+    for resource in resources {
+        let at = |pointer: &str| location_of(set, &set.documents[resource.document], pointer, None);
+        let address = resource.resource.address();
+        if let Some(named) = resource.resource.metadata().org.as_deref().filter(|named| *named != org) {
+            out.push(
+                Diagnostic::error(
+                    "wrong-org",
+                    format!("{address} is declared in org \"{named}\", but this context acts in org \"{org}\""),
+                )
+                .at(at("/metadata/org"))
+                .hint(format!(
+                    "remove metadata.org to use the context's org, or log in to org {named} (`stigmer login --org {named}`)"
+                )),
+            );
+        }
+        for reference in resource.resource.references() {
+            let Some(named) = reference.org.as_deref().filter(|named| *named != org) else { continue };
+            let kind = reference.kinds.first().copied().unwrap_or(Kind::Agent);
+            out.push(
+                Diagnostic::error(
+                    "wrong-org",
+                    format!(
+                        "{address} refers to {} \"{}\" in org \"{named}\", but this context acts in org \"{org}\"; references stay within one org",
+                        kind.cli_name(),
+                        reference.name
+                    ),
+                )
+                .at(at(&format!("{}/org", reference.pointer)))
+                .hint(format!("remove org from the reference, or set it to {org}")),
+            );
+        }
+    }
+}
+
+/// Warns about an agent instance whose environments, as far as the manifests show them, leave
+/// a variable the agent (or an MCP server it uses) requires without a value: running it would
+/// fail. Environments that live only in the backend are not known here, so an instance using
+/// one is not judged.
+fn environment_coverage(
+    set: &ManifestSet,
+    resources: &[ValidResource],
+    declared: &HashMap<(Kind, &str), &ValidResource>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let declared_as = |kind: Kind, name: &str| declared.get(&(kind, name)).map(|r| r.resource.as_ref());
+    for resource in resources {
+        let AnyResource::AgentInstance(instance) = resource.resource.as_ref() else { continue };
+        let Some(agent_ref) = &instance.spec.agent_ref else { continue };
+        let Some(AnyResource::Agent(agent)) = declared_as(Kind::Agent, &agent_ref.name) else { continue };
+        let mut environments = Vec::new();
+        for reference in &instance.spec.environment_refs {
+            match declared_as(Kind::Environment, &reference.name) {
+                Some(AnyResource::Environment(environment)) => environments.push(environment),
+                _ => return,
+            }
+        }
+        let mut required: Vec<(String, String)> = required_variables(&agent.spec.env, agent.spec.env_spec.as_ref())
+            .into_iter()
+            .map(|key| (key, agent.address()))
+            .collect();
+        for usage in &agent.spec.mcp_server_usages {
+            if let Some(AnyResource::McpServer(server)) = declared_as(Kind::McpServer, &usage.mcp_server_ref.name) {
+                let needs = required_variables(&server.spec.env, server.spec.env_spec.as_ref());
+                required.extend(needs.into_iter().map(|key| (key, server.address())));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (key, needed_by) in required {
+            if !seen.insert(key.clone()) || environments.iter().any(|e| e.spec.provides(&key)) {
+                continue;
+            }
+            let given_by = if environments.is_empty() {
+                "it has no environments".to_owned()
+            } else {
+                format!(
+                    "none of its environments ({}) gives it",
+                    environments.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+                )
+            };
+            let pointer = if instance.spec.environment_refs.is_empty() { "/spec" } else { "/spec/environmentRefs" };
+            out.push(
+                Diagnostic::warning(
+                    "unprovided-variable",
+                    format!("{}: {needed_by} requires {key}, and {given_by}", resource.resource.address()),
+                )
+                .at(location_of(set, &set.documents[resource.document], pointer, None))
+                .hint(format!(
+                    "add {key} to an environment of the instance, or give it with --env/--secret when executing; running the instance without it fails"
+                )),
+            );
+        }
+    }
+}
+
+/// The variables an `env` and an `envSpec` declare as required (no default, not optional).
+fn required_variables(
+    env: &indexmap::IndexMap<String, crate::model::VariableSpec>,
+    env_spec: Option<&crate::model::EnvironmentSpec>,
+) -> Vec<String> {
+    let declared = env.iter().filter(|(_, v)| v.is_required()).map(|(k, _)| k.clone());
+    let specified = env_spec
+        .iter()
+        .flat_map(|spec| spec.data.iter())
+        .filter(|(_, v)| v.value.is_none() && v.secret_ref.is_none())
+        .map(|(k, _)| k.clone());
+    declared.chain(specified).collect()
 }
 
 /// Values marked `isSecret` but written in plain text in an Environment: (pointer, key, value).
@@ -107,7 +222,7 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                 // An inline secret is stored under `<environment>.<KEY>`: refused here, with its
                 // place, rather than when the apply stores it.
                 if value.is_secret && value.value.is_some() {
-                    let secret = crate::reconcile::secrets::inline_secret_name(env.name(), key);
+                    let secret = crate::model::environment::inline_secret_name(env.name(), key);
                     if let Err(error) = crate::backend::check_secret_name(&secret) {
                         out.push((
                             format!("/spec/data/{}", super::locate::escape(key)),
@@ -183,6 +298,14 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                 }
             }
         }
+        AnyResource::AgentInstance(instance) => {
+            let set: Vec<&str> =
+                [("agentRef", instance.spec.agent_ref.is_some()), ("agentId", instance.spec.agent_id.is_some())]
+                    .into_iter()
+                    .filter_map(|(n, s)| s.then_some(n))
+                    .collect();
+            exactly_one(&mut out, "/spec".to_owned(), "the agent instance", &set, "agentRef or agentId");
+        }
         _ => {}
     }
     out
@@ -218,6 +341,10 @@ fn check_references(
                     );
                     continue;
                 }
+            }
+            if reference.by_id {
+                check_id_reference(resource, &reference, existing, location, out);
+                continue;
             }
             let found = reference.kinds.iter().any(|kind| {
                 declared.contains_key(&(*kind, reference.name.as_str()))
@@ -270,5 +397,37 @@ fn check_references(
                 .hint(hint),
             );
         }
+    }
+}
+
+/// A reference by stored id (`agentId`) resolves only against the backend, where ids are given;
+/// without a backend (`stigmer validate`) it cannot be judged.
+fn check_id_reference(
+    resource: &ValidResource,
+    reference: &crate::model::Reference,
+    existing: &dyn ResourceLookup,
+    location: impl Fn() -> Location,
+    out: &mut Vec<Diagnostic>,
+) {
+    let expected = reference.kinds.first().copied().unwrap_or(Kind::Agent);
+    if let Some(None) = existing.name_of_id(expected, &reference.name) {
+        out.push(
+            Diagnostic::error(
+                "unknown-id",
+                format!(
+                    "{} refers to {} id \"{}\", which no stored {} has",
+                    resource.resource.address(),
+                    expected.cli_name(),
+                    reference.name,
+                    expected.cli_name()
+                ),
+            )
+            .at(location())
+            .hint(format!(
+                "`stigmer get {}s -o wide` lists the ids; or refer to the {} by name with agentRef",
+                expected.cli_name(),
+                expected.cli_name()
+            )),
+        );
     }
 }

@@ -116,6 +116,36 @@ pub struct Document {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// What [`summary_from_description`] found in a document's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptionField {
+    /// No `document.description`.
+    Absent,
+    /// `document.description` was renamed to `summary`, the field the DSL defines.
+    ReadAsSummary,
+    /// Both are written; nothing was changed.
+    BesideSummary,
+}
+
+/// Reads `document.description`, which many existing workflow files carry though the DSL calls
+/// the field `summary`, as `summary` in a workflow document's JSON (the document itself, or a
+/// Workflow manifest's `spec`). The caller warns, naming the standard field.
+pub fn summary_from_description(workflow: &mut Value) -> DescriptionField {
+    let Some(header) = workflow.get_mut("document").and_then(Value::as_object_mut) else {
+        return DescriptionField::Absent;
+    };
+    if !header.contains_key("description") {
+        return DescriptionField::Absent;
+    }
+    if header.contains_key("summary") {
+        return DescriptionField::BesideSummary;
+    }
+    if let Some(description) = header.remove("description") {
+        header.insert("summary".to_owned(), description);
+    }
+    DescriptionField::ReadAsSummary
+}
+
 impl Document {
     /// A header for DSL [`DSL_VERSION`] with this namespace, name and version.
     #[must_use]

@@ -79,6 +79,9 @@ impl PreparedAgent {
                             input_schema: tool.input_schema.clone(),
                         },
                         route: Route::Mcp(tool.exposed_name.clone()),
+                        approval: server
+                            .approval(&tool.name)
+                            .map(|message| ApprovalGate { message: message.map(str::to_owned) }),
                     });
                 }
             }
@@ -96,6 +99,15 @@ pub struct Tool {
     pub definition: ToolDefinition,
     /// Who serves it.
     pub route: Route,
+    /// Set when each call needs a person's approval first.
+    pub approval: Option<ApprovalGate>,
+}
+
+/// A tool whose calls a person must approve (a usage's `toolApprovalOverrides`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalGate {
+    /// What the person approving is told.
+    pub message: Option<String>,
 }
 
 /// Who serves a tool.
@@ -237,6 +249,17 @@ pub enum AgentError {
         #[source]
         source: ProviderError,
     },
+    /// The model asked for a call that needs a person's approval, which this runtime cannot ask
+    /// for: the run stops before making it (or any other call of that answer).
+    #[error("agent `{agent}` asked to call `{tool}`, which needs approval{}; nothing was called", .message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    ApprovalRequired {
+        /// The agent.
+        agent: String,
+        /// The tool, as the model named it.
+        tool: String,
+        /// The override's message.
+        message: Option<String>,
+    },
     /// The model kept calling tools.
     #[error("agent `{agent}` reached its limit of {limit} steps without a final answer")]
     StepLimit {
@@ -255,6 +278,9 @@ impl AgentError {
             Self::StepLimit { .. } => {
                 Some("raise it with --max-steps, or make the instructions say when to stop".to_owned())
             }
+            Self::ApprovalRequired { .. } => Some(
+                "this runtime cannot ask a person to approve tool calls yet: set requiresApproval: false in the usage's toolApprovalOverrides, or leave the tool out of enabledTools".to_owned(),
+            ),
         }
     }
 }
@@ -326,9 +352,20 @@ pub fn converse<'a, S: ToolServers>(
                 let messages = request.messages.split_off(first_new);
                 return Ok(Answer { text: completion.text, messages, usage });
             }
+            // A call that needs approval stops the run before any call of this answer is made.
+            if let Some((call, gate)) = completion.tool_calls.iter().find_map(|call| {
+                let tool = agent.tools.iter().find(|tool| tool.definition.name == call.name)?;
+                Some((call, tool.approval.as_ref()?))
+            }) {
+                return Err(AgentError::ApprovalRequired {
+                    agent: agent.name.clone(),
+                    tool: call.name.clone(),
+                    message: gate.message.clone(),
+                });
+            }
             for call in &completion.tool_calls {
                 let started = Instant::now();
-                let outcome = call_tool(agent, servers, call, limits, observer).await;
+                let outcome = call_tool(agent, servers, call, limits, observer).await?;
                 observer.event(&AgentEvent::ToolResult {
                     agent: agent.name.clone(),
                     call_id: call.id.clone(),
@@ -362,38 +399,43 @@ async fn ask(
         .map_err(|source| AgentError::Provider { agent: agent.name.clone(), source })
 }
 
-/// Runs one tool call wherever it is served; every failure is an error outcome.
+/// Runs one tool call wherever it is served; every failure is an error outcome the model
+/// reads, except a sub-agent's call that needs approval, which stops the whole run.
 async fn call_tool<S: ToolServers>(
     agent: &PreparedAgent,
     servers: &S,
     call: &ToolCall,
     limits: Limits,
     observer: &mut dyn AgentObserver,
-) -> ToolOutcome {
+) -> Result<ToolOutcome, AgentError> {
     let arguments = match call.checked_arguments() {
         Ok(arguments) => arguments,
-        Err(malformed) => return ToolOutcome { content: malformed.to_string(), is_error: true },
+        Err(malformed) => return Ok(ToolOutcome { content: malformed.to_string(), is_error: true }),
     };
     let Some(tool) = agent.tools.iter().find(|tool| tool.definition.name == call.name) else {
         let known: Vec<&str> = agent.tools.iter().map(|tool| tool.definition.name.as_str()).collect();
-        return ToolOutcome {
+        return Ok(ToolOutcome {
             content: format!("there is no tool named `{}`; the tools are: {}", call.name, known.join(", ")),
             is_error: true,
-        };
+        });
     };
-    match &tool.route {
+    Ok(match &tool.route {
         Route::Mcp(exposed) => servers.call(exposed, arguments).await,
         Route::SubAgent(index) => {
             let Some(sub_agent) = agent.sub_agents.get(*index) else {
-                return ToolOutcome { content: format!("sub-agent `{}` is not prepared", call.name), is_error: true };
+                return Ok(ToolOutcome {
+                    content: format!("sub-agent `{}` is not prepared", call.name),
+                    is_error: true,
+                });
             };
             let message = sub_agent_message(arguments);
             match converse(sub_agent, servers, Vec::new(), message, limits, observer).await {
                 Ok(answer) => ToolOutcome { content: answer.text, is_error: false },
+                Err(error @ AgentError::ApprovalRequired { .. }) => return Err(error),
                 Err(error) => ToolOutcome { content: format!("the sub-agent failed: {error}"), is_error: true },
             }
         }
-    }
+    })
 }
 
 /// The input schema offered for every sub-agent tool: the task to hand over.
@@ -500,6 +542,7 @@ mod tests {
                 input_schema: sub_agent_schema(),
             },
             route: Route::SubAgent(0),
+            approval: None,
         };
         let lead = agent("lead", &server, vec![tool], vec![researcher]);
         let mut events = Vec::new();

@@ -83,7 +83,7 @@ pub async fn launch<B: Backend>(
     workspace: &Path,
 ) -> Result<Launched, LaunchError> {
     let target = prepare::target(backend, name).await?;
-    let variables = environment::resolve(backend, target.env_spec().as_ref(), &target.environments, overrides).await?;
+    let variables = environment::resolve(backend, &target.declarations(), &target.environments, overrides).await?;
     let lookup = |name: &str| {
         variables
             .variables

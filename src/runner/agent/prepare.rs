@@ -10,9 +10,8 @@ use super::conversation::{PreparedAgent, Route, Tool, sub_agent_schema};
 use super::mcp::{McpError, McpServerConfig};
 use super::provider::{AnyProvider, ProviderError, SettingsSources, ToolDefinition, resolve_settings};
 use crate::backend::{Backend, BackendError, address};
-use crate::model::{
-    AgentSpec, AnyResource, Environment, EnvironmentSpec, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec,
-};
+use crate::model::{AgentSpec, AnyResource, Environment, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec};
+use crate::runner::environment::Declarations;
 
 /// How deep sub-agents may nest (an agent that names itself as its sub-agent stops here).
 const MAX_DEPTH: usize = 8;
@@ -93,18 +92,15 @@ pub struct Target {
 }
 
 impl Target {
-    /// The variables the run needs: the agent's `envSpec`, plus those of the MCP servers it uses
-    /// that the agent does not declare itself.
-    pub fn env_spec(&self) -> Option<EnvironmentSpec> {
-        let mut merged = self.spec.env_spec.clone();
+    /// The variables the run needs: the agent's `envSpec` and `env`, plus those of the MCP
+    /// servers it uses that the agent does not declare itself.
+    pub fn declarations(&self) -> Declarations {
+        let mut declared = Declarations::default();
+        declared.env_spec(self.spec.env_spec.as_ref()).env(&self.spec.env);
         for server in self.mcp_servers.values() {
-            let Some(spec) = &server.env_spec else { continue };
-            let merged = merged.get_or_insert_with(EnvironmentSpec::default);
-            for (key, value) in &spec.data {
-                merged.data.entry(key.clone()).or_insert_with(|| value.clone());
-            }
+            declared.env_spec(server.env_spec.as_ref()).env(&server.env);
         }
-        merged
+        declared
     }
 }
 
@@ -134,7 +130,16 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
     let Ok(AnyResource::AgentInstance(instance)) = AnyResource::from_value(Kind::AgentInstance, stored.manifest) else {
         return Err(PrepareError::Malformed { address: instance_address, detail: "not an AgentInstance".to_owned() });
     };
-    let agent_name = instance.spec.agent_ref.name.clone();
+    let agent_name = match (&instance.spec.agent_ref, &instance.spec.agent_id) {
+        (Some(reference), _) => reference.name.clone(),
+        (None, Some(id)) => agent_named_by_id(backend, id, &instance_address).await?,
+        (None, None) => {
+            return Err(PrepareError::Malformed {
+                address: instance_address,
+                detail: "it names no agent (agentRef or agentId)".to_owned(),
+            });
+        }
+    };
     let spec = agent(backend, &agent_name).await?.ok_or_else(|| PrepareError::NotFound {
         address: address(Kind::Agent, &agent_name),
         needed_by: instance_address.clone(),
@@ -157,6 +162,15 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
     }
     let mcp_servers = used_mcp_servers(backend, &spec, &instance_address).await?;
     Ok(Target { address: instance_address, name: agent_name, spec, environments, mcp_servers })
+}
+
+/// The name of the stored agent whose id is `id` (an instance's `agentId`).
+async fn agent_named_by_id<B: Backend>(backend: &B, id: &str, needed_by: &str) -> Result<String, PrepareError> {
+    let agents = backend.list(&crate::backend::ResourceQuery::kind(Kind::Agent)).await?;
+    agents.into_iter().find(|agent| agent.uid == id).map(|agent| agent.name).ok_or_else(|| PrepareError::NotFound {
+        address: format!("the agent with id {id}"),
+        needed_by: needed_by.to_owned(),
+    })
 }
 
 /// The `McpServer` resources `spec` uses, by name.
@@ -323,6 +337,7 @@ fn prepare_at<'a, B: Backend>(
             tools.push(Tool {
                 definition: ToolDefinition { name: sub.name.clone(), description, input_schema: sub_agent_schema() },
                 route: Route::SubAgent(sub_agents.len()),
+                approval: None,
             });
             sub_agents.push(prepared);
         }

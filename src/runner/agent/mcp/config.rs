@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use super::McpError;
 use super::placeholders::{Resolver, Variables};
-use crate::model::{HttpTransport, McpServerDefinition, McpServerSpec, McpServerUsage, StdioTransport, ToolSelection};
+use crate::model::{
+    HttpTransport, McpServerDefinition, McpServerSpec, McpServerUsage, StdioTransport, ToolApprovalOverride,
+    ToolSelection,
+};
 use crate::secrets::{Redactor, SecretValue};
 
 /// An MCP server an agent uses, before its placeholders are resolved.
@@ -18,6 +21,9 @@ pub struct McpServerConfig {
     pub transport: McpTransport,
     /// The tools the agent may call; all that the server offers when empty.
     pub enabled_tools: Vec<String>,
+    /// Which tools need a person's approval before each call (a usage's
+    /// `toolApprovalOverrides`); `None`: none does.
+    pub approvals: Option<Vec<ToolApprovalOverride>>,
 }
 
 /// How an MCP server is reached.
@@ -38,7 +44,12 @@ impl McpServerConfig {
             definition.http.as_ref(),
             definition.docker.is_some(),
         )?;
-        Ok(Self { name: definition.name.clone(), transport, enabled_tools: definition.enabled_tools.clone() })
+        Ok(Self {
+            name: definition.name.clone(),
+            transport,
+            enabled_tools: definition.enabled_tools.clone(),
+            approvals: None,
+        })
     }
 
     /// A shared `McpServer` used by an agent: the usage's tools, else the server's
@@ -51,7 +62,12 @@ impl McpServerConfig {
         } else {
             usage.enabled_tools.clone()
         };
-        Ok(Self { name, transport, enabled_tools })
+        Ok(Self { name, transport, enabled_tools, approvals: usage.tool_approval_overrides.clone() })
+    }
+
+    /// Whether calling `tool` needs approval, with the message for whoever approves it.
+    pub fn approval(&self, tool: &str) -> Option<Option<&str>> {
+        crate::model::agent::approval(self.approvals.as_deref(), tool)
     }
 
     /// The same server for a sub-agent, narrowed to its selection (an empty selection keeps the

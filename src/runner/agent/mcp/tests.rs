@@ -39,6 +39,7 @@ fn stdio_server(name: &str, args: &[&str]) -> McpServerConfig {
         name: name.to_owned(),
         transport: McpTransport::Stdio(stdio_transport(args)),
         enabled_tools: vec![],
+        approvals: None,
     }
 }
 
@@ -87,7 +88,12 @@ impl HttpServer {
 }
 
 fn http_server(name: &str, http: HttpTransport) -> McpServerConfig {
-    McpServerConfig { name: name.to_owned(), transport: McpTransport::Http(http), enabled_tools: vec![] }
+    McpServerConfig {
+        name: name.to_owned(),
+        transport: McpTransport::Http(http),
+        enabled_tools: vec![],
+        approvals: None,
+    }
 }
 
 /// Whether a process with this id exists (a zombie counts: it was not reaped).
@@ -261,6 +267,7 @@ fn configs_come_from_definitions_and_usages() {
     let spec =
         McpServerSpec { default_enabled_tools: vec!["echo".into(), "add".into()], ..McpServerSpec::http("http://x") };
     let usage = |tools: &[&str]| McpServerUsage {
+        tool_approval_overrides: None,
         mcp_server_ref: ResourceRef::named("shared"),
         enabled_tools: tools.iter().map(|tool| (*tool).to_owned()).collect(),
     };
