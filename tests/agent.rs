@@ -160,7 +160,7 @@ fn an_agent_uses_an_mcp_tool_a_skill_and_a_sub_agent(sandbox: &Sandbox) {
     let skill_dir = sandbox.home().join("workspaces").join(id).join("skills/house-style");
     assert_eq!(std::fs::read_to_string(skill_dir.join("SKILL.md")).unwrap(), "Always end with the word DONE.");
     assert!(system.contains(&skill_dir.display().to_string()), "{system}");
-    let (_, record, _) = sandbox.run(&["execution", "get", id, "--json"]);
+    let (_, record, _) = sandbox.run(&["execution", "get", id, "-o", "json"]);
     assert!(record.contains("\"session\""));
     sandbox.assert_stored_nowhere(&[SECRET]);
 }
@@ -258,7 +258,8 @@ fn an_unreachable_model_a_missing_agent_and_a_broken_mcp_server_are_clear_errors
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("tools") && err.contains("/no/such/mcp-server"), "{err}");
     assert!(err.contains("hint: check the server's `stdio.command`"), "{err}");
-    let (_, listed, _) = sandbox.run(&["execution", "list", "--json"]);
-    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let (_, listed, _) = sandbox.run(&["execution", "list", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let listed = listed["items"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "only the unreachable-model run was recorded: {listed:?}");
 }

@@ -51,7 +51,8 @@ fn applying_twice_changes_nothing_the_second_time(sandbox: &Sandbox) {
     assert!(out.ends_with("0 created, 0 updated, 0 deleted, 12 unchanged\n"), "{out}");
     assert_eq!(sandbox.commits(), commits, "a no-op apply must not commit");
     let (_, json, _) = sandbox.run(&["get", "-o", "json"]);
-    let resources: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let resources = listed["items"].as_array().unwrap();
     assert_eq!(resources.len(), 12);
     assert!(resources.iter().all(|r| r["status"]["generation"] == 1), "{json}");
     let (_, history, _) = sandbox.run(&["history", "agent", "support-bot"]);

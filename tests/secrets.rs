@@ -48,9 +48,9 @@ fn secrets_are_encrypted_at_rest_listed_without_values_and_revealed_on_request(s
     for name in ["OPENAI_API_KEY", "db-password", "github.token"] {
         assert!(list.contains(name), "{list}");
     }
-    let (_, json, _) = record(sandbox.run(&["secret", "list", "--json"]));
-    let listed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
-    assert_eq!(listed.len(), 3);
+    let (_, json, _) = record(sandbox.run(&["secret", "list", "-o", "json"]));
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
     let (_, shown, _) = record(sandbox.run(&["secret", "get", "db-password"]));
     assert!(shown.contains("hidden; add --reveal"), "{shown}");
 

@@ -147,11 +147,12 @@ fn roles_limit_what_a_token_may_do() {
     assert!(err.contains("an editor token cannot do this (read the audit log"), "{err}");
 
     let (code, audit, err) =
-        text(&client(&home, &server.endpoint, &admin, Some("acme")).args(["audit", "--json"]).output().unwrap());
+        text(&client(&home, &server.endpoint, &admin, Some("acme")).args(["audit", "-o", "json"]).output().unwrap());
     assert_eq!(code, 0, "{err}");
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    let entries: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let entries = entries["items"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
-    for entry in &entries {
+    for entry in entries {
         assert_eq!(entry["actor"], "eddie");
         assert!(entry["address"].as_str().unwrap().starts_with("127.0.0.1:"), "{entry}");
     }
@@ -197,7 +198,8 @@ fn orgs_never_see_each_others_resources() {
     assert!(as_globex().args(["apply", "-f", project]).output().unwrap().status.success());
     let (_, json, _) =
         text(&client(&home, &server.endpoint, &acme, None).args(["get", "-o", "json"]).output().unwrap());
-    let resources: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let resources: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let resources = resources["items"].as_array().unwrap();
     assert_eq!(resources.len(), 1);
     assert_eq!(resources[0]["status"]["generation"], 1, "acme's resource was not touched");
 }

@@ -43,8 +43,7 @@ fn arg(path: &Path) -> &str {
 fn stored(sandbox: &Sandbox) -> Value {
     let (code, json, err) = sandbox.run(&["get", "skill", "pdf-forms", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
-    let mut resources: Vec<Value> = serde_json::from_str(&json).unwrap();
-    resources.remove(0)
+    serde_json::from_str(&json).unwrap()
 }
 
 fn digest(sandbox: &Sandbox) -> String {

@@ -69,9 +69,11 @@ impl Watching {
     /// `kind/name@generation` of everything stored.
     fn state(&self) -> Vec<String> {
         let json = self.stigmer(&["get", "-o", "json"]);
-        let resources: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap_or_default();
-        resources
-            .iter()
+        let listed: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        listed["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
             .map(|r| {
                 format!(
                     "{}/{}@{}",

@@ -102,7 +102,7 @@ fn a_bare_document_runs_from_a_file_with_input_and_secrets_masked(sandbox: &Sand
     let (code, listed, _) = sandbox.run(&["execution", "list", "--status", "completed"]);
     assert_eq!(code, 0);
     assert!(listed.contains(id) && listed.contains("file:"), "{listed}");
-    let (_, record, _) = sandbox.run(&["execution", "get", id, "--json"]);
+    let (_, record, _) = sandbox.run(&["execution", "get", id, "-o", "json"]);
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["status"], "completed");
     assert_eq!(record["output"]["key"], "***");
@@ -208,8 +208,9 @@ fn a_stored_workflow_runs_another_by_name(sandbox: &Sandbox) {
 fn running_until(sandbox: &Sandbox, child: &mut std::process::Child, target: &str, line: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "--json"]);
-        let running: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "-o", "json"]);
+        let running: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        let running = running["items"].as_array().cloned().unwrap_or_default();
         if let Some(id) = running.iter().find(|r| r["target"] == target).and_then(|r| r["id"].as_str()) {
             let (_, logs, _) = sandbox.run(&["execution", "logs", id]);
             if logs.contains(line) {
@@ -407,7 +408,7 @@ fn a_run_killed_midway_resumes_without_redoing_finished_tasks() {
     assert_eq!(resumed["output"], expected["output"], "the same output as the uninterrupted run");
     assert_eq!(resumed["id"], id.as_str());
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "one\ntwo\n", "countOne did not run again");
-    let (_, record, _) = sandbox.run(&["execution", "get", &id, "--json"]);
+    let (_, record, _) = sandbox.run(&["execution", "get", &id, "-o", "json"]);
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["status"], "completed");
     let (code, _, err) = sandbox.run(&["execution", "resume", &id]);
@@ -453,7 +454,7 @@ fn a_run_stops_on_cancel_or_sigterm_and_says_so() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("interrupted"));
-    let (_, record, _) = sandbox.run(&["execution", "get", &id, "--json"]);
+    let (_, record, _) = sandbox.run(&["execution", "get", &id, "-o", "json"]);
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["status"], "cancelled");
 }

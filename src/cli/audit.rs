@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::common::{self, parse_duration};
+use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::Backend;
 
@@ -19,29 +20,33 @@ pub struct AuditArgs {
     /// Only entries from this long ago (30m, 24h, 7d) or since this RFC 3339 time
     #[arg(long, value_name = "DURATION|TIME")]
     pub since: Option<String>,
-    /// Print JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Runs `stigmer audit`.
 pub async fn run(ctx: &CommandContext, args: &AuditArgs) -> Result<(), CommandError> {
     let since = args.since.as_deref().map(since).transpose()?;
     let entries = ctx.settings.backend()?.audit(since).await?;
-    if args.json {
-        return ctx.out(&common::json(&entries)?);
+    let format = args.output.output;
+    if output::is_empty_table(format, &entries) {
+        return ctx.err("No audit entries found.\n");
     }
-    let rows = entries.into_iter().map(|e| {
-        vec![
-            common::time(e.at),
-            format!("{:?}", e.action).to_lowercase(),
-            e.target,
-            e.actor,
-            e.apply_set.unwrap_or_else(|| "-".to_owned()),
-            e.address.unwrap_or_else(|| "-".to_owned()),
-        ]
-    });
-    ctx.out(&common::table(&["AT", "ACTION", "TARGET", "ACTOR", "SET", "FROM"], rows))
+    // Wide shows each time to the fraction of a second, which orders changes made together.
+    let table = |wide: bool| {
+        let rows = entries.iter().map(|e| {
+            vec![
+                if wide { e.at.to_string() } else { common::time(e.at) },
+                format!("{:?}", e.action).to_lowercase(),
+                e.target.clone(),
+                e.actor.clone(),
+                e.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
+                e.address.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        });
+        common::table(&["AT", "ACTION", "TARGET", "ACTOR", "SET", "FROM"], rows)
+    };
+    ctx.out(&output::list(format, &entries, table, |e| e.target.clone())?)
 }
 
 fn since(text: &str) -> Result<jiff::Timestamp, CommandError> {

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::common;
+use super::output::{self, OutputArgs, OutputFormat};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
 use crate::model::Kind;
@@ -17,7 +18,7 @@ use crate::model::Kind;
 /// Examples:
 ///   stigmer execution list --workflow ticket-triage --status faulted
 ///   stigmer execution get 3f2a… -o json
-///   stigmer execution logs 3f2a… -f
+///   stigmer execution events 3f2a… -f
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ExecutionArgs {
@@ -37,17 +38,15 @@ pub enum ExecutionCommand {
         /// Only executions with this status: running, completed, faulted, cancelled.
         #[arg(long, value_parser = |s: &str| s.parse::<ExecutionStatus>())]
         status: Option<ExecutionStatus>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Show one execution: status, times, input, output or error.
     Get {
         /// The execution's id.
         id: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Continue an interrupted execution: tasks it completed are not run again, their recorded
     /// outputs are reused, and the log goes on where it stopped.
@@ -92,13 +91,17 @@ pub enum ExecutionCommand {
         #[arg(long)]
         subject: Option<String>,
     },
-    /// Show an execution's event log.
-    Logs {
+    /// Show an execution's event log: every task transition, agent step and event, in order.
+    /// Followed with -f, `-o json` prints one event per line as it comes.
+    #[command(visible_alias = "logs")]
+    Events {
         /// The execution's id.
         id: String,
         /// Keep following the log until the execution finishes.
         #[arg(short, long)]
         follow: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -109,35 +112,43 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), CommandError> {
     let backend = ctx.settings.backend()?;
     match &args.command {
-        ExecutionCommand::List { workflow, status, json } => {
+        ExecutionCommand::List { workflow, status, output } => {
             let query = ExecutionQuery {
                 target: workflow.as_ref().map(|name| crate::backend::address(Kind::Workflow, name)),
                 status: *status,
             };
             let records = backend.execution_list(&query).await?;
-            if *json {
-                return ctx.out(&common::json(&records)?);
-            }
-            if records.is_empty() {
+            if output::is_empty_table(output.output, &records) {
                 return ctx.err("No executions found.\n");
             }
-            let rows = records.into_iter().map(|r| {
-                vec![
-                    r.id,
-                    r.target,
-                    r.status.as_str().to_owned(),
-                    common::time(r.started_at),
-                    r.finished_at.map_or_else(|| "-".to_owned(), common::time),
-                ]
-            });
-            ctx.out(&common::table(&["ID", "TARGET", "STATUS", "STARTED", "FINISHED"], rows))
+            let table = |wide: bool| {
+                let mut header = vec!["ID", "TARGET", "STATUS", "STARTED", "FINISHED"];
+                if wide {
+                    header.extend(["ACTOR", "DURATION", "ERROR"]);
+                }
+                let rows = records.iter().map(|r| {
+                    let mut row = vec![
+                        r.id.clone(),
+                        r.target.clone(),
+                        r.status.as_str().to_owned(),
+                        common::time(r.started_at),
+                        r.finished_at.map_or_else(|| "-".to_owned(), common::time),
+                    ];
+                    if wide {
+                        row.push(r.actor.clone());
+                        row.push(r.finished_at.map_or_else(|| "-".to_owned(), |end| duration(r.started_at, end)));
+                        let error = r.error.as_ref().and_then(|e| e.get("title").or_else(|| e.get("type")));
+                        row.push(error.and_then(Value::as_str).unwrap_or("-").to_owned());
+                    }
+                    row
+                });
+                common::table(&header, rows)
+            };
+            ctx.out(&output::list(output.output, &records, table, |r| r.id.clone())?)
         }
-        ExecutionCommand::Get { id, json } => {
+        ExecutionCommand::Get { id, output } => {
             let record = get(&backend, id).await?;
-            if *json {
-                return ctx.out(&common::json(&record)?);
-            }
-            ctx.out(&describe(&record))
+            ctx.out(&output::one(output.output, &record, |_| describe(&record), |r| r.id.clone())?)
         }
         ExecutionCommand::Resume { id, env, secret, output } => {
             let record = get(&backend, id).await?;
@@ -218,16 +229,12 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             backend.execution_append(id, vec![raw]).await?;
             ctx.out(&format!("sent {type_} to execution {id} (event {event_id})\n"))
         }
-        ExecutionCommand::Logs { id, follow } => {
+        ExecutionCommand::Events { id, follow, output } => {
             let mut after = 0;
             loop {
                 let events = backend.execution_events(id, after).await?;
-                let mut text = String::new();
-                for (sequence, event) in &events {
-                    after = *sequence;
-                    let _ = writeln!(text, "{}", line(event));
-                }
-                ctx.out(&text)?;
+                after = events.last().map_or(after, |(sequence, _)| *sequence);
+                ctx.out(&events_text(output.output, &events, *follow)?)?;
                 // An id with no events must still exist; a followed run ends when it is over and
                 // its last events are shown.
                 let finished = get(&backend, id).await?.status.is_final();
@@ -304,6 +311,52 @@ fn replay(events: &[(u64, Value)]) -> Replay {
 fn close(open: &mut Vec<String>, reference: &str) {
     if let Some(at) = open.iter().rposition(|r| r == reference) {
         open.remove(at);
+    }
+}
+
+/// A batch of an execution's events in the format asked for. Followed, JSON and YAML print
+/// each event on its own (JSON Lines, YAML documents), since a list cannot be closed while the
+/// log grows.
+fn events_text(format: OutputFormat, events: &[(u64, Value)], follow: bool) -> Result<String, CommandError> {
+    let items: Vec<Value> = events
+        .iter()
+        .map(|(sequence, event)| {
+            let mut item = event.clone();
+            if let Some(fields) = item.as_object_mut() {
+                fields.insert("sequence".to_owned(), Value::from(*sequence));
+            }
+            item
+        })
+        .collect();
+    let sequence = |event: &Value| event["sequence"].to_string();
+    match format {
+        OutputFormat::Json if follow => Ok(items.iter().map(|item| item.to_string() + "\n").collect()),
+        OutputFormat::Yaml if follow => {
+            Ok(items.iter().map(|item| String::from("---\n") + &crate::model::canonical::to_yaml(item)).collect())
+        }
+        _ => output::list(
+            format,
+            &items,
+            |wide| {
+                items
+                    .iter()
+                    .map(
+                        |item| if wide { format!("{:>6} {}\n", sequence(item), line(item)) } else { line(item) + "\n" },
+                    )
+                    .collect()
+            },
+            sequence,
+        ),
+    }
+}
+
+/// `1.2s`, `3m04s`: how long a run took.
+fn duration(start: jiff::Timestamp, end: jiff::Timestamp) -> String {
+    let millis = end.as_millisecond().saturating_sub(start.as_millisecond()).max(0);
+    if millis < 60_000 {
+        format!("{}.{}s", millis / 1000, (millis % 1000) / 100)
+    } else {
+        format!("{}m{:02}s", millis / 60_000, (millis % 60_000) / 1000)
     }
 }
 

@@ -1,20 +1,21 @@
 //! `stigmer get`: list resources.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{Value, json};
 
 use super::common::{self, parse_kind};
+use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, ResourceQuery, StoredResource};
 use crate::model::{Kind, SkillBundle};
-use crate::reconcile::canonical;
 
 /// List resources: all declarative kinds, one kind, or named resources.
 ///
 /// Examples:
 ///   stigmer get
 ///   stigmer get agents
-///   stigmer get agent support-bot -o yaml
+///   stigmer get agent support-bot -o yaml           # the object itself
+///   stigmer get agents -o json                      # {"kind": "List", "items": [...]}
 ///   stigmer get skills -l team=cs -o name
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -26,24 +27,8 @@ pub struct GetArgs {
     /// Only resources with these labels: `key=value,key2=value2`.
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selector: Option<String>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = GetOutput::Table)]
-    pub output: GetOutput,
-}
-
-/// Output formats of `get`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GetOutput {
-    /// A table: name, generation, apply set, age.
-    Table,
-    /// The table with uid, content hash and creation time.
-    Wide,
-    /// Manifests with a `status` of server-owned fields, as a YAML stream.
-    Yaml,
-    /// The same as a JSON array.
-    Json,
-    /// One `kind/name` per line.
-    Name,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Runs `stigmer get`.
@@ -60,20 +45,25 @@ pub async fn run(ctx: &CommandContext, args: &GetArgs) -> Result<(), CommandErro
     {
         return Err(crate::backend::BackendError::NotFound { address: crate::backend::address(*kind, missing) }.into());
     }
-    if resources.is_empty() && matches!(args.output, GetOutput::Table | GetOutput::Wide) {
-        return ctx.err("No resources found.\n");
-    }
+    let format = args.output.output;
     let single_kind = kinds.len() == 1;
-    let text = match args.output {
-        GetOutput::Table => table(&resources, single_kind, false),
-        GetOutput::Wide => table(&resources, single_kind, true),
-        GetOutput::Name => resources.iter().map(|r| r.address() + "\n").collect(),
-        GetOutput::Yaml => {
-            resources.iter().map(|r| canonical::to_yaml(&with_status(r))).collect::<Vec<_>>().join("---\n")
-        }
-        GetOutput::Json => common::json(&resources.iter().map(with_status).collect::<Vec<_>>())?,
+    let table = |wide| table(&resources, single_kind, wide);
+    let name = |resource: &Value| address_of(resource);
+    let objects: Vec<Value> = resources.iter().map(with_status).collect();
+    // `get KIND NAME` shows that object; every other form lists.
+    let text = match (args.names.len(), objects.as_slice()) {
+        (1, [object]) => output::one(format, object, table, name)?,
+        _ if output::is_empty_table(format, &objects) => return ctx.err("No resources found.\n"),
+        _ => output::list(format, &objects, table, name)?,
     };
     ctx.out(&text)
+}
+
+/// `agent/support-bot`, from a manifest.
+fn address_of(manifest: &Value) -> String {
+    let kind = manifest["kind"].as_str().and_then(Kind::from_manifest);
+    let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    kind.map_or_else(|| name.to_owned(), |kind| crate::backend::address(kind, name))
 }
 
 /// `team=cs,tier=1` → [("team", "cs"), ("tier", "1")].

@@ -3,13 +3,15 @@
 use clap::Args;
 
 use super::common::{self, parse_kind};
+use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
-use crate::backend::{Backend, BackendError, address};
+use crate::backend::{Backend, BackendError, Revision, address};
 
 /// Show every revision of a resource, oldest first (also after it was deleted).
 ///
 /// Examples:
 ///   stigmer history agent support-bot
+///   stigmer history agent support-bot -o name     # agent/support-bot@1, @2, …
 ///   stigmer rollback agent support-bot --to 3
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -18,6 +20,8 @@ pub struct HistoryArgs {
     pub kind: String,
     /// The name.
     pub name: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Runs `stigmer history`.
@@ -27,16 +31,20 @@ pub async fn run(ctx: &CommandContext, args: &HistoryArgs) -> Result<(), Command
     if history.is_empty() {
         return Err(BackendError::NotFound { address: address(kind, &args.name) }.into());
     }
-    let rows = history.iter().map(|revision| {
-        vec![
-            revision.generation.to_string(),
-            format!("{:?}", revision.action).to_lowercase(),
-            revision.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
-            revision.actor.clone(),
-            common::time(revision.at),
-            revision.hash.chars().take(12).collect(),
-        ]
-    });
-    let text = common::table(&["GENERATION", "ACTION", "SET", "ACTOR", "AT", "HASH"], rows);
-    ctx.out(&text)
+    // Wide shows whole hashes and times to the fraction of a second.
+    let table = |wide: bool| {
+        let rows = history.iter().map(|revision| {
+            vec![
+                revision.generation.to_string(),
+                format!("{:?}", revision.action).to_lowercase(),
+                revision.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
+                revision.actor.clone(),
+                if wide { revision.at.to_string() } else { common::time(revision.at) },
+                if wide { revision.hash.clone() } else { revision.hash.chars().take(12).collect() },
+            ]
+        });
+        common::table(&["GENERATION", "ACTION", "SET", "ACTOR", "AT", "HASH"], rows)
+    };
+    let name = |revision: &Revision| format!("{}@{}", address(kind, &revision.name), revision.generation);
+    ctx.out(&output::list(args.output.output, &history, table, name)?)
 }

@@ -20,6 +20,7 @@ mod import;
 mod init;
 mod login;
 mod logout;
+mod output;
 mod render;
 mod rollback;
 mod schema;

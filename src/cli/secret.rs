@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::common;
+use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::Backend;
 use crate::secrets::SecretValue;
@@ -45,17 +46,18 @@ pub enum SecretCommand {
     },
     /// List secrets: names and times, never values.
     List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Show a secret; its value only with --reveal.
     Get {
         /// The secret's name.
         name: String,
         /// Print the value (the only command that does).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "output")]
         reveal: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Delete a secret.
     Delete {
@@ -76,19 +78,19 @@ pub async fn run(ctx: &CommandContext, args: &SecretArgs) -> Result<(), CommandE
             let created = backend.secret_set(name, value).await?;
             ctx.out(&format!("secret/{name} {}\n", if created { "created" } else { "updated" }))
         }
-        SecretCommand::List { json } => {
+        SecretCommand::List { output } => {
             let secrets = backend.secret_list().await?;
-            if *json {
-                return ctx.out(&common::json(&secrets)?);
-            }
-            if secrets.is_empty() {
+            if output::is_empty_table(output.output, &secrets) {
                 return ctx.err("No secrets found.\n");
             }
-            let rows =
-                secrets.into_iter().map(|s| vec![s.name, common::time(s.created_at), common::time(s.updated_at)]);
-            ctx.out(&common::table(&["NAME", "CREATED", "UPDATED"], rows))
+            let table = |wide| {
+                let time = |at: jiff::Timestamp| if wide { at.to_string() } else { common::time(at) };
+                let rows = secrets.iter().map(|s| vec![s.name.clone(), time(s.created_at), time(s.updated_at)]);
+                common::table(&["NAME", "CREATED", "UPDATED"], rows)
+            };
+            ctx.out(&output::list(output.output, &secrets, table, |s| format!("secret/{}", s.name))?)
         }
-        SecretCommand::Get { name, reveal } => {
+        SecretCommand::Get { name, reveal, output } => {
             if *reveal {
                 let value = backend.secret_reveal(name).await?;
                 return ctx.out(&format!("{}\n", value.expose()));
@@ -96,12 +98,15 @@ pub async fn run(ctx: &CommandContext, args: &SecretArgs) -> Result<(), CommandE
             let secret = backend.secret_list().await?.into_iter().find(|s| &s.name == name).ok_or_else(|| {
                 CommandError::from(crate::backend::BackendError::NotFound { address: format!("secret/{name}") })
             })?;
-            ctx.out(&format!(
-                "Name:     {}\nCreated:  {}\nUpdated:  {}\nValue:    (hidden; add --reveal to print it)\n",
-                secret.name,
-                common::time(secret.created_at),
-                common::time(secret.updated_at)
-            ))
+            let text = |_| {
+                format!(
+                    "Name:     {}\nCreated:  {}\nUpdated:  {}\nValue:    (hidden; add --reveal to print it)\n",
+                    secret.name,
+                    common::time(secret.created_at),
+                    common::time(secret.updated_at)
+                )
+            };
+            ctx.out(&output::one(output.output, &secret, text, |s| format!("secret/{}", s.name))?)
         }
         SecretCommand::Delete { name } => {
             backend.secret_delete(name).await?;

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
 
 use super::common;
+use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::server::{self, Role, ServerConfig, TlsIdentity, TokenError, Tokens};
 
@@ -81,7 +83,7 @@ pub enum TokenCommand {
     /// Make a token; it is printed once and only its hash is kept.
     Create(TokenCreateArgs),
     /// List tokens (never the tokens themselves).
-    List(DataArgs),
+    List(TokenListArgs),
     /// Revoke a token by id; it stops working at once.
     Revoke(TokenRevokeArgs),
 }
@@ -92,6 +94,32 @@ pub struct DataArgs {
     /// The data directory [default: `$STIGMER_HOME/server`]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+}
+
+/// `stigmer server token list`.
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// A token as `token list` prints it: never the token, nor its hash.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenView {
+    id: String,
+    name: String,
+    org: String,
+    role: &'static str,
+    created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<Timestamp>,
+    /// `active`, `expired` or `revoked`.
+    state: &'static str,
 }
 
 /// `stigmer server token create`.
@@ -131,7 +159,7 @@ pub async fn run(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandE
             command,
             &data(&match command {
                 TokenCommand::Create(a) => a.data.data.clone(),
-                TokenCommand::List(a) => a.data.clone(),
+                TokenCommand::List(a) => a.data.data.clone(),
                 TokenCommand::Revoke(a) => a.data.data.clone(),
             }),
         ),
@@ -217,18 +245,43 @@ fn token(ctx: &CommandContext, command: &TokenCommand, data: &std::path::Path) -
             ))?;
             ctx.out(&format!("{token}\n"))
         }
-        TokenCommand::List(_) => {
+        TokenCommand::List(args) => {
             let now = Timestamp::now();
-            let rows = tokens.list().map_err(token_error)?.into_iter().map(|t| {
-                let state = match (t.revoked_at, t.expires_at) {
-                    (Some(at), _) => format!("revoked {}", common::time(at)),
-                    (None, Some(at)) if at <= now => format!("expired {}", common::time(at)),
-                    (None, Some(at)) => format!("expires {}", common::time(at)),
-                    (None, None) => "active".to_owned(),
-                };
-                vec![t.id, t.org, t.role.as_str().to_owned(), t.name, common::time(t.created_at), state]
-            });
-            ctx.out(&common::table(&["ID", "ORG", "ROLE", "NAME", "CREATED", "STATE"], rows))
+            let listed: Vec<TokenView> = tokens
+                .list()
+                .map_err(token_error)?
+                .into_iter()
+                .map(|t| TokenView {
+                    state: match (t.revoked_at, t.expires_at) {
+                        (Some(_), _) => "revoked",
+                        (None, Some(at)) if at <= now => "expired",
+                        (None, _) => "active",
+                    },
+                    id: t.id,
+                    name: t.name,
+                    org: t.org,
+                    role: t.role.as_str(),
+                    created_at: t.created_at,
+                    expires_at: t.expires_at,
+                    revoked_at: t.revoked_at,
+                })
+                .collect();
+            if output::is_empty_table(args.output.output, &listed) {
+                return ctx.err("No tokens found.\n");
+            }
+            let table = |wide: bool| {
+                let time = |at: Timestamp| if wide { at.to_string() } else { common::time(at) };
+                let rows = listed.iter().map(|t| {
+                    let state = match (t.revoked_at, t.expires_at) {
+                        (Some(at), _) => format!("revoked {}", time(at)),
+                        (None, Some(at)) => format!("{} {}", if at <= now { "expired" } else { "expires" }, time(at)),
+                        (None, None) => "active".to_owned(),
+                    };
+                    vec![t.id.clone(), t.org.clone(), t.role.to_owned(), t.name.clone(), time(t.created_at), state]
+                });
+                common::table(&["ID", "ORG", "ROLE", "NAME", "CREATED", "STATE"], rows)
+            };
+            ctx.out(&output::list(args.output.output, &listed, table, |t| t.id.clone())?)
         }
         TokenCommand::Revoke(args) => {
             let record = tokens.revoke(&args.id, Timestamp::now()).map_err(token_error)?;

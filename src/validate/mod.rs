@@ -236,6 +236,11 @@ pub(crate) fn location_of(
     set.location(document, position)
 }
 
+/// Kinds of Stigmer's cloud API that this runtime does not have: refused by name, with the
+/// kinds it does have, rather than taken for a misspelling of one of them.
+const CLOUD_ONLY_KINDS: &[&str] =
+    &["AgentChannel", "ApiKey", "IamPolicy", "Identity", "IdentityProvider", "Integration", "Organization", "Team"];
+
 struct DocumentCheck<'a> {
     set: &'a ManifestSet,
     document: &'a LoadedDocument,
@@ -387,12 +392,22 @@ impl DocumentCheck<'_> {
             }
             None => {
                 let exact = Kind::from_cli(name).filter(|k| k.is_declarative());
-                let guess = exact
-                    .map(Kind::as_str)
-                    .or_else(|| did_you_mean(name, Kind::DECLARATIVE.iter().map(|k| k.as_str())));
-                let hint =
-                    guess.map_or_else(|| format!("kind is one of {}", known()), |g| format!("did you mean \"{g}\"?"));
-                self.error("unknown-kind", "/kind", format!("unknown kind \"{name}\""), Some(hint));
+                // A kind of Stigmer's cloud is no typo of ours: name what this runtime has.
+                let guess = exact.map(Kind::as_str).or_else(|| {
+                    (!CLOUD_ONLY_KINDS.contains(&name))
+                        .then(|| did_you_mean(name, Kind::DECLARATIVE.iter().map(|k| k.as_str())))
+                        .flatten()
+                });
+                let hint = match guess {
+                    Some(guess) => format!("did you mean \"{guess}\"? The supported kinds are {}", known()),
+                    None => format!("the supported kinds are {}", known()),
+                };
+                let message = if CLOUD_ONLY_KINDS.contains(&name) {
+                    format!("kind \"{name}\" exists in Stigmer's cloud but is not supported by this runtime")
+                } else {
+                    format!("kind \"{name}\" is not supported by this runtime")
+                };
+                self.error("unknown-kind", "/kind", message, Some(hint));
                 None
             }
         }

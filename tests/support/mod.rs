@@ -171,7 +171,7 @@ impl Sandbox {
         let (code, out, err) = self.run(&["get", "skills", "-o", "json"]);
         assert_eq!(code, 0, "the store must read: {err}");
         let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
-        listed
+        listed["items"]
             .as_array()
             .into_iter()
             .flatten()
