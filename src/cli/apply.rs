@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::common;
+use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::ApplyReceipt;
@@ -19,15 +20,17 @@ use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
 /// an apply set, the `name` in the directory's stigmer.yaml or --set; --prune deletes what that
 /// set owns and the manifests no longer declare, never anything else. Applying twice changes
 /// nothing the second time.
-///
-/// Examples:
-///   stigmer apply -f examples/
-///   stigmer apply -f manifests/ --prune
-///   stigmer apply -f agent.yaml --dry-run
-///   stigmer apply -f - --set ci < rendered.yaml
-///   stigmer apply -f manifests/ --watch --interval 30s
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer apply -f examples/",
+        "stigmer apply -f manifests/ --prune",
+        "stigmer apply -f agent.yaml --dry-run",
+        "stigmer apply -f - --set ci < rendered.yaml",
+        "stigmer apply -f manifests/ --watch --interval 30s",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+))]
 pub struct ApplyArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]

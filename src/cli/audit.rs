@@ -3,19 +3,24 @@
 use clap::Args;
 
 use super::common::{self, parse_duration};
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::Backend;
 
-/// Show the audit log, oldest first: every change with its actor, apply set and (on a server)
-/// the address it came from. On a server this needs an admin token.
+/// Show the audit log: who changed what, when, and from where.
 ///
-/// Examples:
-///   stigmer audit
-///   stigmer audit --since 1h
-///   stigmer audit --since 2026-11-01T00:00:00Z
+/// Every change, oldest first, with its actor, apply set and (on a server) the address it came
+/// from. On a server this needs an admin token.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer audit",
+        "stigmer audit --since 1h",
+        "stigmer audit --since 2026-11-01T00:00:00Z",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct AuditArgs {
     /// Only entries from this long ago (30m, 24h, 7d) or since this RFC 3339 time
     #[arg(long, value_name = "DURATION|TIME")]

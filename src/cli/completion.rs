@@ -3,16 +3,19 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
+use super::help;
 use super::{Cli, CommandContext, CommandError};
 
 /// Print a shell completion script.
-///
-/// Examples:
-///   stigmer completion bash > ~/.local/share/bash-completion/completions/stigmer
-///   stigmer completion zsh > "${fpath[1]}/_stigmer"
-///   stigmer completion fish > ~/.config/fish/completions/stigmer.fish
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer completion bash > ~/.local/share/bash-completion/completions/stigmer",
+        "stigmer completion zsh > \"${fpath[1]}/_stigmer\"",
+        "stigmer completion fish > ~/.config/fish/completions/stigmer.fish",
+    ],
+    &[help::COLOR],
+))]
 pub struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]

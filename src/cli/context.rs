@@ -5,17 +5,20 @@ use serde::Serialize;
 
 use super::common;
 use super::config::{Config, Context, LOCAL_CONTEXT};
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 
 /// Show and switch contexts: the local store, or servers saved by `stigmer login`.
-///
-/// Examples:
-///   stigmer context list
-///   stigmer context use prod
-///   stigmer --context local get agents
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer context list",
+        "stigmer context use prod",
+        "stigmer --context local get agents",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct ContextArgs {
     /// What to do.
     #[command(subcommand)]
@@ -26,16 +29,37 @@ pub struct ContextArgs {
 #[derive(Debug, Subcommand)]
 pub enum ContextCommand {
     /// List the contexts; `*` marks the current one.
+    #[command(after_help = help::after(
+        &[
+            "stigmer context list",
+            "stigmer context list -o json",
+        ],
+        &[help::COLOR, help::HOME],
+    ))]
     List {
         #[command(flatten)]
         output: OutputArgs,
     },
     /// Make a context current.
+    #[command(after_help = help::after(
+        &[
+            "stigmer context use prod",
+            "stigmer context use local",
+        ],
+        &[help::COLOR, help::HOME],
+    ))]
     Use {
         /// The context.
         name: String,
     },
     /// Show the context commands use now, and why.
+    #[command(after_help = help::after(
+        &[
+            "stigmer context show",
+            "STIGMER_ENDPOINT=https://stigmer.example.com stigmer context show",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
     Show {
         #[command(flatten)]
         output: OutputArgs,

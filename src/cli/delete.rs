@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::common::{self, parse_kind};
+use super::help;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ResourceQuery};
 use crate::model::Kind;
@@ -13,13 +14,15 @@ use crate::reconcile;
 /// Delete resources, by kind and names or by the manifests that declare them.
 ///
 /// Refuses, deleting nothing, while a resource that stays still references one of them.
-///
-/// Examples:
-///   stigmer delete agent support-bot
-///   stigmer delete skill calculator web-search
-///   stigmer delete -f old-manifests/
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer delete agent support-bot",
+        "stigmer delete skill calculator web-search",
+        "stigmer delete -f old-manifests/",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct DeleteArgs {
     /// The kind, then names.
     #[arg(required_unless_present = "files", conflicts_with = "files")]

@@ -8,20 +8,25 @@ use serde_json::{Value, json};
 
 use super::common::{self, parse_kind};
 use super::get::{age, take_bundle, with_status};
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, BackendError, ResourceQuery, Revision, StoredResource, address};
 use crate::model::AnyResource;
 use crate::reconcile::canonical;
 
-/// Show one resource in full: spec, status, owning apply set, generation, references in and
-/// out, and its last revisions.
+/// Show one resource in full.
 ///
-/// Examples:
-///   stigmer describe agent support-bot
-///   stigmer describe mcpserver tickets -o yaml   # the manifest; references and revisions in status
+/// Its spec, status, owning apply set, generation, references in and out, and its last
+/// revisions.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer describe agent support-bot",
+        "stigmer describe mcpserver tickets -o yaml   # the manifest; references and revisions in status",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct DescribeArgs {
     /// The kind.
     pub kind: String,

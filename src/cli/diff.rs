@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::apply::{PlanFlags, summary};
 use super::common;
+use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::reconcile;
@@ -16,12 +17,14 @@ use crate::reconcile::diff::{Line, unified};
 /// New resources are shown in full, deletions (with --prune) in full, updates with context.
 /// Exits 0 when nothing would change, 1 when something would, 2 on error — the diff(1)
 /// convention, so CI can gate on it.
-///
-/// Examples:
-///   stigmer diff -f manifests/
-///   stigmer diff -f manifests/ --prune || echo "apply would change something"
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer diff -f manifests/",
+        "stigmer diff -f manifests/ --prune || echo \"apply would change something\"",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct DiffArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]

@@ -8,19 +8,22 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::common;
+use super::help;
 use super::output::{self, OutputArgs, OutputFormat};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
 use crate::model::Kind;
 
 /// Show recorded executions and their event logs.
-///
-/// Examples:
-///   stigmer execution list --workflow ticket-triage --status faulted
-///   stigmer execution get 3f2a… -o json
-///   stigmer execution events 3f2a… -f
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer execution list --workflow ticket-triage --status faulted",
+        "stigmer execution get 3f2a… -o json",
+        "stigmer execution events 3f2a… -f",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct ExecutionArgs {
     /// What to do.
     #[command(subcommand)]
@@ -31,6 +34,14 @@ pub struct ExecutionArgs {
 #[derive(Debug, Subcommand)]
 pub enum ExecutionCommand {
     /// List executions, oldest first.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution list",
+            "stigmer execution list --workflow ticket-triage --status faulted",
+            "stigmer execution list --status running -o name",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
     List {
         /// Only runs of this stored workflow.
         #[arg(long)]
@@ -42,14 +53,31 @@ pub enum ExecutionCommand {
         output: OutputArgs,
     },
     /// Show one execution: status, times, input, output or error.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution get 3f2a…",
+            "stigmer execution get 3f2a… -o json",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
     Get {
         /// The execution's id.
         id: String,
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Continue an interrupted execution: tasks it completed are not run again, their recorded
-    /// outputs are reused, and the log goes on where it stopped.
+    /// Continue an interrupted workflow execution where it stopped.
+    ///
+    /// Tasks it completed are not run again (their recorded outputs are reused), and the log goes
+    /// on where it stopped.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution list --status running",
+            "stigmer execution resume 3f2a…",
+            "stigmer execution resume 3f2a… --secret API_KEY=… -o json",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
+    ))]
     Resume {
         /// The execution's id (see `stigmer execution list --status running`).
         id: String,
@@ -63,17 +91,30 @@ pub enum ExecutionCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = super::workflow::RunOutput::Text)]
         output: super::workflow::RunOutput,
     },
-    /// Cancel a running execution: its runner stops within a second and records nothing more.
+    /// Cancel a running execution.
+    ///
+    /// Its runner stops within a second and records nothing more.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution cancel 3f2a…",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
     Cancel {
         /// The execution's id.
         id: String,
     },
-    /// Send an event to a running execution: a `listen` task waiting for it (or reaching one
-    /// later) consumes it. An interrupted execution gets it when it is resumed.
+    /// Send an event to a running execution.
     ///
-    /// Example:
-    ///   stigmer execution signal 3f2a… --type com.example.approved --data '{"by": "ada"}'
-    #[command(verbatim_doc_comment)]
+    /// A `listen` task waiting for it (or reaching one later) consumes it. An interrupted
+    /// execution gets it when it is resumed.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution signal 3f2a… --type com.example.approved --data '{\"by\": \"ada\"}'",
+            "stigmer execution signal 3f2a… --type com.example.note --data 'plain text is sent as a string'",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
     Signal {
         /// The execution's id.
         id: String,
@@ -91,9 +132,18 @@ pub enum ExecutionCommand {
         #[arg(long)]
         subject: Option<String>,
     },
-    /// Show an execution's event log: every task transition, agent step and event, in order.
-    /// Followed with -f, `-o json` prints one event per line as it comes.
-    #[command(visible_alias = "logs")]
+    /// Show an execution's event log.
+    ///
+    /// Every task transition, agent step and event, in order. Followed with -f, `-o json`
+    /// prints one event per line as it comes.
+    #[command(visible_alias = "logs", after_help = help::after(
+        &[
+            "stigmer execution events 3f2a…",
+            "stigmer execution events 3f2a… -f",
+            "stigmer execution events 3f2a… -o json | jq '.items[].event'",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
     Events {
         /// The execution's id.
         id: String,

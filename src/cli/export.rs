@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::common::{self, parse_kind};
+use super::help;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, ResourceQuery};
 use crate::manifest::ManifestSet;
@@ -15,9 +16,9 @@ use crate::model::SkillBundle;
 use crate::reconcile::export;
 use crate::runner::skills::{MaterializeError, write_bundle};
 
-/// Print the stored resources as manifests: a canonical YAML stream, ready to commit.
+/// Print the stored resources as manifests, ready to commit or import elsewhere.
 ///
-/// Deterministic: kinds in dependency order, then names; no server-owned fields. Importing the
+/// The output is a canonical YAML stream. Deterministic: kinds in dependency order, then names; no server-owned fields. Importing the
 /// output into an empty store and exporting again gives the same bytes.
 ///
 /// Skills applied from a directory carry their files. With -o FILE, each one's files are
@@ -25,13 +26,15 @@ use crate::runner::skills::{MaterializeError, write_bundle};
 /// its manifest's path points there, so `import -f FILE` restores the same files. On standard
 /// output a stream cannot carry files: SKILL.md is written inline as skillMd, and any other
 /// files are left out with a warning.
-///
-/// Examples:
-///   stigmer export --all > all.yaml
-///   stigmer export --all -o backup/all.yaml      # skill files go to backup/all.skills/
-///   stigmer export agents skills -o agents-and-skills.yaml
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer export --all > all.yaml",
+        "stigmer export --all -o backup/all.yaml      # skill files go to backup/all.skills/",
+        "stigmer export agents skills -o agents-and-skills.yaml",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct ExportArgs {
     /// Export every declarative kind.
     #[arg(long, conflicts_with = "kinds")]

@@ -4,21 +4,24 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::common::{self, parse_kind};
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, ResourceQuery, StoredResource};
 use crate::model::{Kind, SkillBundle};
 
 /// List resources: all declarative kinds, one kind, or named resources.
-///
-/// Examples:
-///   stigmer get
-///   stigmer get agents
-///   stigmer get agent support-bot -o yaml           # the object itself
-///   stigmer get agents -o json                      # {"kind": "List", "items": [...]}
-///   stigmer get skills -l team=cs -o name
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer get",
+        "stigmer get agents",
+        "stigmer get agent support-bot -o yaml           # the object itself",
+        "stigmer get agents -o json                      # {\"kind\": \"List\", \"items\": [...]}",
+        "stigmer get skills -l team=cs -o name",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct GetArgs {
     /// A kind (agent, skill, mcpserver, …); all declarative kinds when absent.
     pub kind: Option<String>,

@@ -3,18 +3,23 @@
 use clap::Args;
 
 use super::common::{self, parse_kind};
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::{Backend, BackendError, Revision, address};
 
-/// Show every revision of a resource, oldest first (also after it was deleted).
+/// Show every revision of a resource.
 ///
-/// Examples:
-///   stigmer history agent support-bot
-///   stigmer history agent support-bot -o name     # agent/support-bot@1, @2, …
-///   stigmer rollback agent support-bot --to 3
+/// Oldest first, also after the resource was deleted; `rollback --to GENERATION` re-applies one.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer history agent support-bot",
+        "stigmer history agent support-bot -o name     # agent/support-bot@1, @2, …",
+        "stigmer rollback agent support-bot --to 3",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct HistoryArgs {
     /// The kind.
     pub kind: String,

@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::apply::{ApplyOptions, apply_set};
 use super::common;
+use super::help;
 use super::{CommandContext, CommandError};
 use crate::manifest::{Diagnostic, Severity};
 
@@ -11,13 +12,15 @@ use crate::manifest::{Diagnostic, Severity};
 ///
 /// The same as `apply`, with -f defaulting to standard input, so a store moves with
 /// `stigmer export --all > all.yaml` here and `stigmer import < all.yaml` there.
-///
-/// Examples:
-///   stigmer import < all.yaml
-///   stigmer import -f all.yaml --set migrated
-///   stigmer export --all | stigmer --home /tmp/other import
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer import < all.yaml",
+        "stigmer import -f all.yaml --set migrated",
+        "stigmer export --all | stigmer --home /tmp/other import",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+))]
 pub struct ImportArgs {
     /// Manifest files or directories; `-` (the default) for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", default_value = "-", value_parser = clap::builder::NonEmptyStringValueParser::new())]

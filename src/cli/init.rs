@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::help;
 use super::{CommandContext, CommandError};
 use crate::model::meta::{check_name, suggest_name};
 
@@ -13,13 +14,15 @@ use crate::model::meta::{check_name, suggest_name};
 /// Writes stigmer.yaml (the project's name, which is its apply set) and an environment, a
 /// skill, an MCP server, an agent that uses them, and a workflow that calls the agent. Refuses
 /// to overwrite existing files; nothing is written then.
-///
-/// Examples:
-///   stigmer init my-project && cd my-project && stigmer validate -f .
-///   stigmer init                     # in the current directory
-///   stigmer init ops --name ops-agents
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer init my-project && cd my-project && stigmer validate -f .",
+        "stigmer init                     # in the current directory",
+        "stigmer init ops --name ops-agents",
+    ],
+    &[help::COLOR],
+))]
 pub struct InitArgs {
     /// Directory to create the project in (created when missing).
     #[arg(default_value = ".")]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::config::{Config, Context, LOCAL_CONTEXT, Secret};
+use super::help;
 use super::settings::remote_backend;
 use super::{CommandContext, CommandError, common};
 use crate::backend::Backend;
@@ -14,12 +15,14 @@ use crate::backend::Backend;
 ///
 /// The token is read from --token-file, or from standard input. It is stored in
 /// $STIGMER_HOME/config.yaml (mode 0600) and never printed.
-///
-/// Examples:
-///   stigmer server token create --org acme | stigmer login --endpoint http://127.0.0.1:7234 --org acme
-///   stigmer login --endpoint https://stigmer.example.com --name prod --token-file ~/.stigmer-token
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer server token create --org acme | stigmer login --endpoint http://127.0.0.1:7234 --org acme",
+        "stigmer login --endpoint https://stigmer.example.com --name prod --token-file ~/.stigmer-token",
+    ],
+    &[help::COLOR, help::HOME],
+))]
 #[allow(clippy::doc_markdown, reason = "help text, shown as written")]
 pub struct LoginArgs {
     /// The server's URL

@@ -3,11 +3,18 @@
 use clap::Args;
 
 use super::config::{Config, LOCAL_CONTEXT};
+use super::help;
 use super::{CommandContext, CommandError};
 
-/// Log out: remove a context and its token from the configuration (the current one by default).
-/// When it was current, the local store becomes current.
+/// Log out: forget a context and its token.
+///
+/// Removes the context (the current one by default) and its token from the configuration. When
+/// it was current, the local store becomes current.
 #[derive(Debug, Args)]
+#[command(after_help = help::after(
+    &["stigmer logout", "stigmer logout staging"],
+    &[help::COLOR, help::HOME],
+))]
 pub struct LogoutArgs {
     /// The context to remove [default: the current one]
     pub name: Option<String>,

@@ -15,6 +15,7 @@ mod error;
 mod execution;
 mod export;
 mod get;
+mod help;
 mod history;
 mod import;
 mod init;
@@ -45,7 +46,26 @@ pub use settings::{ColorChoice, GlobalArgs, Settings};
 /// stigmer: agents, skills, MCP servers, environments and workflows as YAML manifests,
 /// reconciled into a local store or a shared server, and run.
 #[derive(Debug, Parser)]
-#[command(name = "stigmer", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "stigmer",
+    version,
+    about = "The open execution plane for AI agents and workflows.",
+    long_about = "The open execution plane for AI agents and workflows.\n\nAgents, skills, MCP servers, \
+                  environments and workflows are YAML manifests in a directory; stigmer reconciles them into \
+                  a local store or a shared server, and runs them.",
+    propagate_version = true,
+    after_help = help::after(
+    &[
+        "stigmer init my-project && cd my-project",
+        "stigmer apply -f .                     # reconcile the manifests into the local store",
+        "stigmer get agents",
+        "stigmer agent execute triage-bot \"Triage: the login page is down\"",
+        "stigmer workflow run triage --input '{\"ticket\": {\"id\": 1, \"text\": \"down\"}}'",
+        "stigmer login --endpoint https://stigmer.example.com --org acme < token.txt",
+        "stigmer help COMMAND                   # every command's options, examples and variables",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
+))]
 pub struct Cli {
     /// Options every command takes.
     #[command(flatten)]

@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::common::parse_kind;
+use super::help;
 use super::{CommandContext, CommandError};
 use crate::backend::Backend;
 use crate::reconcile::{self, Change};
@@ -11,12 +12,14 @@ use crate::reconcile::{self, Change};
 ///
 /// The resource keeps its apply set; the next `apply` of that set's manifests puts the
 /// manifests' version back, so roll back in the manifests too when the change should stay.
-///
-/// Examples:
-///   stigmer history agent support-bot
-///   stigmer rollback agent support-bot --to 3
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer history agent support-bot",
+        "stigmer rollback agent support-bot --to 3",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct RollbackArgs {
     /// The kind.
     pub kind: String,

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::help;
 use super::{CommandContext, CommandError};
 use crate::model::Kind;
 use crate::schema;
@@ -10,13 +11,15 @@ use crate::schema;
 ///
 /// The same schemas are committed under schemas/ in the repository; point an editor's YAML
 /// language server at them for completion and checks while typing.
-///
-/// Examples:
-///   stigmer schema agent
-///   stigmer schema mcp-server > mcp-server.schema.json
-///   stigmer schema            # any manifest, chosen by kind
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer schema agent",
+        "stigmer schema mcp-server > mcp-server.schema.json",
+        "stigmer schema            # any manifest, chosen by kind",
+    ],
+    &[help::COLOR],
+))]
 pub struct SchemaArgs {
     /// A kind (agent, skill, mcpserver, environment, workflow, agentinstance, …).
     pub kind: Option<String>,

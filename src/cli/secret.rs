@@ -6,23 +6,28 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::common;
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::Backend;
 use crate::secrets::SecretValue;
 
-/// Manage secrets: stored encrypted in the backend (local store or server), referenced from
-/// environments with `secretRef: NAME`, and never printed unless you ask with --reveal.
+/// Manage secrets, stored encrypted in the backend.
 ///
-/// Examples:
-///   stigmer secret set OPENAI_API_KEY              # prompts without echo, or reads stdin
-///   stigmer secret set db-password --from-file ./password.txt
-///   stigmer secret set GITHUB_TOKEN --from-env GITHUB_TOKEN
-///   stigmer secret list
-///   stigmer secret get OPENAI_API_KEY --reveal
-///   stigmer secret rotate-key
+/// Secrets live in the local store or on the server, encrypted; environments refer to them
+/// with `secretRef: NAME`. A value is never printed unless you ask with --reveal.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer secret set OPENAI_API_KEY              # prompts without echo, or reads stdin",
+        "stigmer secret set db-password --from-file ./password.txt",
+        "stigmer secret set GITHUB_TOKEN --from-env GITHUB_TOKEN",
+        "stigmer secret list",
+        "stigmer secret get OPENAI_API_KEY --reveal",
+        "stigmer secret rotate-key",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+))]
 #[allow(clippy::doc_markdown, reason = "help text, shown as written")]
 pub struct SecretArgs {
     /// What to do.
@@ -33,7 +38,18 @@ pub struct SecretArgs {
 /// `stigmer secret …`.
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
-    /// Store a secret's value (from stdin by default; prompts without echo on a terminal).
+    /// Store a secret's value.
+    ///
+    /// The value is read from standard input by default (on a terminal, a prompt that does not
+    /// echo), from --from-file, or from the variable --from-env names.
+    #[command(after_help = help::after(
+        &[
+            "stigmer secret set OPENAI_API_KEY",
+            "stigmer secret set db-password --from-file ./password.txt",
+            "printf %s \"$TOKEN\" | stigmer secret set github-token",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+    ))]
     Set {
         /// The secret's name.
         name: String,
@@ -45,11 +61,25 @@ pub enum SecretCommand {
         from_env: Option<String>,
     },
     /// List secrets: names and times, never values.
+    #[command(after_help = help::after(
+        &[
+            "stigmer secret list",
+            "stigmer secret list -o name",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+    ))]
     List {
         #[command(flatten)]
         output: OutputArgs,
     },
     /// Show a secret; its value only with --reveal.
+    #[command(after_help = help::after(
+        &[
+            "stigmer secret get OPENAI_API_KEY",
+            "stigmer secret get OPENAI_API_KEY --reveal",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+    ))]
     Get {
         /// The secret's name.
         name: String,
@@ -60,11 +90,23 @@ pub enum SecretCommand {
         output: OutputArgs,
     },
     /// Delete a secret.
+    #[command(after_help = help::after(
+        &[
+            "stigmer secret delete db-password",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+    ))]
     Delete {
         /// The secret's name.
         name: String,
     },
     /// Re-encrypt every secret under a new data key, in one transaction.
+    #[command(after_help = help::after(
+        &[
+            "stigmer secret rotate-key",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS],
+    ))]
     RotateKey,
 }
 

@@ -9,17 +9,24 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::common;
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::server::{self, Role, ServerConfig, TlsIdentity, TokenError, Tokens};
 
 /// Run a stigmer server: the same store and commands, shared over gRPC with API tokens.
 ///
-/// Examples:
-///   stigmer server token create --org acme --role admin
-///   stigmer server --listen 0.0.0.0:7234 --tls-cert cert.pem --tls-key key.pem
+/// Each org's resources, secrets and executions live in a store of their own under the data
+/// directory; tokens made with `stigmer server token create` say which org a caller acts in.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = help::after(
+    &[
+        "stigmer server token create --org acme --role admin",
+        "stigmer server --listen 0.0.0.0:7234 --tls-cert cert.pem --tls-key key.pem",
+        "STIGMER_LOG=debug stigmer server --data /var/lib/stigmer --log-format json",
+    ],
+    &[help::COLOR, help::HOME, help::SERVER],
+))]
 pub struct ServerArgs {
     /// Token management.
     #[command(subcommand)]
@@ -73,7 +80,14 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
     /// Manage API tokens (works while the server runs or not).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::after(
+        &[
+            "stigmer server token create --org acme --role editor --name ci",
+            "stigmer server token list",
+            "stigmer server token revoke 3f2a9c1d",
+        ],
+        &[help::COLOR, help::HOME],
+    ))]
     Token(TokenCommand),
 }
 
@@ -81,10 +95,30 @@ pub enum ServerCommand {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Make a token; it is printed once and only its hash is kept.
+    #[command(after_help = help::after(
+        &[
+            "stigmer server token create --org acme --role admin --name ana",
+            "stigmer server token create --org acme --role editor --name ci --expires 90d > ci-token.txt",
+        ],
+        &[help::COLOR, help::HOME],
+    ))]
     Create(TokenCreateArgs),
     /// List tokens (never the tokens themselves).
+    #[command(after_help = help::after(
+        &[
+            "stigmer server token list",
+            "stigmer server token list --data /var/lib/stigmer -o json",
+        ],
+        &[help::COLOR, help::HOME],
+    ))]
     List(TokenListArgs),
     /// Revoke a token by id; it stops working at once.
+    #[command(after_help = help::after(
+        &[
+            "stigmer server token revoke 3f2a9c1d",
+        ],
+        &[help::COLOR, help::HOME],
+    ))]
     Revoke(TokenRevokeArgs),
 }
 
@@ -210,7 +244,7 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
 }
 
 fn init_logging(format: LogFormat, color: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STIGMER_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(super::settings::ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -27,6 +27,8 @@ pub const ENV_TOKEN: &str = "STIGMER_TOKEN";
 pub const ENV_ORG: &str = "STIGMER_ORG";
 /// `STIGMER_CA_CERT`: a PEM CA certificate to trust for `STIGMER_ENDPOINT`.
 pub const ENV_CA_CERT: &str = "STIGMER_CA_CERT";
+/// `STIGMER_LOG`: what `stigmer server` logs (a tracing filter; `info` by default).
+pub const ENV_LOG: &str = "STIGMER_LOG";
 /// `USER` / `USERNAME`: the local actor recorded in revisions and the audit log.
 const ENV_USER: [&str; 2] = ["USER", "USERNAME"];
 
@@ -48,7 +50,7 @@ pub struct GlobalArgs {
     /// When to use colors.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// stigmer's home directory: store and configuration [env: `STIGMER_HOME`] [default: ~/.stigmer]
+    /// stigmer's home directory, for its store and configuration (else `STIGMER_HOME`, else ~/.stigmer)
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// The context to use instead of the current one (see `stigmer context list`)

@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::common::{self, counted};
+use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError};
 use crate::manifest::{Diagnostic, Location};
@@ -16,14 +17,16 @@ use crate::validate::{NoResources, validate};
 /// Reads every file given (directories recursively: *.yaml and *.yml, hidden entries skipped;
 /// `-` reads stdin) and reports every problem at once, each with `file:line:col` and a hint.
 /// Exits 0 when everything is valid, 1 when something is not.
-///
-/// Examples:
-///   stigmer validate -f examples/
-///   stigmer validate -f agents.yaml -f skills.yaml
-///   cat agent.yaml | stigmer validate -f -
-///   stigmer validate -f manifests/ -o json
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer validate -f examples/",
+        "stigmer validate -f agents.yaml -f skills.yaml",
+        "cat agent.yaml | stigmer validate -f -",
+        "stigmer validate -f manifests/ -o json",
+    ],
+    &[help::COLOR],
+))]
 pub struct ValidateArgs {
     /// Manifest files or directories; `-` for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]

@@ -2,12 +2,20 @@
 
 use clap::Args;
 
+use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
 use crate::backend::Backend;
 
-/// Show who the backend takes you to be: your actor name, org and role, and where the data is.
+/// Show who the backend takes you to be.
+///
+/// Your actor name (recorded in revisions and the audit log), the org and role your token
+/// gives you on a server, and where the data is.
 #[derive(Debug, Args)]
+#[command(after_help = help::after(
+    &["stigmer whoami", "stigmer whoami -o json", "STIGMER_ENDPOINT=https://stigmer.example.com STIGMER_TOKEN=… stigmer whoami"],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct WhoamiArgs {
     #[command(flatten)]
     pub output: OutputArgs,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::common;
+use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
@@ -26,7 +27,17 @@ use crate::secrets::{Redactor, SecretValue};
 use crate::validate::{NoResources, validate};
 
 /// Run workflows.
+///
+/// Serverless Workflow 1.0 documents, stored as Workflow resources or read from a file; every
+/// run is recorded as an execution (see `stigmer execution`).
 #[derive(Debug, Args)]
+#[command(after_help = help::after(
+    &[
+        "stigmer workflow run ticket-triage --input '{\"ticket\": 42}'",
+        "stigmer workflow run -f flow.yaml",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
+))]
 pub struct WorkflowArgs {
     /// What to do.
     #[command(subcommand)]
@@ -36,19 +47,22 @@ pub struct WorkflowArgs {
 /// `stigmer workflow …`.
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {
-    /// Run a workflow and print its output.
     Run(RunArgs),
 }
 
-/// Run a stored Workflow by name, or one from a file (a Workflow manifest, or a bare Serverless
-/// Workflow document with `document` and `do`).
+/// Run a workflow and print its output.
 ///
-/// Examples:
-///   stigmer workflow run ticket-triage --input '{"ticket": 42}'
-///   stigmer workflow run -f flow.yaml --input input.json --secret API_KEY=…
-///   stigmer workflow run nightly-report -o json
+/// A stored Workflow by name, or one from a file: a Workflow manifest, or a bare Serverless
+/// Workflow document with `document` and `do`. Exits 0 when it completes, 1 when it faults.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer workflow run ticket-triage --input '{\"ticket\": 42}'",
+        "stigmer workflow run -f flow.yaml --input input.json --secret API_KEY=…",
+        "stigmer workflow run nightly-report -o json",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
+))]
 #[allow(clippy::doc_markdown, reason = "help text, shown as written")]
 pub struct RunArgs {
     /// The stored Workflow's name

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::super::help;
 use super::super::{CommandContext, CommandError};
 use crate::backend::{Backend, ResourceQuery};
 use crate::model::{Agent, AgentSpec, ModelConfig};
@@ -10,12 +11,14 @@ use crate::reconcile;
 /// Create an agent from flags, without a manifest.
 ///
 /// The agent belongs to no apply set, so no `apply --prune` deletes it; `export` includes it.
-///
-/// Examples:
-///   stigmer agent create my-agent --instructions "You summarize support tickets."
-///   stigmer agent create helper --instructions "Help." --model ollama/qwen2.5-coder:7b --skill tone-of-voice
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer agent create my-agent --instructions \"You summarize support tickets.\"",
+        "stigmer agent create helper --instructions \"Help.\" --model ollama/qwen2.5-coder:7b --skill tone-of-voice",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND],
+))]
 pub struct CreateArgs {
     /// The agent's name.
     pub name: String,

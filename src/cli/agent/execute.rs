@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::super::common;
+use super::super::help;
 use super::super::render::Style;
 use super::super::workflow::{RunOutput, key_value, overrides};
 use super::super::{CommandContext, CommandError, ErrorKind};
@@ -20,15 +21,19 @@ use crate::runner::agent::session;
 use crate::runner::workflow::record::{self, EventSink};
 use crate::secrets::Redactor;
 
-/// Run an agent on a message: the model answers, calling its MCP tools and sub-agents as it
-/// goes. Text output streams the answer and each tool call; the run is recorded as an execution.
+/// Run an agent on a message and stream its answer.
 ///
-/// Examples:
-///   stigmer agent execute support-triage "Summarize ticket 42"
-///   stigmer agent execute support-triage "And the next one?" --session triage-monday
-///   stigmer agent execute helper "Hi" --model anthropic/claude-sonnet-4-5 -o json
+/// The model answers, calling its MCP tools and sub-agents as it goes. Text output streams the
+/// answer and each tool call; the run is recorded as an execution, and continues a session.
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = help::after(
+    &[
+        "stigmer agent execute support-triage \"Summarize ticket 42\"",
+        "stigmer agent execute support-triage \"And the next one?\" --session triage-monday",
+        "stigmer agent execute helper \"Hi\" --model anthropic/claude-sonnet-4-5 -o json",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
+))]
 pub struct ExecuteArgs {
     /// The agent, or agent instance, to run.
     pub name: String,

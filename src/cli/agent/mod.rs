@@ -5,10 +5,21 @@ mod execute;
 
 use clap::{Args, Subcommand};
 
+use super::help;
 use super::{CommandContext, CommandError};
 
-/// Work with agents.
+/// Create and run agents.
+///
+/// Agents are usually declared in manifests and applied; these commands make one from flags
+/// and run one on a message.
 #[derive(Debug, Args)]
+#[command(after_help = help::after(
+    &[
+        "stigmer agent create helper --instructions \"Answer briefly.\"",
+        "stigmer agent execute helper \"What is stigmer?\"",
+    ],
+    &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
+))]
 pub struct AgentArgs {
     /// What to do.
     #[command(subcommand)]

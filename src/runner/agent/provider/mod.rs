@@ -26,7 +26,7 @@
 mod anthropic;
 mod error;
 mod openai;
-mod settings;
+pub mod settings;
 mod stream;
 #[cfg(test)]
 mod tests;
