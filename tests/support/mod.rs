@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 
 use stigmer::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
 
+pub mod resources;
+
 /// The repository root, where the tests run commands (so `examples/` resolves).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
