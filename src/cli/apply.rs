@@ -161,7 +161,12 @@ fn text_report(ctx: &CommandContext, plan: &Plan, secrets: &[(String, SecretChan
         };
         let _ = writeln!(out, "{} {painted}{owner}", change.address());
     }
-    let _ = writeln!(out, "{}{}", summary(plan.counts()), if dry_run { " (dry run: nothing written)" } else { "" });
+    let _ = writeln!(
+        out,
+        "{}{}",
+        common::plan_summary(plan.counts()),
+        if dry_run { " (dry run: nothing written)" } else { "" }
+    );
     out
 }
 
@@ -202,14 +207,6 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
-}
-
-/// `3 created, 1 updated, 0 deleted, 12 unchanged`.
-pub fn summary(counts: Counts) -> String {
-    format!(
-        "{} created, {} updated, {} deleted, {} unchanged",
-        counts.created, counts.updated, counts.deleted, counts.unchanged
-    )
 }
 
 #[derive(Serialize)]

@@ -60,6 +60,15 @@ pub fn parse_kind(name: &str) -> Result<Kind, CommandError> {
     })
 }
 
+/// What a plan does, in one line: `3 created, 1 updated, 0 deleted, 12 unchanged` (`apply`,
+/// `diff` and `apply --watch` print it alike).
+pub fn plan_summary(counts: crate::reconcile::Counts) -> String {
+    format!(
+        "{} created, {} updated, {} deleted, {} unchanged",
+        counts.created, counts.updated, counts.deleted, counts.unchanged
+    )
+}
+
 /// `1 error`, `3 errors`.
 pub fn counted(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use super::apply::{PlanFlags, summary};
+use super::apply::PlanFlags;
 use super::common;
 use super::help;
 use super::render::Style;
@@ -65,7 +65,7 @@ async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError>
             };
         }
     }
-    let _ = writeln!(out, "{}", summary(plan.counts()));
+    let _ = writeln!(out, "{}", common::plan_summary(plan.counts()));
     ctx.out(&out)?;
     if plan.has_changes() || !secrets.is_empty() { Err(CommandError::reported(ErrorKind::Failed)) } else { Ok(()) }
 }

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::apply::summary;
 use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError};
@@ -59,7 +58,7 @@ fn show(ctx: &CommandContext, report: WatchReport, first: bool) -> Result<(), Co
             ctx.out(&format!(
                 "{} {named} — {} ({} ms, {} read)\n",
                 style.dim(&clock(at)),
-                summary(plan.counts()),
+                common::plan_summary(plan.counts()),
                 took.as_millis(),
                 common::counted(files_read, "file")
             ))

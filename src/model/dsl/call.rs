@@ -1,11 +1,11 @@
-//! The `call` task: HTTP, gRPC, OpenAPI, AsyncAPI, A2A and MCP calls, Stigmer's `agent` call,
-//! and calls to custom or cataloged functions, with their typed `with` arguments.
+//! The kinds of `call`: HTTP, gRPC, OpenAPI, A2A and MCP calls, Stigmer's `agent` call, calls
+//! to custom or cataloged functions, and the parts of AsyncAPI calls that hold no tasks, with
+//! their typed `with` arguments. (`CallTask` and `call: asyncapi` itself hold tasks, through a
+//! subscription's `foreach`, so they are in `task.rs`.)
 
 // Doc comments are the JSON Schema descriptions editors show: product names (OAuth2, OpenAPI,
 // AsyncAPI, CloudEvents) are written as prose, not code.
 #![allow(clippy::doc_markdown, reason = "doc comments double as schema descriptions")]
-
-use std::borrow::Cow;
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -13,156 +13,40 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::auth::ReferenceableAuthenticationPolicy;
+use super::base::TaskBase;
 use super::data::{Duration, Endpoint, ExternalResource, ObjectOrExpression};
-use super::event::SubscriptionIterator;
 use super::support::{self, deserialize_string_or_object};
-use super::task::TaskBase;
 
-/// Calls a service or function; the value of `call` selects the kind of call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallTask {
-    /// `call: asyncapi`: an operation described by an AsyncAPI document.
-    AsyncApi(CallAsyncApi),
-    /// `call: grpc`: a gRPC method.
-    Grpc(CallGrpc),
-    /// `call: http`: an HTTP request.
-    Http(CallHttp),
-    /// `call: openapi`: an operation described by an OpenAPI document.
-    OpenApi(CallOpenApi),
-    /// `call: a2a`: an A2A (agent-to-agent) JSON-RPC method.
-    A2a(CallA2a),
-    /// `call: mcp`: a Model Context Protocol method.
-    Mcp(CallMcp),
-    /// `call: agent` (Stigmer extension): sends a message to a Stigmer `Agent` resource.
-    Agent(CallAgent),
-    /// Any other `call`: a custom or cataloged function, with free-form arguments.
-    Function(CallFunction),
-}
-
-/// For each built-in call kind: its variant, struct and `call` value. Expands the dispatch code
-/// (serialization, deserialization, schema, accessors) so it is written once.
-macro_rules! builtin_calls {
-    ($($variant:ident($ty:ident) = $name:literal),+ $(,)?) => {
-        /// The `call` values of the built-in call kinds; any other value calls a function.
-        pub const BUILTIN_CALLS: &[&str] = &[$($name),+];
-
+/// Gives each built-in call kind its `call` value (`CALL`) and adds it, as a constant
+/// property, to the kind's schema.
+macro_rules! call_discriminator {
+    ($($ty:ident = $name:literal),+ $(,)?) => {
         $(
             impl $ty {
+                /// The value of `call` that selects this kind.
+                pub(super) const CALL: &'static str = $name;
+
                 /// Adds the `call` discriminator to this call's schema.
                 fn add_call_property(schema: &mut schemars::Schema) {
-                    support::add_const_property(schema, "call", $name);
+                    super::support::add_const_property(schema, "call", $name);
                 }
             }
         )+
-
-        impl CallTask {
-            /// The value of `call`: the built-in kind, or the function's name.
-            #[must_use]
-            pub fn function_name(&self) -> &str {
-                match self {
-                    $(Self::$variant(_) => $name,)+
-                    Self::Function(call) => &call.call,
-                }
-            }
-
-            /// The properties every task has.
-            #[must_use]
-            pub fn base(&self) -> &TaskBase {
-                match self {
-                    $(Self::$variant(call) => &call.base,)+
-                    Self::Function(call) => &call.base,
-                }
-            }
-
-            /// The properties every task has, for editing.
-            pub fn base_mut(&mut self) -> &mut TaskBase {
-                match self {
-                    $(Self::$variant(call) => &mut call.base,)+
-                    Self::Function(call) => &mut call.base,
-                }
-            }
-
-            /// Reads a call task from its properties (without the unknown-property check).
-            pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, serde_json::Error> {
-                use serde::de::Error as _;
-                let name = match map.get("call") {
-                    Some(Value::String(name)) => name.clone(),
-                    Some(other) => {
-                        return Err(serde_json::Error::custom(format!(
-                            "`call` must be a string, found {}",
-                            support::describe(other)
-                        )));
-                    }
-                    None => return Err(serde_json::Error::missing_field("call")),
-                };
-                match name.as_str() {
-                    $($name => {
-                        map.remove("call");
-                        serde_json::from_value(Value::Object(map)).map(Self::$variant)
-                    })+
-                    _ => serde_json::from_value(Value::Object(map)).map(Self::Function),
-                }
-            }
-        }
-
-        impl Serialize for CallTask {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                /// A built-in call with its `call` discriminator first.
-                #[derive(Serialize)]
-                struct Tagged<'a, T> {
-                    call: &'static str,
-                    #[serde(flatten)]
-                    inner: &'a T,
-                }
-                match self {
-                    $(Self::$variant(call) => Tagged { call: $name, inner: call }.serialize(serializer),)+
-                    Self::Function(call) => call.serialize(serializer),
-                }
-            }
-        }
-
-        impl JsonSchema for CallTask {
-            fn schema_name() -> Cow<'static, str> {
-                "CallTask".into()
-            }
-
-            fn schema_id() -> Cow<'static, str> {
-                concat!(module_path!(), "::CallTask").into()
-            }
-
-            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                support::schema_from(serde_json::json!({
-                    "description": "Calls a service or function; the value of `call` selects the kind of call.",
-                    "oneOf": [
-                        $(generator.subschema_for::<$ty>(),)+
-                        generator.subschema_for::<CallFunction>(),
-                    ]
-                }))
-            }
-        }
     };
 }
+pub(super) use call_discriminator;
 
-builtin_calls! {
-    AsyncApi(CallAsyncApi) = "asyncapi",
-    Grpc(CallGrpc) = "grpc",
-    Http(CallHttp) = "http",
-    OpenApi(CallOpenApi) = "openapi",
-    A2a(CallA2a) = "a2a",
-    Mcp(CallMcp) = "mcp",
-    Agent(CallAgent) = "agent",
-}
+/// The `call` values of the built-in call kinds; any other value calls a function. (Each is
+/// also its kind's `CALL`; a test in `dispatch.rs` keeps the two the same.)
+pub const BUILTIN_CALLS: &[&str] = &["asyncapi", "grpc", "http", "openapi", "a2a", "mcp", "agent"];
 
-impl<'de> Deserialize<'de> for CallTask {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let map = Map::<String, Value>::deserialize(deserializer)?;
-        let input = Value::Object(map.clone());
-        let call = Self::from_map(map).map_err(D::Error::custom)?;
-        let output = serde_json::to_value(&call).map_err(D::Error::custom)?;
-        support::ensure_nothing_ignored(&input, &output, "call").map_err(D::Error::custom)?;
-        Ok(call)
-    }
+call_discriminator! {
+    CallGrpc = "grpc",
+    CallHttp = "http",
+    CallOpenApi = "openapi",
+    CallA2a = "a2a",
+    CallMcp = "mcp",
+    CallAgent = "agent",
 }
 
 /// `call: http`: an HTTP request.
@@ -320,61 +204,6 @@ pub struct OpenApiArguments {
     pub redirect: Option<bool>,
 }
 
-/// `call: asyncapi`: an operation described by an AsyncAPI document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(deny_unknown_fields, transform = CallAsyncApi::add_call_property)]
-pub struct CallAsyncApi {
-    /// The operation to call.
-    pub with: AsyncApiArguments,
-    /// The properties every task has.
-    #[serde(flatten)]
-    pub base: TaskBase,
-}
-
-/// The arguments of an AsyncAPI call: `operation` or `channel`, and `message` or `subscription`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(transform = asyncapi_alternatives)]
-pub struct AsyncApiArguments {
-    /// The AsyncAPI document defining the operation.
-    pub document: ExternalResource,
-    /// The channel to use (AsyncAPI v2.6.0 documents only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    /// The operation to call (AsyncAPI v3.0.0 documents only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    /// The server to call the operation on; by default the first matching the channel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<AsyncApiServer>,
-    /// The protocol used to select the server, when `server` is unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<AsyncApiProtocol>,
-    /// The message to publish.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<AsyncApiOutboundMessage>,
-    /// The subscription consuming messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription: Option<AsyncApiSubscription>,
-    /// The authentication policy, if any, to call the operation with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<ReferenceableAuthenticationPolicy>,
-}
-
-/// Requires `operation` or `channel`, and `message` or `subscription` (as the official schema does).
-fn asyncapi_alternatives(schema: &mut schemars::Schema) {
-    support::require_one_of(
-        schema,
-        &[
-            &["document", "operation", "message"],
-            &["document", "operation", "subscription"],
-            &["document", "channel", "message"],
-            &["document", "channel", "subscription"],
-        ],
-    );
-}
-
 /// The server an AsyncAPI operation is called on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -458,21 +287,6 @@ pub struct AsyncApiInboundMessage {
     /// The message's correlation id, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
-}
-
-/// A subscription to the messages of an AsyncAPI operation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AsyncApiSubscription {
-    /// A runtime expression, if any, filtering consumed messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "support::runtime_expression_schema")]
-    pub filter: Option<String>,
-    /// How many messages, or for how long, to consume.
-    pub consume: AsyncApiMessageConsumptionPolicy,
-    /// The iterator, if any, run for each consumed message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub foreach: Option<SubscriptionIterator>,
 }
 
 /// How many messages, or for how long, a subscription consumes.

@@ -10,7 +10,8 @@ use super::auth::AuthenticationPolicy;
 use super::data::{Duration, Endpoint, ErrorDefinition, Input, Output, RetryPolicy, Timeout, TimeoutOrReference};
 use super::event::EventConsumptionStrategy;
 use super::support::{self, single_entry_map};
-use super::task::{NO_SIBLINGS, Task, TaskList, TaskVisit};
+use super::task::{Task, TaskList};
+use super::walk::{NO_SIBLINGS, TaskVisit};
 
 /// The DSL version written by [`Document::new`].
 pub const DSL_VERSION: &str = "1.0.0";

@@ -1,5 +1,6 @@
-//! Events: the `emit` and `listen` tasks, CloudEvents properties, event filters and correlations,
-//! event consumption strategies and the iterator over consumed events or messages.
+//! Events: the `emit` task, what `listen` listens to (CloudEvents properties, event filters and
+//! correlations, consumption strategies). `listen` itself holds tasks (its `foreach`), so it is
+//! in `task.rs` with the iterator over consumed events or messages.
 
 // Doc comments are the JSON Schema descriptions editors show: product names (OAuth2, OpenAPI,
 // AsyncAPI, CloudEvents) are written as prose, not code.
@@ -10,9 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::data::{Export, Output};
+use super::base::TaskBase;
 use super::support::{self, deserialize_by_key, deserialize_string_or_object};
-use super::task::{TaskBase, TaskList};
 
 /// Publishes an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -50,21 +50,6 @@ pub struct EmitEventDefinition {
 /// Requires `source` and `type` on the event properties of an emitted event.
 fn require_source_and_type(schema: &mut schemars::Schema) {
     schema.insert("required".to_owned(), serde_json::json!(["source", "type"]));
-}
-
-/// Waits for one or more events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(deny_unknown_fields)]
-pub struct ListenTask {
-    /// The configuration of the listener.
-    pub listen: ListenConfiguration,
-    /// The iterator, if any, run for each consumed event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub foreach: Option<SubscriptionIterator>,
-    /// The properties every task has.
-    #[serde(flatten)]
-    pub base: TaskBase,
 }
 
 /// The configuration of a listener.
@@ -197,25 +182,4 @@ deserialize_string_or_object!(AnyEventUntil, "until", Condition, Events);
 pub struct OneEventConsumptionStrategy {
     /// The event to consume.
     pub one: EventFilter,
-}
-
-/// The tasks run for each event or message consumed by a subscription.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SubscriptionIterator {
-    /// The variable holding the current item; defaults to `item`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub item: Option<String>,
-    /// The variable holding the index of the current item; defaults to `index`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
-    /// The tasks to run for each consumed item.
-    #[serde(default, rename = "do", skip_serializing_if = "TaskList::is_empty")]
-    pub do_: TaskList,
-    /// How each item's output is transformed and validated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Output>,
-    /// How each item updates the workflow context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<Export>,
 }

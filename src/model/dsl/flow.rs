@@ -1,141 +1,14 @@
-//! Control flow: flow directives (`then`), and the `do`, `for`, `fork`, `switch`, `try`, `raise`,
-//! `set` and `wait` tasks.
-
-use std::borrow::Cow;
-use std::fmt;
+//! Control flow that holds no tasks: the `switch`, `raise`, `set` and `wait` tasks, a `for`
+//! loop's iteration, and the error filters of `catch`. The tasks that hold task lists (`do`,
+//! `for`, `fork`, `try`) are in `task.rs`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::data::{Duration, ErrorOrReference, RetryPolicyOrReference};
+use super::base::{FlowDirective, TaskBase};
+use super::data::{Duration, ErrorOrReference};
 use super::support::{self, single_entry_map};
-use super::task::{TaskBase, TaskList};
-
-/// What runs after a task: `continue`, `exit`, `end`, or the name of a task in the same list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FlowDirective {
-    /// Proceed with the next task in the list (the default).
-    Continue,
-    /// Complete the current list; in the workflow's top-level `do`, the workflow ends.
-    Exit,
-    /// End the workflow gracefully.
-    End,
-    /// Continue at the named task, which must be in the same list.
-    Goto(String),
-}
-
-impl FlowDirective {
-    /// The directive as written in a document.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Continue => "continue",
-            Self::Exit => "exit",
-            Self::End => "end",
-            Self::Goto(task) => task,
-        }
-    }
-
-    /// The name of the task jumped to, if this directive is a jump.
-    #[must_use]
-    pub fn target(&self) -> Option<&str> {
-        match self {
-            Self::Goto(task) => Some(task),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for FlowDirective {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<&str> for FlowDirective {
-    fn from(text: &str) -> Self {
-        match text {
-            "continue" => Self::Continue,
-            "exit" => Self::Exit,
-            "end" => Self::End,
-            task => Self::Goto(task.to_owned()),
-        }
-    }
-}
-
-impl From<String> for FlowDirective {
-    fn from(text: String) -> Self {
-        match text.as_str() {
-            "continue" | "exit" | "end" => Self::from(text.as_str()),
-            _ => Self::Goto(text),
-        }
-    }
-}
-
-impl Serialize for FlowDirective {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for FlowDirective {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self::from)
-    }
-}
-
-impl JsonSchema for FlowDirective {
-    fn schema_name() -> Cow<'static, str> {
-        "FlowDirective".into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        concat!(module_path!(), "::FlowDirective").into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        support::schema_from(serde_json::json!({
-            "description": "What runs next: `continue` (the default), `exit`, `end`, or the name of a task in the same list.",
-            "anyOf": [
-                { "type": "string", "enum": ["continue", "exit", "end"] },
-                { "type": "string" },
-            ]
-        }))
-    }
-}
-
-/// Runs a list of tasks in sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(deny_unknown_fields)]
-pub struct DoTask {
-    /// The tasks to run in order.
-    #[serde(rename = "do")]
-    pub do_: TaskList,
-    /// The properties every task has.
-    #[serde(flatten)]
-    pub base: TaskBase,
-}
-
-/// Runs a list of tasks for each item of a collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(deny_unknown_fields)]
-pub struct ForTask {
-    /// The loop: the collection and the variables holding the item and its index.
-    #[serde(rename = "for")]
-    pub for_: ForLoop,
-    /// A runtime expression that must hold, if set, for the iteration to continue.
-    #[serde(default, rename = "while", skip_serializing_if = "Option::is_none")]
-    pub while_: Option<String>,
-    /// The tasks to run for each item.
-    #[serde(rename = "do")]
-    pub do_: TaskList,
-    /// The properties every task has.
-    #[serde(flatten)]
-    pub base: TaskBase,
-}
 
 /// The definition of a loop over a collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -150,29 +23,6 @@ pub struct ForLoop {
     /// The variable holding the index of the current item; defaults to `index`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
-}
-
-/// Runs branches concurrently, optionally racing them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(deny_unknown_fields)]
-pub struct ForkTask {
-    /// The branches and how they combine.
-    pub fork: ForkConfiguration,
-    /// The properties every task has.
-    #[serde(flatten)]
-    pub base: TaskBase,
-}
-
-/// The branches of a fork.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ForkConfiguration {
-    /// The tasks to run concurrently, one branch each.
-    pub branches: TaskList,
-    /// Whether branches race, the first to finish setting the output; defaults to `false`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compete: Option<bool>,
 }
 
 /// Picks what runs next from the first matching case.
@@ -207,45 +57,6 @@ pub struct SwitchCase {
     pub when: Option<String>,
     /// The flow directive to follow when the case matches.
     pub then: FlowDirective,
-}
-
-/// Runs tasks and handles the errors they raise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(deny_unknown_fields)]
-pub struct TryTask {
-    /// The tasks to attempt.
-    #[serde(rename = "try")]
-    pub try_: TaskList,
-    /// Which errors to catch and how to handle them.
-    pub catch: Catch,
-    /// The properties every task has.
-    #[serde(flatten)]
-    pub base: TaskBase,
-}
-
-/// Which errors to catch and how to handle them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Catch {
-    /// A static filter on the errors to catch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub errors: Option<CatchErrors>,
-    /// The variable holding the caught error; defaults to `error`.
-    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
-    pub as_: Option<String>,
-    /// A runtime expression deciding whether to catch the filtered error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub when: Option<String>,
-    /// A runtime expression deciding whether not to catch the filtered error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub except_when: Option<String>,
-    /// The retry policy, if any, for caught errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicyOrReference>,
-    /// The tasks to run when an error is caught.
-    #[serde(default, rename = "do", skip_serializing_if = "TaskList::is_empty")]
-    pub do_: TaskList,
 }
 
 /// A static filter on the errors to catch.

@@ -28,25 +28,31 @@
 #![allow(clippy::large_enum_variant, reason = "document model: size is irrelevant, matching must stay easy")]
 
 mod auth;
+mod base;
 mod call;
 mod data;
+mod dispatch;
 mod document;
 mod event;
 mod flow;
 mod run;
 mod support;
+mod task;
+mod walk;
 
 pub(crate) use support::describe;
-mod task;
 
 pub use auth::*;
+pub use base::*;
 pub use call::*;
 pub use data::*;
+pub use dispatch::*;
 pub use document::*;
 pub use event::*;
 pub use flow::*;
 pub use run::*;
 pub use task::*;
+pub use walk::*;
 
 #[cfg(test)]
 mod tests {

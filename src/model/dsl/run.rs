@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::base::TaskBase;
 use super::data::{Duration, ExternalResource};
-use super::task::TaskBase;
 
 /// Runs a container, a script, a shell command or another workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -36,6 +36,7 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode, Url, redirect};
 use serde_json::{Map, Value, json};
 
 use super::digest;
+use super::encode::{base64, percent_encode};
 use super::error::WorkflowError;
 use super::oauth2;
 use crate::model::dsl::HttpOutputFormat;
@@ -327,24 +328,6 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// Standard base64 with padding (RFC 4648).
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Expands a URI template's simple `{name}` variables from the top-level fields of `data`
 /// (RFC 6570 simple string expansion: values percent-encoded, missing or `null` ones empty).
 ///
@@ -374,43 +357,9 @@ pub(crate) fn expand_uri_template(template: &str, data: &Value) -> Result<String
     Ok(out)
 }
 
-/// `name=value&…`, each side percent-encoded (`application/x-www-form-urlencoded`).
-pub(crate) fn form_encode(pairs: &[(&str, String)]) -> String {
-    let mut out = String::new();
-    for (index, (name, value)) in pairs.iter().enumerate() {
-        if index > 0 {
-            out.push('&');
-        }
-        percent_encode(name, &mut out);
-        out.push('=');
-        percent_encode(value, &mut out);
-    }
-    out
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub(crate) fn percent_encode(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (plain, encoded) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
-        {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn uri_templates_expand_top_level_scalars() {

@@ -422,7 +422,7 @@ fn authenticating_or_documents(request: &Received, log: &Mutex<Vec<Received>>) -
         "/oauth2/token" => {
             let form: Vec<(&str, &str)> = request.body.split('&').filter_map(|pair| pair.split_once('=')).collect();
             let field = |name: &str| form.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-            let basic = format!("Basic {}", http::base64(format!("stigmer:{CLIENT_SECRET}").as_bytes()));
+            let basic = format!("Basic {}", super::encode::base64(format!("stigmer:{CLIENT_SECRET}").as_bytes()));
             let client_ok = request.header("authorization") == Some(basic.as_str())
                 || (field("client_id") == Some("stigmer") && field("client_secret") == Some(CLIENT_SECRET));
             let grant_ok = match field("grant_type") {
@@ -857,7 +857,7 @@ do:
     let output = run_body(&body, json!(null), &RunOptions::new()).await.unwrap();
     assert_eq!(output["found"], json!({ "id": "7", "query": "status=available&status=sold" }));
     assert_eq!(output["added"], json!({ "name": "Rex" }));
-    assert_eq!(output["who"], json!(http::base64(br#"{"authorization":"Bearer t0k3n"}"#)));
+    assert_eq!(output["who"], json!(super::encode::base64(br#"{"authorization":"Bearer t0k3n"}"#)));
     assert_eq!(output["moved"], json!("hello"));
 
     // Without `redirect`, the 302 is a communication error.

@@ -46,6 +46,7 @@
 mod bus;
 mod digest;
 mod duration;
+mod encode;
 mod error;
 mod eval;
 mod events;

@@ -41,8 +41,8 @@ use reqwest::{Client, Url};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::encode::{base64, form_encode, percent_encode};
 use super::error::WorkflowError;
-use super::http::{base64, form_encode, percent_encode};
 use crate::model::dsl::{
     OAuth2ClientAuthentication, OAuth2Grant, OAuth2Properties, OAuth2Token, OAuth2TokenRequestEncoding,
 };

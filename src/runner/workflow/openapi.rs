@@ -32,8 +32,9 @@ use std::sync::Arc;
 use reqwest::Url;
 use serde_json::{Map, Value};
 
+use super::encode::{form_encode, percent_encode};
 use super::error::WorkflowError;
-use super::http::{self, Clients, Credentials, form_encode, percent_encode};
+use super::http::{self, Clients, Credentials};
 use crate::model::dsl::HttpOutputFormat;
 
 /// The HTTP methods a path item may hold operations for.
