@@ -11,7 +11,7 @@ use support::Sandbox;
 #[macro_use]
 mod support;
 
-#[path = "../src/runner/agent/test_server.rs"]
+#[path = "support/llm.rs"]
 #[allow(dead_code, reason = "shared with the crate's unit tests, which use more of it")]
 mod llm;
 

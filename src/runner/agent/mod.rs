@@ -17,5 +17,7 @@ pub mod mcp;
 pub mod prepare;
 pub mod provider;
 pub mod session;
+// A scripted LLM server for the unit tests; test code, so it lives with the integration tests.
 #[cfg(test)]
+#[path = "../../../tests/support/llm.rs"]
 pub(crate) mod test_server;
