@@ -176,6 +176,48 @@ fn init_scaffolds_a_project_that_validates_and_never_overwrites() {
 }
 
 #[test]
+fn an_initialized_project_works_offline_with_no_environment_variables() {
+    // A fresh machine: no variable at all (not even HOME or PATH), no network, no model.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("fresh");
+    let bare = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stigmer"));
+        command.env_clear().current_dir(dir.path());
+        command
+    };
+    let run = |args: &[&str]| {
+        let output = bare().args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let home = dir.path().join("home");
+    let (home, project) = (home.to_str().unwrap(), project.to_str().unwrap());
+    assert_eq!(run(&["init", project]).0, Some(0));
+    let (code, out, err) = run(&["validate", "-f", project]);
+    assert_eq!((code, err.as_str()), (Some(0), ""), "no warning either: {out}");
+    let (code, out, err) = run(&["--home", home, "apply", "-f", project]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.ends_with("6 created, 0 updated, 0 deleted, 0 unchanged\n"), "{out}");
+    // The agent needs only a model endpoint: without one, the README's error, and its hint.
+    if std::net::TcpStream::connect("127.0.0.1:11434").is_ok() {
+        eprintln!("skipped: something listens on Ollama's port 11434 here, so no error is expected");
+        return;
+    }
+    for target in ["triage-bot", "triage-bot-dev"] {
+        let (code, _, err) = run(&["--home", home, "agent", "execute", target, "Triage: the login page is down"]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.starts_with("error: agent `triage-bot`: cannot reach ollama at http://localhost:11434/v1"),
+            "{err}"
+        );
+        assert!(err.contains("hint: is Ollama running? start it with `ollama serve`"), "{err}");
+    }
+}
+
+#[test]
 fn init_refuses_an_invalid_project_name() {
     let dir = tempfile::tempdir().unwrap();
     stigmer()
