@@ -106,6 +106,9 @@ fn an_inline_secret_is_stored_encrypted_and_only_its_reference_is_kept(sandbox: 
     assert!(err.contains("warning:") && err.contains("env.yaml:10:"), "the plaintext in the file is pointed at: {err}");
     let (_, yaml, _) = sandbox.run(&["get", "environment", "prod", "-o", "yaml"]);
     assert!(yaml.contains("secretRef: prod.API_KEY") && yaml.contains("description: the provider key"), "{yaml}");
+    // Regression: moving the inline secret out took the plain value beside it too (stored as
+    // `REGION: {}`), and every later apply reported the damaged resource unchanged.
+    assert!(yaml.contains("REGION:\n      value: eu\n"), "the plain value is kept: {yaml}");
     assert_eq!(sandbox.run(&["secret", "get", "prod.API_KEY", "--reveal"]).1, "inline-planted-4d2e\n");
 
     let commits = sandbox.commits();

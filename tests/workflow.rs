@@ -458,3 +458,51 @@ fn a_run_stops_on_cancel_or_sigterm_and_says_so() {
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_eq!(record["status"], "cancelled");
 }
+
+#[test]
+fn document_description_is_read_as_summary_with_a_warning() {
+    let sandbox = Sandbox::new();
+    let manifest = |header: &str| {
+        format!(
+            "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: described}}\nspec:\n  document:\n    dsl: 1.0.0\n    namespace: demo\n    name: described\n    version: 0.1.0\n{header}  do:\n    - a: {{set: {{x: 1}}}}\n"
+        )
+    };
+    let project = sandbox.project("d", "d", &[("flow.yaml", &manifest("    description: Files tickets.\n"))]);
+    let (code, _, err) = sandbox.run(&["apply", "-f", project.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "warning: document.description is not a Serverless Workflow field; it is read as document.summary"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("flow.yaml:10:5") && err.contains("hint: rename description to summary"), "{err}");
+    let (_, stored, _) = sandbox.run(&["get", "workflow", "described", "-o", "json"]);
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["spec"]["document"]["summary"], "Files tickets.");
+
+    // A bare document, run from its file, the same way.
+    let bare = sandbox.dir.path().join("bare.yaml");
+    std::fs::write(&bare, "document: {dsl: 1.0.0, namespace: demo, name: bare, version: 0.1.0, description: Old style.}\ndo:\n  - a: {set: {x: 1}}\n").unwrap();
+    let (code, out, err) = sandbox.run(&["workflow", "run", "-f", bare.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: document.description is not a Serverless Workflow field")
+            && err.contains("bare.yaml:1:"),
+        "{err}"
+    );
+    assert!(out.contains("\"completed\""), "{out}");
+
+    // Both at once is an error; any other unknown field stays one, with a suggestion.
+    let both = sandbox.project("b", "b", &[("flow.yaml", &manifest("    summary: New.\n    description: Old.\n"))]);
+    let (code, _, err) = sandbox.run(&["validate", "-f", both.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error: document has both summary and description") && err.contains("hint: keep summary"),
+        "{err}"
+    );
+    let typo = sandbox.project("t", "t", &[("flow.yaml", &manifest("    sumary: Typo.\n"))]);
+    let (code, _, err) = sandbox.run(&["validate", "-f", typo.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("did you mean \"summary\"?"), "{err}");
+}
