@@ -14,8 +14,8 @@ use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
+use crate::manifest::ManifestSet;
 use crate::manifest::yaml::{self, SyntaxKind};
-use crate::manifest::{Diagnostic, ManifestSet};
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
 use crate::runner::agent::launch::WorkflowAgents;
 use crate::runner::environment::{self, Overrides};
@@ -457,21 +457,9 @@ fn from_file(
 fn summary_from_description(ctx: &CommandContext, set: &ManifestSet) -> Result<Option<String>, CommandError> {
     let Some(document) = set.documents.first() else { return Ok(None) };
     let mut value = document.root.to_json();
-    let location = || crate::validate::location_of(set, document, "/document", Some("description"));
-    let diagnostic = match dsl::summary_from_description(&mut value) {
-        dsl::DescriptionField::Absent => return Ok(None),
-        dsl::DescriptionField::ReadAsSummary => Diagnostic::warning(
-            "description-is-summary",
-            "document.description is not a Serverless Workflow field; it is read as document.summary",
-        )
-        .hint("rename description to summary, the field the DSL defines"),
-        dsl::DescriptionField::BesideSummary => Diagnostic::error(
-            "description-is-summary",
-            "document has both summary and description, which means summary too",
-        )
-        .hint("keep summary and remove description"),
+    let Some(diagnostic) = crate::validate::description_as_summary(set, document, &mut value, "") else {
+        return Ok(None);
     };
-    let diagnostic = diagnostic.at(location());
     let fails = diagnostic.is_error();
     common::report(ctx, set, &[diagnostic])?;
     if fails {

@@ -346,30 +346,10 @@ impl DocumentCheck<'_> {
     /// `document.description` is read as `document.summary`, with a warning; both at once is an
     /// error (and `false`).
     fn description_synonym(&mut self, spec: &mut Value) -> bool {
-        let location = || location_of(self.set, self.document, "/spec/document", Some("description"));
-        match crate::model::dsl::summary_from_description(spec) {
-            crate::model::dsl::DescriptionField::Absent => true,
-            crate::model::dsl::DescriptionField::ReadAsSummary => {
-                let warning = Diagnostic::warning(
-                    "description-is-summary",
-                    "document.description is not a Serverless Workflow field; it is read as document.summary",
-                )
-                .at(location())
-                .hint("rename description to summary, the field the DSL defines");
-                self.diagnostics.push(warning);
-                true
-            }
-            crate::model::dsl::DescriptionField::BesideSummary => {
-                let error = Diagnostic::error(
-                    "description-is-summary",
-                    "document has both summary and description, which means summary too",
-                )
-                .at(location())
-                .hint("keep summary and remove description");
-                self.diagnostics.push(error);
-                false
-            }
-        }
+        let Some(diagnostic) = description_as_summary(self.set, self.document, spec, "/spec") else { return true };
+        let fine = !diagnostic.is_error();
+        self.diagnostics.push(diagnostic);
+        fine
     }
 
     fn kind(&mut self, kind: Option<&Value>) -> Option<Kind> {
@@ -412,6 +392,32 @@ impl DocumentCheck<'_> {
             }
         }
     }
+}
+
+/// Reads a workflow document's `document.description` (many existing files carry it) as
+/// `document.summary`, the field the DSL defines, in `workflow`: the document at `pointer` of
+/// `document` (`/spec` of a manifest, the root of a bare document). Returns what to report at the
+/// field: a warning, or an error when both are written.
+pub fn description_as_summary(
+    set: &ManifestSet,
+    document: &LoadedDocument,
+    workflow: &mut Value,
+    pointer: &str,
+) -> Option<Diagnostic> {
+    let diagnostic = match crate::model::dsl::summary_from_description(workflow) {
+        crate::model::dsl::DescriptionField::Absent => return None,
+        crate::model::dsl::DescriptionField::ReadAsSummary => Diagnostic::warning(
+            "description-is-summary",
+            "document.description is not a Serverless Workflow field; it is read as document.summary",
+        )
+        .hint("rename description to summary, the field the DSL defines"),
+        crate::model::dsl::DescriptionField::BesideSummary => Diagnostic::error(
+            "description-is-summary",
+            "document has both summary and description, which means summary too",
+        )
+        .hint("keep summary and remove description"),
+    };
+    Some(diagnostic.at(location_of(set, document, &format!("{pointer}/document"), Some("description"))))
 }
 
 /// Whether `pointer` is at, above or below one of `reported`, so a precise diagnostic there
