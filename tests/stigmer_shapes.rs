@@ -304,12 +304,23 @@ spec: {agent_ref: triage, environment_refs: [dev]}
     let project = sandbox.project("vars", "vars", &[("all.yaml", manifests)]);
     let (code, _, err) = sandbox.run(&["validate", "-f", project.to_str().unwrap()]);
     assert_eq!(code, 0, "a warning, not an error: {err}");
-    assert!(
-        err.contains("warning: agentinstance/triage-dev: mcpserver/tickets requires TICKETS_TOKEN, and none of its environments (dev) gives it"),
-        "{err}"
-    );
+    let warning = "warning: agentinstance/triage-dev: mcpserver/tickets requires TICKETS_TOKEN, and none of its environments (dev) gives it";
+    assert!(err.contains(warning), "{err}");
     assert!(!err.contains("requires REGION") && !err.contains("requires MODE"), "given, or defaulted: {err}");
-    assert_eq!(sandbox.run(&["apply", "-f", project.to_str().unwrap()]).0, 0);
+
+    // An instance whose environment only the backend holds is not judged; the one after it still is.
+    let shared = "apiVersion: agentic.stigmer.ai/v1\nkind: Environment\nmetadata: {name: shared}\nspec: {}\n";
+    assert_eq!(sandbox.run(&["apply", "-f", sandbox.project("s", "s", &[("s.yaml", shared)]).to_str().unwrap()]).0, 0);
+    let unjudged = "apiVersion: agentic.stigmer.ai/v1
+kind: AgentInstance
+metadata: {name: triage-shared}
+spec: {agent_ref: triage, environment_refs: [shared]}
+---
+";
+    let project = sandbox.project("vars", "vars", &[("all.yaml", &format!("{unjudged}{manifests}"))]);
+    let (code, _, err) = sandbox.run(&["apply", "-f", project.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(warning) && !err.contains("triage-shared:"), "{err}");
     let (code, _, err) = sandbox.run(&["agent", "execute", "triage-dev", "hello"]);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -405,19 +416,26 @@ fn the_server_itself_refuses_a_write_for_another_org() {
         "apiVersion": "agentic.stigmer.ai/v1", "kind": "Skill",
         "metadata": {"name": "calc", "org": "globex"}, "spec": {"skillMd": "x"}
     });
-    let batch = ApplyBatch {
+    let batch = |kind, name: &str, manifest| ApplyBatch {
         apply_set: None,
-        items: vec![BatchItem {
-            kind: stigmer::model::Kind::Skill,
-            name: "calc".into(),
-            write: Write::Create { manifest },
-        }],
+        items: vec![BatchItem { kind, name: name.into(), write: Write::Create { manifest } }],
         dry_run: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let error = runtime.block_on(async { RemoteBackend::new(&options).unwrap().apply(batch).await.unwrap_err() });
+    let refused =
+        |batch| runtime.block_on(async { RemoteBackend::new(&options).unwrap().apply(batch).await.unwrap_err() });
+    let error = refused(batch(stigmer::model::Kind::Skill, "calc", manifest));
     assert!(
         error.to_string().contains("skill/calc is declared in org globex, but this token acts in org test"),
+        "{error}"
+    );
+    let agent = json!({
+        "apiVersion": "agentic.stigmer.ai/v1", "kind": "Agent", "metadata": {"name": "bot"},
+        "spec": {"instructions": "Help.", "skillRefs": [{"name": "calc", "org": "globex"}]}
+    });
+    let error = refused(batch(stigmer::model::Kind::Agent, "bot", agent));
+    assert!(
+        error.to_string().contains("agent/bot refers to calc in org globex, but this token acts in org test"),
         "{error}"
     );
     assert_eq!(sandbox.commits(), 0);

@@ -17,6 +17,15 @@ use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
 use crate::store::{Author, Keyring, OpenOptions, Store, WaitNotice, sealed_bytes};
 
+/// Whether any object in `value` has a key `org` (a reference naming an organization would).
+fn has_key_org(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(fields) => fields.iter().any(|(key, value)| key == "org" || has_key_org(value)),
+        serde_json::Value::Array(items) => items.iter().any(has_key_org),
+        _ => false,
+    }
+}
+
 /// How long an operation waits for another process to let go of the store, unless told otherwise.
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
@@ -81,6 +90,10 @@ impl LocalBackend {
                 return Err(BackendError::PermissionDenied(format!(
                     "{address} is declared in org {named}, but this token acts in org {org}"
                 )));
+            }
+            // Reading the resource costs more than looking for the key it would need.
+            if !manifest.get("spec").is_some_and(has_key_org) {
+                continue;
             }
             let references = AnyResource::from_value(item.kind, manifest.clone()).map(|r| r.references());
             for reference in references.unwrap_or_default() {

@@ -100,13 +100,13 @@ fn environment_coverage(
         let AnyResource::AgentInstance(instance) = resource.resource.as_ref() else { continue };
         let Some(agent_ref) = &instance.spec.agent_ref else { continue };
         let Some(AnyResource::Agent(agent)) = declared_as(Kind::Agent, &agent_ref.name) else { continue };
-        let mut environments = Vec::new();
-        for reference in &instance.spec.environment_refs {
-            match declared_as(Kind::Environment, &reference.name) {
-                Some(AnyResource::Environment(environment)) => environments.push(environment),
-                _ => return,
-            }
-        }
+        let environments: Option<Vec<_>> = (instance.spec.environment_refs.iter())
+            .map(|reference| match declared_as(Kind::Environment, &reference.name) {
+                Some(AnyResource::Environment(environment)) => Some(environment),
+                _ => None,
+            })
+            .collect();
+        let Some(environments) = environments else { continue };
         let mut required: Vec<(String, String)> = required_variables(&agent.spec.env, agent.spec.env_spec.as_ref())
             .into_iter()
             .map(|key| (key, agent.address()))
@@ -145,17 +145,15 @@ fn environment_coverage(
     }
 }
 
-/// The variables an `env` and an `envSpec` declare as required (no default, not optional).
+/// The variables an `env` and an `envSpec` declare as required (no default, not optional), as
+/// the run resolves them (`runner::environment::Declarations`).
 fn required_variables(
     env: &indexmap::IndexMap<String, crate::model::VariableSpec>,
     env_spec: Option<&crate::model::EnvironmentSpec>,
 ) -> Vec<String> {
     let declared = env.iter().filter(|(_, v)| v.is_required()).map(|(k, _)| k.clone());
-    let specified = env_spec
-        .iter()
-        .flat_map(|spec| spec.data.iter())
-        .filter(|(_, v)| v.value.is_none() && v.secret_ref.is_none())
-        .map(|(k, _)| k.clone());
+    let specified =
+        env_spec.iter().flat_map(|spec| spec.data.iter()).filter(|(_, v)| v.value.is_none()).map(|(k, _)| k.clone());
     declared.chain(specified).collect()
 }
 
