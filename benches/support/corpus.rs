@@ -162,6 +162,9 @@ fn environment(out: &mut String, i: usize, rev: u32) -> fmt::Result {
     writeln!(out, "    REGION:\n      value: {}", ["eu-west-1", "us-east-1", "ap-south-1"][i % 3])?;
     writeln!(out, "    REQUEST_TIMEOUT_SECONDS:\n      value: \"{}\"", 10 + i % 50)?;
     writeln!(out, "    API_TOKEN:\n      secretRef: {name}-api-token\n      description: Token for the {topic} API.")?;
+    // What the MCP servers' envSpecs require, so every instance has all its variables.
+    writeln!(out, "    SERVICE_URL:\n      value: https://mcp.{topic}.{stage}.example.com/mcp")?;
+    writeln!(out, "    SERVICE_TOKEN:\n      secretRef: {name}-service-token")?;
     if i.is_multiple_of(2) {
         writeln!(out, "    DB_PASSWORD:\n      secretRef: {name}-db-password")?;
     }
