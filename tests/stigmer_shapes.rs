@@ -284,7 +284,7 @@ kind: McpServer
 metadata: {name: tickets}
 spec:
   stdio: {command: /bin/true}
-  env: {TICKETS_TOKEN: {description: the ticket system's token}}
+  env: {TICKETS_TOKEN: {description: the ticket system's token}, TICKETS_URL: {}}
 ---
 apiVersion: agentic.stigmer.ai/v1
 kind: Agent
@@ -295,6 +295,7 @@ spec:
   env:
     REGION: {description: where tickets are filed}
     MODE: {default_value: careful}
+    TICKETS_URL: {default_value: 'https://tickets.example.com'}
 ---
 apiVersion: agentic.stigmer.ai/v1
 kind: AgentInstance
@@ -306,7 +307,10 @@ spec: {agent_ref: triage, environment_refs: [dev]}
     assert_eq!(code, 0, "a warning, not an error: {err}");
     let warning = "warning: agentinstance/triage-dev: mcpserver/tickets requires TICKETS_TOKEN, and none of its environments (dev) gives it";
     assert!(err.contains(warning), "{err}");
-    assert!(!err.contains("requires REGION") && !err.contains("requires MODE"), "given, or defaulted: {err}");
+    assert!(
+        !err.contains("requires REGION") && !err.contains("requires MODE") && !err.contains("requires TICKETS_URL"),
+        "given, defaulted, or defaulted by the agent for its server: {err}"
+    );
 
     // An instance whose environment only the backend holds is not judged; the one after it still is.
     let shared = "apiVersion: agentic.stigmer.ai/v1\nkind: Environment\nmetadata: {name: shared}\nspec: {}\n";
@@ -326,8 +330,8 @@ spec: {agent_ref: triage, environment_refs: [shared]}
     assert!(
         err.contains(
             "TICKETS_TOKEN (the ticket system's token) is required and no environment, --env or --secret gives it"
-        ),
-        "{err}"
+        ) && !err.contains("TICKETS_URL"),
+        "the run agrees with the warning: {err}"
     );
 }
 

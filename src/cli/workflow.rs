@@ -201,8 +201,8 @@ pub(super) struct Resume {
 /// progress, and reports. Exit 0 when it completes, 1 when it faults.
 pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run) -> Result<(), CommandError> {
     let Run { workflow, env_spec, target, input, overrides, output, resume, workflows } = run;
-    let mut declared = environment::Declarations::default();
-    declared.env_spec(env_spec.as_ref());
+    let mut declared = crate::model::Declarations::default();
+    declared.env_spec(&target, env_spec.as_ref());
     let resolved = environment::resolve(backend, &declared, &[], &overrides).await.map_err(|e| {
         CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
     })?;

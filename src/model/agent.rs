@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::{EnvironmentSpec, VariableSpec};
+use super::environment::{Declarations, EnvironmentSpec, VariableSpec};
 use super::kind::Kind;
 use super::mcp_server::{DockerTransport, HttpTransport, StdioTransport, transports};
 use super::reference::{Reference, ResourceRef};
@@ -258,6 +258,22 @@ impl AgentSpec {
     pub fn sub_agent(mut self, sub_agent: SubAgent) -> Self {
         self.sub_agents.push(sub_agent);
         self
+    }
+
+    /// The variables a run of this agent needs: its own `envSpec` and `env` first (so it can give
+    /// a server's variable a default), then those of the shared MCP servers it uses, given by
+    /// address (`mcpserver/NAME`).
+    pub fn declarations<'a>(
+        &'a self,
+        address: &str,
+        servers: impl IntoIterator<Item = (String, &'a super::McpServerSpec)>,
+    ) -> Declarations {
+        let mut declared = Declarations::default();
+        declared.env_spec(address, self.env_spec.as_ref()).env(address, &self.env);
+        for (server, spec) in servers {
+            declared.env_spec(&server, spec.env_spec.as_ref()).env(&server, &spec.env);
+        }
+        declared
     }
 
     /// Names an inline sub-agent may select MCP servers by: inline definitions and usages.

@@ -82,6 +82,67 @@ pub fn inline_secret_name(environment: &str, key: &str) -> String {
     format!("{environment}.{key}")
 }
 
+/// One variable a run declares it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declaration {
+    /// The resource that declared it first (`agent/triage`, `mcpserver/tickets`).
+    pub declared_by: String,
+    /// The value used when nothing else gives one.
+    pub default: Option<String>,
+    /// Its value is secret wherever it comes from: masked like a stored secret.
+    pub secret: bool,
+    /// The run cannot start without a value.
+    pub required: bool,
+    /// What it is for, for the error that names it missing.
+    pub description: Option<String>,
+}
+
+/// The variables a run declares, in the order first declared: an agent's or workflow's
+/// `envSpec` and `env`, then those of the MCP servers it uses. The first declaration of a name
+/// wins, so an agent can give a server's variable its own default. Validation and the runner
+/// both read them from here, so a warning and a run's error never disagree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declarations {
+    /// By name.
+    pub entries: IndexMap<String, Declaration>,
+}
+
+impl Declarations {
+    /// Adds what `by` declares in an `envSpec`: an entry with a `value` has that default; one
+    /// without is required.
+    pub fn env_spec(&mut self, by: &str, spec: Option<&EnvironmentSpec>) -> &mut Self {
+        for (key, entry) in spec.iter().flat_map(|spec| spec.data.iter()) {
+            self.entries.entry(key.clone()).or_insert_with(|| Declaration {
+                declared_by: by.to_owned(),
+                default: entry.value.clone(),
+                secret: entry.is_secret,
+                required: entry.value.is_none(),
+                description: entry.description.clone(),
+            });
+        }
+        self
+    }
+
+    /// Adds what `by` declares in Stigmer's `env`: name → description, secret, optional, default.
+    pub fn env(&mut self, by: &str, env: &IndexMap<String, VariableSpec>) -> &mut Self {
+        for (key, variable) in env {
+            self.entries.entry(key.clone()).or_insert_with(|| Declaration {
+                declared_by: by.to_owned(),
+                default: variable.default_value.clone(),
+                secret: variable.is_secret,
+                required: variable.is_required(),
+                description: variable.description.clone(),
+            });
+        }
+        self
+    }
+
+    /// The variables a run cannot start without, in declaration order.
+    pub fn required(&self) -> impl Iterator<Item = (&str, &Declaration)> {
+        self.entries.iter().filter(|(_, declaration)| declaration.required).map(|(key, d)| (key.as_str(), d))
+    }
+}
+
 impl ResourceSpec for EnvironmentSpec {
     const KIND: Kind = Kind::Environment;
 }

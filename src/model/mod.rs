@@ -50,7 +50,7 @@ pub mod workflow;
 pub use agent::{
     Agent, AgentSpec, McpServerDefinition, McpServerUsage, ModelConfig, SubAgent, ToolApprovalOverride, ToolSelection,
 };
-pub use environment::{Environment, EnvironmentSpec, EnvironmentValue, VariableSpec};
+pub use environment::{Declaration, Declarations, Environment, EnvironmentSpec, EnvironmentValue, VariableSpec};
 pub use instance::{AgentInstance, AgentInstanceSpec, WorkflowInstance, WorkflowInstanceSpec};
 pub use kind::{Kind, UnknownKind};
 pub use mcp_server::{

@@ -7,7 +7,8 @@
 use indexmap::IndexMap;
 
 use crate::backend::{Backend, BackendError};
-use crate::model::{Environment, EnvironmentSpec, VariableSpec};
+use crate::model::Environment;
+use crate::model::environment::Declarations;
 use crate::secrets::{Redactor, SecretValue};
 
 /// One resolved variable.
@@ -58,56 +59,6 @@ pub enum ResolveError {
     /// The backend could not be read (or the secret key is wrong).
     #[error(transparent)]
     Backend(#[from] BackendError),
-}
-
-/// One variable a run declares it needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Declaration {
-    /// The value used when nothing else gives one.
-    pub default: Option<String>,
-    /// Its value is secret wherever it comes from: masked like a stored secret.
-    pub secret: bool,
-    /// The run cannot start without a value.
-    pub required: bool,
-    /// What it is for, for the error that names it missing.
-    pub description: Option<String>,
-}
-
-/// The variables a run declares, in the order first declared: an agent's or workflow's
-/// `envSpec` and `env`, then those of the MCP servers it uses. The first declaration of a name
-/// wins, so an agent can give a server's variable its own default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Declarations {
-    /// By name.
-    pub entries: IndexMap<String, Declaration>,
-}
-
-impl Declarations {
-    /// Adds an `envSpec`: an entry with a `value` has that default; one without is required.
-    pub fn env_spec(&mut self, spec: Option<&EnvironmentSpec>) -> &mut Self {
-        for (key, entry) in spec.iter().flat_map(|spec| spec.data.iter()) {
-            self.entries.entry(key.clone()).or_insert_with(|| Declaration {
-                default: entry.value.clone(),
-                secret: entry.is_secret,
-                required: entry.value.is_none(),
-                description: entry.description.clone(),
-            });
-        }
-        self
-    }
-
-    /// Adds Stigmer's `env`: name → description, secret, optional, default.
-    pub fn env(&mut self, env: &IndexMap<String, VariableSpec>) -> &mut Self {
-        for (key, variable) in env {
-            self.entries.entry(key.clone()).or_insert_with(|| Declaration {
-                default: variable.default_value.clone(),
-                secret: variable.is_secret,
-                required: variable.is_required(),
-                description: variable.description.clone(),
-            });
-        }
-        self
-    }
 }
 
 /// Resolves a run's variables: what `declared` says the run needs, from the instance's
@@ -179,7 +130,7 @@ pub async fn resolve<B: Backend>(
 mod tests {
     use super::*;
     use crate::backend::LocalBackend;
-    use crate::model::EnvironmentSpec;
+    use crate::model::{EnvironmentSpec, VariableSpec};
 
     #[tokio::test]
     async fn later_sources_win_and_every_missing_key_is_named_at_once() {
@@ -201,7 +152,7 @@ mod tests {
             secret: vec![("DB_URL".into(), SecretValue::new("postgres://u:pw@db"))],
         };
         let mut declared = Declarations::default();
-        declared.env_spec(Some(&spec));
+        declared.env_spec("workflow/w", Some(&spec));
         let resolved = resolve(&backend, &declared, &[shared.clone(), prod], &overrides).await.unwrap();
         let value = |key: &str| resolved.variables[key].value.expose().to_owned();
         assert_eq!(value("REGION"), "eu-west", "the instance's later environment wins");
@@ -246,7 +197,7 @@ mod tests {
         .into_iter()
         .collect();
         let mut declared = Declarations::default();
-        declared.env(&env);
+        declared.env("agent/a", &env);
         let error = resolve(&backend, &declared, &[], &Overrides::default()).await.unwrap_err().to_string();
         assert!(error.contains("TOKEN (what it is) is required"), "{error}");
         assert!(!error.contains("DEBUG") && !error.contains("REGION"), "optional and defaulted are not: {error}");

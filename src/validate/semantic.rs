@@ -107,19 +107,15 @@ fn environment_coverage(
             })
             .collect();
         let Some(environments) = environments else { continue };
-        let mut required: Vec<(String, String)> = required_variables(&agent.spec.env, agent.spec.env_spec.as_ref())
-            .into_iter()
-            .map(|key| (key, agent.address()))
-            .collect();
-        for usage in &agent.spec.mcp_server_usages {
-            if let Some(AnyResource::McpServer(server)) = declared_as(Kind::McpServer, &usage.mcp_server_ref.name) {
-                let needs = required_variables(&server.spec.env, server.spec.env_spec.as_ref());
-                required.extend(needs.into_iter().map(|key| (key, server.address())));
+        let servers = agent.spec.mcp_server_usages.iter().filter_map(|usage| {
+            match declared_as(Kind::McpServer, &usage.mcp_server_ref.name) {
+                Some(AnyResource::McpServer(server)) => Some((server.address(), &server.spec)),
+                _ => None,
             }
-        }
-        let mut seen = BTreeSet::new();
-        for (key, needed_by) in required {
-            if !seen.insert(key.clone()) || environments.iter().any(|e| e.spec.provides(&key)) {
+        });
+        let declared = agent.spec.declarations(&agent.address(), servers);
+        for (key, declaration) in declared.required() {
+            if environments.iter().any(|e| e.spec.provides(key)) {
                 continue;
             }
             let given_by = if environments.is_empty() {
@@ -134,7 +130,11 @@ fn environment_coverage(
             out.push(
                 Diagnostic::warning(
                     "unprovided-variable",
-                    format!("{}: {needed_by} requires {key}, and {given_by}", resource.resource.address()),
+                    format!(
+                        "{}: {} requires {key}, and {given_by}",
+                        resource.resource.address(),
+                        declaration.declared_by
+                    ),
                 )
                 .at(location_of(set, &set.documents[resource.document], pointer, None))
                 .hint(format!(
@@ -143,18 +143,6 @@ fn environment_coverage(
             );
         }
     }
-}
-
-/// The variables an `env` and an `envSpec` declare as required (no default, not optional), as
-/// the run resolves them (`runner::environment::Declarations`).
-fn required_variables(
-    env: &indexmap::IndexMap<String, crate::model::VariableSpec>,
-    env_spec: Option<&crate::model::EnvironmentSpec>,
-) -> Vec<String> {
-    let declared = env.iter().filter(|(_, v)| v.is_required()).map(|(k, _)| k.clone());
-    let specified =
-        env_spec.iter().flat_map(|spec| spec.data.iter()).filter(|(_, v)| v.value.is_none()).map(|(k, _)| k.clone());
-    declared.chain(specified).collect()
 }
 
 /// Values marked `isSecret` but written in plain text in an Environment: (pointer, key, value).

@@ -10,8 +10,9 @@ use super::conversation::{PreparedAgent, Route, Tool, sub_agent_schema};
 use super::mcp::{McpError, McpServerConfig};
 use super::provider::{AnyProvider, ProviderError, SettingsSources, ToolDefinition, resolve_settings};
 use crate::backend::{Backend, BackendError, address};
-use crate::model::{AgentSpec, AnyResource, Environment, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec};
-use crate::runner::environment::Declarations;
+use crate::model::{
+    AgentSpec, AnyResource, Declarations, Environment, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec,
+};
 
 /// How deep sub-agents may nest (an agent that names itself as its sub-agent stops here).
 const MAX_DEPTH: usize = 8;
@@ -95,12 +96,8 @@ impl Target {
     /// The variables the run needs: the agent's `envSpec` and `env`, plus those of the MCP
     /// servers it uses that the agent does not declare itself.
     pub fn declarations(&self) -> Declarations {
-        let mut declared = Declarations::default();
-        declared.env_spec(self.spec.env_spec.as_ref()).env(&self.spec.env);
-        for server in self.mcp_servers.values() {
-            declared.env_spec(server.env_spec.as_ref()).env(&server.env);
-        }
-        declared
+        let servers = self.mcp_servers.iter().map(|(name, spec)| (address(Kind::McpServer, name), spec));
+        self.spec.declarations(&address(Kind::Agent, &self.name), servers)
     }
 }
 
