@@ -442,6 +442,10 @@ fn the_server_itself_refuses_a_write_for_another_org() {
         error.to_string().contains("agent/bot refers to calc in org globex, but this token acts in org test"),
         "{error}"
     );
+    // A write that names an org where the org store cannot read it is refused, not waved through.
+    let unreadable = json!({"kind": "Skill", "metadata": {"name": "odd", "org": "test"}, "spec": {"orgs": 1}});
+    let error = refused(batch(stigmer::model::Kind::Skill, "odd", unreadable));
+    assert!(error.to_string().contains("skill/odd names an org but cannot be read to check it"), "{error}");
     assert_eq!(sandbox.commits(), 0);
 }
 

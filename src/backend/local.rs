@@ -78,31 +78,28 @@ impl LocalBackend {
         Self { org: Some(org.into()), ..self }
     }
 
-    /// Refuses a batch that would store a resource of another organization than this store's.
+    /// Refuses a batch that would store a resource of another organization than this store's,
+    /// or one that names an organization but cannot be read to tell which.
     fn check_orgs(&self, batch: &ApplyBatch) -> Result<(), BackendError> {
         let Some(org) = self.org.as_deref() else { return Ok(()) };
         for item in &batch.items {
             let (Write::Create { manifest } | Write::Update { manifest, .. }) = &item.write else { continue };
-            let address = super::address(item.kind, &item.name);
-            if let Some(named) = manifest.pointer("/metadata/org").and_then(serde_json::Value::as_str)
-                && named != org
-            {
-                return Err(BackendError::PermissionDenied(format!(
-                    "{address} is declared in org {named}, but this token acts in org {org}"
-                )));
-            }
             // Reading the resource costs more than looking for the key it would need.
-            if !manifest.get("spec").is_some_and(has_key_org) {
+            if !has_key_org(manifest) {
                 continue;
             }
-            let references = AnyResource::from_value(item.kind, manifest.clone()).map(|r| r.references());
-            for reference in references.unwrap_or_default() {
-                if let Some(named) = reference.org.as_deref().filter(|named| *named != org) {
-                    return Err(BackendError::PermissionDenied(format!(
-                        "{address} refers to {} in org {named}, but this token acts in org {org}",
-                        reference.name
-                    )));
-                }
+            let address = super::address(item.kind, &item.name);
+            let resource = AnyResource::from_value(item.kind, manifest.clone()).map_err(|error| {
+                BackendError::PermissionDenied(format!(
+                    "{address} names an org but cannot be read to check it: {error}"
+                ))
+            })?;
+            if let Some(named) = resource.named_orgs().into_iter().find(|named| named.org != org) {
+                let what = match &named.reference {
+                    None => format!("{address} is declared in org {}", named.org),
+                    Some(reference) => format!("{address} refers to {} in org {}", reference.name, named.org),
+                };
+                return Err(BackendError::PermissionDenied(format!("{what}, but this token acts in org {org}")));
             }
         }
         Ok(())

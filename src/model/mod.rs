@@ -166,4 +166,31 @@ impl AnyResource {
     pub fn address(&self) -> String {
         format!("{}/{}", self.kind().cli_name(), self.name())
     }
+
+    /// Every organization the resource names: its own (`metadata.org`) and those its references
+    /// name. On a server each must be the caller's; validation and the org store both ask here.
+    #[must_use]
+    pub fn named_orgs(&self) -> Vec<NamedOrg> {
+        let own = self.metadata().org.iter().map(|org| NamedOrg { org: org.clone(), reference: None });
+        let referenced = (self.references().into_iter())
+            .filter_map(|reference| Some(NamedOrg { org: reference.org.clone()?, reference: Some(reference) }));
+        own.chain(referenced).collect()
+    }
+}
+
+/// An organization a resource names, in its metadata or in one of its references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedOrg {
+    /// The organization.
+    pub org: String,
+    /// The reference that names it; `None` for the resource's own `metadata.org`.
+    pub reference: Option<Reference>,
+}
+
+impl NamedOrg {
+    /// Where the manifest says it: `/metadata/org`, or the reference's `.../org`.
+    #[must_use]
+    pub fn pointer(&self) -> String {
+        self.reference.as_ref().map_or_else(|| "/metadata/org".to_owned(), |r| format!("{}/org", r.pointer))
+    }
 }

@@ -153,10 +153,7 @@ pub async fn prepare_checked<B: Backend>(
 /// Whether any resource names an organization, in its metadata or in a reference.
 #[must_use]
 pub fn names_an_org(outcomes: &[DocumentOutcome]) -> bool {
-    outcomes
-        .iter()
-        .filter_map(|o| o.resource.as_deref())
-        .any(|resource| resource.metadata().org.is_some() || resource.references().iter().any(|r| r.org.is_some()))
+    outcomes.iter().filter_map(|o| o.resource.as_deref()).any(|resource| !resource.named_orgs().is_empty())
 }
 
 /// [`prepare_checked`] against resources already listed (watch mode keeps them while the

@@ -52,35 +52,28 @@ pub fn check(set: &ManifestSet, resources: &[ValidResource], existing: &dyn Reso
 /// (in `metadata.org`, or in a reference) is refused where it says so.
 fn check_orgs(set: &ManifestSet, resources: &[ValidResource], org: &str, out: &mut Vec<Diagnostic>) {
     for resource in resources {
-        let at = |pointer: &str| location_of(set, &set.documents[resource.document], pointer, None);
         let address = resource.resource.address();
-        if let Some(named) = resource.resource.metadata().org.as_deref().filter(|named| *named != org) {
-            out.push(
-                Diagnostic::error(
-                    "wrong-org",
-                    format!("{address} is declared in org \"{named}\", but this context acts in org \"{org}\""),
-                )
-                .at(at("/metadata/org"))
-                .hint(format!(
-                    "remove metadata.org to use the context's org, or log in to org {named} (`stigmer login --org {named}`)"
-                )),
-            );
-        }
-        for reference in resource.resource.references() {
-            let Some(named) = reference.org.as_deref().filter(|named| *named != org) else { continue };
-            let kind = reference.kinds.first().copied().unwrap_or(Kind::Agent);
-            out.push(
-                Diagnostic::error(
-                    "wrong-org",
+        for named in resource.resource.named_orgs().into_iter().filter(|named| named.org != org) {
+            let (message, hint) = match &named.reference {
+                None => (
+                    format!("{address} is declared in org \"{}\", but this context acts in org \"{org}\"", named.org),
                     format!(
-                        "{address} refers to {} \"{}\" in org \"{named}\", but this context acts in org \"{org}\"; references stay within one org",
-                        kind.cli_name(),
-                        reference.name
+                        "remove metadata.org to use the context's org, or log in to org {0} (`stigmer login --org {0}`)",
+                        named.org
                     ),
-                )
-                .at(at(&format!("{}/org", reference.pointer)))
-                .hint(format!("remove org from the reference, or set it to {org}")),
-            );
+                ),
+                Some(reference) => (
+                    format!(
+                        "{address} refers to {} \"{}\" in org \"{}\", but this context acts in org \"{org}\"; references stay within one org",
+                        reference.kinds.first().copied().unwrap_or(Kind::Agent).cli_name(),
+                        reference.name,
+                        named.org
+                    ),
+                    format!("remove org from the reference, or set it to {org}"),
+                ),
+            };
+            let location = location_of(set, &set.documents[resource.document], &named.pointer(), None);
+            out.push(Diagnostic::error("wrong-org", message).at(location).hint(hint));
         }
     }
 }
