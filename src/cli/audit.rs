@@ -41,7 +41,7 @@ pub async fn run(ctx: &CommandContext, args: &AuditArgs) -> Result<(), CommandEr
     let table = |wide: bool| {
         let rows = entries.iter().map(|e| {
             vec![
-                if wide { e.at.to_string() } else { common::time(e.at) },
+                common::time_in(e.at, wide),
                 format!("{:?}", e.action).to_lowercase(),
                 e.target.clone(),
                 e.actor.clone(),

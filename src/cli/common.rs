@@ -102,6 +102,12 @@ pub fn time(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// A time in a table, or in a wide one to the fraction of a second (which orders changes made
+/// in the same second).
+pub fn time_in(at: jiff::Timestamp, wide: bool) -> String {
+    if wide { at.to_string() } else { time(at) }
+}
+
 /// A duration as typed on the command line: `250ms`, `30s`, `5m`, `1h`, `30d`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();

@@ -44,7 +44,7 @@ pub async fn run(ctx: &CommandContext, args: &HistoryArgs) -> Result<(), Command
                 format!("{:?}", revision.action).to_lowercase(),
                 revision.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
                 revision.actor.clone(),
-                if wide { revision.at.to_string() } else { common::time(revision.at) },
+                common::time_in(revision.at, wide),
                 if wide { revision.hash.clone() } else { revision.hash.chars().take(12).collect() },
             ]
         });

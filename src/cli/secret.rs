@@ -126,7 +126,7 @@ pub async fn run(ctx: &CommandContext, args: &SecretArgs) -> Result<(), CommandE
                 return ctx.err("No secrets found.\n");
             }
             let table = |wide| {
-                let time = |at: jiff::Timestamp| if wide { at.to_string() } else { common::time(at) };
+                let time = |at: jiff::Timestamp| common::time_in(at, wide);
                 let rows = secrets.iter().map(|s| vec![s.name.clone(), time(s.created_at), time(s.updated_at)]);
                 common::table(&["NAME", "CREATED", "UPDATED"], rows)
             };

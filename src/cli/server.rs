@@ -304,7 +304,7 @@ fn token(ctx: &CommandContext, command: &TokenCommand, data: &std::path::Path) -
                 return ctx.err("No tokens found.\n");
             }
             let table = |wide: bool| {
-                let time = |at: Timestamp| if wide { at.to_string() } else { common::time(at) };
+                let time = |at: Timestamp| common::time_in(at, wide);
                 let rows = listed.iter().map(|t| {
                     let state = match (t.revoked_at, t.expires_at) {
                         (Some(at), _) => format!("revoked {}", time(at)),

@@ -116,15 +116,7 @@ pub struct McpServerUsage {
     pub tool_approval_overrides: Option<Vec<ToolApprovalOverride>>,
 }
 
-impl McpServerUsage {
-    /// Whether calling `tool` needs approval, and the message shown to whoever approves it.
-    #[must_use]
-    pub fn approval(&self, tool: &str) -> Option<Option<&str>> {
-        approval(self.tool_approval_overrides.as_deref(), tool)
-    }
-}
-
-/// Whether calling `tool` needs approval under these overrides (see
+/// Whether calling `tool` needs approval under a usage's overrides (see
 /// [`McpServerUsage::tool_approval_overrides`]), and the message for whoever approves it.
 #[must_use]
 pub fn approval<'a>(overrides: Option<&'a [ToolApprovalOverride]>, tool: &str) -> Option<Option<&'a str>> {
@@ -313,22 +305,18 @@ mod tests {
 
     #[test]
     fn once_overrides_are_listed_an_unlisted_tool_needs_approval() {
-        let mut usage = McpServerUsage {
-            mcp_server_ref: ResourceRef::named("github"),
-            enabled_tools: Vec::new(),
-            tool_approval_overrides: None,
-        };
-        assert_eq!(usage.approval("create_issue"), None, "no list: nothing is gated");
-        usage.tool_approval_overrides = Some(vec![
+        assert_eq!(approval(None, "create_issue"), None, "no list: nothing is gated");
+        let overrides = [
             ToolApprovalOverride { tool_name: "search".into(), requires_approval: false, message: None },
             ToolApprovalOverride {
                 tool_name: "delete_repo".into(),
                 requires_approval: true,
                 message: Some("deletes a repository".into()),
             },
-        ]);
-        assert_eq!(usage.approval("search"), None);
-        assert_eq!(usage.approval("delete_repo"), Some(Some("deletes a repository")));
-        assert_eq!(usage.approval("create_issue"), Some(None), "missing from the list: gated");
+        ];
+        assert_eq!(approval(Some(&overrides), "search"), None);
+        assert_eq!(approval(Some(&overrides), "delete_repo"), Some(Some("deletes a repository")));
+        assert_eq!(approval(Some(&overrides), "create_issue"), Some(None), "missing from the list: gated");
+        assert_eq!(approval(Some(&[]), "search"), Some(None), "an empty list gates every tool");
     }
 }

@@ -247,13 +247,10 @@ impl CachedFile {
 struct ObservedCache {
     version: Option<u64>,
     resources: Vec<StoredResource>,
-    /// The organization the backend acts in, asked once, when a manifest first names one.
-    org: Option<OrgAnswer>,
+    /// The organization the backend acts in (none, locally), asked once, when a manifest first
+    /// names one.
+    org: tokio::sync::OnceCell<Option<String>>,
 }
-
-/// What the backend said of its organization (none, locally).
-#[derive(Debug, Clone)]
-struct OrgAnswer(Option<String>);
 
 /// Past this many writes, a full listing is cheaper than fetching each written resource.
 const PATCH_LIMIT: usize = 64;
@@ -272,11 +269,8 @@ impl ObservedCache {
     }
 
     /// The organization the backend acts in (asked only once).
-    async fn org<B: Backend>(&mut self, backend: &B) -> Result<Option<String>, BackendError> {
-        if self.org.is_none() {
-            self.org = Some(OrgAnswer(backend.whoami().await?.org));
-        }
-        Ok(self.org.as_ref().and_then(|answer| answer.0.clone()))
+    async fn org<B: Backend>(&self, backend: &B) -> Result<Option<String>, BackendError> {
+        self.org.get_or_try_init(|| async { Ok(backend.whoami().await?.org) }).await.cloned()
     }
 
     /// Takes in our own batch. When it was the only commit since the listing, only what it
