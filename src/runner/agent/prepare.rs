@@ -127,15 +127,13 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
     let Ok(AnyResource::AgentInstance(instance)) = AnyResource::from_value(Kind::AgentInstance, stored.manifest) else {
         return Err(PrepareError::Malformed { address: instance_address, detail: "not an AgentInstance".to_owned() });
     };
-    let agent_name = match (&instance.spec.agent_ref, &instance.spec.agent_id) {
-        (Some(reference), _) => reference.name.clone(),
-        (None, Some(id)) => agent_named_by_id(backend, id, &instance_address).await?,
-        (None, None) => {
-            return Err(PrepareError::Malformed {
-                address: instance_address,
-                detail: "it names no agent (agentRef or agentId)".to_owned(),
-            });
-        }
+    // Apply stores an `agentId` as `agentRef` (`reconcile::ids`), so a stored instance names
+    // its agent by name; one written past apply may not.
+    let Some(agent_name) = instance.spec.agent_ref.as_ref().map(|reference| reference.name.clone()) else {
+        return Err(PrepareError::Malformed {
+            address: instance_address,
+            detail: "it names no agent by agentRef; apply its manifest again to resolve an agentId".to_owned(),
+        });
     };
     let spec = agent(backend, &agent_name).await?.ok_or_else(|| PrepareError::NotFound {
         address: address(Kind::Agent, &agent_name),
@@ -159,15 +157,6 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
     }
     let mcp_servers = used_mcp_servers(backend, &spec, &instance_address).await?;
     Ok(Target { address: instance_address, name: agent_name, spec, environments, mcp_servers })
-}
-
-/// The name of the stored agent whose id is `id` (an instance's `agentId`).
-async fn agent_named_by_id<B: Backend>(backend: &B, id: &str, needed_by: &str) -> Result<String, PrepareError> {
-    let agents = backend.list(&crate::backend::ResourceQuery::kind(Kind::Agent)).await?;
-    agents.into_iter().find(|agent| agent.uid == id).map(|agent| agent.name).ok_or_else(|| PrepareError::NotFound {
-        address: format!("the agent with id {id}"),
-        needed_by: needed_by.to_owned(),
-    })
 }
 
 /// The `McpServer` resources `spec` uses, by name.
