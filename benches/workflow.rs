@@ -291,20 +291,15 @@ fn run_recorded(
     let cpu = cpu_ticks()?;
     let started = Instant::now();
     let (output, events, batches, largest) = runtime.block_on(async {
-        let record = ExecutionRecord {
-            id: id.clone(),
-            target: "file:bench.yaml".to_owned(),
-            status: ExecutionStatus::Running,
-            started_at: jiff::Timestamp::now(),
-            finished_at: None,
-            actor: "bench".to_owned(),
-            input: redactor.redact_json(input.clone()),
-            output: None,
-            error: None,
-            definition: None,
-        };
+        let record = ExecutionRecord::new(
+            id.clone(),
+            "file:bench.yaml".to_owned(),
+            "bench".to_owned(),
+            redactor.redact_json(input.clone()),
+            ExecutionStatus::Running,
+        );
         if let Some(backend) = backend {
-            backend.execution_create(record).await?;
+            backend.execution_create(record, Vec::new()).await?;
         }
         let (observer, mut received) = record::channel(redactor.clone());
         let recording = async {
@@ -315,7 +310,7 @@ fn run_recorded(
                 match sink {
                     Sink::Store(backend) => {
                         if failure.is_none()
-                            && let Err(error) = backend.execution_append(&id, batch).await
+                            && let Err(error) = backend.execution_append(&id, None, batch).await
                         {
                             failure = Some(error);
                         }
@@ -339,7 +334,7 @@ fn run_recorded(
             Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
         };
         if let Some(backend) = backend {
-            backend.execution_finish(&id, status, output, error).await?;
+            backend.execution_finish(&id, None, status, output, error).await?;
         }
         if let Some(error) = failure {
             return Err::<_, Box<dyn std::error::Error>>(error.into());
@@ -388,19 +383,16 @@ fn probes(runtime: &Runtime, dir: &Path) -> BenchResult<Vec<(&'static str, Vec<D
     });
     let event = serde_json::value::to_raw_value(&event)?;
     let id = "probe".to_owned();
-    let record = |id: &str| ExecutionRecord {
-        id: id.to_owned(),
-        target: "file:bench.yaml".to_owned(),
-        status: ExecutionStatus::Running,
-        started_at: jiff::Timestamp::now(),
-        finished_at: None,
-        actor: "bench".to_owned(),
-        input: json!({}),
-        output: None,
-        error: None,
-        definition: None,
+    let record = |id: &str| {
+        ExecutionRecord::new(
+            id.to_owned(),
+            "file:bench.yaml".to_owned(),
+            "bench".to_owned(),
+            json!({}),
+            ExecutionStatus::Running,
+        )
     };
-    runtime.block_on(backend.execution_create(record(&id)))?;
+    runtime.block_on(backend.execution_create(record(&id), Vec::new()))?;
     let time = |f: &mut dyn FnMut() -> BenchResult<()>| -> BenchResult<Vec<Duration>> {
         (0..PROBES)
             .map(|_| {
@@ -411,7 +403,7 @@ fn probes(runtime: &Runtime, dir: &Path) -> BenchResult<Vec<(&'static str, Vec<D
             .collect()
     };
     let append = time(&mut || {
-        runtime.block_on(backend.execution_append(&id, vec![event.clone()]))?;
+        runtime.block_on(backend.execution_append(&id, None, vec![event.clone()]))?;
         Ok(())
     })?;
     let get = time(&mut || {
@@ -419,14 +411,14 @@ fn probes(runtime: &Runtime, dir: &Path) -> BenchResult<Vec<(&'static str, Vec<D
         Ok(())
     })?;
     let shared = open_store(&dir.join("open"))?;
-    runtime.block_on(shared.execution_create(record(&id)))?;
+    runtime.block_on(shared.execution_create(record(&id), Vec::new()))?;
     let append_open = time(&mut || {
-        runtime.block_on(shared.execution_append(&id, vec![event.clone()]))?;
+        runtime.block_on(shared.execution_append(&id, None, vec![event.clone()]))?;
         Ok(())
     })?;
     let many: Vec<_> = (0..2 * ITEMS).map(|_| event.clone()).collect();
     let append_all = time(&mut || {
-        runtime.block_on(shared.execution_append(&id, many.clone()))?;
+        runtime.block_on(shared.execution_append(&id, None, many.clone()))?;
         Ok(())
     })?;
     Ok(vec![

@@ -19,3 +19,4 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod validate;
+pub mod worker;

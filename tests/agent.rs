@@ -207,7 +207,8 @@ do:
     let (code, out, err) = run_with_llm(
         sandbox,
         &server,
-        &["workflow", "run", "-f", flow.to_str().unwrap(), "--input", r#"{"name": "Ada"}"#, "-o", "json"],
+        // In this process, which has the scripted model's settings (a server's workers use theirs).
+        &["workflow", "run", "-f", flow.to_str().unwrap(), "--input", r#"{"name": "Ada"}"#, "-o", "json", "--local"],
     );
     assert_eq!(code, 0, "{err}\n{out}");
     let report: Value = serde_json::from_str(&out).unwrap();

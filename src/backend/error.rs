@@ -88,6 +88,15 @@ pub enum BackendError {
         /// What is wrong.
         reason: String,
     },
+    /// A worker's lease on an execution is gone (it lapsed and another worker claimed the
+    /// execution, or the execution ended): what it would write is refused.
+    #[error("execution {id} is no longer held under this lease: {reason}")]
+    LeaseLost {
+        /// The execution.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// The server failed the call for another reason (a request too large, an internal error).
     #[error("the server failed the call ({code}): {message}")]
     Remote {

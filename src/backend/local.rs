@@ -10,8 +10,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    Identity, ResourceQuery, Revision, SecretInfo, StoredResource, Write,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
+    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
+    WorkerInfo, Write,
 };
 use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
@@ -149,7 +150,7 @@ impl LocalBackend {
         F: FnOnce(&Store) -> Result<T, BackendError> + Send + 'static,
     {
         let path = self.path.clone();
-        let options = OpenOptions { wait: self.wait, holder: holder(), notice: self.notice.clone() };
+        let options = OpenOptions { wait: self.wait, holder: holder(), notice: self.notice.clone(), changes: None };
         let open = self.open.clone();
         let task = tokio::task::spawn_blocking(move || match open {
             Some(store) => operation(&store),
@@ -263,28 +264,100 @@ impl Backend for LocalBackend {
         .await
     }
 
-    async fn execution_create(&self, record: ExecutionRecord) -> Result<(), BackendError> {
-        self.with_store(move |store| store.create_execution(&record)).await
+    async fn execution_create(
+        &self,
+        record: ExecutionRecord,
+        secrets: Vec<(String, SecretValue)>,
+    ) -> Result<(), BackendError> {
+        let key = self.key.clone();
+        self.with_store(move |store| {
+            let sealed = if secrets.is_empty() {
+                None
+            } else {
+                let (_, data) = data_key(store, &key, true)?.ok_or_else(|| no_key(&key))?;
+                Some(seal_run_secrets(&data, &record.id, &secrets)?)
+            };
+            store.create_execution(&record, sealed.as_deref())
+        })
+        .await
     }
 
     async fn execution_append(
         &self,
         id: &str,
+        fence: Option<u64>,
         events: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<u64, BackendError> {
-        let id = id.to_owned();
-        self.with_store(move |store| store.append_events(&id, &events)).await
+        let (id, actor) = (id.to_owned(), self.actor.clone());
+        self.with_store(move |store| store.append_events(&id, fence.map(|epoch| (epoch, actor.as_str())), &events))
+            .await
     }
 
     async fn execution_finish(
         &self,
         id: &str,
+        fence: Option<u64>,
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
     ) -> Result<(), BackendError> {
-        let id = id.to_owned();
-        self.with_store(move |store| store.finish_execution(&id, status, output, error, Timestamp::now())).await
+        let (id, actor) = (id.to_owned(), self.actor.clone());
+        self.with_store(move |store| {
+            let fence = fence.map(|epoch| (epoch, actor.as_str()));
+            store.finish_execution(&id, fence, status, output, error, Timestamp::now())
+        })
+        .await
+    }
+
+    async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {
+        let deadline = tokio::time::Instant::now() + request.wait;
+        let mut changes = self.open.as_ref().map(|store| store.changes().subscribe());
+        loop {
+            let (request, token, key) = (request.clone(), self.actor.clone(), self.key.clone());
+            let claimed = self
+                .with_store(move |store| {
+                    let Some((record, sealed)) = store.claim_execution(&request, &token, Timestamp::now())? else {
+                        return Ok(None);
+                    };
+                    let secrets = match sealed {
+                        Some(sealed) => {
+                            let (_, data) = data_key(store, &key, false)?.ok_or_else(|| no_key(&key))?;
+                            open_run_secrets(&data, &record.id, &sealed)?
+                        }
+                        None => Vec::new(),
+                    };
+                    Ok(Some(Claim { record, secrets }))
+                })
+                .await?;
+            if claimed.is_some() || tokio::time::Instant::now() >= deadline {
+                return Ok(claimed);
+            }
+            wait_for_change(changes.as_mut(), deadline).await;
+        }
+    }
+
+    async fn execution_renew(&self, id: &str, epoch: u64, lease: Duration) -> Result<ExecutionRecord, BackendError> {
+        let (id, actor) = (id.to_owned(), self.actor.clone());
+        self.with_store(move |store| store.renew_lease(&id, (epoch, actor.as_str()), lease, Timestamp::now())).await
+    }
+
+    async fn execution_follow(&self, id: &str, after: u64) -> Result<ExecutionFeed, BackendError> {
+        if self.execution_get(id).await?.is_none() {
+            return Err(BackendError::NotFound { address: format!("execution/{id}") });
+        }
+        let changes = self.open.as_ref().map(|store| store.changes().subscribe());
+        let follow = Follow { backend: self.clone(), id: id.to_owned(), after, last: None, changes, done: false };
+        Ok(Box::pin(futures_util::stream::unfold(follow, |mut follow| async move {
+            follow.next().await.map(|update| (update, follow))
+        })))
+    }
+
+    async fn worker_heartbeat(&self, worker: WorkerInfo) -> Result<(), BackendError> {
+        self.with_store(move |store| store.worker_seen(&worker, Timestamp::now())).await
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerInfo>, BackendError> {
+        self.with_reader(Store::workers).await
     }
 
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
@@ -363,6 +436,97 @@ fn unwrap_data_key(master: &MasterKey, keyring: &Keyring, origin: &str) -> Resul
 
 fn no_key(key: &KeySource) -> BackendError {
     crate::secrets::KeyError::Missing { expected: key.origin() }.into()
+}
+
+/// How often a follower or a waiting claim looks again when nothing in this process tells it
+/// of changes (a store file shared with other processes), and the longest it trusts the
+/// in-process signal alone.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+const SIGNAL_SAFETY: Duration = Duration::from_secs(1);
+
+/// Waits until the store says it changed (or, without a signal, a short while), but not past
+/// `deadline`.
+async fn wait_for_change(changes: Option<&mut tokio::sync::watch::Receiver<u64>>, deadline: tokio::time::Instant) {
+    let until = deadline.min(tokio::time::Instant::now() + if changes.is_some() { SIGNAL_SAFETY } else { LOOK_AGAIN });
+    match changes {
+        Some(changes) => {
+            let _ = tokio::time::timeout_at(until, changes.changed()).await;
+        }
+        None => tokio::time::sleep_until(until).await,
+    }
+}
+
+/// One followed execution: what was sent so far.
+struct Follow {
+    backend: LocalBackend,
+    id: String,
+    after: u64,
+    last: Option<ExecutionRecord>,
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
+    done: bool,
+}
+
+impl Follow {
+    /// The next update: new events or a changed record; `None` after the one that said it
+    /// was over.
+    async fn next(&mut self) -> Option<Result<FeedUpdate, BackendError>> {
+        while !self.done {
+            // The record first: when it is final, the events read after it are all there are.
+            let record = match self.backend.execution_get(&self.id).await {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    self.done = true;
+                    return Some(Err(BackendError::NotFound { address: format!("execution/{}", self.id) }));
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            };
+            let events = match self.backend.execution_events(&self.id, self.after).await {
+                Ok(events) => events,
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            };
+            self.done = record.status.is_final();
+            if self.done || !events.is_empty() || self.last.as_ref() != Some(&record) {
+                self.after = events.last().map_or(self.after, |(sequence, _)| *sequence);
+                self.last = Some(record.clone());
+                return Some(Ok(FeedUpdate { events, record }));
+            }
+            wait_for_change(self.changes.as_mut(), tokio::time::Instant::now() + SIGNAL_SAFETY).await;
+        }
+        None
+    }
+}
+
+/// Seals the secret values given for one run, each bound to the execution and its name.
+fn seal_run_secrets(data: &DataKey, id: &str, secrets: &[(String, SecretValue)]) -> Result<Vec<u8>, BackendError> {
+    let mut sealed = serde_json::Map::new();
+    for (name, value) in secrets {
+        let bytes = data.seal(&run_secret_label(id, name), value)?;
+        sealed.insert(name.clone(), serde_json::Value::String(hex::encode(bytes)));
+    }
+    serde_json::to_vec(&sealed).map_err(|e| BackendError::Storage(format!("cannot encode run secrets: {e}")))
+}
+
+/// Opens what [`seal_run_secrets`] sealed.
+fn open_run_secrets(data: &DataKey, id: &str, sealed: &[u8]) -> Result<Vec<(String, SecretValue)>, BackendError> {
+    let damaged = || BackendError::Storage(format!("the run secrets of execution {id} are damaged"));
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(sealed).map_err(|_| damaged())?;
+    map.into_iter()
+        .map(|(name, value)| {
+            let bytes = hex::decode(value.as_str().ok_or_else(damaged)?).map_err(|_| damaged())?;
+            let value = data.open(&run_secret_label(id, &name), &bytes)?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn run_secret_label(id: &str, name: &str) -> String {
+    format!("execution/{id}/{name}")
 }
 
 /// What others waiting for the store are told about us: `pid 4242: stigmer apply --watch`.

@@ -2,6 +2,7 @@
 //! implement, so every command behaves the same on either. Transport concerns stay out of it.
 
 mod error;
+pub mod execution;
 pub mod local;
 pub mod remote;
 pub mod types;
@@ -11,11 +12,15 @@ use std::future::Future;
 use jiff::Timestamp;
 
 pub use error::BackendError;
+pub use execution::{
+    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, ExecutionFeed, ExecutionQuery, ExecutionRecord, ExecutionStatus,
+    FeedUpdate, Lease, WorkerInfo,
+};
 pub use local::LocalBackend;
 pub use remote::{RemoteBackend, RemoteOptions};
 pub use types::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, Moved,
-    ResourceQuery, Revision, RevisionAction, SecretInfo, StoredResource, Write, Written, address, check_secret_name,
+    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
+    SecretInfo, StoredResource, Write, Written, address, check_secret_name,
 };
 
 use crate::model::Kind;
@@ -64,24 +69,63 @@ pub trait Backend: Send + Sync {
     /// Re-encrypts every secret under a new data key, atomically; returns how many.
     fn secret_rotate_key(&self) -> impl Future<Output = Result<usize, BackendError>> + Send;
 
-    /// Records a new execution (the id must be new).
-    fn execution_create(&self, record: ExecutionRecord) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Records a new execution (the id must be new): queued for a worker when it is pending.
+    /// `secrets` are values for this run only, sealed until the worker that claims it opens them.
+    fn execution_create(
+        &self,
+        record: ExecutionRecord,
+        secrets: Vec<(String, SecretValue)>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Appends events to an execution's log; returns the last sequence number.
+    /// Appends events to an execution's log; returns the last sequence number. A worker passes
+    /// its lease epoch as `fence`, and is refused once the lease is no longer the execution's.
     fn execution_append(
         &self,
         id: &str,
+        fence: Option<u64>,
         events: Vec<Box<serde_json::value::RawValue>>,
     ) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
-    /// Sets an execution's status, with its output or error.
+    /// Sets an execution's status, with its output or error (fenced like `execution_append`).
+    /// A final status releases its lease.
     fn execution_finish(
         &self,
         id: &str,
+        fence: Option<u64>,
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Claims the next execution for a worker, waiting up to `request.wait` for one; `None`
+    /// when none came.
+    fn execution_claim(
+        &self,
+        request: ClaimRequest,
+    ) -> impl Future<Output = Result<Option<Claim>, BackendError>> + Send;
+
+    /// Renews the worker's lease (epoch `epoch`) on an execution for another `lease`; returns
+    /// its record. [`BackendError::LeaseLost`] once the lease is not the execution's any more.
+    fn execution_renew(
+        &self,
+        id: &str,
+        epoch: u64,
+        lease: std::time::Duration,
+    ) -> impl Future<Output = Result<ExecutionRecord, BackendError>> + Send;
+
+    /// Follows an execution from sequence number `after`: an update whenever events are
+    /// appended or its record changes, ending once it is over and its last events were sent.
+    fn execution_follow(
+        &self,
+        id: &str,
+        after: u64,
+    ) -> impl Future<Output = Result<ExecutionFeed, BackendError>> + Send;
+
+    /// Records that a worker is alive.
+    fn worker_heartbeat(&self, worker: WorkerInfo) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// The workers that claimed work here, by id.
+    fn worker_list(&self) -> impl Future<Output = Result<Vec<WorkerInfo>, BackendError>> + Send;
 
     /// One execution, if it exists.
     fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
@@ -108,6 +152,14 @@ pub enum AnyBackend {
     Local(LocalBackend),
     /// A `stigmer server`.
     Remote(RemoteBackend),
+}
+
+impl AnyBackend {
+    /// Whether executions started here are run by the backend's own workers (a server) rather
+    /// than in the process that starts them (the local store).
+    pub fn runs_executions(&self) -> bool {
+        matches!(self, Self::Remote(_))
+    }
 }
 
 /// Calls the same method on whichever backend it is.
@@ -173,26 +225,57 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.secret_rotate_key())
     }
 
-    async fn execution_create(&self, record: ExecutionRecord) -> Result<(), BackendError> {
-        delegate!(self, b => b.execution_create(record))
+    async fn execution_create(
+        &self,
+        record: ExecutionRecord,
+        secrets: Vec<(String, SecretValue)>,
+    ) -> Result<(), BackendError> {
+        delegate!(self, b => b.execution_create(record, secrets))
     }
 
     async fn execution_append(
         &self,
         id: &str,
+        fence: Option<u64>,
         events: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<u64, BackendError> {
-        delegate!(self, b => b.execution_append(id, events))
+        delegate!(self, b => b.execution_append(id, fence, events))
     }
 
     async fn execution_finish(
         &self,
         id: &str,
+        fence: Option<u64>,
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
     ) -> Result<(), BackendError> {
-        delegate!(self, b => b.execution_finish(id, status, output, error))
+        delegate!(self, b => b.execution_finish(id, fence, status, output, error))
+    }
+
+    async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {
+        delegate!(self, b => b.execution_claim(request))
+    }
+
+    async fn execution_renew(
+        &self,
+        id: &str,
+        epoch: u64,
+        lease: std::time::Duration,
+    ) -> Result<ExecutionRecord, BackendError> {
+        delegate!(self, b => b.execution_renew(id, epoch, lease))
+    }
+
+    async fn execution_follow(&self, id: &str, after: u64) -> Result<ExecutionFeed, BackendError> {
+        delegate!(self, b => b.execution_follow(id, after))
+    }
+
+    async fn worker_heartbeat(&self, worker: WorkerInfo) -> Result<(), BackendError> {
+        delegate!(self, b => b.worker_heartbeat(worker))
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerInfo>, BackendError> {
+        delegate!(self, b => b.worker_list())
     }
 
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {

@@ -12,9 +12,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
+use futures_util::StreamExt as _;
+
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
+    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
+    WorkerInfo,
 };
 use crate::model::Kind;
 use crate::proto::{
@@ -207,8 +210,18 @@ impl Backend for RemoteBackend {
         Ok(SecretValue::new(response.into_inner().value))
     }
 
-    async fn execution_create(&self, record: ExecutionRecord) -> Result<(), BackendError> {
-        let request = v1::ExecutionCreateRequest { record_json: encode_json(&record) };
+    async fn execution_create(
+        &self,
+        record: ExecutionRecord,
+        secrets: Vec<(String, SecretValue)>,
+    ) -> Result<(), BackendError> {
+        let request = v1::ExecutionCreateRequest {
+            record_json: encode_json(&record),
+            secrets: secrets
+                .into_iter()
+                .map(|(name, value)| v1::RunSecret { name, value: value.expose().to_owned() })
+                .collect(),
+        };
         self.client.clone().execution_create(request).await.map_err(|s| self.error(&s))?;
         Ok(())
     }
@@ -216,11 +229,13 @@ impl Backend for RemoteBackend {
     async fn execution_append(
         &self,
         id: &str,
+        fence: Option<u64>,
         events: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<u64, BackendError> {
         let request = v1::ExecutionAppendRequest {
             id: id.to_owned(),
             events_json: events.iter().map(|e| e.get().as_bytes().to_vec()).collect(),
+            epoch: fence,
         };
         let response = self.client.clone().execution_append(request).await.map_err(|s| self.error(&s))?;
         Ok(response.into_inner().last)
@@ -229,6 +244,7 @@ impl Backend for RemoteBackend {
     async fn execution_finish(
         &self,
         id: &str,
+        fence: Option<u64>,
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
@@ -238,9 +254,56 @@ impl Backend for RemoteBackend {
             status: status.as_str().to_owned(),
             output_json: output.as_ref().map(encode_json),
             error_json: error.as_ref().map(encode_json),
+            epoch: fence,
         };
         self.client.clone().execution_finish(request).await.map_err(|s| self.error(&s))?;
         Ok(())
+    }
+
+    async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {
+        let wire = v1::ExecutionClaimRequest {
+            worker_json: encode_json(&request.worker),
+            lease_ms: millis(request.lease),
+            wait_ms: millis(request.wait),
+            id: request.id,
+            take_over: request.take_over,
+        };
+        let response = self.client.clone().execution_claim(wire).await.map_err(|s| self.error(&s))?.into_inner();
+        let Some(record) = response.record_json.as_deref().map(decode_json).transpose()? else { return Ok(None) };
+        let secrets = response.secrets.into_iter().map(|s| (s.name, SecretValue::new(s.value))).collect();
+        Ok(Some(Claim { record, secrets }))
+    }
+
+    async fn execution_renew(&self, id: &str, epoch: u64, lease: Duration) -> Result<ExecutionRecord, BackendError> {
+        let request = v1::ExecutionRenewRequest { id: id.to_owned(), epoch, lease_ms: millis(lease) };
+        let response = self.client.clone().execution_renew(request).await.map_err(|s| self.error(&s))?;
+        Ok(decode_json(&response.into_inner().record_json)?)
+    }
+
+    async fn execution_follow(&self, id: &str, after: u64) -> Result<ExecutionFeed, BackendError> {
+        let request = v1::ExecutionFollowRequest { id: id.to_owned(), after };
+        let stream = self.client.clone().execution_follow(request).await.map_err(|s| self.error(&s))?.into_inner();
+        let endpoint = self.endpoint.clone();
+        Ok(Box::pin(stream.map(move |item| {
+            let item = item.map_err(|status| status_to_error(&status, &endpoint))?;
+            let events = item
+                .events
+                .into_iter()
+                .map(|e| Ok((e.sequence, decode_json(&e.event_json)?)))
+                .collect::<Result<_, crate::proto::WireError>>()?;
+            Ok(FeedUpdate { events, record: decode_json(&item.record_json)? })
+        })))
+    }
+
+    async fn worker_heartbeat(&self, worker: WorkerInfo) -> Result<(), BackendError> {
+        let request = v1::WorkerHeartbeatRequest { worker_json: encode_json(&worker) };
+        self.client.clone().worker_heartbeat(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerInfo>, BackendError> {
+        let response = self.client.clone().worker_list(v1::WorkerListRequest {}).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().workers_json.iter().map(|w| decode_json(w)).collect::<Result<_, _>>()?)
     }
 
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
@@ -253,6 +316,7 @@ impl Backend for RemoteBackend {
         let request = v1::ExecutionListRequest {
             target: query.target.clone(),
             status: query.status.map(|s| s.as_str().to_owned()),
+            since: query.since.map(|t| t.to_string()),
         };
         let response = self.client.clone().execution_list(request).await.map_err(|s| self.error(&s))?;
         Ok(response.into_inner().records_json.iter().map(|r| decode_json(r)).collect::<Result<_, _>>()?)
@@ -273,4 +337,9 @@ impl Backend for RemoteBackend {
         let response = self.client.clone().secret_rotate_key(request).await.map_err(|s| self.error(&s))?;
         Ok(usize::try_from(response.into_inner().resealed).unwrap_or(usize::MAX))
     }
+}
+
+/// A duration as whole milliseconds, for the wire.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

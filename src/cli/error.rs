@@ -151,6 +151,7 @@ impl From<BackendError> for CommandError {
                 crate::secrets::ENV_MASTER_KEY
             )),
             BackendError::SecretName { .. } => Some("name secrets like OPENAI_API_KEY or openai-key".to_owned()),
+            BackendError::LeaseLost { id, .. } => Some(format!("see how it stands with `stigmer execution get {id}`")),
             BackendError::Storage(_) | BackendError::Remote { .. } => None,
         };
         let kind = if matches!(error, BackendError::NotFound { .. } | BackendError::SecretName { .. }) {

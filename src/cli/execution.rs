@@ -2,7 +2,6 @@
 //! and what can be done to one still running.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -46,9 +45,13 @@ pub enum ExecutionCommand {
         /// Only runs of this stored workflow.
         #[arg(long)]
         workflow: Option<String>,
-        /// Only executions with this status: running, completed, faulted, cancelled.
+        /// Only executions with this status: pending, running, completed, faulted, cancelled.
         #[arg(long, value_parser = |s: &str| s.parse::<ExecutionStatus>())]
         status: Option<ExecutionStatus>,
+        /// Only executions started in the last DURATION (`90s`, `15m`, `2h`, `7d`) or since a
+        /// time (`2026-12-01T00:00:00Z`).
+        #[arg(long, value_name = "DURATION|TIME", value_parser = since)]
+        since: Option<jiff::Timestamp>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -155,17 +158,15 @@ pub enum ExecutionCommand {
     },
 }
 
-/// How often `logs -f` looks for new events.
-const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-
 /// Runs `stigmer execution`.
 pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), CommandError> {
     let backend = ctx.settings.backend()?;
     match &args.command {
-        ExecutionCommand::List { workflow, status, output } => {
+        ExecutionCommand::List { workflow, status, since, output } => {
             let query = ExecutionQuery {
                 target: workflow.as_ref().map(|name| crate::backend::address(Kind::Workflow, name)),
                 status: *status,
+                since: *since,
             };
             let records = backend.execution_list(&query).await?;
             if output::is_empty_table(output.output, &records) {
@@ -202,7 +203,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
         }
         ExecutionCommand::Resume { id, env, secret, output } => {
             let record = get(&backend, id).await?;
-            if record.status.is_final() {
+            if record.status.is_final() || record.status == ExecutionStatus::Pending {
                 return Err(CommandError::user(format!(
                     "execution {id} is {}; only an interrupted (running) execution can be resumed",
                     record.status.as_str()
@@ -221,14 +222,6 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 .map_err(|e| CommandError::user(format!("execution {id} does not record the workflow it ran: {e}")))?;
             let env_spec = serde_json::from_value(definition["envSpec"].clone()).unwrap_or(None);
             let workflows = serde_json::from_value(definition["workflows"].clone()).unwrap_or_default();
-            let events = backend.execution_events(id, 0).await?;
-            let Replay { completed, interrupted, consumed } = replay(&events);
-            for reference in &interrupted {
-                ctx.err(&format!(
-                    "note: {reference} was running when the execution stopped; it runs again (a call, only \
-                     if its retry policy allows)\n"
-                ))?;
-            }
             let run = super::workflow::Run {
                 workflow,
                 env_spec,
@@ -236,7 +229,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 input: record.input,
                 overrides: super::workflow::overrides(env, secret),
                 output: *output,
-                resume: Some(super::workflow::Resume { id: id.clone(), completed, interrupted, consumed }),
+                resume: Some(id.clone()),
                 workflows,
             };
             super::workflow::execute(ctx, &backend, run).await
@@ -246,7 +239,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             if record.status.is_final() {
                 return Err(CommandError::user(format!("execution {id} is already {}", record.status.as_str())));
             }
-            backend.execution_finish(id, ExecutionStatus::Cancelled, None, None).await?;
+            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None).await?;
             ctx.out(&format!("execution {id} cancelled\n"))
         }
         ExecutionCommand::Signal { id, type_, data, source, subject } => {
@@ -276,25 +269,37 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             let signal = serde_json::json!({ "at": jiff::Timestamp::now(), "event": "signal", "cloudEvent": event });
             let raw = serde_json::value::to_raw_value(&signal)
                 .map_err(|e| CommandError::user(format!("cannot encode the event: {e}")))?;
-            backend.execution_append(id, vec![raw]).await?;
+            backend.execution_append(id, None, vec![raw]).await?;
             ctx.out(&format!("sent {type_} to execution {id} (event {event_id})\n"))
         }
         ExecutionCommand::Events { id, follow, output } => {
-            let mut after = 0;
-            loop {
-                let events = backend.execution_events(id, after).await?;
-                after = events.last().map_or(after, |(sequence, _)| *sequence);
-                ctx.out(&events_text(output.output, &events, *follow)?)?;
-                // An id with no events must still exist; a followed run ends when it is over and
-                // its last events are shown.
-                let finished = get(&backend, id).await?.status.is_final();
-                if !follow || (finished && events.is_empty()) {
-                    return Ok(());
-                }
-                tokio::time::sleep(FOLLOW_EVERY).await;
+            let events = backend.execution_events(id, 0).await?;
+            // An id with no events must still exist.
+            let record = get(&backend, id).await?;
+            ctx.out(&events_text(output.output, &events, *follow)?)?;
+            if !follow || record.status.is_final() {
+                return Ok(());
             }
+            let after = events.last().map_or(0, |(sequence, _)| *sequence);
+            let format = output.output;
+            let followed =
+                super::follow::events(&backend, id, after, |events| ctx.out(&events_text(format, events, true)?))
+                    .await?;
+            if let super::follow::Followed::Ended(record) = followed {
+                ctx.err(&format!("execution {id} {}\n", record.status.as_str()))?;
+            }
+            Ok(())
         }
     }
+}
+
+/// `--since`: a time, or a duration back from now.
+fn since(text: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(at) = text.parse::<jiff::Timestamp>() {
+        return Ok(at);
+    }
+    let back = super::common::parse_duration(text)?;
+    jiff::Timestamp::now().checked_sub(back).map_err(|e| format!("{text:?} reaches too far back: {e}"))
 }
 
 /// `--data`: JSON, or plain text as a string. Text that starts like JSON and is not is a typo,
@@ -315,53 +320,6 @@ async fn get<B: Backend>(backend: &B, id: &str) -> Result<ExecutionRecord, Comma
         .execution_get(id)
         .await?
         .ok_or_else(|| CommandError::from(BackendError::NotFound { address: format!("execution/{id}") }))
-}
-
-/// What an execution's log says for resuming it.
-struct Replay {
-    /// Each completed task's output, in order.
-    completed: Vec<(String, Value)>,
-    /// The simple tasks that started but never finished (in flight when the runner died).
-    interrupted: Vec<String>,
-    /// The ids of the events `listen` tasks that completed consumed.
-    consumed: Vec<String>,
-}
-
-fn replay(events: &[(u64, Value)]) -> Replay {
-    let mut completed = Vec::new();
-    let mut open: Vec<String> = Vec::new();
-    let mut consumed = Vec::new();
-    // Events consumed by a listener that has not completed yet, by its reference.
-    let mut consuming: Vec<(String, String)> = Vec::new();
-    for (_, event) in events {
-        let reference = event.get("reference").and_then(Value::as_str).unwrap_or_default().to_owned();
-        match event.get("event").and_then(Value::as_str) {
-            Some("started") => open.push(reference),
-            Some("completed") => {
-                completed.push((reference.clone(), event.get("output").cloned().unwrap_or(Value::Null)));
-                close(&mut open, &reference);
-                let (done, waiting) = consuming.drain(..).partition(|(by, _)| by == &reference);
-                consuming = waiting;
-                consumed.extend(done.into_iter().map(|(_, id): (String, String)| id));
-            }
-            Some("failed" | "cancelled") => close(&mut open, &reference),
-            Some("consumed") => {
-                if let Some(id) = event.pointer("/cloudEvent/id").and_then(Value::as_str) {
-                    consuming.push((reference, id.to_owned()));
-                }
-            }
-            _ => {}
-        }
-    }
-    // Tasks holding others are re-entered anyway; name only the innermost ones.
-    let interrupted = open.iter().filter(|r| !open.iter().any(|other| other.starts_with(&format!("{r}/")))).cloned();
-    Replay { completed, interrupted: interrupted.collect(), consumed }
-}
-
-fn close(open: &mut Vec<String>, reference: &str) {
-    if let Some(at) = open.iter().rposition(|r| r == reference) {
-        open.remove(at);
-    }
 }
 
 /// A batch of an execution's events in the format asked for. Followed, JSON and YAML print
@@ -438,7 +396,7 @@ fn indent(text: &str) -> String {
 }
 
 /// One event as a log line: `12:03:04.123 completed /do/0/greet`.
-fn line(event: &Value) -> String {
+pub(super) fn line(event: &Value) -> String {
     let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
     let at = text("at")
         .parse::<jiff::Timestamp>()
@@ -449,6 +407,15 @@ fn line(event: &Value) -> String {
         "signal" | "emitted" | "consumed" => {
             event.pointer("/cloudEvent/type").and_then(Value::as_str).map(|t| format!(" {t}"))
         }
+        "claimed" => Some(format!(
+            " by {}{}",
+            text("worker"),
+            event["attempt"]
+                .as_u64()
+                .filter(|n| *n > 1)
+                .map(|n| format!(" (attempt {n}, resumed)"))
+                .unwrap_or_default()
+        )),
         "toolResult" => Some(format!(" {}{}", text("tool"), if event["isError"] == true { " (error)" } else { "" })),
         "assistantMessage" => {
             let calls: Vec<&str> =

@@ -14,11 +14,13 @@ mod diff;
 mod error;
 mod execution;
 mod export;
+mod follow;
 mod get;
 mod help;
 mod history;
 mod import;
 mod init;
+mod logging;
 mod login;
 mod logout;
 mod output;
@@ -31,6 +33,7 @@ mod settings;
 mod validate;
 mod watch;
 mod whoami;
+mod worker;
 mod workflow;
 
 use std::io::Write;
@@ -103,6 +106,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     Workflow(workflow::WorkflowArgs),
     Execution(execution::ExecutionArgs),
+    Worker(worker::WorkerArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -148,6 +152,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Audit(args) => audit::run(ctx, args).await,
         Command::Workflow(args) => workflow::run(ctx, args).await,
         Command::Execution(args) => execution::run(ctx, args).await,
+        Command::Worker(args) => worker::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }
@@ -165,7 +170,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     let ctx = CommandContext { settings: Settings::resolve(&cli.global) };
     // A server serves many clients at once; every other command does one thing at a time.
     let mut runtime = match cli.command {
-        Command::Server(_) => tokio::runtime::Builder::new_multi_thread(),
+        Command::Server(_) | Command::Worker(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let result = match runtime.enable_all().build() {

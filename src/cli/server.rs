@@ -3,13 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::common;
 use super::help;
+use super::logging::{LogFormat, init_logging};
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::server::{self, Role, ServerConfig, TlsIdentity, TokenError, Tokens};
@@ -62,18 +64,19 @@ pub struct ServerArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub store_cache_mib: usize,
+    /// How many executions the server runs at once with its own workers (0: it only stores;
+    /// `stigmer worker` processes run them)
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub workers: u32,
+    /// The queues the server's own workers serve (repeatable)
+    #[arg(long = "queue", value_name = "QUEUE", default_value = crate::backend::DEFAULT_QUEUE)]
+    pub queues: Vec<String>,
+    /// How long a worker's claim on an execution lasts unless renewed (every third of it)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = common::parse_positive_duration)]
+    pub lease: std::time::Duration,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-/// How the server logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    Text,
-    /// One JSON object per event.
-    Json,
 }
 
 /// `stigmer server token …`.
@@ -162,8 +165,9 @@ pub struct TokenCreateArgs {
     /// The org the token acts in
     #[arg(long)]
     pub org: String,
-    /// What it may do: viewer reads, editor also applies, admin also reads the audit log
-    #[arg(long, default_value = "editor", value_parser = ["admin", "editor", "viewer"])]
+    /// What it may do: viewer reads, editor also applies, admin also reads the audit log; worker
+    /// only runs executions (`stigmer worker`)
+    #[arg(long, default_value = "editor", value_parser = ["admin", "editor", "viewer", "worker"])]
     pub role: String,
     /// Who holds it (recorded as the actor of its changes) [default: token-<id>]
     #[arg(long)]
@@ -235,27 +239,34 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
             data.display()
         ))?;
     }
-    tracing::info!(%address, tls = config.tls.is_some(), "serving");
-    server::serve(&config, listener, common::shutdown())
-        .await
-        .map_err(|e| CommandError::user(e.to_string()).hint("check the TLS certificate and key (PEM files)"))?;
+    let service = server::service(&config).map_err(|e| CommandError::user(e.to_string()))?;
+    tracing::info!(%address, tls = config.tls.is_some(), workers = args.workers, "serving");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = (args.workers > 0).then(|| {
+        let config = super::worker::pool_config(
+            format!("server-{}-{}", crate::worker::pool::host(), std::process::id()),
+            args.queues.clone(),
+            args.workers,
+            args.lease,
+            &ctx.settings.home,
+        );
+        let source = Arc::new(crate::worker::pool::Orgs(service.clone()));
+        let mut stopped = stopped.clone();
+        tokio::spawn(crate::worker::pool::serve(source, config, Arc::new(super::worker::log), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    let serving = server::serve(&config, service, listener, async {
+        common::shutdown().await;
+        let _ = stop.send(true);
+    });
+    let served = serving.await;
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
+    served.map_err(|e| CommandError::user(e.to_string()).hint("check the TLS certificate and key (PEM files)"))?;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn init_logging(format: LogFormat, color: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(super::settings::ENV_LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(color);
-    // A subscriber already set (a test harness) keeps its place.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 fn token(ctx: &CommandContext, command: &TokenCommand, data: &std::path::Path) -> Result<(), CommandError> {

@@ -2,7 +2,6 @@
 //! Workflow document from a file, and show its tasks as they run.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -10,21 +9,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::common;
+use super::follow;
 use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord, ExecutionStatus};
+use crate::backend::{
+    AnyBackend, Backend, BackendError, ClaimRequest, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus, WorkerInfo,
+};
 use crate::manifest::ManifestSet;
 use crate::manifest::yaml::{self, SyntaxKind};
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
-use crate::runner::agent::launch::WorkflowAgents;
 use crate::runner::environment::{self, Overrides};
-use crate::runner::workflow::record::{self, EventSink};
-use crate::runner::workflow::{
-    self as interpreter, EventBus, Observer, RunOptions, TaskEvent, Transition, WorkflowError,
-};
+use crate::runner::workflow::{self as interpreter, Observer, TaskEvent, Transition, WorkflowError};
 use crate::secrets::{Redactor, SecretValue};
 use crate::validate::{NoResources, validate};
+use crate::worker::{self, Definition, Ended};
 
 /// Run workflows.
 ///
@@ -54,12 +53,16 @@ pub enum WorkflowCommand {
 ///
 /// A stored Workflow by name, or one from a file: a Workflow manifest, or a bare Serverless
 /// Workflow document with `document` and `do`. Exits 0 when it completes, 1 when it faults.
+///
+/// Against a server, the execution is queued for the server's workers and followed here until
+/// it ends; Ctrl-C detaches (the run goes on). Against the local store it runs in this process.
 #[derive(Debug, Args)]
 #[command(after_help = help::after(
     &[
         "stigmer workflow run ticket-triage --input '{\"ticket\": 42}'",
         "stigmer workflow run -f flow.yaml --input input.json --secret API_KEY=…",
         "stigmer workflow run nightly-report -o json",
+        "stigmer workflow run nightly-report --detach",
     ],
     &[help::COLOR, help::HOME, help::BACKEND, help::SECRETS, help::MODEL],
 ))]
@@ -83,6 +86,18 @@ pub struct RunArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RunOutput::Text)]
     pub output: RunOutput,
+    /// On a server: the queue whose workers run it [default: default]
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    /// On a server: queue it, print its id and return instead of following it
+    #[arg(long, conflicts_with = "local")]
+    pub detach: bool,
+    /// On a server: Ctrl-C cancels the execution instead of detaching from it
+    #[arg(long)]
+    pub cancel_on_interrupt: bool,
+    /// Run it in this process even when the context is a server (it is recorded there)
+    #[arg(long)]
+    pub local: bool,
 }
 
 /// How `workflow run` reports.
@@ -126,7 +141,8 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
     let overrides = overrides(&args.env, &args.secret);
     let workflows = subflows(&backend, &workflow).await?;
     let run = Run { workflow, env_spec, target, input, overrides, output: args.output, resume: None, workflows };
-    execute(ctx, &backend, run).await
+    let placement = Placement { detach: args.detach, cancel_on_interrupt: args.cancel_on_interrupt };
+    Box::pin(start(ctx, &backend, run, args.queue.as_deref(), placement, args.local)).await
 }
 
 /// Every stored Workflow that `run: workflow` tasks name, directly or through each other. A name
@@ -180,119 +196,172 @@ pub(super) struct Run {
     pub input: Value,
     pub overrides: Overrides,
     pub output: RunOutput,
-    /// The execution to continue.
-    pub resume: Option<Resume>,
+    /// The interrupted execution to continue, by id.
+    pub resume: Option<String>,
     /// The stored workflows its `run: workflow` tasks may run, by name.
     pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
 }
 
-/// What an interrupted execution already did.
-pub(super) struct Resume {
-    pub id: String,
-    /// The outputs of the tasks it completed, by reference, in order.
-    pub completed: Vec<(String, Value)>,
-    /// The tasks that were running when it stopped.
-    pub interrupted: Vec<String>,
-    /// The ids of the events its `listen` tasks consumed.
-    pub consumed: Vec<String>,
+/// How a run started from the CLI goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Placement {
+    /// Queue it on the server and return (`--detach`).
+    pub detach: bool,
+    /// Ctrl-C cancels the execution instead of detaching from it.
+    pub cancel_on_interrupt: bool,
 }
 
-/// Resolves the run's variables, records the execution (or continues its record), runs it with
-/// progress, and reports. Exit 0 when it completes, 1 when it faults.
-pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run) -> Result<(), CommandError> {
-    let Run { workflow, env_spec, target, input, overrides, output, resume, workflows } = run;
+/// The execution's record as a new run starts it.
+fn new_record(ctx: &CommandContext, run: &Run, status: ExecutionStatus, redactor: &Redactor) -> ExecutionRecord {
+    let definition = Definition {
+        workflow: run.workflow.clone(),
+        env_spec: run.env_spec.clone(),
+        workflows: run.workflows.clone(),
+        env: run.overrides.env.clone(),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut record = ExecutionRecord::new(
+        id,
+        run.target.clone(),
+        ctx.settings.actor.clone(),
+        redactor.redact_json(run.input.clone()),
+        status,
+    );
+    // The document and `--env` values as given: `--secret` values are never part of it, and a
+    // masked document could not be run again.
+    record.definition = serde_json::to_value(&definition).ok();
+    record
+}
+
+/// Checks that every variable the run needs has a value before anything is recorded.
+async fn precheck(backend: &AnyBackend, run: &Run) -> Result<Redactor, CommandError> {
     let mut declared = crate::model::Declarations::default();
-    declared.env_spec(&target, env_spec.as_ref());
-    let resolved = environment::resolve(backend, &declared, &[], &overrides).await.map_err(|e| {
+    declared.env_spec(&run.target, run.env_spec.as_ref());
+    let resolved = environment::resolve(backend, &declared, &[], &run.overrides).await.map_err(|e| {
         CommandError::new(ErrorKind::User, e).hint("give the missing values with --env KEY=VALUE or --secret KEY=VALUE")
     })?;
-    let resuming = resume.is_some();
-    let Resume { id, completed, interrupted, consumed } = resume.unwrap_or_else(|| Resume {
-        id: uuid::Uuid::new_v4().to_string(),
-        completed: Vec::new(),
-        interrupted: Vec::new(),
-        consumed: Vec::new(),
-    });
-    let bus = Arc::new(EventBus::new().consumed(consumed));
-    let agents = WorkflowAgents::new(backend.clone(), ctx.settings.home.join("workspaces"));
-    let mut options =
-        RunOptions::new().replaying(completed).in_flight(interrupted).events(bus.clone()).agents(Arc::new(agents));
-    for (name, subflow) in &workflows {
-        options = options.workflow(name.clone(), subflow.clone());
+    Ok(resolved.redactor())
+}
+
+/// Starts a run where it belongs: queued on a server for its workers (then followed, unless
+/// detached), or run right here in the CLI (the local store, or `--local`).
+pub(super) async fn start(
+    ctx: &CommandContext,
+    backend: &AnyBackend,
+    run: Run,
+    queue: Option<&str>,
+    placement: Placement,
+    local: bool,
+) -> Result<(), CommandError> {
+    if local || !backend.runs_executions() {
+        return execute(ctx, backend, run).await;
     }
-    options.instance_id = Some(id.clone());
-    // The run's variables are what its expressions read as `$secret`.
-    for (name, variable) in &resolved.variables {
-        options = options.secret(name.clone(), &variable.value);
+    let redactor = precheck(backend, &run).await?;
+    // A run here records its refusal as a faulted execution; a queued one is refused before
+    // it is created, so no worker is handed input it cannot take.
+    interpreter::check_input(&run.workflow, &run.input).map_err(|error| {
+        CommandError::user(format!("the input does not match the workflow's input schema: {error}"))
+            .hint("fix --input; nothing was queued or recorded")
+    })?;
+    let mut record = new_record(ctx, &run, ExecutionStatus::Pending, &redactor);
+    if let Some(queue) = queue {
+        record.queue = queue.to_owned();
     }
-    let redactor = resolved.redactor();
-    if !resuming {
-        let definition = serde_json::json!({ "workflow": workflow, "envSpec": env_spec, "workflows": workflows });
-        let record = ExecutionRecord {
-            id: id.clone(),
-            target,
-            status: ExecutionStatus::Running,
-            started_at: jiff::Timestamp::now(),
-            finished_at: None,
-            actor: ctx.settings.actor.clone(),
-            input: redactor.redact_json(input.clone()),
-            output: None,
-            error: None,
-            definition: Some(redactor.redact_json(definition)),
-        };
-        backend.execution_create(record).await?;
+    let id = record.id.clone();
+    let queue = record.queue.clone();
+    backend.execution_create(record, run.overrides.secret.clone()).await?;
+    if placement.detach || run.output == RunOutput::Json {
+        ctx.err(&format!("execution {id} queued (queue {queue})\n"))?;
+    } else {
+        ctx.out(&format!("execution {id} queued (queue {queue})\n"))?;
     }
-    let (sink, batches) = record::channel(redactor.clone());
-    let mut observer = Progress {
-        live: output == RunOutput::Text,
-        style: Style::new(ctx.settings.color_stdout),
-        redactor: redactor.clone(),
-        tasks: Vec::new(),
-        sink,
-        ctx,
+    if placement.detach {
+        ctx.out(&format!("{id}\n"))?;
+        return ctx.err(&format!("follow it with `stigmer execution logs -f {id}`\n"));
+    }
+    follow(ctx, backend, &id, run.output, placement.cancel_on_interrupt).await
+}
+
+/// The worker id of the CLI process `pid` on this machine.
+fn cli_worker(pid: u32) -> String {
+    format!("cli-{}-{pid}", crate::worker::pool::host())
+}
+
+/// Whether `worker` is a CLI process of this machine that no longer runs.
+fn dead_cli(worker: &str) -> bool {
+    let Some(pid) = worker.rsplit_once('-').and_then(|(_, pid)| pid.parse::<u32>().ok()) else { return false };
+    cli_worker(pid) == worker && cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Runs the workflow in this process: records the execution (or continues its record), claims
+/// it as this CLI's, runs it with progress through the same worker code the server uses, and
+/// reports. Exit 0 when it completes, 1 when it faults.
+pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run) -> Result<(), CommandError> {
+    let redactor = precheck(backend, &run).await?;
+    let id = if let Some(id) = &run.resume {
+        id.clone()
+    } else {
+        let record = new_record(ctx, &run, ExecutionStatus::Running, &redactor);
+        let id = record.id.clone();
+        backend.execution_create(record, Vec::new()).await?;
+        id
     };
+    let worker = WorkerInfo {
+        id: cli_worker(std::process::id()),
+        host: crate::worker::pool::host(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        queues: Vec::new(),
+        concurrency: 1,
+        running: 1,
+        last_seen: jiff::Timestamp::UNIX_EPOCH,
+    };
+    // A run whose CLI process died may be resumed at once: its lease need not lapse first.
+    let take_over = backend.execution_get(&id).await?.and_then(|r| r.lease).map(|l| l.worker).filter(|w| dead_cli(w));
+    let request =
+        ClaimRequest { worker, lease: DEFAULT_LEASE, wait: std::time::Duration::ZERO, id: Some(id.clone()), take_over };
+    let Some(claim) = backend.execution_claim(request).await? else {
+        let holder = backend.execution_get(&id).await?.and_then(|r| r.lease).map(|l| l.worker);
+        return Err(CommandError::user(format!(
+            "execution {id} is running elsewhere{}",
+            holder.map(|h| format!(" (held by {h})")).unwrap_or_default()
+        ))
+        .hint(format!("follow it with `stigmer execution logs -f {id}`")));
+    };
+    let prepared =
+        worker::prepare(backend, claim, run.overrides.clone(), DEFAULT_LEASE, ctx.settings.home.join("workspaces"))
+            .await
+            .map_err(|e| CommandError::new(ErrorKind::User, e))?;
+    for reference in &prepared.replay.interrupted {
+        ctx.err(&format!(
+            "note: {reference} was running when the execution stopped; it runs again (at least once per task)\n"
+        ))?;
+    }
+    let mut observer = Progress::new(ctx, run.output, prepared.redactor.clone());
+    let redactor = prepared.redactor.clone();
     let started = Instant::now();
-    // The run and the recorder share this task: each transition is appended to the execution's
-    // log as the run goes, in batches of whatever accumulated.
-    let recording = batches.append_to(backend, &id);
-    let running = async {
-        let ended = tokio::select! {
-            result = interpreter::run(&workflow, input, &options, &mut observer) => Ended::Ran(result),
-            stop = stop_requested(backend, &id) => Ended::Stopped(stop),
-            never = deliver_signals(backend, &id, &bus) => match never {},
-        };
-        // Dropping the sink ends the recorder once it has appended the last batch.
-        (ended, observer.tasks)
-    };
-    let ((ended, tasks), recorded) = tokio::join!(running, recording);
-    let finish = match &ended {
-        Ended::Ran(Ok(value)) => Some((ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None)),
-        Ended::Ran(Err(error)) => Some((ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value())))),
-        Ended::Stopped(Stop::Interrupted) => Some((ExecutionStatus::Cancelled, None, None)),
-        // `execution cancel` already recorded it.
-        Ended::Stopped(Stop::Cancelled) => None,
-    };
-    if let Some((status, stored_output, stored_error)) = finish {
-        backend.execution_finish(&id, status, stored_output, stored_error).await?;
-    }
-    if let Err(error) = recorded {
+    let outcome = Box::pin(worker::run(backend, prepared, &mut observer, common::shutdown())).await;
+    if let Err(error) = outcome.recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
     }
     let took = started.elapsed();
-    match output {
+    let ended = outcome.ended;
+    match run.output {
         RunOutput::Json => {
             let (status, output, error) = match &ended {
                 Ended::Ran(Ok(output)) => ("completed", Some(output.clone()), None),
                 Ended::Ran(Err(error)) => ("faulted", None, Some(error.clone())),
-                Ended::Stopped(_) => ("cancelled", None, None),
+                Ended::Cancelled | Ended::Interrupted | Ended::LeaseLost(_) => ("cancelled", None, None),
             };
-            let report = JsonRun { id: &id, status, output, error, tasks };
+            let report = JsonRun { id: &id, status, output, error, tasks: observer.tasks };
             ctx.out(&redactor.redact(&common::json(&report)?))?;
         }
         RunOutput::Text => {
             let style = Style::new(ctx.settings.color_stdout);
+            let stopped = |why: &str| {
+                format!("{} (execution {id}): {why}\n", style.warning(&format!("cancelled after {took:.2?}")))
+            };
             let text = match &ended {
                 Ended::Ran(Ok(output)) => {
                     let text = serde_json::to_string_pretty(output).unwrap_or_default();
@@ -301,13 +370,9 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
                 Ended::Ran(Err(error)) => {
                     format!("{} (execution {id}): {error}\n", style.error(&format!("faulted after {took:.2?}")))
                 }
-                Ended::Stopped(stop) => {
-                    format!(
-                        "{} (execution {id}): {}\n",
-                        style.warning(&format!("cancelled after {took:.2?}")),
-                        stop.why()
-                    )
-                }
+                Ended::Interrupted => stopped("interrupted"),
+                Ended::Cancelled => stopped("cancelled with `stigmer execution cancel`"),
+                Ended::LeaseLost(reason) => stopped(&format!("taken over: {reason}")),
             };
             ctx.out(&redactor.redact(&text))?;
         }
@@ -315,75 +380,76 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
     if matches!(ended, Ended::Ran(Ok(_))) { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
 }
 
-/// How a run ended.
-enum Ended {
-    /// The workflow completed or faulted.
-    Ran(Result<Value, WorkflowError>),
-    /// It was stopped before it ended.
-    Stopped(Stop),
-}
-
-/// Why a run was stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// `stigmer execution cancel`, seen in the execution's record.
-    Cancelled,
-}
-
-impl Stop {
-    fn why(self) -> &'static str {
-        match self {
-            Self::Interrupted => "interrupted",
-            Self::Cancelled => "cancelled with `stigmer execution cancel`",
-        }
-    }
-}
-
-/// How often a run waiting in a `listen` task looks for signals in its log.
-const SIGNAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Delivers the signals sent to the execution (`stigmer execution signal`, appended to its log)
-/// to its bus. The log is read only while a `listen` task waits, from where it was last read.
-async fn deliver_signals(backend: &AnyBackend, id: &str, bus: &EventBus) -> std::convert::Infallible {
-    let mut after = 0;
-    loop {
-        bus.listening().await;
-        // A failed read is tried again on the next tick; the run itself reports backend trouble.
-        if let Ok(events) = backend.execution_events(id, after).await {
-            for (sequence, event) in events {
-                after = sequence;
-                if event.get("event").and_then(Value::as_str) == Some("signal")
-                    && let Some(signal) = event.get("cloudEvent")
-                {
-                    bus.publish(signal.clone());
-                }
+/// Follows a run started on a server: its task transitions as they happen (as a run here shows
+/// them), then its output or error. Exit 0 when it completes, 1 otherwise; Ctrl-C detaches (or,
+/// with `cancel_on_interrupt`, cancels it).
+async fn follow(
+    ctx: &CommandContext,
+    backend: &AnyBackend,
+    id: &str,
+    output: RunOutput,
+    cancel_on_interrupt: bool,
+) -> Result<(), CommandError> {
+    let started = Instant::now();
+    // What the server sends was redacted by the worker.
+    let mut progress = Progress::new(ctx, output, Redactor::default());
+    let followed = follow::events(backend, id, 0, |events| {
+        for (_, event) in events {
+            if let Ok(transition) = serde_json::from_value::<TaskEvent>(event.clone()) {
+                progress.observe(transition);
             }
         }
-        tokio::time::sleep(SIGNAL_CHECK_EVERY).await;
-    }
-}
-
-/// How often a run looks at its record for a cancellation.
-const CANCEL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Completes when the run should stop: on Ctrl-C or SIGTERM, or once its record says cancelled.
-async fn stop_requested(backend: &AnyBackend, id: &str) -> Stop {
-    let cancelled = async {
-        loop {
-            tokio::time::sleep(CANCEL_CHECK_EVERY).await;
-            if let Ok(Some(record)) = backend.execution_get(id).await
-                && record.status == ExecutionStatus::Cancelled
-            {
-                return;
-            }
+        Ok(())
+    })
+    .await?;
+    let record = match followed {
+        follow::Followed::Ended(record) => record,
+        follow::Followed::Detached if cancel_on_interrupt => {
+            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None).await?;
+            ctx.err(&format!("execution {id} cancelled\n"))?;
+            return Err(CommandError::reported(ErrorKind::Failed));
+        }
+        follow::Followed::Detached => {
+            ctx.err(&format!(
+                "detached from execution {id}; it goes on. Follow it again with `stigmer execution logs -f {id}`\n"
+            ))?;
+            return Err(CommandError::reported(ErrorKind::Failed));
         }
     };
-    tokio::select! {
-        () = common::shutdown() => Stop::Interrupted,
-        () = cancelled => Stop::Cancelled,
+    let took = started.elapsed();
+    let error: Option<WorkflowError> = record.error.clone().and_then(|e| serde_json::from_value(e).ok());
+    match output {
+        RunOutput::Json => {
+            let report = JsonRun {
+                id,
+                status: record.status.as_str(),
+                output: record.output.clone(),
+                error,
+                tasks: progress.into_tasks(),
+            };
+            ctx.out(&common::json(&report)?)?;
+        }
+        RunOutput::Text => {
+            let style = Style::new(ctx.settings.color_stdout);
+            let text = match (record.status, error) {
+                (ExecutionStatus::Completed, _) => {
+                    let text = serde_json::to_string_pretty(record.output.as_ref().unwrap_or(&Value::Null))
+                        .unwrap_or_default();
+                    format!("{} (execution {id})\n{text}\n", style.good(&format!("completed in {took:.2?}")))
+                }
+                (ExecutionStatus::Faulted, error) => format!(
+                    "{} (execution {id}): {}\n",
+                    style.error(&format!("faulted after {took:.2?}")),
+                    error.map_or_else(|| "no error recorded".to_owned(), |e| e.to_string())
+                ),
+                (status, _) => {
+                    format!("{} (execution {id})\n", style.warning(&format!("{} after {took:.2?}", status.as_str())))
+                }
+            };
+            ctx.out(&text)?;
+        }
     }
+    if record.status == ExecutionStatus::Completed { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
 }
 
 /// A stored Workflow, as a DSL document, with its `envSpec`.
@@ -526,14 +592,24 @@ struct Progress<'a> {
     style: Style,
     redactor: Redactor,
     tasks: Vec<JsonTask>,
-    /// Every transition, redacted, on its way to the execution's log.
-    sink: EventSink,
     ctx: &'a CommandContext,
+}
+
+impl<'a> Progress<'a> {
+    /// Progress for `output`, masking what `redactor` knows.
+    fn new(ctx: &'a CommandContext, output: RunOutput, redactor: Redactor) -> Self {
+        Self {
+            live: output == RunOutput::Text,
+            style: Style::new(ctx.settings.color_stdout),
+            redactor,
+            tasks: Vec::new(),
+            ctx,
+        }
+    }
 }
 
 impl Observer for Progress<'_> {
     fn observe(&mut self, event: TaskEvent) {
-        self.sink.send(&event);
         let status = match &event.transition {
             Transition::Started { .. } => {
                 self.tasks.push(JsonTask {
@@ -618,14 +694,22 @@ fn event_type(event: &Value) -> &str {
     event.get("type").and_then(Value::as_str).unwrap_or("(no type)")
 }
 
+/// What `workflow run -o json` prints.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsonRun<'a> {
-    id: &'a str,
-    status: &'static str,
-    output: Option<Value>,
-    error: Option<WorkflowError>,
-    tasks: Vec<JsonTask>,
+    pub id: &'a str,
+    pub status: &'static str,
+    pub output: Option<Value>,
+    pub error: Option<WorkflowError>,
+    pub tasks: Vec<JsonTask>,
+}
+
+impl Progress<'_> {
+    /// The tasks seen, for `-o json`.
+    fn into_tasks(self) -> Vec<JsonTask> {
+        self.tasks
+    }
 }
 
 #[derive(Serialize)]

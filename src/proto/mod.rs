@@ -26,7 +26,7 @@ pub mod v1 {
 
 /// The wire protocol revision. A client and a server speaking different ones refuse each other
 /// with a clear message instead of misreading messages.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Request metadata naming the protocol revision the client speaks.
 pub const PROTOCOL_HEADER: &str = "x-stigmer-protocol";
@@ -411,6 +411,9 @@ pub fn error_to_status(error: &BackendError) -> Status {
             Code::InvalidArgument,
             Some(Detail::SecretName(v1::SecretName { name: name.clone(), reason: reason.clone() })),
         ),
+        BackendError::LeaseLost { id, reason } => {
+            (Code::Aborted, Some(Detail::LeaseLost(v1::LeaseLost { id: id.clone(), reason: reason.clone() })))
+        }
         BackendError::Unauthenticated(_) => (Code::Unauthenticated, None),
         BackendError::PermissionDenied(_) => (Code::PermissionDenied, None),
         BackendError::Incompatible(_) => (Code::FailedPrecondition, None),
@@ -459,6 +462,7 @@ pub fn status_to_error(status: &Status, endpoint: &str) -> BackendError {
             Detail::Corrupt(c) => BackendError::Corrupt { path: PathBuf::from(c.path), detail: c.detail },
             Detail::Key(k) => BackendError::Key(k.message),
             Detail::SecretName(n) => BackendError::SecretName { name: n.name, reason: n.reason },
+            Detail::LeaseLost(l) => BackendError::LeaseLost { id: l.id, reason: l.reason },
         };
     }
     let message = status.message().to_owned();
@@ -523,6 +527,7 @@ mod tests {
             BackendError::Incompatible("protocol 2".into()),
             BackendError::Key("the master key is missing".into()),
             BackendError::SecretName { name: "a b".into(), reason: "space".into() },
+            BackendError::LeaseLost { id: "e1".into(), reason: "it is cancelled".into() },
         ];
         for error in errors {
             let back = status_to_error(&error_to_status(&error), "http://x");

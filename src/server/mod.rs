@@ -16,7 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::proto::v1::backend_service_server::BackendServiceServer;
-pub use service::Service;
+pub use service::{SERVER_ACTOR, Service};
 pub use tokens::{Refusal, Role, TokenError, TokenRecord, Tokens};
 
 /// The largest request a server accepts by default: a 10,000-resource apply fits many times.
@@ -125,6 +125,21 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(address).await.map_err(|source| ServerError::Listen { address, source })
 }
 
+/// The longest a worker's claim waits for work: well inside the request timeout.
+const LONGEST_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The service for `config`, its data directory created: what [`serve`] serves, and what the
+/// server's own workers claim from.
+///
+/// # Errors
+/// The data directory cannot be created.
+pub fn service(config: &ServerConfig) -> Result<Arc<Service>, ServerError> {
+    crate::private_fs::create_private_dir(&config.data)
+        .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
+    let wait = LONGEST_CLAIM_WAIT.min(config.request_timeout / 2);
+    Ok(Arc::new(Service::new(config.data.clone(), config.key.clone(), config.store_cache, wait)))
+}
+
 /// Serves the contract and gRPC health on `listener` until `shutdown` completes; then stops
 /// taking calls, lets the calls in flight finish (a batch commits whole or not at all) and
 /// closes the stores.
@@ -133,6 +148,7 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
 /// TLS files that cannot be read or used, or a transport failure.
 pub async fn serve(
     config: &ServerConfig,
+    service: Arc<Service>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
@@ -140,9 +156,6 @@ pub async fn serve(
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key)))?;
     }
-    crate::private_fs::create_private_dir(&config.data)
-        .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
-    let service = Arc::new(Service::new(config.data.clone(), config.key.clone(), config.store_cache));
     let backend = BackendServiceServer::from_arc(service.clone())
         .max_decoding_message_size(config.max_request)
         .max_encoding_message_size(usize::MAX);

@@ -17,22 +17,50 @@ use tonic::{Request, Response, Status};
 
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
 use crate::backend::{
-    ApplyBatch, Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, LocalBackend,
-    ResourceQuery,
+    ApplyBatch, Backend, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity,
+    LocalBackend, ResourceQuery, WorkerInfo,
 };
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
 use crate::secrets::{KeySource, SecretValue};
-use crate::store::{OpenOptions, Store};
+use crate::store::{Changes, OpenOptions, Store};
 
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
+    /// Saying who the caller is: any valid token.
+    Any,
     /// Reading (also a dry-run apply, which writes nothing).
     Read,
     /// Changing resources.
     Write,
     /// Reading the audit log.
     Admin,
+    /// Running executions: claiming, renewing, appending, following, finishing. Workers (and
+    /// editors, whose CLI runs an execution itself with `--local`).
+    Work,
+}
+
+impl Access {
+    /// Whether a token of `role` may make such a call.
+    fn allows(self, role: Role) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Read => matches!(role, Role::Viewer | Role::Editor | Role::Admin),
+            Self::Write => matches!(role, Role::Editor | Role::Admin),
+            Self::Admin => role == Role::Admin,
+            Self::Work => matches!(role, Role::Worker | Role::Editor | Role::Admin),
+        }
+    }
+
+    /// What a refused caller is told it would need.
+    fn needs(self) -> &'static str {
+        match self {
+            Self::Any | Self::Read => "read resources or executions; that needs a viewer, editor or admin token",
+            Self::Write => "change resources or use secret values; that needs an editor or admin token",
+            Self::Admin => "do this (read the audit log, rotate the secret key); that needs an admin token",
+            Self::Work => "run executions; that needs a worker, editor or admin token",
+        }
+    }
 }
 
 /// Who is calling, once the token checks out.
@@ -51,14 +79,78 @@ pub struct Service {
     stores: Mutex<HashMap<String, Arc<Store>>>,
     /// Each org store's page cache, in bytes.
     store_cache: usize,
+    /// Told of every execution change in every org: what the server's own workers wait on.
+    changes: Changes,
+    /// The longest a claim waits for work before it answers that there is none.
+    longest_claim_wait: Duration,
 }
 
+/// The actor the server's own workers act as, in leases and audit.
+pub const SERVER_ACTOR: &str = "server";
+
 impl Service {
-    /// A service over a data directory.
     /// A service over a data directory, each org store's page cache bounded to `store_cache`
-    /// bytes.
-    pub fn new(data: PathBuf, key: KeySource, store_cache: usize) -> Self {
-        Self { tokens: Arc::new(Tokens::new(&data)), data, key, stores: Mutex::new(HashMap::new()), store_cache }
+    /// bytes; a claim waits for work at most `longest_claim_wait`.
+    pub fn new(data: PathBuf, key: KeySource, store_cache: usize, longest_claim_wait: Duration) -> Self {
+        Self {
+            tokens: Arc::new(Tokens::new(&data)),
+            data,
+            key,
+            stores: Mutex::new(HashMap::new()),
+            store_cache,
+            changes: Changes::new(),
+            longest_claim_wait,
+        }
+    }
+
+    /// What the server's own workers wait on for work in any org.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// A backend acting as the server itself on every org that has a store: what the server's
+    /// own workers claim from.
+    ///
+    /// # Errors
+    /// An org store that cannot be opened.
+    pub async fn org_backends(&self) -> Result<Vec<LocalBackend>, BackendError> {
+        let orgs = self.data.join("orgs");
+        let mut names = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&orgs) {
+            for entry in entries.flatten() {
+                if entry.path().join("store.db").is_file()
+                    && let Some(name) = entry.file_name().to_str()
+                {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        let mut backends = Vec::with_capacity(names.len());
+        for org in names {
+            let store = self.store(&org).await?;
+            backends.push(LocalBackend::shared(store, SERVER_ACTOR, None).in_org(org).with_key(self.key.clone()));
+        }
+        Ok(backends)
+    }
+
+    /// The org's store, opened on first use and kept open.
+    async fn store(&self, org: &str) -> Result<Arc<Store>, BackendError> {
+        let mut stores = self.stores.lock().await;
+        if let Some(store) = stores.get(org) {
+            return Ok(store.clone());
+        }
+        let path = self.data.join("orgs").join(org).join("store.db");
+        let mut options =
+            OpenOptions::new(Duration::from_secs(5), format!("stigmer server (pid {})", std::process::id()));
+        options.changes = Some(self.changes.clone());
+        let cache = self.store_cache;
+        let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(cache)))
+            .await
+            .map_err(|e| BackendError::Storage(format!("opening the org's store did not finish: {e}")))??;
+        let store = Arc::new(store);
+        stores.insert(org.to_owned(), store.clone());
+        Ok(store)
     }
 
     /// The org stores opened so far, for the server to close on shutdown.
@@ -86,41 +178,16 @@ impl Service {
         {
             return Err(denied(&format!("the token acts in org {}, not in org {org}", token.org)));
         }
-        let allowed = match access {
-            Access::Read => true,
-            Access::Write => token.role >= Role::Editor,
-            Access::Admin => token.role == Role::Admin,
-        };
-        if !allowed {
-            let what = match access {
-                Access::Admin => "do this (read the audit log, rotate the secret key); that needs an admin token",
-                _ => "change resources or use secret values; that needs an editor or admin token",
-            };
-            let article = if token.role == Role::Viewer { "a" } else { "an" };
-            return Err(denied(&format!("{article} {} token cannot {what}", token.role.as_str())));
+        if !access.allows(token.role) {
+            let article = if matches!(token.role, Role::Viewer | Role::Worker) { "a" } else { "an" };
+            return Err(denied(&format!("{article} {} token cannot {}", token.role.as_str(), access.needs())));
         }
         Ok(Caller { token, address: request.remote_addr() })
     }
 
     /// The caller's org store, as a backend acting for the caller.
     async fn backend(&self, caller: &Caller) -> Result<LocalBackend, Status> {
-        let org = caller.token.org.clone();
-        let mut stores = self.stores.lock().await;
-        let store = if let Some(store) = stores.get(&org) {
-            store.clone()
-        } else {
-            let path = self.data.join("orgs").join(&org).join("store.db");
-            let options =
-                OpenOptions::new(Duration::from_secs(5), format!("stigmer server (pid {})", std::process::id()));
-            let cache = self.store_cache;
-            let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(cache)))
-                .await
-                .map_err(|e| Status::internal(format!("opening the org's store did not finish: {e}")))?
-                .map_err(|e| error_to_status(&e))?;
-            let store = Arc::new(store);
-            stores.insert(org, store.clone());
-            store
-        };
+        let store = self.store(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
         Ok(LocalBackend::shared(store, caller.token.name.clone(), caller.address.map(|a| a.to_string()))
             .in_org(caller.token.org.clone())
             .with_key(self.key.clone()))
@@ -161,6 +228,29 @@ impl Service {
             }
         }
         result.map(Response::new)
+    }
+}
+
+impl Caller {
+    /// A worker reads only the executions it holds a lease on.
+    async fn holds_if_worker(&self, backend: &LocalBackend, id: &str) -> Result<(), Status> {
+        if self.token.role != Role::Worker {
+            return Ok(());
+        }
+        let record = backend.execution_get(id).await.map_err(|e| failed(&e))?;
+        if record.and_then(|r| r.lease).is_some_and(|lease| lease.token == self.token.name) {
+            Ok(())
+        } else {
+            Err(denied("a worker token reads only the executions it holds"))
+        }
+    }
+
+    /// A worker writes into an execution only under the lease it holds.
+    fn fenced_if_worker(&self, epoch: Option<u64>) -> Result<(), Status> {
+        if self.token.role == Role::Worker && epoch.is_none() {
+            return Err(denied("a worker token writes to an execution only under the lease it holds"));
+        }
+        Ok(())
     }
 }
 
@@ -241,7 +331,7 @@ impl v1::backend_service_server::BackendService for Service {
     }
 
     async fn who_am_i(&self, request: Request<v1::WhoAmIRequest>) -> Result<Response<v1::WhoAmIResponse>, Status> {
-        self.handle("WhoAmI", Access::Read, request, |_, caller, _| async move {
+        self.handle("WhoAmI", Access::Any, request, |_, caller, _| async move {
             Ok(Identity {
                 actor: caller.token.name,
                 backend: format!("stigmer server {}", env!("CARGO_PKG_VERSION")),
@@ -315,7 +405,8 @@ impl v1::backend_service_server::BackendService for Service {
     ) -> Result<Response<v1::ExecutionCreateResponse>, Status> {
         self.handle("ExecutionCreate", Access::Write, request, |backend, _, body| async move {
             let record: ExecutionRecord = proto::decode_json(&body.record_json)?;
-            backend.execution_create(record).await.map_err(|e| failed(&e))?;
+            let secrets = body.secrets.into_iter().map(|s| (s.name, SecretValue::new(s.value))).collect();
+            backend.execution_create(record, secrets).await.map_err(|e| failed(&e))?;
             Ok(v1::ExecutionCreateResponse {})
         })
         .await
@@ -325,9 +416,10 @@ impl v1::backend_service_server::BackendService for Service {
         &self,
         request: Request<v1::ExecutionAppendRequest>,
     ) -> Result<Response<v1::ExecutionAppendResponse>, Status> {
-        self.handle("ExecutionAppend", Access::Write, request, |backend, _, body| async move {
+        self.handle("ExecutionAppend", Access::Work, request, |backend, caller, body| async move {
+            caller.fenced_if_worker(body.epoch)?;
             let events = body.events_json.iter().map(|e| proto::decode_json(e)).collect::<Result<Vec<_>, _>>()?;
-            let last = backend.execution_append(&body.id, events).await.map_err(|e| failed(&e))?;
+            let last = backend.execution_append(&body.id, body.epoch, events).await.map_err(|e| failed(&e))?;
             Ok(v1::ExecutionAppendResponse { last })
         })
         .await
@@ -337,12 +429,107 @@ impl v1::backend_service_server::BackendService for Service {
         &self,
         request: Request<v1::ExecutionFinishRequest>,
     ) -> Result<Response<v1::ExecutionFinishResponse>, Status> {
-        self.handle("ExecutionFinish", Access::Write, request, |backend, _, body| async move {
+        self.handle("ExecutionFinish", Access::Work, request, |backend, caller, body| async move {
+            caller.fenced_if_worker(body.epoch)?;
             let status: ExecutionStatus = body.status.parse().map_err(|e: String| Status::invalid_argument(e))?;
             let output = body.output_json.as_deref().map(proto::decode_json).transpose()?;
             let error = body.error_json.as_deref().map(proto::decode_json).transpose()?;
-            backend.execution_finish(&body.id, status, output, error).await.map_err(|e| failed(&e))?;
+            backend.execution_finish(&body.id, body.epoch, status, output, error).await.map_err(|e| failed(&e))?;
             Ok(v1::ExecutionFinishResponse {})
+        })
+        .await
+    }
+
+    async fn execution_claim(
+        &self,
+        request: Request<v1::ExecutionClaimRequest>,
+    ) -> Result<Response<v1::ExecutionClaimResponse>, Status> {
+        let most = self.longest_claim_wait;
+        self.handle("ExecutionClaim", Access::Work, request, |backend, _, body| async move {
+            let worker: WorkerInfo = proto::decode_json(&body.worker_json)?;
+            let request = ClaimRequest {
+                worker,
+                lease: Duration::from_millis(body.lease_ms.clamp(1000, 3_600_000)),
+                wait: Duration::from_millis(body.wait_ms).min(most),
+                id: body.id,
+                take_over: body.take_over,
+            };
+            let claim = backend.execution_claim(request).await.map_err(|e| failed(&e))?;
+            Ok(match claim {
+                Some(claim) => v1::ExecutionClaimResponse {
+                    record_json: Some(proto::encode_json(&claim.record)),
+                    secrets: claim
+                        .secrets
+                        .into_iter()
+                        .map(|(name, value)| v1::RunSecret { name, value: value.expose().to_owned() })
+                        .collect(),
+                },
+                None => v1::ExecutionClaimResponse { record_json: None, secrets: Vec::new() },
+            })
+        })
+        .await
+    }
+
+    async fn execution_renew(
+        &self,
+        request: Request<v1::ExecutionRenewRequest>,
+    ) -> Result<Response<v1::ExecutionRenewResponse>, Status> {
+        self.handle("ExecutionRenew", Access::Work, request, |backend, _, body| async move {
+            let lease = Duration::from_millis(body.lease_ms.clamp(1000, 3_600_000));
+            let record = backend.execution_renew(&body.id, body.epoch, lease).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionRenewResponse { record_json: proto::encode_json(&record) })
+        })
+        .await
+    }
+
+    type ExecutionFollowStream =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<v1::ExecutionFollowResponse, Status>> + Send>>;
+
+    async fn execution_follow(
+        &self,
+        request: Request<v1::ExecutionFollowRequest>,
+    ) -> Result<Response<Self::ExecutionFollowStream>, Status> {
+        self.handle("ExecutionFollow", Access::Any, request, |backend, caller, body| async move {
+            caller.holds_if_worker(&backend, &body.id).await?;
+            let feed = backend.execution_follow(&body.id, body.after).await.map_err(|e| failed(&e))?;
+            let stream = futures_util::StreamExt::map(feed, |update| {
+                let update = update.map_err(|e| failed(&e))?;
+                Ok(v1::ExecutionFollowResponse {
+                    events: update
+                        .events
+                        .iter()
+                        .map(|(sequence, event)| v1::ExecutionEvent {
+                            sequence: *sequence,
+                            event_json: proto::encode_json(event),
+                        })
+                        .collect(),
+                    record_json: proto::encode_json(&update.record),
+                })
+            });
+            Ok(Box::pin(stream) as Self::ExecutionFollowStream)
+        })
+        .await
+    }
+
+    async fn worker_heartbeat(
+        &self,
+        request: Request<v1::WorkerHeartbeatRequest>,
+    ) -> Result<Response<v1::WorkerHeartbeatResponse>, Status> {
+        self.handle("WorkerHeartbeat", Access::Work, request, |backend, _, body| async move {
+            let worker: WorkerInfo = proto::decode_json(&body.worker_json)?;
+            backend.worker_heartbeat(worker).await.map_err(|e| failed(&e))?;
+            Ok(v1::WorkerHeartbeatResponse {})
+        })
+        .await
+    }
+
+    async fn worker_list(
+        &self,
+        request: Request<v1::WorkerListRequest>,
+    ) -> Result<Response<v1::WorkerListResponse>, Status> {
+        self.handle("WorkerList", Access::Read, request, |backend, _, _| async move {
+            let workers = backend.worker_list().await.map_err(|e| failed(&e))?;
+            Ok(v1::WorkerListResponse { workers_json: workers.iter().map(proto::encode_json).collect() })
         })
         .await
     }
@@ -351,7 +538,8 @@ impl v1::backend_service_server::BackendService for Service {
         &self,
         request: Request<v1::ExecutionGetRequest>,
     ) -> Result<Response<v1::ExecutionGetResponse>, Status> {
-        self.handle("ExecutionGet", Access::Read, request, |backend, _, body| async move {
+        self.handle("ExecutionGet", Access::Any, request, |backend, caller, body| async move {
+            caller.holds_if_worker(&backend, &body.id).await?;
             let record = backend.execution_get(&body.id).await.map_err(|e| failed(&e))?;
             Ok(v1::ExecutionGetResponse { record_json: record.as_ref().map(proto::encode_json) })
         })
@@ -364,7 +552,8 @@ impl v1::backend_service_server::BackendService for Service {
     ) -> Result<Response<v1::ExecutionListResponse>, Status> {
         self.handle("ExecutionList", Access::Read, request, |backend, _, body| async move {
             let status = body.status.map(|s| s.parse()).transpose().map_err(|e: String| Status::invalid_argument(e))?;
-            let query = ExecutionQuery { target: body.target, status };
+            let since = body.since.as_deref().map(proto::time).transpose()?;
+            let query = ExecutionQuery { target: body.target, status, since };
             let records = backend.execution_list(&query).await.map_err(|e| failed(&e))?;
             Ok(v1::ExecutionListResponse { records_json: records.iter().map(proto::encode_json).collect() })
         })
@@ -375,7 +564,8 @@ impl v1::backend_service_server::BackendService for Service {
         &self,
         request: Request<v1::ExecutionEventsRequest>,
     ) -> Result<Response<v1::ExecutionEventsResponse>, Status> {
-        self.handle("ExecutionEvents", Access::Read, request, |backend, _, body| async move {
+        self.handle("ExecutionEvents", Access::Any, request, |backend, caller, body| async move {
+            caller.holds_if_worker(&backend, &body.id).await?;
             let events = backend.execution_events(&body.id, body.after).await.map_err(|e| failed(&e))?;
             let events = events
                 .iter()

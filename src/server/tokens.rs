@@ -26,15 +26,19 @@ pub enum Role {
     Editor,
     /// Also read the audit log.
     Admin,
+    /// A worker's: claim executions, renew their leases, append their history and read the
+    /// run secrets of the executions it holds. Nothing else: no resources, no stored secrets.
+    Worker,
 }
 
 impl Role {
-    /// `admin`, `editor`, `viewer`.
+    /// `admin`, `editor`, `viewer`, `worker`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Viewer => "viewer",
             Self::Editor => "editor",
             Self::Admin => "admin",
+            Self::Worker => "worker",
         }
     }
 }
@@ -46,6 +50,7 @@ impl std::str::FromStr for Role {
             "viewer" => Ok(Self::Viewer),
             "editor" => Ok(Self::Editor),
             "admin" => Ok(Self::Admin),
+            "worker" => Ok(Self::Worker),
             other => Err(TokenError::BadRole(other.to_owned())),
         }
     }
@@ -102,7 +107,7 @@ pub enum TokenError {
     #[error("no token has id {0}")]
     UnknownId(String),
     /// Not a role.
-    #[error("unknown role {0:?}; roles are admin, editor, viewer")]
+    #[error("unknown role {0:?}; roles are admin, editor, viewer, worker")]
     BadRole(String),
     /// Not a usable org name.
     #[error("invalid org name {name:?}: {reason}")]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format byte written in front of every value.
-pub(crate) const VALUE_FORMAT: u8 = 3;
+pub(crate) const VALUE_FORMAT: u8 = 4;
 
 /// Why a stored value could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn unreadable_values_are_reported_not_guessed() {
         assert!(matches!(decode::<u64>(&[]), Err(DecodeError::Empty)));
-        assert!(matches!(decode::<u64>(b"\x04{}"), Err(DecodeError::Newer(4))));
+        assert!(matches!(decode::<u64>(b"\x05{}"), Err(DecodeError::Newer(5))));
         assert_eq!(decode::<u64>(b"\x017").unwrap(), 7, "format 1 values still read");
         assert!(matches!(decode::<u64>(b"\x00{}"), Err(DecodeError::Unknown(0))));
         assert!(matches!(decode::<u64>(b"\x01not json"), Err(DecodeError::Json(_))));

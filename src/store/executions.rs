@@ -1,17 +1,39 @@
-//! Executions and their event logs. An execution's events are appended in order under
-//! sequence numbers from 1; a runner that restarts continues after the last one. The store keeps
-//! what it is given — runners redact before they hand anything over.
+//! Executions, their event logs, and the execution service's state: the queue of pending
+//! executions, the leases of running ones, the secret values given for one run, and the workers
+//! that claimed work. An execution's events are appended in order under sequence numbers from
+//! 1; a worker that resumes continues after the last one. The store keeps what it is given —
+//! runners redact before they hand anything over, and run secrets arrive sealed.
+//!
+//! Fencing: an append or a finish that carries a lease epoch is refused unless that epoch's
+//! lease is the execution's current one and the execution is not over, so a worker whose lease
+//! lapsed and was claimed again can never write into the new holder's history.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
-use redb::{ReadableTable, TableError};
+use redb::{ReadableTable, TableError, WriteTransaction};
 
 use super::Store;
-use super::tables::{EXECUTION_EVENTS, EXECUTIONS};
-use crate::backend::{BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
+use super::tables::{
+    EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, META, QUEUE_SEQUENCE_KEY,
+    WORKERS,
+};
+use crate::backend::{BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease, WorkerInfo};
+
+/// A write's fence: the lease epoch it is made under, and the token that claimed the lease.
+pub type Fence<'a> = (u64, &'a str);
+
+/// An execution claimed: its record under the new lease, and its sealed run secrets.
+pub type Claimed = (ExecutionRecord, Option<Vec<u8>>);
 
 impl Store {
-    /// Records a new execution; its id must be new.
-    pub fn create_execution(&self, record: &ExecutionRecord) -> Result<(), BackendError> {
+    /// Records a new execution (its id must be new), queued when it is pending, with the sealed
+    /// secret values given for this run.
+    pub fn create_execution(
+        &self,
+        record: &ExecutionRecord,
+        sealed_secrets: Option<&[u8]>,
+    ) -> Result<(), BackendError> {
         let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
@@ -19,17 +41,186 @@ impl Store {
                 return Err(BackendError::Storage(format!("execution {} already exists", record.id)));
             }
             table.insert(record.id.as_str(), self.encode(record)?.as_slice()).map_err(|e| self.engine(e))?;
+            if record.status == ExecutionStatus::Pending {
+                self.enqueue(&txn, &record.queue, &record.id)?;
+            }
+            if let Some(sealed) = sealed_secrets {
+                let mut secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
+                secrets.insert(record.id.as_str(), sealed).map_err(|e| self.engine(e))?;
+            }
         }
-        txn.commit().map_err(|e| self.engine(e))
+        self.commit_execution_write(txn)
     }
 
-    /// Appends events to an execution's log, in one transaction; returns the last sequence number.
-    pub fn append_events(&self, id: &str, events: &[Box<serde_json::value::RawValue>]) -> Result<u64, BackendError> {
+    fn enqueue(&self, txn: &WriteTransaction, queue: &str, id: &str) -> Result<(), BackendError> {
+        let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
+        let sequence = meta.get(QUEUE_SEQUENCE_KEY).map_err(|e| self.engine(e))?.map_or(0, |v| v.value()) + 1;
+        meta.insert(QUEUE_SEQUENCE_KEY, sequence).map_err(|e| self.engine(e))?;
+        let mut table = txn.open_table(EXECUTION_QUEUE).map_err(|e| self.engine(e))?;
+        table.insert((queue, sequence), id).map_err(|e| self.engine(e))?;
+        Ok(())
+    }
+
+    /// Claims the next execution for `request.worker` (or the one `request.id` names), as
+    /// `token`: an execution whose lease lapsed first (its worker is gone), then the oldest
+    /// pending one in the queues the worker serves. It becomes `running` under a new lease whose
+    /// epoch is one more than the last. `None` when there is nothing to claim.
+    pub fn claim_execution(
+        &self,
+        request: &ClaimRequest,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Option<Claimed>, BackendError> {
+        // Looking is a read; only a found candidate costs a write (and its sync to disk).
+        let Some(candidate) = self.claim_candidate(request, now)? else { return Ok(None) };
+        let txn = self.begin_write()?;
+        let claimed = {
+            let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+            let mut record: ExecutionRecord = match table.get(candidate.as_str()).map_err(|e| self.engine(e))? {
+                Some(value) => self.decode(value.value())?,
+                None => return Ok(None),
+            };
+            // Another claimer may have won between the look and this transaction.
+            if !claimable(&record, now, request.take_over.as_deref()) {
+                return Ok(None);
+            }
+            let mut leases = txn.open_table(EXECUTION_LEASES).map_err(|e| self.engine(e))?;
+            if let Some(old) = &record.lease {
+                leases.remove((millis(old.expires_at), record.id.as_str())).map_err(|e| self.engine(e))?;
+            }
+            if record.status == ExecutionStatus::Pending {
+                self.dequeue(&txn, &record.queue, &record.id)?;
+            }
+            record.attempts += 1;
+            record.status = ExecutionStatus::Running;
+            let expires_at = expiry(now, request.lease);
+            record.lease = Some(Lease {
+                worker: request.worker.id.clone(),
+                token: token.to_owned(),
+                epoch: record.attempts,
+                expires_at,
+            });
+            leases.insert((millis(expires_at), record.id.as_str()), record.attempts).map_err(|e| self.engine(e))?;
+            table.insert(record.id.as_str(), self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+            let secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
+            let sealed = secrets.get(record.id.as_str()).map_err(|e| self.engine(e))?.map(|v| v.value().to_vec());
+            (record, sealed)
+        };
+        self.commit_execution_write(txn)?;
+        Ok(Some(claimed))
+    }
+
+    /// The execution a claim would take, found in a read transaction.
+    fn claim_candidate(&self, request: &ClaimRequest, now: Timestamp) -> Result<Option<String>, BackendError> {
+        let txn = self.begin_read()?;
+        let executions = match txn.open_table(EXECUTIONS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(self.engine(error)),
+        };
+        let record = |id: &str| -> Result<Option<ExecutionRecord>, BackendError> {
+            match executions.get(id).map_err(|e| self.engine(e))? {
+                Some(value) => self.decode(value.value()).map(Some),
+                None => Ok(None),
+            }
+        };
+        if let Some(id) = &request.id {
+            return Ok(record(id)?.filter(|r| claimable(r, now, request.take_over.as_deref())).map(|r| r.id));
+        }
+        let serves = |queue: &str| request.worker.queues.iter().any(|q| q == queue);
+        let leases = txn.open_table(EXECUTION_LEASES).map_err(|e| self.engine(e))?;
+        for entry in leases.range((0, "")..(millis(now), "")).map_err(|e| self.engine(e))? {
+            let (key, _) = entry.map_err(|e| self.engine(e))?;
+            if let Some(lapsed) = record(key.value().1)?
+                && serves(&lapsed.queue)
+                && claimable(&lapsed, now, None)
+            {
+                return Ok(Some(lapsed.id));
+            }
+        }
+        let queue = txn.open_table(EXECUTION_QUEUE).map_err(|e| self.engine(e))?;
+        let mut oldest: Option<(u64, String)> = None;
+        for served in &request.worker.queues {
+            let first =
+                queue.range((served.as_str(), 0)..=(served.as_str(), u64::MAX)).map_err(|e| self.engine(e))?.next();
+            if let Some(entry) = first {
+                let (key, id) = entry.map_err(|e| self.engine(e))?;
+                let sequence = key.value().1;
+                if oldest.as_ref().is_none_or(|(best, _)| sequence < *best) {
+                    oldest = Some((sequence, id.value().to_owned()));
+                }
+            }
+        }
+        Ok(oldest.map(|(_, id)| id))
+    }
+
+    /// Takes an execution out of its queue (a linear look, only for the queue it is in).
+    fn dequeue(&self, txn: &WriteTransaction, queue: &str, id: &str) -> Result<(), BackendError> {
+        let mut table = txn.open_table(EXECUTION_QUEUE).map_err(|e| self.engine(e))?;
+        let mut found = None;
+        for entry in table.range((queue, 0)..=(queue, u64::MAX)).map_err(|e| self.engine(e))? {
+            let (key, value) = entry.map_err(|e| self.engine(e))?;
+            if value.value() == id {
+                found = Some(key.value().1);
+                break;
+            }
+        }
+        if let Some(sequence) = found {
+            table.remove((queue, sequence)).map_err(|e| self.engine(e))?;
+        }
+        Ok(())
+    }
+
+    /// Renews the lease `fence` holds on execution `id` for another `lease`; returns the
+    /// record (a cancelled one tells its worker to stop).
+    ///
+    /// # Errors
+    /// [`BackendError::LeaseLost`] when that lease is no longer the execution's.
+    pub fn renew_lease(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<ExecutionRecord, BackendError> {
+        let txn = self.begin_write()?;
+        let record = {
+            let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+            let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
+                Some(value) => self.decode(value.value())?,
+                None => return Err(not_found(id)),
+            };
+            fenced(&record, Some(fence))?;
+            let epoch = fence.0;
+            let mut leases = txn.open_table(EXECUTION_LEASES).map_err(|e| self.engine(e))?;
+            if let Some(held) = record.lease.as_mut() {
+                leases.remove((millis(held.expires_at), id)).map_err(|e| self.engine(e))?;
+                held.expires_at = expiry(now, lease);
+                leases.insert((millis(held.expires_at), id), epoch).map_err(|e| self.engine(e))?;
+            }
+            table.insert(id, self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+            record
+        };
+        txn.commit().map_err(|e| self.engine(e))?;
+        Ok(record)
+    }
+
+    /// Appends events to an execution's log, in one transaction; returns the last sequence
+    /// number. With `fence`, only while that lease epoch holds the execution.
+    pub fn append_events(
+        &self,
+        id: &str,
+        fence: Option<Fence<'_>>,
+        events: &[Box<serde_json::value::RawValue>],
+    ) -> Result<u64, BackendError> {
         let txn = self.begin_write()?;
         let last = {
-            if txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?.get(id).map_err(|e| self.engine(e))?.is_none() {
-                return Err(not_found(id));
-            }
+            let executions = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+            let record: ExecutionRecord = match executions.get(id).map_err(|e| self.engine(e))? {
+                Some(value) => self.decode(value.value())?,
+                None => return Err(not_found(id)),
+            };
+            fenced(&record, fence)?;
             let mut table = txn.open_table(EXECUTION_EVENTS).map_err(|e| self.engine(e))?;
             let mut last = table
                 .range((id, 0)..=(id, u64::MAX))
@@ -44,14 +235,17 @@ impl Store {
             }
             last
         };
-        txn.commit().map_err(|e| self.engine(e))?;
+        self.commit_execution_write(txn)?;
         Ok(last)
     }
 
-    /// Sets an execution's final status with its output or error.
+    /// Sets an execution's status with its output or error; a final status releases its lease,
+    /// takes it out of its queue and deletes its run secrets. With `fence`, only while that
+    /// lease epoch holds the execution.
     pub fn finish_execution(
         &self,
         id: &str,
+        fence: Option<Fence<'_>>,
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
@@ -64,13 +258,60 @@ impl Store {
                 Some(value) => self.decode(value.value())?,
                 None => return Err(not_found(id)),
             };
+            fenced(&record, fence)?;
+            if status.is_final() {
+                if let Some(lease) = record.lease.take() {
+                    let mut leases = txn.open_table(EXECUTION_LEASES).map_err(|e| self.engine(e))?;
+                    leases.remove((millis(lease.expires_at), id)).map_err(|e| self.engine(e))?;
+                }
+                if record.status == ExecutionStatus::Pending {
+                    self.dequeue(&txn, &record.queue, id)?;
+                }
+                let mut secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
+                secrets.remove(id).map_err(|e| self.engine(e))?;
+            }
             record.status = status;
             record.output = output;
             record.error = error;
             record.finished_at = status.is_final().then_some(now);
             table.insert(id, self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
         }
+        self.commit_execution_write(txn)
+    }
+
+    /// Records that a worker is alive, as it describes itself.
+    pub fn worker_seen(&self, worker: &WorkerInfo, now: Timestamp) -> Result<(), BackendError> {
+        let mut worker = worker.clone();
+        worker.last_seen = now;
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(WORKERS).map_err(|e| self.engine(e))?;
+            table.insert(worker.id.as_str(), self.encode(&worker)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
         txn.commit().map_err(|e| self.engine(e))
+    }
+
+    /// Every worker that claimed work here, by id.
+    pub fn workers(&self) -> Result<Vec<WorkerInfo>, BackendError> {
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(WORKERS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(self.engine(error)),
+        };
+        let mut workers = Vec::new();
+        for entry in table.iter().map_err(|e| self.engine(e))? {
+            let (_, value) = entry.map_err(|e| self.engine(e))?;
+            workers.push(self.decode(value.value())?);
+        }
+        Ok(workers)
+    }
+
+    /// Commits a change to executions and wakes whoever waits for one.
+    fn commit_execution_write(&self, txn: WriteTransaction) -> Result<(), BackendError> {
+        txn.commit().map_err(|e| self.engine(e))?;
+        self.changes.notify();
+        Ok(())
     }
 
     /// One execution.
@@ -100,7 +341,8 @@ impl Store {
             let (_, value) = entry.map_err(|e| self.engine(e))?;
             let record: ExecutionRecord = self.decode(value.value())?;
             let wanted = query.target.as_ref().is_none_or(|t| *t == record.target)
-                && query.status.is_none_or(|s| s == record.status);
+                && query.status.is_none_or(|s| s == record.status)
+                && query.since.is_none_or(|since| record.started_at >= since);
             if wanted {
                 found.push(record);
             }
@@ -130,48 +372,155 @@ fn not_found(id: &str) -> BackendError {
     BackendError::NotFound { address: format!("execution/{id}") }
 }
 
+/// Whether a claim may take the execution: pending, or running without a live lease (its
+/// worker died, or it was recorded before leases), or held by the worker `take_over` names.
+fn claimable(record: &ExecutionRecord, now: Timestamp, take_over: Option<&str>) -> bool {
+    match record.status {
+        ExecutionStatus::Pending => true,
+        ExecutionStatus::Running => record
+            .lease
+            .as_ref()
+            .is_none_or(|lease| lease.expires_at <= now || take_over == Some(lease.worker.as_str())),
+        _ => false,
+    }
+}
+
+/// Refuses a write under `fence` (a lease epoch, and the token that claimed it) unless that
+/// lease holds the execution and it is not over. A lease past its expiry still holds until
+/// another claim takes the execution.
+fn fenced(record: &ExecutionRecord, fence: Option<Fence<'_>>) -> Result<(), BackendError> {
+    let Some((epoch, token)) = fence else { return Ok(()) };
+    let lost = |reason: String| Err(BackendError::LeaseLost { id: record.id.clone(), reason });
+    if record.status.is_final() {
+        return lost(format!("it is {}", record.status.as_str()));
+    }
+    match &record.lease {
+        Some(lease) if lease.epoch == epoch && lease.token == token => Ok(()),
+        Some(lease) if lease.epoch == epoch => lost(format!("lease {epoch} was claimed with another token")),
+        Some(lease) => lost(format!("lease {epoch} was taken over by {} (lease {})", lease.worker, lease.epoch)),
+        None => lost("it holds no lease".to_owned()),
+    }
+}
+
+/// When a lease taken at `now` for `lease` lapses.
+fn expiry(now: Timestamp, lease: Duration) -> Timestamp {
+    now.checked_add(lease).unwrap_or(now)
+}
+
+/// A time as Unix milliseconds, the leases' key (times before 1970 are 0).
+fn millis(at: Timestamp) -> u64 {
+    u64::try_from(at.as_millisecond()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::DEFAULT_QUEUE;
     use crate::store::OpenOptions;
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&dir.path().join("s.db"), &OpenOptions::new(std::time::Duration::ZERO, "t")).unwrap()
+    }
+
+    fn record(id: &str, status: ExecutionStatus) -> ExecutionRecord {
+        ExecutionRecord::new(id.into(), "workflow/w".into(), "ana".into(), serde_json::json!({}), status)
+    }
+
+    fn claim(id: Option<&str>, worker: &str) -> ClaimRequest {
+        ClaimRequest {
+            worker: WorkerInfo {
+                id: worker.into(),
+                host: "h".into(),
+                version: "v".into(),
+                queues: vec![DEFAULT_QUEUE.into()],
+                concurrency: 1,
+                running: 0,
+                last_seen: Timestamp::UNIX_EPOCH,
+            },
+            lease: Duration::from_secs(30),
+            wait: Duration::ZERO,
+            id: id.map(str::to_owned),
+            take_over: None,
+        }
+    }
 
     #[test]
     fn an_execution_log_appends_in_order_and_reads_from_any_point() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), &OpenOptions::new(std::time::Duration::ZERO, "t")).unwrap();
-        let record = ExecutionRecord {
-            id: "e1".into(),
-            target: "workflow/w".into(),
-            status: ExecutionStatus::Running,
-            started_at: Timestamp::UNIX_EPOCH,
-            finished_at: None,
-            actor: "ana".into(),
-            input: serde_json::json!({}),
-            output: None,
-            error: None,
-            definition: None,
-        };
-        store.create_execution(&record).unwrap();
-        assert!(store.create_execution(&record).is_err(), "ids are unique");
+        let store = store(&dir);
+        let record = record("e1", ExecutionStatus::Running);
+        store.create_execution(&record, None).unwrap();
+        assert!(store.create_execution(&record, None).is_err(), "ids are unique");
         let raw = |n: u64| serde_json::value::to_raw_value(&n).unwrap();
-        assert_eq!(store.append_events("e1", &[raw(1), raw(2)]).unwrap(), 2);
-        assert_eq!(store.append_events("e1", &[raw(3)]).unwrap(), 3);
-        assert!(matches!(store.append_events("nope", &[raw(1)]), Err(BackendError::NotFound { .. })));
+        assert_eq!(store.append_events("e1", None, &[raw(1), raw(2)]).unwrap(), 2);
+        assert_eq!(store.append_events("e1", None, &[raw(3)]).unwrap(), 3);
+        assert!(matches!(store.append_events("nope", None, &[raw(1)]), Err(BackendError::NotFound { .. })));
         let after_one: Vec<u64> = store.events("e1", 1).unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(after_one, [2, 3]);
-        store
-            .finish_execution(
-                "e1",
-                ExecutionStatus::Completed,
-                Some(serde_json::json!("done")),
-                None,
-                Timestamp::UNIX_EPOCH,
-            )
-            .unwrap();
+        let done = Some(serde_json::json!("done"));
+        store.finish_execution("e1", None, ExecutionStatus::Completed, done, None, Timestamp::UNIX_EPOCH).unwrap();
         let stored = store.execution("e1").unwrap().unwrap();
         assert_eq!((stored.status, stored.output), (ExecutionStatus::Completed, Some(serde_json::json!("done"))));
         let query = ExecutionQuery { status: Some(ExecutionStatus::Running), ..ExecutionQuery::default() };
         assert!(store.executions(&query).unwrap().is_empty());
         assert_eq!(store.executions(&ExecutionQuery::default()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn claims_take_the_oldest_pending_then_a_lapsed_lease_fences_the_old_holder_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for id in ["first", "second"] {
+            store.create_execution(&record(id, ExecutionStatus::Pending), None).unwrap();
+        }
+        let now = Timestamp::now();
+        let (a, _) = store.claim_execution(&claim(None, "w1"), "tok-a", now).unwrap().unwrap();
+        assert_eq!((a.id.as_str(), a.status, a.attempts), ("first", ExecutionStatus::Running, 1));
+        let (b, _) = store.claim_execution(&claim(None, "w2"), "tok-b", now).unwrap().unwrap();
+        assert_eq!(b.id, "second");
+        assert!(store.claim_execution(&claim(None, "w3"), "tok-c", now).unwrap().is_none(), "both are held");
+        let raw = serde_json::value::to_raw_value(&1).unwrap();
+        store.append_events("first", Some((1, "tok-a")), std::slice::from_ref(&raw)).unwrap();
+        assert!(
+            matches!(
+                store.append_events("first", Some((1, "tok-b")), std::slice::from_ref(&raw)),
+                Err(BackendError::LeaseLost { .. })
+            ),
+            "the epoch alone is not enough: the token must be the holder's"
+        );
+
+        // w1 goes silent: once its lease has lapsed, w3 takes the execution over under epoch 2.
+        let later = now.checked_add(Duration::from_secs(31)).unwrap();
+        let (taken, _) = store.claim_execution(&claim(None, "w3"), "tok-c", later).unwrap().unwrap();
+        assert_eq!((taken.id.as_str(), taken.attempts), ("first", 2));
+        for late in [
+            store.append_events("first", Some((1, "tok-a")), std::slice::from_ref(&raw)).map(|_| ()),
+            store.renew_lease("first", (1, "tok-a"), Duration::from_secs(30), later).map(|_| ()),
+            store.finish_execution("first", Some((1, "tok-a")), ExecutionStatus::Completed, None, None, later),
+        ] {
+            assert!(matches!(late, Err(BackendError::LeaseLost { .. })), "{late:?}");
+        }
+        store.append_events("first", Some((2, "tok-c")), std::slice::from_ref(&raw)).unwrap();
+        store.finish_execution("first", Some((2, "tok-c")), ExecutionStatus::Completed, None, None, later).unwrap();
+        assert!(store.execution("first").unwrap().unwrap().lease.is_none(), "a final status releases the lease");
+        assert_eq!(store.events("first", 0).unwrap().len(), 2, "the old holder's late append was not kept");
+    }
+
+    #[test]
+    fn a_cancelled_pending_execution_leaves_the_queue_and_a_claim_by_id_takes_only_that_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        for id in ["a", "b"] {
+            store.create_execution(&record(id, ExecutionStatus::Pending), Some(b"sealed")).unwrap();
+        }
+        store.finish_execution("a", None, ExecutionStatus::Cancelled, None, None, Timestamp::now()).unwrap();
+        let (b, sealed) = store.claim_execution(&claim(Some("b"), "cli"), "ana", Timestamp::now()).unwrap().unwrap();
+        assert_eq!((b.id.as_str(), sealed.as_deref()), ("b", Some(&b"sealed"[..])));
+        assert!(store.claim_execution(&claim(None, "w"), "tok", Timestamp::now()).unwrap().is_none());
+        store
+            .finish_execution("b", Some((1, "ana")), ExecutionStatus::Completed, None, None, Timestamp::now())
+            .unwrap();
+        let txn = store.begin_read().unwrap();
+        assert!(txn.open_table(EXECUTION_SECRETS).unwrap().get("b").unwrap().is_none(), "run secrets end with the run");
     }
 }

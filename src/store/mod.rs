@@ -13,6 +13,7 @@ mod executions;
 mod secrets;
 mod tables;
 
+pub use executions::{Claimed, Fence};
 pub use secrets::{Author, Keyring, SealedSecret, sealed_bytes};
 
 use std::collections::btree_map::Entry;
@@ -33,8 +34,8 @@ use serde::de::DeserializeOwned;
 
 use self::encoding::DecodeError;
 use self::tables::{
-    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EXECUTION_EVENTS, EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES,
-    REVISIONS, SECRETS, kind_range, resource_key,
+    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS,
+    EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SECRETS, WORKERS, kind_range, resource_key,
 };
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
@@ -44,7 +45,7 @@ use crate::model::{Kind, canonical};
 
 /// The store format this build writes, recorded in the `meta` table when a store is created.
 /// A store with a higher version was written by a newer stigmer and is refused.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The first pause between attempts to open a store that another handle holds.
 const FIRST_RETRY: Duration = Duration::from_millis(10);
@@ -65,12 +66,45 @@ pub struct OpenOptions {
     pub holder: String,
     /// Told once when the open has waited [`NOTICE_AFTER`] for another holder.
     pub notice: Option<WaitNotice>,
+    /// Bumped after every committed change to executions; several stores may share one (the
+    /// server's workers wait on all its orgs at once). A store of its own when unset.
+    pub changes: Option<Changes>,
 }
 
 impl OpenOptions {
     /// Wait up to `wait`, as `holder`, silently.
     pub fn new(wait: Duration, holder: impl Into<String>) -> Self {
-        Self { wait, holder: holder.into(), notice: None }
+        Self { wait, holder: holder.into(), notice: None, changes: None }
+    }
+}
+
+/// Wakes whoever waits for executions to change (workers waiting for work, followers of a
+/// run) within the process: a counter bumped after every committed execution write.
+#[derive(Debug, Clone)]
+pub struct Changes(Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Changes {
+    /// A counter of its own.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+
+    /// Says something changed.
+    pub fn notify(&self) {
+        self.0.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// A receiver that sees every change after this call.
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -101,6 +135,8 @@ pub struct Store {
     path: PathBuf,
     /// The holder note this handle wrote (writable handles on a file only).
     holder_path: Option<PathBuf>,
+    /// Told about every committed execution write.
+    changes: Changes,
 }
 
 /// The database behind a store.
@@ -150,7 +186,8 @@ impl Store {
         // The holder file only helps others word their error; failing to write it must not fail
         // an open that succeeded.
         let _ = fs::write(&holder_path, &options.holder);
-        let store = Self { db: Db::Writable(db), path: path.to_owned(), holder_path: Some(holder_path) };
+        let changes = options.changes.clone().unwrap_or_default();
+        let store = Self { db: Db::Writable(db), path: path.to_owned(), holder_path: Some(holder_path), changes };
         match store.format()? {
             Format::Current => {}
             Format::Empty => store.initialize()?,
@@ -176,7 +213,8 @@ impl Store {
         let Ok(db) = retry_while_held(path, options, || Database::builder().open_read_only(path))? else {
             return Self::open(path, options);
         };
-        let store = Self { db: Db::ReadOnly(db), path: path.to_owned(), holder_path: None };
+        let changes = options.changes.clone().unwrap_or_default();
+        let store = Self { db: Db::ReadOnly(db), path: path.to_owned(), holder_path: None, changes };
         match store.format()? {
             Format::Current => Ok(store),
             Format::Empty | Format::Older(_) => {
@@ -194,7 +232,12 @@ impl Store {
         let txn = db.begin_write().map_err(|e| engine_error(path, e.into()))?;
         initialize_tables(&txn).map_err(|e| engine_error(path, e))?;
         txn.commit().map_err(|e| engine_error(path, e.into()))?;
-        Ok(Self { db: Db::Missing(db), path: path.to_owned(), holder_path: None })
+        Ok(Self { db: Db::Missing(db), path: path.to_owned(), holder_path: None, changes: Changes::new() })
+    }
+
+    /// What tells about changes to this store's executions.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// The store's file.
@@ -536,7 +579,8 @@ impl Store {
     }
 
     /// Brings an older store to the current format in one transaction. Every format so far
-    /// only added tables (2: `secrets`, `keyring`; 3: `executions`, `execution_events`), so
+    /// only added tables (2: `secrets`, `keyring`; 3: `executions`, `execution_events`; 4: the
+    /// queue, leases, run secrets and workers), so
     /// creating the missing ones is the whole migration; a format that changes a value layout
     /// converts its values here, keyed on `from`.
     fn migrate(&self, from: u64) -> Result<(), BackendError> {
@@ -635,6 +679,10 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(KEYRING)?;
     txn.open_table(EXECUTIONS)?;
     txn.open_table(EXECUTION_EVENTS)?;
+    txn.open_table(EXECUTION_QUEUE)?;
+    txn.open_table(EXECUTION_LEASES)?;
+    txn.open_table(EXECUTION_SECRETS)?;
+    txn.open_table(WORKERS)?;
     Ok(())
 }
 

@@ -57,6 +57,25 @@ pub(crate) const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new
 /// format 3.
 pub(crate) const EXECUTION_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("execution_events");
 
+/// Pending executions in claim order, keyed by (queue, enqueue sequence number): one queue's
+/// oldest is the first entry of its range. Value: the execution id. Added in format 4.
+pub(crate) const EXECUTION_QUEUE: TableDefinition<(&str, u64), &str> = TableDefinition::new("execution_queue");
+
+/// The live leases, keyed by (expiry in Unix milliseconds, execution id), so the lapsed ones are
+/// the range up to now. Value: the lease's epoch. Added in format 4.
+pub(crate) const EXECUTION_LEASES: TableDefinition<(u64, &str), u64> = TableDefinition::new("execution_leases");
+
+/// The secret values given for one run (`--secret`), by execution id: sealed by the backend
+/// under the data key before they get here, and deleted when the execution ends. Added in
+/// format 4.
+pub(crate) const EXECUTION_SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("execution_secrets");
+
+/// The workers that claimed work here, by worker id: an encoded `WorkerInfo`. Added in format 4.
+pub(crate) const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
+
+/// The next enqueue sequence number of [`EXECUTION_QUEUE`], in [`META`].
+pub(crate) const QUEUE_SEQUENCE_KEY: &str = "queue_sequence";
+
 /// The key of a resource in [`RESOURCES`] and [`REVISIONS`]: `Agent/support-bot`.
 ///
 /// Uses the manifest name of the kind (which never changes) rather than the CLI name.

@@ -50,6 +50,7 @@ impl Server {
             .arg(data)
             .args(extra)
             .env("NO_COLOR", "1")
+            .env("STIGMER_HOME", data.with_extension("home"))
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -256,4 +257,17 @@ pub fn assert_nowhere_in(path: &Path, values: &[&str]) {
             assert!(!bytes.windows(value.len()).any(|w| w == value.as_bytes()), "{value} found in {file}");
         }
     }
+}
+
+/// The id of the token named `name`, from `stigmer server token list -o json`.
+pub fn token_id(data: &Path, name: &str) -> String {
+    let output = Command::new(stigmer_bin())
+        .args(["server", "token", "list", "-o", "json", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let token = items.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no token {name}: {list}"));
+    token["id"].as_str().unwrap().to_owned()
 }

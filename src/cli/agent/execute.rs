@@ -81,24 +81,20 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
         .await
         .map_err(|e| CommandError::new(ErrorKind::User, e))?;
     let redactor = resolved.redactor();
-    let record = ExecutionRecord {
-        id: id.clone(),
-        target: target.address.clone(),
-        status: ExecutionStatus::Running,
-        started_at: jiff::Timestamp::now(),
-        finished_at: None,
-        actor: ctx.settings.actor.clone(),
-        input: redactor.redact_json(json!({ "message": args.message, "session": session_name })),
-        output: None,
-        error: None,
-        definition: Some(redactor.redact_json(json!({
-            "agent": target.spec,
-            "session": session_name,
-            "model": agent.settings.model,
-            "provider": agent.settings.kind.name(),
-        }))),
-    };
-    backend.execution_create(record).await?;
+    let mut record = ExecutionRecord::new(
+        id.clone(),
+        target.address.clone(),
+        ctx.settings.actor.clone(),
+        redactor.redact_json(json!({ "message": args.message, "session": session_name })),
+        ExecutionStatus::Running,
+    );
+    record.definition = Some(redactor.redact_json(json!({
+        "agent": target.spec,
+        "session": session_name,
+        "model": agent.settings.model,
+        "provider": agent.settings.kind.name(),
+    })));
+    backend.execution_create(record, Vec::new()).await?;
 
     let (sink, batches) = record::channel(redactor.clone());
     let live = args.output == RunOutput::Text;
@@ -135,7 +131,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     let stored_output = answer.map(|a| redactor.redact_json(json!({ "answer": a.text, "session": session_name })));
     let stored_error = error
         .map(|e| redactor.redact_json(json!({ "title": "Agent Error", "detail": e.to_string(), "hint": e.hint() })));
-    backend.execution_finish(&id, status, stored_output, stored_error).await?;
+    backend.execution_finish(&id, None, status, stored_output, stored_error).await?;
     if let Err(error) = recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))

@@ -68,7 +68,11 @@ pub async fn open<B: Backend>(
             agent: agent.to_owned(),
         });
     }
-    let query = ExecutionQuery { target: Some(target.to_owned()), status: Some(ExecutionStatus::Completed) };
+    let query = ExecutionQuery {
+        target: Some(target.to_owned()),
+        status: Some(ExecutionStatus::Completed),
+        ..ExecutionQuery::default()
+    };
     let mut messages = Vec::new();
     for record in backend.execution_list(&query).await? {
         let in_session = record.definition.as_ref().and_then(|d| d.get("session")).and_then(|s| s.as_str());

@@ -102,18 +102,6 @@ impl WorkflowError {
         Self::standard("runtime", 500, "Runtime Error", detail, instance)
     }
 
-    /// A call that was in flight when the runner stopped, found again by a resumed run.
-    pub fn in_flight(instance: &str) -> Self {
-        Self::standard(
-            "communication",
-            503,
-            "Communication Error",
-            "the call was in flight when the execution's runner stopped; it may or may not have reached \
-             the other side, so it is repeated only if a retry policy allows",
-            instance,
-        )
-    }
-
     /// The error a `raise` task defines (its fields already evaluated); `instance` defaults to
     /// the raising task.
     pub fn from_definition(definition: &ErrorDefinition, instance: &str) -> Self {

@@ -313,11 +313,7 @@ impl<'a> Runner<'a> {
             None => raw_input.clone(),
         };
         frame.input = Some(&input);
-        let (replayed, in_flight) = match self.replayed(task, pointer) {
-            Some(Recorded::Output(output)) => (Some(output), false),
-            Some(Recorded::InFlight) => (None, matches!(task, Task::Call(_))),
-            None => (None, false),
-        };
+        let replayed = self.replayed(task, pointer).map(|Recorded::Output(output)| output);
         let resumed = replayed.is_some();
         if resumed && let Task::Emit(emit) = task {
             // Its event may not have been consumed before the run stopped: publish it again (a
@@ -329,8 +325,6 @@ impl<'a> Runner<'a> {
         }
         let exec = if let Some(output) = replayed {
             Exec { output, flow: None }
-        } else if in_flight {
-            return Err(WorkflowError::in_flight(pointer));
         } else {
             match &base.timeout {
                 Some(timeout) => {
@@ -1420,7 +1414,7 @@ fn random_between(from: Duration, to: Duration) -> Duration {
 }
 
 /// Validates `value` against an inline JSON schema.
-fn validate(schema: &DataSchema, value: &Value, instance: &str) -> Result<(), WorkflowError> {
+pub(super) fn validate(schema: &DataSchema, value: &Value, instance: &str) -> Result<(), WorkflowError> {
     let DataSchema::Inline(inline) = schema else {
         return Err(WorkflowError::runtime("external schemas are not supported yet by this runtime", instance));
     };

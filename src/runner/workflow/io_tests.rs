@@ -1056,36 +1056,18 @@ async fn unknown_script_languages_and_missing_interpreters_are_clear_errors() {
 }
 
 #[tokio::test]
-async fn a_call_in_flight_when_the_runner_stopped_is_repeated_only_by_a_retry_policy() {
+async fn a_resumed_run_sends_a_call_that_never_completed_and_not_one_that_did() {
     let server = Server::start().await;
     let url = server.url("/pets/1");
-    // No retry policy: the resumed run faults without sending the call again.
-    let body = format!("do:\n  - fetch:\n      call: http\n      with: {{ method: get, endpoint: '{url}' }}\n");
-    let options = RunOptions::new().in_flight(["/do/0/fetch".to_owned()]);
-    let error = run_body(&body, json!({}), &options).await.unwrap_err();
-    assert_eq!(
-        (error.type_.as_str(), error.status, error.instance.as_deref()),
-        (COMMUNICATION, 503, Some("/do/0/fetch"))
-    );
-    assert!(error.detail.unwrap().contains("in flight"));
-    assert!(server.received.lock().unwrap().is_empty(), "not sent");
-
-    // Inside a `try` whose policy retries communication errors, the retry sends it, once.
+    // `first` completed before the runner stopped; `second` was in flight: at least once per
+    // task, it is sent again, and `first` is not.
     let body = format!(
-        "do:\n  - guarded:\n      try:\n        - fetch:\n            call: http\n            with: {{ method: get, endpoint: '{url}' }}\n      \
-         catch:\n        errors: {{ with: {{ type: '{COMMUNICATION}' }} }}\n        \
-         retry: {{ delay: {{ milliseconds: 1 }}, limit: {{ attempt: {{ count: 1 }} }} }}\n"
+        "do:\n  - first:\n      call: http\n      with: {{ method: get, endpoint: '{url}' }}\n  \
+         - second:\n      call: http\n      with: {{ method: get, endpoint: '{url}' }}\n"
     );
-    let options = RunOptions::new().in_flight(["/do/0/guarded/try/0/fetch".to_owned()]);
+    let options = RunOptions::new().replaying([("/do/0/first".to_owned(), json!({ "id": "recorded" }))]);
     assert_eq!(run_body(&body, json!({}), &options).await.unwrap()["id"], "1");
-    assert_eq!(server.received.lock().unwrap().len(), 1);
-
-    // Any other task in flight simply runs again.
-    let options = RunOptions::new().in_flight(["/do/0/again".to_owned()]);
-    assert_eq!(
-        run_body("do:\n  - again: { set: { ran: true } }\n", json!({}), &options).await.unwrap(),
-        json!({ "ran": true })
-    );
+    assert_eq!(server.received.lock().unwrap().len(), 1, "only the call in flight was sent");
 }
 
 #[tokio::test]

@@ -118,13 +118,13 @@ pub trait AgentCaller: Send + Sync {
     fn call(&self, call: AgentCall) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
 }
 
-/// What an earlier, interrupted run recorded for one run of a task.
+/// What an earlier, interrupted run recorded for one run of a task: it completed with this
+/// (transformed) output. A task that started and never finished is not recorded: it runs again
+/// (at least once per task).
 #[derive(Debug, Clone)]
 pub(crate) enum Recorded {
     /// It completed with this (transformed) output.
     Output(Value),
-    /// It started and never finished.
-    InFlight,
 }
 
 /// How deep `run: workflow` may nest before a run is taken to be recursing forever.
@@ -159,18 +159,6 @@ impl RunOptions {
     pub fn replaying(mut self, completed: impl IntoIterator<Item = (String, Value)>) -> Self {
         for (reference, output) in completed {
             self.replay.entry(reference).or_default().push_back(Recorded::Output(output));
-        }
-        self
-    }
-
-    /// Resumes an interrupted run whose tasks at `references` started but never finished (call
-    /// after [`Self::replaying`]). A `call` in flight may or may not have reached the other side,
-    /// so it is not simply sent again: it raises a `communication` error saying so, which an
-    /// enclosing `try` retries only if its policy allows. Other tasks just run again.
-    #[must_use]
-    pub fn in_flight(mut self, references: impl IntoIterator<Item = String>) -> Self {
-        for reference in references {
-            self.replay.entry(reference).or_default().push_back(Recorded::InFlight);
         }
         self
     }
@@ -266,6 +254,18 @@ impl fmt::Debug for RunOptions {
             .field("events", &self.bus.is_some())
             .field("agents", &self.agents.is_some())
             .finish()
+    }
+}
+
+/// Checks `input` against the workflow's `input.schema`, as the run would first: so a caller
+/// can refuse bad input before it records an execution.
+///
+/// # Errors
+/// The input does not match, or the schema cannot be used.
+pub fn check_input(workflow: &dsl::Workflow, input: &Value) -> Result<(), WorkflowError> {
+    match workflow.input.as_ref().and_then(|input| input.schema.as_ref()) {
+        Some(schema) => interpreter::validate(schema, input, "/input/schema"),
+        None => Ok(()),
     }
 }
 

@@ -72,7 +72,7 @@ impl EventBatches {
         let mut failure = None;
         while let Some(batch) = self.next_batch().await {
             if failure.is_none()
-                && let Err(error) = backend.execution_append(id, batch).await
+                && let Err(error) = backend.execution_append(id, None, batch).await
             {
                 failure = Some(error);
             }

@@ -1,0 +1,238 @@
+//! The vocabulary of executions and the execution service: an execution's record and status,
+//! the queue it waits in, the lease a worker holds it by, and the feed that follows it.
+//!
+//! The life of an execution: created `pending` in a queue; claimed by a worker, which makes it
+//! `running` under a lease (a holder, an epoch, an expiry); the worker renews the lease while
+//! it runs and appends the history under the lease's epoch; it ends `completed`, `faulted` or
+//! `cancelled`. A lease that expires makes the execution claimable again, with a higher epoch:
+//! the next worker resumes from the history, and the old worker's appends are refused.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::Stream;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::BackendError;
+use crate::secrets::SecretValue;
+
+/// The queue an execution waits in when nothing names another.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How long a claim holds an execution unless its worker renews it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How an execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Queued: waiting for a worker to claim it.
+    Pending,
+    /// Claimed and running (or its worker died and the lease has yet to expire).
+    Running,
+    /// Finished with an output.
+    Completed,
+    /// Finished with an error.
+    Faulted,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    /// `pending`, `running`, `completed`, `faulted`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Faulted => "faulted",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the execution is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Faulted | Self::Cancelled)
+    }
+}
+
+impl std::str::FromStr for ExecutionStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "pending" | "queued" => Ok(Self::Pending),
+            "running" => Ok(Self::Running),
+            "completed" | "succeeded" => Ok(Self::Completed),
+            "faulted" | "failed" => Ok(Self::Faulted),
+            "cancelled" | "canceled" => Ok(Self::Cancelled),
+            other => Err(format!(
+                "unknown status {other:?}; statuses are pending, running, completed (succeeded), faulted (failed), \
+                 cancelled"
+            )),
+        }
+    }
+}
+
+/// The claim a worker holds an execution by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    /// The worker holding it.
+    pub worker: String,
+    /// The token the worker claimed it with (`server` for the server's own workers): only that
+    /// token may read the execution's secrets.
+    pub token: String,
+    /// Grows by one with every claim; appends under an older epoch are refused.
+    pub epoch: u64,
+    /// When it lapses unless renewed.
+    pub expires_at: Timestamp,
+}
+
+/// One run of a workflow or an agent, as the backend records it. Inputs, outputs and errors are
+/// stored as the runner hands them over: already redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRecord {
+    /// A random id.
+    pub id: String,
+    /// What ran: `workflow/ticket-triage`, or `file:flow.yaml` for a document run from a file.
+    pub target: String,
+    /// How it stands.
+    pub status: ExecutionStatus,
+    /// When it was created.
+    pub started_at: Timestamp,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// Who started it.
+    pub actor: String,
+    /// The input it was given.
+    pub input: serde_json::Value,
+    /// Its output, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    /// Its error, once faulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+    /// What ran and with which variable declarations, so a resumed run runs the same
+    /// definition: `{"workflow": <Serverless Workflow document>, "envSpec": …, "workflows": …,
+    /// "env": [[KEY, VALUE], …]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
+    /// The queue it waits in.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// The lease of the worker running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// How many times it was claimed; the epoch of the current lease.
+    #[serde(default)]
+    pub attempts: u64,
+}
+
+fn default_queue() -> String {
+    DEFAULT_QUEUE.to_owned()
+}
+
+impl ExecutionRecord {
+    /// A new execution, pending in `queue` (or, with `Running`, already run by its creator).
+    pub fn new(id: String, target: String, actor: String, input: serde_json::Value, status: ExecutionStatus) -> Self {
+        Self {
+            id,
+            target,
+            status,
+            started_at: Timestamp::now(),
+            finished_at: None,
+            actor,
+            input,
+            output: None,
+            error: None,
+            definition: None,
+            queue: default_queue(),
+            lease: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    /// Only those of this target (`workflow/ticket-triage`).
+    pub target: Option<String>,
+    /// Only those with this status.
+    pub status: Option<ExecutionStatus>,
+    /// Only those started at or after this time.
+    pub since: Option<Timestamp>,
+}
+
+/// A worker, as it says who it is when it claims work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerInfo {
+    /// Unique per worker process: `HOST-PID` (and a number for the server's own workers).
+    pub id: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its stigmer version.
+    pub version: String,
+    /// The queues it serves.
+    pub queues: Vec<String>,
+    /// How many executions it may run at once.
+    pub concurrency: u32,
+    /// How many it runs now.
+    pub running: u32,
+    /// When the backend last heard from it (set by the backend).
+    #[serde(default = "epoch")]
+    pub last_seen: Timestamp,
+}
+
+fn epoch() -> Timestamp {
+    Timestamp::UNIX_EPOCH
+}
+
+/// A worker asking for the next execution.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Who asks.
+    pub worker: WorkerInfo,
+    /// How long the lease lasts unless renewed.
+    pub lease: Duration,
+    /// How long to wait for work when there is none (0: answer at once).
+    pub wait: Duration,
+    /// This execution and no other (`execution resume`, and a CLI running its own): claimable
+    /// when pending, or running without a live lease.
+    pub id: Option<String>,
+    /// With `id`: the worker known to be gone (a CLI process that died), whose live lease this
+    /// claim may take over at once instead of waiting for it to lapse.
+    pub take_over: Option<String>,
+}
+
+/// An execution a worker now holds.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Its record, with the new lease.
+    pub record: ExecutionRecord,
+    /// The secret values given for this run only (`--secret`), opened for the holder.
+    pub secrets: Vec<(String, SecretValue)>,
+}
+
+impl Claim {
+    /// The epoch every append and the finish must carry.
+    pub fn epoch(&self) -> u64 {
+        self.record.lease.as_ref().map_or(0, |lease| lease.epoch)
+    }
+}
+
+/// What changed in a followed execution: its events since the last update, and its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedUpdate {
+    /// New events, with their sequence numbers.
+    pub events: Vec<(u64, serde_json::Value)>,
+    /// The record as it stands now.
+    pub record: ExecutionRecord,
+}
+
+/// An execution followed as it runs: updates until it is over and its last events were sent.
+pub type ExecutionFeed = Pin<Box<dyn Stream<Item = Result<FeedUpdate, BackendError>> + Send>>;

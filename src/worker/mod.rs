@@ -1,0 +1,331 @@
+//! The worker: the small piece that joins the runners to a backend's execution service. It
+//! claims an execution, reads its history, runs the workflow with the interpreter (completed
+//! tasks replayed from the history, not run again), appends every transition under its lease's
+//! epoch, renews the lease while it runs, and stops at once when the execution is cancelled or
+//! the lease is lost. The runners know nothing of queues or leases; the backend knows nothing of
+//! runners.
+//!
+//! Guarantees, with the store's fencing:
+//! - at-least-once per task: a task in flight when its worker died runs again on the next one;
+//!   a task whose completion is in the history never runs again;
+//! - one writer per execution: appends and the finish carry the lease epoch, and a worker whose
+//!   lease was taken over is refused, stops, and writes nothing more.
+
+pub mod pool;
+pub mod replay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde_json::Value;
+
+use crate::backend::{Backend, BackendError, Claim, ExecutionStatus};
+use crate::model::{EnvironmentSpec, dsl};
+use crate::runner::agent::launch::WorkflowAgents;
+use crate::runner::environment::{self, Overrides, ResolveError};
+use crate::runner::workflow::record;
+use crate::runner::workflow::{self as interpreter, EventBus, Observer, RunOptions, TaskEvent, WorkflowError};
+use crate::secrets::Redactor;
+
+pub use replay::{Replay, replay};
+
+/// What a workflow execution records as its definition, so any worker can run it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Definition {
+    /// The Serverless Workflow document.
+    pub workflow: dsl::Workflow,
+    /// Its variable declarations.
+    #[serde(default)]
+    pub env_spec: Option<EnvironmentSpec>,
+    /// The stored workflows its `run: workflow` tasks may run, by name.
+    #[serde(default)]
+    pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
+    /// `--env` values given when it was started.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+}
+
+/// Why a claimed execution cannot run at all; it is recorded as faulted.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The record holds no workflow definition this worker can run.
+    #[error("execution {id} records no workflow this worker can run: {detail}")]
+    Definition {
+        /// The execution.
+        id: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Its variables cannot be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// A claimed execution, ready to run.
+pub struct Prepared {
+    /// Its id.
+    pub id: String,
+    /// The lease epoch every write carries.
+    pub epoch: u64,
+    /// How long the lease lasts; renewed every third of it.
+    pub lease: Duration,
+    /// What runs.
+    pub workflow: dsl::Workflow,
+    /// Its input.
+    pub input: Value,
+    /// The run's options: secrets, replay, bus, sub-workflows, agents.
+    pub options: RunOptions,
+    /// Masks the run's secret values.
+    pub redactor: Redactor,
+    /// What its history said.
+    pub replay: Replay,
+    bus: Arc<EventBus>,
+}
+
+/// Reads a claimed execution's definition and history and resolves its variables, with
+/// `extra` values over those it was started with (`execution resume --env …`). `workspaces` is where `call: agent` tasks get their workspaces.
+///
+/// # Errors
+/// A record with no runnable definition, variables that cannot be resolved, or a backend error.
+pub async fn prepare<B: Backend + Clone + 'static>(
+    backend: &B,
+    claim: Claim,
+    extra: Overrides,
+    lease: Duration,
+    workspaces: std::path::PathBuf,
+) -> Result<Prepared, PrepareError> {
+    let epoch = claim.epoch();
+    let record = claim.record;
+    let id = record.id.clone();
+    let definition: Definition = record
+        .definition
+        .clone()
+        .ok_or_else(|| "it has no definition".to_owned())
+        .and_then(|d| serde_json::from_value(d).map_err(|e| e.to_string()))
+        .map_err(|detail| PrepareError::Definition { id: id.clone(), detail })?;
+    let mut declared = crate::model::Declarations::default();
+    declared.env_spec(&record.target, definition.env_spec.as_ref());
+    let mut overrides = Overrides { env: definition.env.clone(), secret: claim.secrets };
+    overrides.env.extend(extra.env);
+    overrides.secret.extend(extra.secret);
+    let resolved = environment::resolve(backend, &declared, &[], &overrides).await?;
+    let history = backend.execution_events(&id, 0).await?;
+    let replay = replay(&history);
+    // Who runs it from here is part of its history: `execution events` shows each claim.
+    let claimed = serde_json::json!({
+        "at": jiff::Timestamp::now(),
+        "event": "claimed",
+        "worker": record.lease.as_ref().map(|lease| lease.worker.as_str()),
+        "attempt": record.attempts,
+    });
+    if let Ok(raw) = serde_json::value::to_raw_value(&claimed) {
+        backend.execution_append(&id, Some(epoch), vec![raw]).await?;
+    }
+    let bus = Arc::new(EventBus::new().consumed(replay.consumed.clone()));
+    for signal in &replay.signals {
+        bus.publish(signal.clone());
+    }
+    let agents = WorkflowAgents::new(backend.clone(), workspaces);
+    let mut options =
+        RunOptions::new().replaying(replay.completed.clone()).events(bus.clone()).agents(Arc::new(agents));
+    for (name, subflow) in definition.workflows {
+        options = options.workflow(name, subflow);
+    }
+    options.instance_id = Some(id.clone());
+    for (name, variable) in &resolved.variables {
+        options = options.secret(name.clone(), &variable.value);
+    }
+    Ok(Prepared {
+        id,
+        epoch,
+        lease,
+        workflow: definition.workflow,
+        input: record.input,
+        options,
+        redactor: resolved.redactor(),
+        replay,
+        bus,
+    })
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The workflow completed or faulted, and that was recorded.
+    Ran(Result<Value, WorkflowError>),
+    /// The execution was cancelled (`execution cancel`): its record already says so.
+    Cancelled,
+    /// The caller's `stop` fired (Ctrl-C): recorded as cancelled.
+    Interrupted,
+    /// The lease was lost (it lapsed and another worker took the execution over, or the backend
+    /// could not be reached for longer than the lease): nothing more was written.
+    LeaseLost(String),
+}
+
+/// A run's end, and whether its history was recorded whole.
+#[derive(Debug)]
+pub struct Outcome {
+    /// How it ended.
+    pub ended: Ended,
+    /// The first failure to record it (the run itself went on).
+    pub recorded: Result<(), BackendError>,
+}
+
+/// Why the watch over a running execution stops it.
+enum Stop {
+    Cancelled,
+    LeaseLost(String),
+}
+
+/// Runs a prepared execution to its end: every transition goes to `observer` and, redacted, to
+/// the execution's history under the lease's epoch; the lease is renewed every third of its
+/// length; a cancel, or an event sent to the execution, reaches the run as soon as the backend
+/// feeds it. `stop` ends the run early (recorded as cancelled).
+pub async fn run<B: Backend, O: Observer + Send>(
+    backend: &B,
+    prepared: Prepared,
+    observer: &mut O,
+    stop: impl Future<Output = ()>,
+) -> Outcome {
+    let Prepared { id, epoch, lease, workflow, input, options, redactor, replay, bus } = prepared;
+    let (sink, batches) = record::channel(redactor.clone());
+    let mut tee = Tee { sink, observer };
+    let recording = append_all(backend, &id, epoch, batches);
+    let running = async {
+        let ended = tokio::select! {
+            result = interpreter::run(&workflow, input, &options, &mut tee) => Ended::Ran(result),
+            () = stop => Ended::Interrupted,
+            stopped = watch(backend, &id, epoch, lease, replay.last, &bus) => match stopped {
+                Stop::Cancelled => Ended::Cancelled,
+                Stop::LeaseLost(reason) => Ended::LeaseLost(reason),
+            },
+        };
+        // Dropping the sink ends the recorder once it has appended the last batch.
+        drop(tee);
+        ended
+    };
+    let (ended, mut recorded) = tokio::join!(running, recording);
+    let finish = match &ended {
+        Ended::Ran(Ok(value)) => Some((ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None)),
+        Ended::Ran(Err(error)) => Some((ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value())))),
+        Ended::Interrupted => Some((ExecutionStatus::Cancelled, None, None)),
+        Ended::Cancelled | Ended::LeaseLost(_) => None,
+    };
+    if let Some((status, output, error)) = finish
+        && let Err(error) = backend.execution_finish(&id, Some(epoch), status, output, error).await
+    {
+        if let BackendError::LeaseLost { reason, .. } = &error {
+            return Outcome { ended: Ended::LeaseLost(reason.clone()), recorded };
+        }
+        recorded = recorded.and(Err(error));
+    }
+    Outcome { ended, recorded }
+}
+
+/// Records a claimed execution that cannot run as faulted, with why.
+///
+/// # Errors
+/// The backend refused (the lease is gone, or it cannot be reached).
+pub async fn fault<B: Backend>(backend: &B, claim: &Claim, why: &PrepareError) -> Result<(), BackendError> {
+    let error = serde_json::json!({
+        "type": "https://serverlessworkflow.io/spec/1.0.0/errors/configuration",
+        "status": 400,
+        "title": why.to_string(),
+    });
+    backend.execution_finish(&claim.record.id, Some(claim.epoch()), ExecutionStatus::Faulted, None, Some(error)).await
+}
+
+/// The run's observer: every transition to the history and to the caller's observer.
+struct Tee<'a, O> {
+    sink: record::EventSink,
+    observer: &'a mut O,
+}
+
+impl<O: Observer> Observer for Tee<'_, O> {
+    fn observe(&mut self, event: TaskEvent) {
+        self.sink.send(&event);
+        self.observer.observe(event);
+    }
+}
+
+/// Appends every batch under the lease's epoch until the sink is gone; after a failure the rest
+/// is drained (so the run never waits on a full channel) and the first error returned.
+async fn append_all<B: Backend>(
+    backend: &B,
+    id: &str,
+    epoch: u64,
+    mut batches: record::EventBatches,
+) -> Result<(), BackendError> {
+    let mut failure = None;
+    while let Some(batch) = batches.next_batch().await {
+        if failure.is_none()
+            && let Err(error) = backend.execution_append(id, Some(epoch), batch).await
+        {
+            failure = Some(error);
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// How long the watch waits before following again after the feed broke.
+const FOLLOW_AGAIN: Duration = Duration::from_millis(250);
+
+/// Completes when the run must stop: its record says cancelled, or the lease is gone. Meanwhile
+/// renews the lease every third of its length and hands every event sent to the execution to
+/// its bus.
+async fn watch<B: Backend>(backend: &B, id: &str, epoch: u64, lease: Duration, after: u64, bus: &EventBus) -> Stop {
+    let renewing = async {
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match backend.execution_renew(id, epoch, lease).await {
+                Ok(record) if record.status == ExecutionStatus::Cancelled => return Stop::Cancelled,
+                Ok(_) => renewed = tokio::time::Instant::now(),
+                Err(BackendError::LeaseLost { reason, .. }) => return Stop::LeaseLost(reason),
+                // Unreachable for a while: keep trying, but once the lease has lapsed another
+                // worker may hold the execution, so this one must stop.
+                Err(error) if renewed.elapsed() >= lease => {
+                    return Stop::LeaseLost(format!("the lease lapsed while the backend was unreachable: {error}"));
+                }
+                Err(_) => {}
+            }
+        }
+    };
+    let following = async {
+        let mut after = after;
+        loop {
+            if let Ok(mut feed) = backend.execution_follow(id, after).await {
+                while let Some(Ok(update)) = feed.next().await {
+                    for (sequence, event) in &update.events {
+                        after = *sequence;
+                        if event.get("event").and_then(Value::as_str) == Some("signal")
+                            && let Some(signal) = event.get("cloudEvent")
+                        {
+                            bus.publish(signal.clone());
+                        }
+                    }
+                    match (&update.record.status, &update.record.lease) {
+                        (ExecutionStatus::Cancelled, _) => return Stop::Cancelled,
+                        (status, _) if status.is_final() => {
+                            return Stop::LeaseLost(format!("it was ended elsewhere ({})", status.as_str()));
+                        }
+                        (_, Some(held)) if held.epoch != epoch => {
+                            return Stop::LeaseLost(format!("{} took it over (lease {})", held.worker, held.epoch));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            tokio::time::sleep(FOLLOW_AGAIN).await;
+        }
+    };
+    tokio::select! {
+        stop = renewing => stop,
+        stop = following => stop,
+    }
+}

@@ -1,0 +1,324 @@
+//! The execution service with real processes on loopback: a `stigmer server` that queues
+//! executions, `stigmer worker` processes that claim them under leases, a worker killed with
+//! SIGKILL mid-run, cancels that reach the worker at once, and tokens that may only do their
+//! part. Side effects are counted by an HTTP server of the test's own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Server, stigmer_bin};
+
+/// Every request an HTTP server got, by path, with when it arrived.
+#[derive(Clone, Default)]
+struct Effects(Arc<Mutex<HashMap<String, Vec<jiff::Timestamp>>>>);
+
+impl Effects {
+    /// Serves on a free port; every request answers `{}` and is counted by its path.
+    fn serve() -> (Self, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let effects = Self::default();
+        let seen = effects.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).is_err() {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                    let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    seen.0.lock().unwrap().entry(path).or_default().push(jiff::Timestamp::now());
+                    let mut stream = stream;
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                    );
+                });
+            }
+        });
+        (effects, port)
+    }
+
+    fn times(&self, path: &str) -> Vec<jiff::Timestamp> {
+        self.0.lock().unwrap().get(path).cloned().unwrap_or_default()
+    }
+}
+
+/// `stigmer` against the server with `token`.
+fn cli(server: &Server, token: &str, home: &Path) -> Command {
+    let mut command = Command::new(stigmer_bin());
+    command
+        .env("NO_COLOR", "1")
+        .env("STIGMER_HOME", home)
+        .env("STIGMER_ENDPOINT", &server.endpoint)
+        .env("STIGMER_TOKEN", token);
+    command
+}
+
+fn run(mut command: Command, args: &[&str]) -> (bool, String, String) {
+    let output = command.args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A `stigmer worker` process serving `server` with a worker token, logging to `log`.
+fn worker(server: &Server, token: &str, home: &Path, log: &Path, concurrency: &str) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    cli(server, token, home)
+        .args(["worker", "--endpoint", &server.endpoint, "--concurrency", concurrency, "--lease", "2s"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn executions(server: &Server, token: &str, home: &Path) -> Vec<Value> {
+    let (ok, out, err) = run(cli(server, token, home), &["execution", "list", "-o", "json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str::<Value>(&out).unwrap()["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn history(server: &Server, token: &str, home: &Path, id: &str) -> Vec<Value> {
+    let (ok, out, err) = run(cli(server, token, home), &["execution", "events", id, "-o", "json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str::<Value>(&out).unwrap()["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until every execution is over; returns them.
+fn all_finished(server: &Server, token: &str, home: &Path, count: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let all = executions(server, token, home);
+        let finished = all
+            .iter()
+            .filter(|e| ["completed", "faulted", "cancelled"].contains(&e["status"].as_str().unwrap()))
+            .count();
+        if all.len() == count && finished == count {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "{finished} of {} finished: {all:#?}", all.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn fifty_runs_survive_a_worker_killed_mid_run_and_no_completed_task_runs_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("server"), "127.0.0.1:0", &["--workers", "0"]);
+    let editor = server.token("acme", "editor", "ana");
+    let work = server.token("acme", "worker", "workers");
+    let home = dir.path().join("home");
+    let (effects, port) = Effects::serve();
+    let flow = dir.path().join("flow.yaml");
+    let call = |task: &str| {
+        format!(
+            "  - {task}:\n      call: http\n      with:\n        method: post\n        endpoint: ${{ \"http://127.0.0.1:{port}/\" + $workflow.id + \"/{task}\" }}\n"
+        )
+    };
+    std::fs::write(
+        &flow,
+        format!(
+            "document: {{ dsl: '1.0.0', namespace: test, name: effects, version: '0.1.0' }}\ndo:\n{}  - nap:\n      wait: PT1S\n{}  - rest:\n      wait: PT1S\n{}",
+            call("first"),
+            call("second"),
+            call("third")
+        ),
+    )
+    .unwrap();
+
+    let mut a = worker(&server, &work, &home, &dir.path().join("a.log"), "10");
+    let mut b = worker(&server, &work, &home, &dir.path().join("b.log"), "10");
+    for _ in 0..50 {
+        let (ok, _, err) =
+            run(cli(&server, &editor, &home), &["workflow", "run", "-f", flow.to_str().unwrap(), "--detach"]);
+        assert!(ok, "{err}");
+    }
+    // Each run takes over 2 s, 20 at a time: a is in the middle of several when it dies.
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    let all = all_finished(&server, &editor, &home, 50, Duration::from_mins(2));
+    b.kill().unwrap();
+    let _ = b.wait();
+    assert!(all.iter().all(|e| e["status"] == "completed"), "every execution succeeded: {all:#?}");
+    let resumed: Vec<&Value> = all.iter().filter(|e| e["attempts"].as_u64().unwrap() > 1).collect();
+    assert!(!resumed.is_empty(), "the kill landed while worker a held executions");
+    for execution in &all {
+        let id = execution["id"].as_str().unwrap();
+        let events = history(&server, &editor, &home, id);
+        for task in ["first", "second", "third"] {
+            let reference = format!(
+                "/do/{}/{task}",
+                ["first", "nap", "second", "rest", "third"].iter().position(|t| *t == task).unwrap()
+            );
+            let completions: Vec<jiff::Timestamp> = events
+                .iter()
+                .filter(|e| e["event"] == "completed" && e["reference"] == reference.as_str())
+                .map(|e| e["at"].as_str().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(completions.len(), 1, "{id} {task} completed exactly once: {events:#?}");
+            let calls = effects.times(&format!("/{id}/{task}"));
+            assert!(!calls.is_empty(), "{id} {task} ran");
+            // A task whose completion is in the history is never run again: every call it made
+            // came before it completed (a task in flight at the kill may have run twice).
+            let done = completions[0].checked_add(Duration::from_millis(50)).unwrap();
+            assert!(
+                calls.iter().all(|at| *at <= done),
+                "{id} {task} ran again after it completed: {calls:?} {events:#?}"
+            );
+        }
+        // A worker killed with a claim's answer on the wire never recorded that claim.
+        let claims = events.iter().filter(|e| e["event"] == "claimed").count() as u64;
+        assert!((1..=execution["attempts"].as_u64().unwrap()).contains(&claims), "claims are in the history");
+    }
+    let log = std::fs::read_to_string(dir.path().join("b.log")).unwrap();
+    assert!(log.contains("resuming"), "worker b resumed what a left: {log}");
+}
+
+#[test]
+fn a_cancel_reaches_the_worker_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("server"), "127.0.0.1:0", &["--workers", "1"]);
+    let editor = server.token("acme", "editor", "ana");
+    let home = dir.path().join("home");
+    let (effects, port) = Effects::serve();
+    let flow = dir.path().join("ticks.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "document: {{ dsl: '1.0.0', namespace: test, name: ticks, version: '0.1.0' }}\ndo:\n  - loop:\n      for:\n        each: i\n        in: ${{ [range(100)] }}\n      do:\n        - tick:\n            call: http\n            with:\n              method: post\n              endpoint: http://127.0.0.1:{port}/tick\n        - nap:\n            wait: PT0.1S\n"
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) =
+        run(cli(&server, &editor, &home), &["workflow", "run", "-f", flow.to_str().unwrap(), "--detach"]);
+    assert!(ok, "{err}");
+    let id = out.lines().last().unwrap().trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while effects.times("/tick").len() < 3 {
+        assert!(Instant::now() < deadline, "the server's worker never ran it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, _, err) = run(cli(&server, &editor, &home), &["execution", "cancel", &id]);
+    assert!(ok, "{err}");
+    let cancelled = jiff::Timestamp::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    let late: Vec<_> =
+        effects.times("/tick").into_iter().filter(|at| *at > cancelled + Duration::from_secs(1)).collect();
+    assert!(late.is_empty(), "the worker went on ticking after the cancel: {late:?}");
+    let ticks = effects.times("/tick").len();
+    assert!(ticks < 30, "the run stopped long before its 100 ticks ({ticks})");
+    let record = &executions(&server, &editor, &home)[0];
+    assert_eq!(record["status"], "cancelled");
+    assert!(record.get("lease").is_none(), "the cancel released the lease");
+}
+
+#[test]
+fn a_worker_token_runs_executions_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("server"), "127.0.0.1:0", &["--workers", "0"]);
+    let work = server.token("acme", "worker", "w");
+    let editor = server.token("acme", "editor", "ana");
+    let home = dir.path().join("home");
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("flow.yaml"),
+        "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: hello\nspec:\n  document: { dsl: '1.0.0', namespace: t, name: hello, version: '0.1.0' }\n  do:\n    - hi:\n        set:\n          said: hi\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["apply", "-f", project.to_str().unwrap()],
+        vec!["get", "workflows"],
+        vec!["secret", "list"],
+        vec!["workflow", "run", "hello"],
+    ] {
+        let (ok, _, err) = run(cli(&server, &work, &home), &args);
+        assert!(!ok && err.contains("permission denied"), "{args:?} with a worker token: {err}");
+    }
+    // What it may do: run what an editor queued.
+    let (ok, _, err) = run(cli(&server, &editor, &home), &["apply", "-f", project.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(cli(&server, &editor, &home), &["workflow", "run", "hello", "--detach"]);
+    assert!(ok, "{err}");
+    let id = out.lines().last().unwrap().trim().to_owned();
+    let (ok, _, err) = run(cli(&server, &work, &home), &["execution", "signal", &id, "--type", "t"]);
+    assert!(!ok && err.contains("permission denied"), "a worker writes only under a lease it holds: {err}");
+    let mut w = worker(&server, &work, &home, &dir.path().join("w.log"), "1");
+    let (ok, out, err) = run(cli(&server, &editor, &home), &["execution", "logs", "-f", &id]);
+    w.kill().unwrap();
+    let _ = w.wait();
+    assert!(ok, "{err}");
+    assert!(out.contains("claimed") && err.contains("completed"), "{out}{err}");
+    let (ok, out, err) = run(cli(&server, &editor, &home), &["worker", "list"]);
+    assert!(ok && out.contains(&stigmer::worker::pool::host()), "{out}{err}");
+}
+
+#[test]
+fn a_revoked_worker_token_stops_the_worker_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("server"), "127.0.0.1:0", &["--workers", "0"]);
+    let work = server.token("acme", "worker", "w");
+    let home = dir.path().join("home");
+    let viewer = server.token("acme", "viewer", "v");
+    let mut refused = worker(&server, &viewer, &home, &dir.path().join("v.log"), "1");
+    let status = wait_exit(&mut refused, Duration::from_secs(10));
+    assert!(!status.success());
+    let log = std::fs::read_to_string(dir.path().join("v.log")).unwrap();
+    assert!(log.contains("viewer token cannot run executions") && log.contains("--role worker"), "{log}");
+
+    let mut w = worker(&server, &work, &home, &dir.path().join("w.log"), "1");
+    std::thread::sleep(Duration::from_millis(500));
+    let id = support::token_id(&server.data, "w");
+    let output = Command::new(stigmer_bin())
+        .args(["server", "token", "revoke", &id, "--data"])
+        .arg(&server.data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let status = wait_exit(&mut w, Duration::from_secs(30));
+    assert!(!status.success());
+    let log = std::fs::read_to_string(dir.path().join("w.log")).unwrap();
+    assert!(log.contains("refused the token") && log.contains("stops claiming"), "{log}");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the process did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
