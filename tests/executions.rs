@@ -322,3 +322,99 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Executions of `workflow`, with the slot each was started for.
+fn slots_of(executions: &[Value], workflow: &str) -> Vec<jiff::Timestamp> {
+    let mut slots: Vec<jiff::Timestamp> = executions
+        .iter()
+        .filter(|e| e["target"] == format!("workflow/{workflow}").as_str())
+        .map(|e| e["input"]["scheduledFor"].as_str().unwrap().parse().unwrap())
+        .collect();
+    slots.sort();
+    slots
+}
+
+#[test]
+fn every_second_over_a_server_restart_fires_each_slot_once_and_catches_up_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let server = Server::start_on(&data, "127.0.0.1:0", &["--workers", "1"]);
+    let admin = server.token("acme", "admin", "ana");
+    let home = dir.path().join("home");
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let flow = |name: &str, policy: &str| {
+        format!(
+            "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: {name}\nspec:\n  schedule:\n    every: PT1S\n{policy}  do:\n    - tick:\n        set:\n          at: ${{ .scheduledFor }}\n"
+        )
+    };
+    std::fs::write(project.join("skip.yaml"), flow("skip-missed", "")).unwrap();
+    std::fs::write(
+        project.join("all.yaml"),
+        flow("catch-up", "  schedulePolicy:\n    catchUp: all\n    overlap: allow\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = run(cli(&server, &admin, &home), &["apply", "-f", project.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(3500));
+    let (ok, list, err) = run(cli(&server, &admin, &home), &["schedule", "list"]);
+    assert!(ok && list.contains("skip-missed") && list.contains("every PT1S"), "{list}{err}");
+    let down = jiff::Timestamp::now();
+    assert!(server.stop().success());
+    std::thread::sleep(Duration::from_millis(3200));
+    let up = jiff::Timestamp::now();
+    let server = Server::start_on(&data, "127.0.0.1:0", &["--workers", "1"]);
+    std::thread::sleep(Duration::from_millis(2600));
+    let fired = executions(&server, &admin, &home);
+
+    for workflow in ["skip-missed", "catch-up"] {
+        let slots = slots_of(&fired, workflow);
+        let mut unique = slots.clone();
+        unique.dedup();
+        assert_eq!(unique, slots, "{workflow}: no slot fired twice");
+        assert!(slots.len() >= 4, "{workflow} fired before and after the restart: {slots:?}");
+        for pair in slots.windows(2) {
+            let apart = pair[1].duration_since(pair[0]).as_millis();
+            assert!(apart >= 1000 && apart % 1000 == 0, "{workflow}: slots on the schedule's grid: {slots:?}");
+        }
+    }
+    // A slot less than a second late when the scheduler looks is on time, not missed.
+    let grace = up - Duration::from_secs(1);
+    let missed = |slots: &[jiff::Timestamp]| slots.iter().filter(|s| **s > down && **s < grace).count();
+    assert_eq!(missed(&slots_of(&fired, "skip-missed")), 0, "catchUp skip: missed slots are not run");
+    assert!(missed(&slots_of(&fired, "catch-up")) >= 2, "catchUp all: the missed slots are run after the restart");
+
+    // Pausing survives a restart.
+    let (ok, _, err) = run(cli(&server, &admin, &home), &["schedule", "pause", "skip-missed"]);
+    assert!(ok, "{err}");
+    let server = {
+        assert!(server.stop().success());
+        Server::start_on(&data, "127.0.0.1:0", &["--workers", "1"])
+    };
+    let before = slots_of(&executions(&server, &admin, &home), "skip-missed").len();
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(slots_of(&executions(&server, &admin, &home), "skip-missed").len(), before, "paused stays paused");
+    let (ok, list, _) = run(cli(&server, &admin, &home), &["schedule", "list"]);
+    assert!(ok && list.contains("paused"), "{list}");
+}
+
+#[test]
+fn an_invalid_cron_is_refused_at_apply_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: nightly\nspec:\n  schedule:\n    cron: '61 * * * *'\n  do:\n    - a:\n        set: { x: 1 }\n",
+    )
+    .unwrap();
+    let output = Command::new(stigmer_bin())
+        .args(["apply", "-f"])
+        .arg(&file)
+        .env("STIGMER_HOME", dir.path().join("home"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("flow.yaml:7:") && err.contains("is not a cron expression"), "{err}");
+}

@@ -304,6 +304,7 @@ const NOT_GENERATED: &[(&str, &str)] = &[
     ("Workflow:/spec/timeout", "the DSL is the conformance suite's and the DSL fuzzer's"),
     ("Workflow:/spec/schedule", "the DSL is the conformance suite's and the DSL fuzzer's"),
     ("Workflow:/spec/evaluate", "the DSL is the conformance suite's and the DSL fuzzer's"),
+    ("Workflow:/spec/schedulePolicy", "the scheduler's: model::schedule tests and tests/executions.rs"),
     ("*:/status", "server-owned: ignored in input"),
 ];
 

@@ -14,7 +14,8 @@ use futures_util::Stream;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::BackendError;
+use super::{Backend, BackendError};
+use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
 use crate::secrets::SecretValue;
 
 /// The queue an execution waits in when nothing names another.
@@ -236,3 +237,84 @@ pub struct FeedUpdate {
 
 /// An execution followed as it runs: updates until it is over and its last events were sent.
 pub type ExecutionFeed = Pin<Box<dyn Stream<Item = Result<FeedUpdate, BackendError>> + Send>>;
+
+/// What a workflow execution records as its definition, so any worker can run it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Definition {
+    /// The Serverless Workflow document.
+    pub workflow: dsl::Workflow,
+    /// Its variable declarations.
+    #[serde(default)]
+    pub env_spec: Option<EnvironmentSpec>,
+    /// The stored workflows its `run: workflow` tasks may run, by name.
+    #[serde(default)]
+    pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
+    /// `--env` values given when it was started.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+}
+
+impl Definition {
+    /// A stored Workflow's definition: its document, its `envSpec`, and every stored Workflow
+    /// its `run: workflow` tasks name, directly or through each other (a name that is not stored
+    /// is left out: the task that names it fails with a clear error if it runs). `None` when
+    /// the workflow is not stored.
+    ///
+    /// # Errors
+    /// The backend cannot be read, or the stored resource does not read as a Workflow.
+    pub async fn of_stored<B: Backend>(backend: &B, name: &str) -> Result<Option<Self>, BackendError> {
+        let Some((workflow, env_spec)) = stored_workflow(backend, name).await? else { return Ok(None) };
+        Self::with_subflows(backend, workflow, env_spec).await.map(Some)
+    }
+
+    /// The definition of `workflow`, with the stored Workflows its `run: workflow` tasks name.
+    ///
+    /// # Errors
+    /// The backend cannot be read.
+    pub async fn with_subflows<B: Backend>(
+        backend: &B,
+        workflow: dsl::Workflow,
+        env_spec: Option<EnvironmentSpec>,
+    ) -> Result<Self, BackendError> {
+        let mut workflows = std::collections::BTreeMap::new();
+        let mut wanted = named_subflows(&workflow);
+        while let Some(name) = wanted.pop() {
+            if workflows.contains_key(&name) {
+                continue;
+            }
+            if let Some((subflow, _)) = stored_workflow(backend, &name).await? {
+                wanted.extend(named_subflows(&subflow));
+                workflows.insert(name, subflow);
+            }
+        }
+        Ok(Self { workflow, env_spec, workflows, env: Vec::new() })
+    }
+}
+
+/// A stored Workflow as a DSL document, with its `envSpec`.
+async fn stored_workflow<B: Backend>(
+    backend: &B,
+    name: &str,
+) -> Result<Option<(dsl::Workflow, Option<EnvironmentSpec>)>, BackendError> {
+    let Some(stored) = backend.get(Kind::Workflow, name).await? else { return Ok(None) };
+    match AnyResource::from_value(Kind::Workflow, stored.manifest) {
+        Ok(AnyResource::Workflow(resource)) => {
+            Ok(Some((resource.spec.to_dsl(resource.name(), None), resource.spec.env_spec.clone())))
+        }
+        Ok(_) | Err(_) => Err(BackendError::Storage(format!("the stored workflow/{name} does not read as a Workflow"))),
+    }
+}
+
+/// The workflows `run: workflow` tasks name.
+fn named_subflows(workflow: &dsl::Workflow) -> Vec<String> {
+    let mut names = Vec::new();
+    workflow.do_.walk("", &mut |visit| {
+        if let dsl::Task::Run(task) = visit.task
+            && let dsl::Process::Workflow(config) = &task.run.process
+        {
+            names.push(config.name.clone());
+        }
+    });
+    names
+}

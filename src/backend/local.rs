@@ -11,8 +11,8 @@ use jiff::Timestamp;
 
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
-    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
-    WorkerInfo, Write,
+    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo, ScheduleState,
+    SecretInfo, StoredResource, WorkerInfo, Write,
 };
 use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
@@ -360,6 +360,53 @@ impl Backend for LocalBackend {
         self.with_reader(Store::workers).await
     }
 
+    async fn schedule_list(&self) -> Result<Vec<ScheduleInfo>, BackendError> {
+        let workflows = super::schedule::scheduled(self).await?;
+        let states: std::collections::HashMap<String, ScheduleState> =
+            self.schedule_states().await?.into_iter().collect();
+        let now = Timestamp::now();
+        let mut list = Vec::with_capacity(workflows.len());
+        for workflow in &workflows {
+            let state = states.get(&workflow.name);
+            let last_execution = state.and_then(|s| s.last_execution.clone());
+            let last_status = match &last_execution {
+                Some(id) => self.execution_get(id).await?.map(|r| r.status),
+                None => None,
+            };
+            let paused = state.is_some_and(|s| s.paused);
+            list.push(ScheduleInfo {
+                workflow: workflow.name.clone(),
+                spec: workflow.text.clone(),
+                paused,
+                next: if paused { None } else { super::schedule::next_fire(workflow, state, now) },
+                last_execution,
+                last_status,
+            });
+        }
+        Ok(list)
+    }
+
+    async fn schedule_pause(&self, workflow: &str, paused: bool) -> Result<(), BackendError> {
+        let scheduled = super::schedule::scheduled(self).await?;
+        let Some(found) = scheduled.iter().find(|w| w.name == workflow) else {
+            return Err(BackendError::NotFound { address: format!("schedule/{workflow}") });
+        };
+        let now = Timestamp::now();
+        let mut state = self.schedule_states().await?.into_iter().find(|(name, _)| name == workflow).map_or_else(
+            || ScheduleState {
+                spec: found.spec(),
+                anchor: now,
+                last_slot: now,
+                last_execution: None,
+                paused,
+                buffered: None,
+            },
+            |(_, state)| state,
+        );
+        state.paused = paused;
+        self.put_schedule_state(workflow, state).await
+    }
+
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         let id = id.to_owned();
         self.with_reader(move |store| store.execution(&id)).await
@@ -436,6 +483,40 @@ fn unwrap_data_key(master: &MasterKey, keyring: &Keyring, origin: &str) -> Resul
 
 fn no_key(key: &KeySource) -> BackendError {
     crate::secrets::KeyError::Missing { expected: key.origin() }.into()
+}
+
+impl LocalBackend {
+    /// Every scheduled workflow's scheduler state.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn schedule_states(&self) -> Result<Vec<(String, ScheduleState)>, BackendError> {
+        self.with_reader(Store::schedule_states).await
+    }
+
+    /// Records a scheduled workflow's state.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn put_schedule_state(&self, workflow: &str, state: ScheduleState) -> Result<(), BackendError> {
+        let workflow = workflow.to_owned();
+        self.with_store(move |store| store.put_schedule_state(&workflow, &state)).await
+    }
+
+    /// Fires a schedule slot with its execution, once (see [`Store::fire_slot`]).
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn fire_slot(
+        &self,
+        workflow: &str,
+        slot: Timestamp,
+        state: ScheduleState,
+        record: ExecutionRecord,
+    ) -> Result<bool, BackendError> {
+        let workflow = workflow.to_owned();
+        self.with_store(move |store| store.fire_slot(&workflow, slot, &state, &record)).await
+    }
 }
 
 /// How often a follower or a waiting claim looks again when nothing in this process tells it

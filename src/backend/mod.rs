@@ -5,6 +5,7 @@ mod error;
 pub mod execution;
 pub mod local;
 pub mod remote;
+pub mod schedule;
 pub mod types;
 
 use std::future::Future;
@@ -13,11 +14,12 @@ use jiff::Timestamp;
 
 pub use error::BackendError;
 pub use execution::{
-    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, ExecutionFeed, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    FeedUpdate, Lease, WorkerInfo,
+    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, Definition, ExecutionFeed, ExecutionQuery, ExecutionRecord,
+    ExecutionStatus, FeedUpdate, Lease, WorkerInfo,
 };
 pub use local::LocalBackend;
 pub use remote::{RemoteBackend, RemoteOptions};
+pub use schedule::{ScheduleInfo, ScheduleState};
 pub use types::{
     ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
     SecretInfo, StoredResource, Write, Written, address, check_secret_name,
@@ -126,6 +128,12 @@ pub trait Backend: Send + Sync {
 
     /// The workers that claimed work here, by id.
     fn worker_list(&self) -> impl Future<Output = Result<Vec<WorkerInfo>, BackendError>> + Send;
+
+    /// Every scheduled Workflow, by name, with its next fire time and last run.
+    fn schedule_list(&self) -> impl Future<Output = Result<Vec<ScheduleInfo>, BackendError>> + Send;
+
+    /// Pauses (or resumes) a workflow's schedule; the pause is stored, so it survives restarts.
+    fn schedule_pause(&self, workflow: &str, paused: bool) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// One execution, if it exists.
     fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
@@ -276,6 +284,14 @@ impl Backend for AnyBackend {
 
     async fn worker_list(&self) -> Result<Vec<WorkerInfo>, BackendError> {
         delegate!(self, b => b.worker_list())
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<ScheduleInfo>, BackendError> {
+        delegate!(self, b => b.schedule_list())
+    }
+
+    async fn schedule_pause(&self, workflow: &str, paused: bool) -> Result<(), BackendError> {
+        delegate!(self, b => b.schedule_pause(workflow, paused))
     }
 
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {

@@ -16,8 +16,8 @@ use futures_util::StreamExt as _;
 
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
-    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, SecretInfo, StoredResource,
-    WorkerInfo,
+    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo, SecretInfo,
+    StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::proto::{
@@ -298,6 +298,18 @@ impl Backend for RemoteBackend {
     async fn worker_heartbeat(&self, worker: WorkerInfo) -> Result<(), BackendError> {
         let request = v1::WorkerHeartbeatRequest { worker_json: encode_json(&worker) };
         self.client.clone().worker_heartbeat(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<ScheduleInfo>, BackendError> {
+        let response =
+            self.client.clone().schedule_list(v1::ScheduleListRequest {}).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().schedules_json.iter().map(|s| decode_json(s)).collect::<Result<_, _>>()?)
+    }
+
+    async fn schedule_pause(&self, workflow: &str, paused: bool) -> Result<(), BackendError> {
+        let request = v1::SchedulePauseRequest { workflow: workflow.to_owned(), paused };
+        self.client.clone().schedule_pause(request).await.map_err(|s| self.error(&s))?;
         Ok(())
     }
 

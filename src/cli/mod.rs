@@ -26,6 +26,7 @@ mod logout;
 mod output;
 mod render;
 mod rollback;
+mod schedule;
 mod schema;
 mod secret;
 mod server;
@@ -107,6 +108,7 @@ pub enum Command {
     Workflow(workflow::WorkflowArgs),
     Execution(execution::ExecutionArgs),
     Worker(worker::WorkerArgs),
+    Schedule(schedule::ScheduleArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -153,6 +155,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Workflow(args) => workflow::run(ctx, args).await,
         Command::Execution(args) => execution::run(ctx, args).await,
         Command::Worker(args) => worker::run(ctx, args).await,
+        Command::Schedule(args) => schedule::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }

@@ -256,6 +256,12 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
             let _ = stopped.wait_for(|stop| *stop).await;
         }))
     });
+    let scheduling = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(server::scheduler::run(service.clone(), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    };
     let serving = server::serve(&config, service, listener, async {
         common::shutdown().await;
         let _ = stop.send(true);
@@ -264,6 +270,7 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
     if let Some(workers) = workers {
         let _ = workers.await;
     }
+    let _ = scheduling.await;
     served.map_err(|e| CommandError::user(e.to_string()).hint("check the TLS certificate and key (PEM files)"))?;
     tracing::info!("stopped");
     Ok(())

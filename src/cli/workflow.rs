@@ -13,6 +13,7 @@ use super::follow;
 use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
+use crate::backend::Definition;
 use crate::backend::{
     AnyBackend, Backend, BackendError, ClaimRequest, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus, WorkerInfo,
 };
@@ -23,7 +24,7 @@ use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::{self as interpreter, Observer, TaskEvent, Transition, WorkflowError};
 use crate::secrets::{Redactor, SecretValue};
 use crate::validate::{NoResources, validate};
-use crate::worker::{self, Definition, Ended};
+use crate::worker::{self, Ended};
 
 /// Run workflows.
 ///
@@ -132,51 +133,40 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
             (workflow, env_spec, format!("file:{file}"))
         }
         (Some(name), None) => {
-            let (workflow, env_spec) = stored(&backend, name).await?;
-            (workflow, env_spec, crate::backend::address(Kind::Workflow, name))
+            let address = crate::backend::address(Kind::Workflow, name);
+            let definition = Definition::of_stored(&backend, name)
+                .await?
+                .ok_or_else(|| BackendError::NotFound { address: address.clone() })?;
+            (definition.workflow, definition.env_spec, address)
         }
         (None, None) => return Err(CommandError::user("name a stored workflow, or pass -f FILE")),
     };
     let input = input(args.input.as_deref())?;
     let overrides = overrides(&args.env, &args.secret);
-    let workflows = subflows(&backend, &workflow).await?;
+    let Definition { workflow, env_spec, workflows, .. } =
+        Definition::with_subflows(&backend, workflow, env_spec).await?;
     let run = Run { workflow, env_spec, target, input, overrides, output: args.output, resume: None, workflows };
     let placement = Placement { detach: args.detach, cancel_on_interrupt: args.cancel_on_interrupt };
     Box::pin(start(ctx, &backend, run, args.queue.as_deref(), placement, args.local)).await
 }
 
-/// Every stored Workflow that `run: workflow` tasks name, directly or through each other. A name
-/// that is not stored is left out: the task that names it fails with a clear error if it runs.
-async fn subflows(
-    backend: &AnyBackend,
-    workflow: &dsl::Workflow,
-) -> Result<std::collections::BTreeMap<String, dsl::Workflow>, CommandError> {
-    let mut found = std::collections::BTreeMap::new();
-    let mut wanted = named_subflows(workflow);
-    while let Some(name) = wanted.pop() {
-        if found.contains_key(&name) {
-            continue;
-        }
-        let Some(stored) = backend.get(Kind::Workflow, &name).await? else { continue };
-        if let Ok(AnyResource::Workflow(resource)) = AnyResource::from_value(Kind::Workflow, stored.manifest) {
-            let subflow = resource.spec.to_dsl(resource.name(), None);
-            wanted.extend(named_subflows(&subflow));
-            found.insert(name, subflow);
-        }
-    }
-    Ok(found)
-}
-
-fn named_subflows(workflow: &dsl::Workflow) -> Vec<String> {
-    let mut names = Vec::new();
-    workflow.do_.walk("", &mut |visit| {
-        if let dsl::Task::Run(task) = visit.task
-            && let dsl::Process::Workflow(config) = &task.run.process
-        {
-            names.push(config.name.clone());
-        }
-    });
-    names
+/// Runs a stored workflow now with an empty input, detached (`schedule trigger`).
+pub(super) async fn trigger(ctx: &CommandContext, backend: &AnyBackend, name: &str) -> Result<(), CommandError> {
+    let address = crate::backend::address(Kind::Workflow, name);
+    let Definition { workflow, env_spec, workflows, .. } = Definition::of_stored(backend, name)
+        .await?
+        .ok_or_else(|| BackendError::NotFound { address: address.clone() })?;
+    let run = Run {
+        workflow,
+        env_spec,
+        target: address,
+        input: Value::Object(serde_json::Map::new()),
+        overrides: Overrides::default(),
+        output: RunOutput::Text,
+        resume: None,
+        workflows,
+    };
+    Box::pin(start(ctx, backend, run, None, Placement { detach: true, cancel_on_interrupt: false }, false)).await
 }
 
 /// `--env` and `--secret` pairs as resolution overrides.
@@ -450,23 +440,6 @@ async fn follow(
         }
     }
     if record.status == ExecutionStatus::Completed { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
-}
-
-/// A stored Workflow, as a DSL document, with its `envSpec`.
-async fn stored<B: Backend>(
-    backend: &B,
-    name: &str,
-) -> Result<(dsl::Workflow, Option<crate::model::EnvironmentSpec>), CommandError> {
-    let stored = backend
-        .get(Kind::Workflow, name)
-        .await?
-        .ok_or_else(|| BackendError::NotFound { address: crate::backend::address(Kind::Workflow, name) })?;
-    match AnyResource::from_value(Kind::Workflow, stored.manifest) {
-        Ok(AnyResource::Workflow(resource)) => {
-            Ok((resource.spec.to_dsl(resource.name(), None), resource.spec.env_spec.clone()))
-        }
-        Ok(_) | Err(_) => Err(CommandError::user(format!("the stored workflow/{name} does not read as a Workflow"))),
-    }
 }
 
 /// A Workflow manifest (checked like `validate`, with `file:line:col`) or a bare DSL document.

@@ -44,6 +44,7 @@ pub mod meta;
 pub mod reference;
 pub mod resource;
 pub mod runtime;
+pub mod schedule;
 pub mod skill;
 pub mod workflow;
 

@@ -41,6 +41,10 @@ pub struct WorkflowSpec {
     /// When the workflow runs on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<dsl::Schedule>,
+    /// How its schedule's slots are handled: the time zone of a `cron`, missed slots, overlapping
+    /// runs (a stigmer extension; the DSL allows nothing more in `schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_policy: Option<super::schedule::SchedulePolicy>,
     /// How runtime expressions are evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluate: Option<dsl::Evaluate>,

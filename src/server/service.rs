@@ -523,6 +523,28 @@ impl v1::backend_service_server::BackendService for Service {
         .await
     }
 
+    async fn schedule_list(
+        &self,
+        request: Request<v1::ScheduleListRequest>,
+    ) -> Result<Response<v1::ScheduleListResponse>, Status> {
+        self.handle("ScheduleList", Access::Read, request, |backend, _, _| async move {
+            let schedules = backend.schedule_list().await.map_err(|e| failed(&e))?;
+            Ok(v1::ScheduleListResponse { schedules_json: schedules.iter().map(proto::encode_json).collect() })
+        })
+        .await
+    }
+
+    async fn schedule_pause(
+        &self,
+        request: Request<v1::SchedulePauseRequest>,
+    ) -> Result<Response<v1::SchedulePauseResponse>, Status> {
+        self.handle("SchedulePause", Access::Write, request, |backend, _, body| async move {
+            backend.schedule_pause(&body.workflow, body.paused).await.map_err(|e| failed(&e))?;
+            Ok(v1::SchedulePauseResponse {})
+        })
+        .await
+    }
+
     async fn worker_list(
         &self,
         request: Request<v1::WorkerListRequest>,

@@ -35,21 +35,30 @@ impl Store {
         sealed_secrets: Option<&[u8]>,
     ) -> Result<(), BackendError> {
         let txn = self.begin_write()?;
-        {
-            let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
-            if table.get(record.id.as_str()).map_err(|e| self.engine(e))?.is_some() {
-                return Err(BackendError::Storage(format!("execution {} already exists", record.id)));
-            }
-            table.insert(record.id.as_str(), self.encode(record)?.as_slice()).map_err(|e| self.engine(e))?;
-            if record.status == ExecutionStatus::Pending {
-                self.enqueue(&txn, &record.queue, &record.id)?;
-            }
-            if let Some(sealed) = sealed_secrets {
-                let mut secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
-                secrets.insert(record.id.as_str(), sealed).map_err(|e| self.engine(e))?;
-            }
-        }
+        self.insert_execution(&txn, record, sealed_secrets)?;
         self.commit_execution_write(txn)
+    }
+
+    /// [`Store::create_execution`] in the caller's transaction.
+    pub(super) fn insert_execution(
+        &self,
+        txn: &WriteTransaction,
+        record: &ExecutionRecord,
+        sealed_secrets: Option<&[u8]>,
+    ) -> Result<(), BackendError> {
+        let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+        if table.get(record.id.as_str()).map_err(|e| self.engine(e))?.is_some() {
+            return Err(BackendError::Storage(format!("execution {} already exists", record.id)));
+        }
+        table.insert(record.id.as_str(), self.encode(record)?.as_slice()).map_err(|e| self.engine(e))?;
+        if record.status == ExecutionStatus::Pending {
+            self.enqueue(txn, &record.queue, &record.id)?;
+        }
+        if let Some(sealed) = sealed_secrets {
+            let mut secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
+            secrets.insert(record.id.as_str(), sealed).map_err(|e| self.engine(e))?;
+        }
+        Ok(())
     }
 
     fn enqueue(&self, txn: &WriteTransaction, queue: &str, id: &str) -> Result<(), BackendError> {
@@ -308,7 +317,7 @@ impl Store {
     }
 
     /// Commits a change to executions and wakes whoever waits for one.
-    fn commit_execution_write(&self, txn: WriteTransaction) -> Result<(), BackendError> {
+    pub(super) fn commit_execution_write(&self, txn: WriteTransaction) -> Result<(), BackendError> {
         txn.commit().map_err(|e| self.engine(e))?;
         self.changes.notify();
         Ok(())

@@ -10,6 +10,7 @@
 
 mod encoding;
 mod executions;
+mod schedules;
 mod secrets;
 mod tables;
 
@@ -35,7 +36,8 @@ use serde::de::DeserializeOwned;
 use self::encoding::DecodeError;
 use self::tables::{
     APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS,
-    EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SECRETS, WORKERS, kind_range, resource_key,
+    EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES, SECRETS, WORKERS,
+    kind_range, resource_key,
 };
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
@@ -683,6 +685,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(EXECUTION_LEASES)?;
     txn.open_table(EXECUTION_SECRETS)?;
     txn.open_table(WORKERS)?;
+    txn.open_table(SCHEDULES)?;
+    txn.open_table(SCHEDULE_SLOTS)?;
     Ok(())
 }
 

@@ -73,6 +73,15 @@ pub(crate) const EXECUTION_SECRETS: TableDefinition<&str, &[u8]> = TableDefiniti
 /// The workers that claimed work here, by worker id: an encoded `WorkerInfo`. Added in format 4.
 pub(crate) const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("workers");
 
+/// Each scheduled workflow's scheduler state, by workflow name: an encoded `ScheduleState`.
+/// Added in format 4.
+pub(crate) const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+
+/// Every schedule slot that fired, keyed by (workflow name, slot time in Unix milliseconds):
+/// written in the transaction that creates the slot's execution, so a slot fires once however
+/// often the server restarts. Value: the execution id. Added in format 4.
+pub(crate) const SCHEDULE_SLOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("schedule_slots");
+
 /// The next enqueue sequence number of [`EXECUTION_QUEUE`], in [`META`].
 pub(crate) const QUEUE_SEQUENCE_KEY: &str = "queue_sequence";
 

@@ -44,11 +44,27 @@ pub fn check_tasks(spec: &Value) -> (Vec<SchemaProblem>, Vec<PendingExpression>)
         let pointer = format!("/spec/{}", escape(key));
         if key == "do" {
             check_list(value, &pointer, &Scope::default(), &mut problems);
+        } else if key == "schedule" {
+            check_schedule(value, fields.get("schedulePolicy"), &pointer, &mut problems);
         } else {
             check_enclosed_expressions(value, &pointer, &Scope::default(), &mut problems);
         }
     }
     (problems.problems, problems.expressions)
+}
+
+/// Checks that a schedule can fire: a cron that parses, a time zone that exists, a duration that
+/// is one. Shapes the schemas check are left to them.
+fn check_schedule(schedule: &Value, policy: Option<&Value>, pointer: &str, problems: &mut Findings) {
+    let Ok(parsed) = serde_json::from_value::<crate::model::dsl::Schedule>(schedule.clone()) else { return };
+    let policy = policy.and_then(|p| serde_json::from_value::<crate::model::schedule::SchedulePolicy>(p.clone()).ok());
+    if let Some(message) = crate::model::schedule::problem(&parsed, policy.as_ref()) {
+        let field = ["cron", "every", "after"].into_iter().find(|f| schedule.get(f).is_some());
+        let at = field.map_or_else(|| pointer.to_owned(), |f| format!("{pointer}/{f}"));
+        let hint =
+            "cron takes 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. `0 9 * * MON-FRI`";
+        problems.push(problem(at, "schedule", message, Some(hint.to_owned())));
+    }
 }
 
 /// A jq expression found in a document, to compile.
@@ -110,6 +126,7 @@ pub fn check_dsl_schema(spec: &Value, name: &str, known: &KnownFields) -> Vec<Sc
     };
     let mut document = spec.as_object().cloned().unwrap_or_default();
     document.remove("envSpec");
+    document.remove("schedulePolicy");
     if !document.contains_key("document") {
         let header = serde_json::json!({"dsl": DSL_VERSION, "namespace": "default", "name": name, "version": "0.1.0"});
         document.insert("document".to_owned(), header);

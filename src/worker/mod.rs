@@ -20,8 +20,8 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendError, Claim, ExecutionStatus};
-use crate::model::{EnvironmentSpec, dsl};
+use crate::backend::{Backend, BackendError, Claim, Definition, ExecutionStatus};
+use crate::model::dsl;
 use crate::runner::agent::launch::WorkflowAgents;
 use crate::runner::environment::{self, Overrides, ResolveError};
 use crate::runner::workflow::record;
@@ -29,23 +29,6 @@ use crate::runner::workflow::{self as interpreter, EventBus, Observer, RunOption
 use crate::secrets::Redactor;
 
 pub use replay::{Replay, replay};
-
-/// What a workflow execution records as its definition, so any worker can run it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Definition {
-    /// The Serverless Workflow document.
-    pub workflow: dsl::Workflow,
-    /// Its variable declarations.
-    #[serde(default)]
-    pub env_spec: Option<EnvironmentSpec>,
-    /// The stored workflows its `run: workflow` tasks may run, by name.
-    #[serde(default)]
-    pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
-    /// `--env` values given when it was started.
-    #[serde(default)]
-    pub env: Vec<(String, String)>,
-}
 
 /// Why a claimed execution cannot run at all; it is recorded as faulted.
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,7 @@ mod call;
 mod data;
 mod dispatch;
 mod document;
+pub mod duration;
 mod event;
 mod flow;
 mod run;

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::bus::EventBus;
-use super::duration;
 use super::error::WorkflowError;
 use super::eval::{self, Variables, expression_code, truthy};
 use super::events::{Observer, TaskEvent, Transition};
@@ -27,6 +26,7 @@ use super::openapi;
 use super::process::{self, Spawn};
 use super::{Recorded, RunOptions};
 use crate::expr::enclosed;
+use crate::model::dsl::duration;
 use crate::model::dsl::{
     self, AuthenticationPolicy, BasicAuthentication, BearerAuthentication, CallTask, Catch, DataSchema, EmitTask,
     Endpoint, ErrorDefinition, ErrorFilter, ErrorOrReference, FlowDirective, ForTask, ForkTask, HttpArguments,

@@ -45,7 +45,6 @@
 
 mod bus;
 mod digest;
-mod duration;
 mod encode;
 mod error;
 mod eval;
@@ -73,7 +72,7 @@ pub use bus::EventBus;
 pub use error::WorkflowError;
 pub use events::{Observer, TaskEvent, Transition};
 
-use crate::model::dsl::{self, TimeoutOrReference};
+use crate::model::dsl::{self, TimeoutOrReference, duration};
 use crate::secrets::{Redactor, SecretValue};
 
 /// How to run a workflow: its secrets and limits.

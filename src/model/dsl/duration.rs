@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::model::dsl::{self, DurationInline};
+use super::{self as dsl, DurationInline};
 
 /// The length of an inline duration; saturates instead of overflowing.
-pub(crate) fn inline(duration: &DurationInline) -> Duration {
+pub fn inline(duration: &DurationInline) -> Duration {
     let component = |value: Option<u64>, millis: u64| value.unwrap_or(0).saturating_mul(millis);
     let millis = component(duration.days, 86_400_000)
         .saturating_add(component(duration.hours, 3_600_000))
@@ -21,7 +21,7 @@ pub(crate) fn inline(duration: &DurationInline) -> Duration {
 ///
 /// # Errors
 /// Why the text is not a usable duration.
-pub(crate) fn iso8601(text: &str) -> Result<Duration, String> {
+pub fn iso8601(text: &str) -> Result<Duration, String> {
     let span: jiff::Span =
         text.trim().parse().map_err(|error| format!("\"{text}\" is not an ISO 8601 duration: {error}"))?;
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
@@ -33,7 +33,7 @@ pub(crate) fn iso8601(text: &str) -> Result<Duration, String> {
 ///
 /// # Errors
 /// Why an ISO 8601 string is not a usable duration.
-pub(crate) fn literal(duration: &dsl::Duration) -> Result<Duration, String> {
+pub fn literal(duration: &dsl::Duration) -> Result<Duration, String> {
     match duration {
         dsl::Duration::Inline(components) => Ok(inline(components)),
         dsl::Duration::Iso8601(text) => iso8601(text),

@@ -1,0 +1,296 @@
+//! The scheduler: fires the slots of every scheduled Workflow in a store, by its `schedule` and
+//! `schedulePolicy` (`model::schedule`), with its state in the store. The server runs one tick
+//! per org every [`TICK`]; a slot and the execution it starts are written in one transaction, so
+//! a slot fires exactly once across restarts. A changed schedule takes effect at the next tick
+//! (the workflows are read again whenever the store's version moves); a deleted workflow's
+//! schedule stops; pausing is stored, so it survives a restart.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    Backend, BackendError, Definition, ExecutionRecord, ExecutionStatus, LocalBackend, ResourceQuery, address,
+};
+use crate::model::schedule::{Overlap, SchedulePolicy, Trigger, to_fire};
+use crate::model::{AnyResource, Kind};
+
+/// How often the scheduler looks at the clock.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// Where one scheduled workflow's slots stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleState {
+    /// The schedule (and policy) these slots are of: a changed one starts again from now.
+    pub spec: Value,
+    /// Where `every` counts from: when the schedule was first seen.
+    pub anchor: Timestamp,
+    /// The last slot handled (fired, skipped or buffered).
+    pub last_slot: Timestamp,
+    /// The last execution it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_execution: Option<String>,
+    /// Paused with `schedule pause`.
+    #[serde(default)]
+    pub paused: bool,
+    /// A slot waiting for the previous run to end (`overlap: buffer-one`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffered: Option<Timestamp>,
+}
+
+/// A scheduled workflow, as `schedule list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleInfo {
+    /// The workflow.
+    pub workflow: String,
+    /// `every PT1S`, `cron 0 9 * * *`, `after PT5M`, `on events`.
+    pub spec: String,
+    /// Paused with `schedule pause`.
+    pub paused: bool,
+    /// When it fires next, when that is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Timestamp>,
+    /// The last execution it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_execution: Option<String>,
+    /// How that execution stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<ExecutionStatus>,
+}
+
+/// A scheduled workflow as the scheduler reads it.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    /// The workflow's name.
+    pub name: String,
+    /// When it fires.
+    pub trigger: Trigger,
+    /// How its slots are handled.
+    pub policy: SchedulePolicy,
+    /// The schedule and policy as JSON, to notice a change.
+    spec: Value,
+    /// `every PT1S`, for `schedule list`.
+    pub text: String,
+}
+
+impl Scheduled {
+    /// The schedule and policy as the state records them.
+    pub fn spec(&self) -> Value {
+        self.spec.clone()
+    }
+}
+
+/// Every Workflow in the backend with a usable schedule, by name.
+///
+/// # Errors
+/// The backend cannot be read.
+pub async fn scheduled<B: Backend>(backend: &B) -> Result<Vec<Scheduled>, BackendError> {
+    let query = ResourceQuery { kinds: vec![Kind::Workflow], ..ResourceQuery::default() };
+    let mut found = Vec::new();
+    for stored in backend.list(&query).await? {
+        let Ok(AnyResource::Workflow(resource)) = AnyResource::from_value(Kind::Workflow, stored.manifest) else {
+            continue;
+        };
+        let Some(schedule) = resource.spec.schedule.clone() else { continue };
+        let policy = resource.spec.schedule_policy.clone().unwrap_or_default();
+        // Apply refuses a schedule that cannot fire; one stored before that check is left out.
+        let Ok(Some(trigger)) = Trigger::of(&schedule, Some(&policy)) else { continue };
+        let text = match (&schedule.every, &schedule.cron, &schedule.after) {
+            (Some(every), _, _) => format!("every {}", duration_text(every)),
+            (_, Some(cron), _) => match &policy.timezone {
+                Some(zone) => format!("cron {cron} ({zone})"),
+                None => format!("cron {cron}"),
+            },
+            (_, _, Some(after)) => format!("after {}", duration_text(after)),
+            _ => "on events".to_owned(),
+        };
+        let spec = serde_json::json!({ "schedule": schedule, "policy": policy });
+        found.push(Scheduled { name: stored.name, trigger, policy, spec, text });
+    }
+    Ok(found)
+}
+
+fn duration_text(duration: &crate::model::dsl::Duration) -> String {
+    match duration {
+        crate::model::dsl::Duration::Iso8601(text) => text.clone(),
+        crate::model::dsl::Duration::Inline(_) => {
+            dsl_duration_millis(duration).map_or_else(|| "?".to_owned(), |ms| format!("{ms}ms"))
+        }
+    }
+}
+
+fn dsl_duration_millis(duration: &crate::model::dsl::Duration) -> Option<u128> {
+    crate::model::dsl::duration::literal(duration).ok().map(|d| d.as_millis())
+}
+
+/// The scheduler of one store: what it last read of the workflows.
+#[derive(Default)]
+pub struct Scheduler {
+    /// The store version the workflows were read at, and what was read.
+    read: Option<(u64, Vec<Scheduled>)>,
+}
+
+impl Scheduler {
+    /// Fires every slot that is due at `now`; returns how many executions it started.
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    pub async fn tick(&mut self, backend: &LocalBackend, now: Timestamp) -> Result<usize, BackendError> {
+        let version = backend.version().await?;
+        if self.read.as_ref().is_none_or(|(at, _)| *at != version) {
+            self.read = Some((version, scheduled(backend).await?));
+        }
+        let Some((_, workflows)) = &self.read else { return Ok(0) };
+        if workflows.is_empty() {
+            return Ok(0);
+        }
+        let states: std::collections::HashMap<String, ScheduleState> =
+            backend.schedule_states().await?.into_iter().collect();
+        let mut started = 0;
+        for workflow in workflows {
+            if matches!(workflow.trigger, Trigger::On(_)) {
+                continue;
+            }
+            let state = match states.get(&workflow.name) {
+                Some(state) if state.spec == workflow.spec => state.clone(),
+                // New, or changed: its slots count from now.
+                _ => {
+                    let state = ScheduleState {
+                        spec: workflow.spec.clone(),
+                        anchor: now,
+                        last_slot: now,
+                        last_execution: states.get(&workflow.name).and_then(|s| s.last_execution.clone()),
+                        paused: states.get(&workflow.name).is_some_and(|s| s.paused),
+                        buffered: None,
+                    };
+                    backend.put_schedule_state(&workflow.name, state.clone()).await?;
+                    if matches!(workflow.trigger, Trigger::After(_)) && state.last_execution.is_none() {
+                        started += usize::from(fire(backend, workflow, state, now).await?);
+                    }
+                    continue;
+                }
+            };
+            if !state.paused {
+                started += self.advance(backend, workflow, state, now).await?;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Handles the slots of one schedule due at `now`.
+    async fn advance(
+        &self,
+        backend: &LocalBackend,
+        workflow: &Scheduled,
+        mut state: ScheduleState,
+        now: Timestamp,
+    ) -> Result<usize, BackendError> {
+        let previous = match &state.last_execution {
+            Some(id) => backend.execution_get(id).await?,
+            None => None,
+        };
+        let mut running = previous.as_ref().is_some_and(|p| !p.status.is_final());
+        if let Some(buffered) = state.buffered.filter(|_| !running) {
+            state.buffered = None;
+            return Ok(usize::from(fire(backend, workflow, state, buffered).await?));
+        }
+        let slots = match &workflow.trigger {
+            Trigger::After(after) => {
+                let ended = previous.as_ref().and_then(|p| p.finished_at);
+                match ended.and_then(|at| at.checked_add(*after).ok()) {
+                    Some(due) if due <= now && due > state.last_slot => vec![due],
+                    _ => Vec::new(),
+                }
+            }
+            trigger => {
+                let keep = usize::try_from(workflow.policy.catch_up_limit.unwrap_or(10)).unwrap_or(10).max(1);
+                let (due, _) = trigger.due(state.anchor, state.last_slot, now, keep);
+                let fire_now = to_fire(&due, &workflow.policy, now);
+                if fire_now.is_empty()
+                    && let Some(last) = due.last()
+                {
+                    // Missed and skipped: the schedule goes on from the latest.
+                    state.last_slot = *last;
+                    backend.put_schedule_state(&workflow.name, state).await?;
+                    return Ok(0);
+                }
+                fire_now
+            }
+        };
+        let mut started = 0;
+        for slot in slots {
+            if running {
+                match workflow.policy.overlap {
+                    Overlap::Skip => {
+                        state.last_slot = slot;
+                        backend.put_schedule_state(&workflow.name, state.clone()).await?;
+                        continue;
+                    }
+                    Overlap::BufferOne => {
+                        state.last_slot = slot;
+                        state.buffered = Some(slot);
+                        backend.put_schedule_state(&workflow.name, state.clone()).await?;
+                        continue;
+                    }
+                    Overlap::CancelPrevious => {
+                        if let Some(previous) = &state.last_execution {
+                            let cancelled =
+                                backend.execution_finish(previous, None, ExecutionStatus::Cancelled, None, None).await;
+                            // It may have ended in between; that is what was wanted.
+                            if let Err(error) = cancelled
+                                && !matches!(error, BackendError::LeaseLost { .. })
+                            {
+                                return Err(error);
+                            }
+                        }
+                    }
+                    Overlap::Allow => {}
+                }
+            }
+            if fire(backend, workflow, state.clone(), slot).await? {
+                started += 1;
+                running = true;
+            }
+            state = backend
+                .schedule_states()
+                .await?
+                .into_iter()
+                .find(|(name, _)| *name == workflow.name)
+                .map_or(state, |(_, state)| state);
+        }
+        Ok(started)
+    }
+}
+
+/// Starts the execution of one slot; `false` when the slot had already fired.
+async fn fire(
+    backend: &LocalBackend,
+    workflow: &Scheduled,
+    mut state: ScheduleState,
+    slot: Timestamp,
+) -> Result<bool, BackendError> {
+    let Some(definition) = Definition::of_stored(backend, &workflow.name).await? else { return Ok(false) };
+    let mut record = ExecutionRecord::new(
+        uuid::Uuid::new_v4().to_string(),
+        address(Kind::Workflow, &workflow.name),
+        "schedule".to_owned(),
+        // A scheduled run's input says which slot it is, so it can tell what period it covers.
+        serde_json::json!({ "scheduledFor": slot.to_string() }),
+        ExecutionStatus::Pending,
+    );
+    record.definition = serde_json::to_value(&definition).ok();
+    state.last_slot = state.last_slot.max(slot);
+    state.last_execution = Some(record.id.clone());
+    backend.fire_slot(&workflow.name, slot, state, record).await
+}
+
+/// The next time a schedule fires, as far as the clock alone says (`after` and `on` depend on
+/// runs and events).
+pub fn next_fire(workflow: &Scheduled, state: Option<&ScheduleState>, now: Timestamp) -> Option<Timestamp> {
+    let (anchor, after) = state.map_or((now, now), |s| (s.anchor, s.last_slot.max(now)));
+    workflow.trigger.next(anchor, after)
+}

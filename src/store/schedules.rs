@@ -1,0 +1,80 @@
+//! The scheduler's state: per scheduled workflow, where its slots stand, and every slot that
+//! fired. A slot and the execution it starts are written in one transaction, so a slot fires
+//! exactly once however often the server stops and starts.
+
+use jiff::Timestamp;
+use redb::{ReadableTable, TableError};
+
+use super::Store;
+use super::tables::{SCHEDULE_SLOTS, SCHEDULES};
+use crate::backend::{BackendError, ExecutionRecord, ScheduleState};
+
+impl Store {
+    /// Every scheduled workflow's state, by workflow name.
+    pub fn schedule_states(&self) -> Result<Vec<(String, ScheduleState)>, BackendError> {
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(SCHEDULES) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(self.engine(error)),
+        };
+        let mut states = Vec::new();
+        for entry in table.iter().map_err(|e| self.engine(e))? {
+            let (key, value) = entry.map_err(|e| self.engine(e))?;
+            states.push((key.value().to_owned(), self.decode(value.value())?));
+        }
+        Ok(states)
+    }
+
+    /// Records a scheduled workflow's state.
+    pub fn put_schedule_state(&self, workflow: &str, state: &ScheduleState) -> Result<(), BackendError> {
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
+            table.insert(workflow, self.encode(state)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        txn.commit().map_err(|e| self.engine(e))
+    }
+
+    /// Fires `slot` of `workflow`: records the slot, creates `record` (pending) and writes
+    /// `state`, in one transaction. `false`, with nothing written, when the slot already fired.
+    pub fn fire_slot(
+        &self,
+        workflow: &str,
+        slot: Timestamp,
+        state: &ScheduleState,
+        record: &ExecutionRecord,
+    ) -> Result<bool, BackendError> {
+        let key = (workflow, u64::try_from(slot.as_millisecond()).unwrap_or(0));
+        let txn = self.begin_write()?;
+        {
+            let mut slots = txn.open_table(SCHEDULE_SLOTS).map_err(|e| self.engine(e))?;
+            if slots.get(key).map_err(|e| self.engine(e))?.is_some() {
+                return Ok(false);
+            }
+            slots.insert(key, record.id.as_str()).map_err(|e| self.engine(e))?;
+            let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
+            table.insert(workflow, self.encode(state)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        self.insert_execution(&txn, record, None)?;
+        self.commit_execution_write(txn)?;
+        Ok(true)
+    }
+
+    /// How many slots of `workflow` fired.
+    pub fn fired_slots(&self, workflow: &str) -> Result<Vec<(Timestamp, String)>, BackendError> {
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(SCHEDULE_SLOTS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(self.engine(error)),
+        };
+        let mut fired = Vec::new();
+        for entry in table.range((workflow, 0)..=(workflow, u64::MAX)).map_err(|e| self.engine(e))? {
+            let (key, value) = entry.map_err(|e| self.engine(e))?;
+            let at = Timestamp::from_millisecond(i64::try_from(key.value().1).unwrap_or(0)).unwrap_or_default();
+            fired.push((at, value.value().to_owned()));
+        }
+        Ok(fired)
+    }
+}
