@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -359,6 +360,9 @@ fn every_second_over_a_server_restart_fires_each_slot_once_and_catches_up_as_tol
     std::thread::sleep(Duration::from_millis(3500));
     let (ok, list, err) = run(cli(&server, &admin, &home), &["schedule", "list"]);
     assert!(ok && list.contains("skip-missed") && list.contains("every PT1S"), "{list}{err}");
+    let (ok, table, err) = run(cli(&server, &admin, &home), &["get", "workflows"]);
+    let row = table.lines().find(|l| l.starts_with("catch-up")).unwrap_or_default();
+    assert!(ok && table.contains("NEXT FIRE") && row.contains(&jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()), "{table}{err}");
     let down = jiff::Timestamp::now();
     assert!(server.stop().success());
     std::thread::sleep(Duration::from_millis(3200));
@@ -417,4 +421,175 @@ fn an_invalid_cron_is_refused_at_apply_with_its_line() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("flow.yaml:7:") && err.contains("is not a cron expression"), "{err}");
+}
+
+/// One HTTP/1.1 request to `endpoint` (`http://HOST:PORT`); the status and the body.
+fn http(endpoint: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn wait_for_status(server: &Server, token: &str, home: &Path, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out, err) = run(cli(server, token, home), &["execution", "get", id, "-o", "json"]);
+        assert!(ok, "{err}");
+        let record: Value = serde_json::from_str(&out).unwrap();
+        if record["status"] == status {
+            return record;
+        }
+        assert!(Instant::now() < deadline, "{id} never became {status}: {record:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(
+        &dir.path().join("server"),
+        "127.0.0.1:0",
+        &["--workers", "2", "--http-listen", "127.0.0.1:0"],
+    );
+    let web = server.http.clone().unwrap();
+    let editor = server.token("acme", "editor", "ana");
+    let sender = server.token("acme", "events", "webhooks");
+    let viewer = server.token("acme", "viewer", "val");
+    let home = dir.path().join("home");
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("flows.yaml"),
+        "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: waiter\nspec:\n  do:\n    - paid:\n        listen:\n          to:\n            one:\n              with: { type: com.example.paid }\n---\napiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: on-order\nspec:\n  schedule:\n    on:\n      one:\n        with: { type: com.example.order }\n  do:\n    - count:\n        set:\n          events: ${ length }\n          order: ${ .[0].data.order }\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(cli(&server, &editor, &home), &["apply", "-f", project.to_str().unwrap()]);
+    assert!(ok, "{err}");
+
+    // `event send` wakes a run waiting in `listen`.
+    let start_waiter = || {
+        let (ok, out, err) = run(cli(&server, &editor, &home), &["workflow", "run", "waiter", "--detach"]);
+        assert!(ok, "{err}");
+        let id = out.lines().last().unwrap().trim().to_owned();
+        wait_for_status(&server, &editor, &home, &id, "running");
+        id
+    };
+    let first = start_waiter();
+    let (ok, out, err) = run(
+        cli(&server, &sender, &home),
+        &["event", "send", "--type", "com.example.paid", "--source", "shop", "--data", r#"{"order": 1}"#],
+    );
+    assert!(ok && out.contains("delivered to 1 execution"), "{out}{err}");
+    let done = wait_for_status(&server, &editor, &home, &first, "completed");
+    assert_eq!(done["output"][0]["order"], 1, "{done:#}");
+
+    // So does POST /v1/events, in structured mode.
+    let second = start_waiter();
+    let paid = r#"{"specversion":"1.0","id":"p-2","source":"shop","type":"com.example.paid","data":{"order":2}}"#;
+    let bearer = format!("Bearer {sender}");
+    let (status, body) = http(
+        &web,
+        "POST",
+        "/v1/events",
+        &[("content-type", "application/cloudevents+json"), ("authorization", &bearer)],
+        paid,
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(wait_for_status(&server, &editor, &home, &second, "completed")["output"][0]["order"], 2);
+
+    // schedule.on: one execution per matching event, a duplicate (same source and id) none.
+    let order = |id: &str, n: u32| {
+        let headers = [
+            ("content-type", "application/json"),
+            ("authorization", bearer.as_str()),
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-source", "shop"),
+            ("ce-type", "com.example.order"),
+        ];
+        http(&web, "POST", "/v1/events", &headers, &format!(r#"{{"order": {n}}}"#))
+    };
+    assert_eq!(order("o-1", 7).0, 202);
+    let (status, body) = order("o-1", 7);
+    assert!(status == 202 && body.contains("\"duplicate\":true"), "{body}");
+    let (ok, out, err) = run(
+        cli(&server, &sender, &home),
+        &[
+            "event",
+            "send",
+            "--type",
+            "com.example.order",
+            "--source",
+            "shop",
+            "--id",
+            "o-2",
+            "--data",
+            r#"{"order": 8}"#,
+        ],
+    );
+    assert!(ok && out.contains("started 1"), "{out}{err}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let orders = loop {
+        let all = executions(&server, &editor, &home);
+        let orders: Vec<Value> = all.into_iter().filter(|e| e["target"] == "workflow/on-order").collect();
+        if orders.iter().all(|e| e["status"] == "completed") && orders.len() >= 2 {
+            break orders;
+        }
+        assert!(Instant::now() < deadline, "{orders:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut got: Vec<i64> = orders.iter().map(|e| e["output"]["order"].as_i64().unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, [7, 8], "one run per event, none for the duplicate");
+    assert!(orders.iter().all(|e| e["output"]["events"] == 1), "the input is the array of events that started it");
+
+    // Refusals: malformed, no token, a token that may not send; an events token sends only.
+    let headers = [("content-type", "application/cloudevents+json"), ("authorization", bearer.as_str())];
+    let (status, body) = http(&web, "POST", "/v1/events", &headers, r#"{"specversion":"1.0","id":"x","source":"s"}"#);
+    assert!(status == 400 && body.contains("type is missing"), "{status} {body}");
+    let (status, _) = http(&web, "POST", "/v1/events", &[("content-type", "application/cloudevents+json")], paid);
+    assert_eq!(status, 401);
+    let viewing = format!("Bearer {viewer}");
+    let (status, body) = http(
+        &web,
+        "POST",
+        "/v1/events",
+        &[("content-type", "application/cloudevents+json"), ("authorization", &viewing)],
+        paid,
+    );
+    assert!(status == 403 && body.contains("send events"), "{status} {body}");
+    for args in [vec!["get", "workflows"], vec!["execution", "list"], vec!["workflow", "run", "waiter"]] {
+        let (ok, _, err) = run(cli(&server, &sender, &home), &args);
+        assert!(!ok && err.contains("permission denied"), "{args:?} with an events token: {err}");
+    }
+
+    // The HTTP side's other endpoints.
+    assert_eq!(http(&web, "GET", "/healthz", &[], "").0, 200);
+    assert_eq!(http(&web, "GET", "/readyz", &[], "").0, 200);
+    let (status, metrics) = http(&web, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    for name in [
+        "stigmer_executions{org=\"acme\",status=\"completed\"}",
+        "stigmer_claim_latency_seconds_count",
+        "stigmer_rpc_duration_seconds_bucket{method=\"ExecutionCreate\"",
+        "stigmer_queue_depth",
+        "stigmer_workers{org=\"acme\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
 }

@@ -20,10 +20,16 @@ impl Server {
     /// flags given in `STIGMER_BENCH_SERVER_ARGS` (e.g. `--store-cache-mib 8`), to compare
     /// settings.
     pub fn start(bin: &Path, data: &Path, log: &Path) -> BenchResult<Self> {
+        Self::start_with(bin, data, log, &[])
+    }
+
+    /// [`Server::start`] with `flags` too.
+    pub fn start_with(bin: &Path, data: &Path, log: &Path, flags: &[&str]) -> BenchResult<Self> {
         let extra = std::env::var("STIGMER_BENCH_SERVER_ARGS").unwrap_or_default();
         let mut child = Command::new(bin)
             .args(["server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(flags)
             .args(extra.split_whitespace())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

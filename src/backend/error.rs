@@ -97,6 +97,9 @@ pub enum BackendError {
         /// Why.
         reason: String,
     },
+    /// An event sent in that is not a usable CloudEvent 1.0.
+    #[error("not a CloudEvent: {0}")]
+    BadEvent(String),
     /// The server failed the call for another reason (a request too large, an internal error).
     #[error("the server failed the call ({code}): {message}")]
     Remote {

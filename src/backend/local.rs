@@ -386,6 +386,10 @@ impl Backend for LocalBackend {
         Ok(list)
     }
 
+    async fn event_publish(&self, event: serde_json::Value) -> Result<super::EventReceipt, BackendError> {
+        super::events::publish(self, event).await
+    }
+
     async fn schedule_pause(&self, workflow: &str, paused: bool) -> Result<(), BackendError> {
         let scheduled = super::schedule::scheduled(self).await?;
         let Some(found) = scheduled.iter().find(|w| w.name == workflow) else {
@@ -400,6 +404,7 @@ impl Backend for LocalBackend {
                 last_execution: None,
                 paused,
                 buffered: None,
+                collected: Vec::new(),
             },
             |(_, state)| state,
         );
@@ -501,6 +506,19 @@ impl LocalBackend {
     pub async fn put_schedule_state(&self, workflow: &str, state: ScheduleState) -> Result<(), BackendError> {
         let workflow = workflow.to_owned();
         self.with_store(move |store| store.put_schedule_state(&workflow, &state)).await
+    }
+
+    /// Keeps an event and does what it does, once (see [`Store::publish_event`]).
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub(crate) async fn keep_event(
+        &self,
+        event: serde_json::Value,
+        deliver: Vec<String>,
+        start: Vec<(String, Option<ExecutionRecord>, ScheduleState)>,
+    ) -> Result<bool, BackendError> {
+        self.with_store(move |store| store.publish_event(&event, &deliver, &start, Timestamp::now())).await
     }
 
     /// Fires a schedule slot with its execution, once (see [`Store::fire_slot`]).

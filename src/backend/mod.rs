@@ -2,6 +2,7 @@
 //! implement, so every command behaves the same on either. Transport concerns stay out of it.
 
 mod error;
+pub mod events;
 pub mod execution;
 pub mod local;
 pub mod remote;
@@ -13,6 +14,7 @@ use std::future::Future;
 use jiff::Timestamp;
 
 pub use error::BackendError;
+pub use events::EventReceipt;
 pub use execution::{
     Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, Definition, ExecutionFeed, ExecutionQuery, ExecutionRecord,
     ExecutionStatus, FeedUpdate, Lease, WorkerInfo,
@@ -134,6 +136,14 @@ pub trait Backend: Send + Sync {
 
     /// Pauses (or resumes) a workflow's schedule; the pause is stored, so it survives restarts.
     fn schedule_pause(&self, workflow: &str, paused: bool) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Takes in a CloudEvent: durable, de-duplicated by (`source`, `id`), handed to every
+    /// execution whose `listen` may consume it and starting every workflow whose `schedule.on`
+    /// consumes it, all before this returns.
+    fn event_publish(
+        &self,
+        event: serde_json::Value,
+    ) -> impl Future<Output = Result<EventReceipt, BackendError>> + Send;
 
     /// One execution, if it exists.
     fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
@@ -292,6 +302,10 @@ impl Backend for AnyBackend {
 
     async fn schedule_pause(&self, workflow: &str, paused: bool) -> Result<(), BackendError> {
         delegate!(self, b => b.schedule_pause(workflow, paused))
+    }
+
+    async fn event_publish(&self, event: serde_json::Value) -> Result<EventReceipt, BackendError> {
+        delegate!(self, b => b.event_publish(event))
     }
 
     async fn execution_get(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {

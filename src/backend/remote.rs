@@ -313,6 +313,12 @@ impl Backend for RemoteBackend {
         Ok(())
     }
 
+    async fn event_publish(&self, event: serde_json::Value) -> Result<super::EventReceipt, BackendError> {
+        let request = v1::EventPublishRequest { event_json: encode_json(&event) };
+        let response = self.client.clone().event_publish(request).await.map_err(|s| self.error(&s))?;
+        Ok(decode_json(&response.into_inner().receipt_json)?)
+    }
+
     async fn worker_list(&self) -> Result<Vec<WorkerInfo>, BackendError> {
         let response = self.client.clone().worker_list(v1::WorkerListRequest {}).await.map_err(|s| self.error(&s))?;
         Ok(response.into_inner().workers_json.iter().map(|w| decode_json(w)).collect::<Result<_, _>>()?)

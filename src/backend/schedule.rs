@@ -39,6 +39,9 @@ pub struct ScheduleState {
     /// A slot waiting for the previous run to end (`overlap: buffer-one`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffered: Option<Timestamp>,
+    /// For `schedule.on` with `all`: the events collected so far, one per filter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collected: Vec<Option<Value>>,
 }
 
 /// A scheduled workflow, as `schedule list` shows it.
@@ -166,6 +169,7 @@ impl Scheduler {
                         last_execution: states.get(&workflow.name).and_then(|s| s.last_execution.clone()),
                         paused: states.get(&workflow.name).is_some_and(|s| s.paused),
                         buffered: None,
+                        collected: Vec::new(),
                     };
                     backend.put_schedule_state(&workflow.name, state.clone()).await?;
                     if matches!(workflow.trigger, Trigger::After(_)) && state.last_execution.is_none() {

@@ -151,10 +151,16 @@ impl From<BackendError> for CommandError {
                 crate::secrets::ENV_MASTER_KEY
             )),
             BackendError::SecretName { .. } => Some("name secrets like OPENAI_API_KEY or openai-key".to_owned()),
+            BackendError::BadEvent(_) => {
+                Some("send a CloudEvent 1.0: specversion \"1.0\", id, source and type".to_owned())
+            }
             BackendError::LeaseLost { id, .. } => Some(format!("see how it stands with `stigmer execution get {id}`")),
             BackendError::Storage(_) | BackendError::Remote { .. } => None,
         };
-        let kind = if matches!(error, BackendError::NotFound { .. } | BackendError::SecretName { .. }) {
+        let kind = if matches!(
+            error,
+            BackendError::NotFound { .. } | BackendError::SecretName { .. } | BackendError::BadEvent(_)
+        ) {
             ErrorKind::User
         } else {
             ErrorKind::Io

@@ -251,20 +251,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                     record.status.as_str()
                 )));
             }
-            let mut event = serde_json::json!({
-                "specversion": "1.0",
-                "id": uuid::Uuid::new_v4().to_string(),
-                "source": source,
-                "type": type_,
-                "time": jiff::Timestamp::now().to_string(),
-            });
-            if let Some(subject) = subject {
-                event["subject"] = Value::String(subject.clone());
-            }
-            if let Some(data) = data {
-                event["datacontenttype"] = Value::from("application/json");
-                event["data"] = data;
-            }
+            let event = crate::backend::events::new(type_, source, subject.as_deref(), data);
             let event_id = event["id"].as_str().unwrap_or_default().to_owned();
             let signal = serde_json::json!({ "at": jiff::Timestamp::now(), "event": "signal", "cloudEvent": event });
             let raw = serde_json::value::to_raw_value(&signal)
@@ -304,7 +291,7 @@ fn since(text: &str) -> Result<jiff::Timestamp, String> {
 
 /// `--data`: JSON, or plain text as a string. Text that starts like JSON and is not is a typo,
 /// not a string to send.
-fn signal_data(text: &str) -> Result<Value, CommandError> {
+pub(super) fn signal_data(text: &str) -> Result<Value, CommandError> {
     match serde_json::from_str(text) {
         Ok(value) => Ok(value),
         Err(e) if text.trim_start().starts_with(['{', '[', '"']) => {

@@ -42,7 +42,27 @@ pub async fn run(ctx: &CommandContext, args: &GetArgs) -> Result<(), CommandErro
     }
     let labels = parse_selector(args.selector.as_deref())?;
     let query = ResourceQuery { kinds: kinds.clone(), names: args.names.clone(), labels };
-    let resources = ctx.settings.backend()?.list(&query).await?;
+    let backend = ctx.settings.backend()?;
+    let resources = backend.list(&query).await?;
+    // Workflows show when their schedule fires next.
+    let next_fire: Option<std::collections::HashMap<String, String>> = if kinds == [Kind::Workflow] {
+        let schedules = backend.schedule_list().await?;
+        Some(
+            schedules
+                .into_iter()
+                .map(|s| {
+                    let next = if s.paused {
+                        "paused".to_owned()
+                    } else {
+                        s.next.map_or_else(|| s.spec.clone(), common::time)
+                    };
+                    (s.workflow, next)
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     if let Some(kind) = kinds.first()
         && let Some(missing) = args.names.iter().find(|n| !resources.iter().any(|r| &r.name == *n))
     {
@@ -50,7 +70,7 @@ pub async fn run(ctx: &CommandContext, args: &GetArgs) -> Result<(), CommandErro
     }
     let format = args.output.output;
     let single_kind = kinds.len() == 1;
-    let table = |wide| table(&resources, single_kind, wide);
+    let table = |wide| table(&resources, single_kind, wide, next_fire.as_ref());
     let name = |resource: &Value| address_of(resource);
     let objects: Vec<Value> = resources.iter().map(with_status).collect();
     // `get KIND NAME` shows that object; every other form lists.
@@ -126,8 +146,16 @@ pub fn take_bundle(kind: Kind, manifest: &mut Value) -> Option<Value> {
     })
 }
 
-fn table(resources: &[StoredResource], single_kind: bool, wide: bool) -> String {
+fn table(
+    resources: &[StoredResource],
+    single_kind: bool,
+    wide: bool,
+    next_fire: Option<&std::collections::HashMap<String, String>>,
+) -> String {
     let mut header = vec!["NAME", "GENERATION", "SET", "AGE"];
+    if next_fire.is_some() {
+        header.push("NEXT FIRE");
+    }
     if wide {
         header.extend(["UID", "HASH", "CREATED"]);
     }
@@ -140,6 +168,9 @@ fn table(resources: &[StoredResource], single_kind: bool, wide: bool) -> String 
             r.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
             age(now, r.updated_at),
         ];
+        if let Some(next_fire) = next_fire {
+            row.push(next_fire.get(&r.name).cloned().unwrap_or_else(|| "-".to_owned()));
+        }
         if wide {
             row.extend([r.uid.clone(), r.hash.chars().take(12).collect(), common::time(r.created_at)]);
         }

@@ -12,6 +12,7 @@ mod delete;
 mod describe;
 mod diff;
 mod error;
+mod event;
 mod execution;
 mod export;
 mod follow;
@@ -109,6 +110,7 @@ pub enum Command {
     Execution(execution::ExecutionArgs),
     Worker(worker::WorkerArgs),
     Schedule(schedule::ScheduleArgs),
+    Event(event::EventArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -156,6 +158,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Execution(args) => execution::run(ctx, args).await,
         Command::Worker(args) => worker::run(ctx, args).await,
         Command::Schedule(args) => schedule::run(ctx, args).await,
+        Command::Event(args) => event::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }

@@ -64,6 +64,10 @@ pub struct ServerArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub store_cache_mib: usize,
+    /// Also serve HTTP here: `POST /v1/events`, `/metrics`, `/healthz`, `/readyz` (port 0 picks
+    /// a free port; the address is printed)
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
     /// How many executions the server runs at once with its own workers (0: it only stores;
     /// `stigmer worker` processes run them)
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -166,8 +170,8 @@ pub struct TokenCreateArgs {
     #[arg(long)]
     pub org: String,
     /// What it may do: viewer reads, editor also applies, admin also reads the audit log; worker
-    /// only runs executions (`stigmer worker`)
-    #[arg(long, default_value = "editor", value_parser = ["admin", "editor", "viewer", "worker"])]
+    /// only runs executions (`stigmer worker`); events only sends events
+    #[arg(long, default_value = "editor", value_parser = ["admin", "editor", "viewer", "worker", "events"])]
     pub role: String,
     /// Who holds it (recorded as the actor of its changes) [default: token-<id>]
     #[arg(long)]
@@ -239,6 +243,16 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
             data.display()
         ))?;
     }
+    let http = match args.http_listen {
+        Some(address) => Some(server::bind(address).await.map_err(|e| {
+            CommandError::user(e.to_string()).hint("pick another address with --http-listen, e.g. 127.0.0.1:0")
+        })?),
+        None => None,
+    };
+    if let Some(http) = &http {
+        let address = http.local_addr().map_err(|e| CommandError::io("cannot read the listening address", e))?;
+        ctx.out(&format!("stigmer server http on http://{address} (/v1/events, /metrics, /healthz, /readyz)\n"))?;
+    }
     let service = server::service(&config).map_err(|e| CommandError::user(e.to_string()))?;
     tracing::info!(%address, tls = config.tls.is_some(), workers = args.workers, "serving");
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -262,6 +276,12 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
             let _ = stopped.wait_for(|stop| *stop).await;
         }))
     };
+    let http = http.map(|listener| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(server::http::serve(service.clone(), listener, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
     let serving = server::serve(&config, service, listener, async {
         common::shutdown().await;
         let _ = stop.send(true);
@@ -271,6 +291,9 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs, data: PathBuf) -> Result
         let _ = workers.await;
     }
     let _ = scheduling.await;
+    if let Some(http) = http {
+        let _ = http.await;
+    }
     served.map_err(|e| CommandError::user(e.to_string()).hint("check the TLS certificate and key (PEM files)"))?;
     tracing::info!("stopped");
     Ok(())

@@ -414,6 +414,9 @@ pub fn error_to_status(error: &BackendError) -> Status {
         BackendError::LeaseLost { id, reason } => {
             (Code::Aborted, Some(Detail::LeaseLost(v1::LeaseLost { id: id.clone(), reason: reason.clone() })))
         }
+        BackendError::BadEvent(reason) => {
+            (Code::InvalidArgument, Some(Detail::BadEvent(v1::BadEvent { reason: reason.clone() })))
+        }
         BackendError::Unauthenticated(_) => (Code::Unauthenticated, None),
         BackendError::PermissionDenied(_) => (Code::PermissionDenied, None),
         BackendError::Incompatible(_) => (Code::FailedPrecondition, None),
@@ -463,6 +466,7 @@ pub fn status_to_error(status: &Status, endpoint: &str) -> BackendError {
             Detail::Key(k) => BackendError::Key(k.message),
             Detail::SecretName(n) => BackendError::SecretName { name: n.name, reason: n.reason },
             Detail::LeaseLost(l) => BackendError::LeaseLost { id: l.id, reason: l.reason },
+            Detail::BadEvent(b) => BackendError::BadEvent(b.reason),
         };
     }
     let message = status.message().to_owned();
@@ -528,6 +532,7 @@ mod tests {
             BackendError::Key("the master key is missing".into()),
             BackendError::SecretName { name: "a b".into(), reason: "space".into() },
             BackendError::LeaseLost { id: "e1".into(), reason: "it is cancelled".into() },
+            BackendError::BadEvent("type is missing".into()),
         ];
         for error in errors {
             let back = status_to_error(&error_to_status(&error), "http://x");

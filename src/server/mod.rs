@@ -3,6 +3,8 @@
 //! backend; API tokens (`tokens`) say who the caller is, in which org, with which role. The
 //! server logs one structured line per call through `tracing`, and prints nothing itself.
 
+pub mod http;
+pub mod metrics;
 pub mod scheduler;
 mod service;
 pub mod tokens;

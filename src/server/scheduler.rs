@@ -27,7 +27,7 @@ pub async fn run(service: Arc<Service>, shutdown: impl Future<Output = ()>) {
                 continue;
             }
         };
-        for backend in backends {
+        for (_, backend) in backends {
             let scheduler = schedulers.entry(backend.path().to_path_buf()).or_default();
             match scheduler.tick(&backend, jiff::Timestamp::now()).await {
                 Ok(0) => {}

@@ -38,6 +38,8 @@ enum Access {
     /// Running executions: claiming, renewing, appending, following, finishing. Workers (and
     /// editors, whose CLI runs an execution itself with `--local`).
     Work,
+    /// Sending events in: the events role (and editors and admins).
+    Events,
 }
 
 impl Access {
@@ -49,6 +51,7 @@ impl Access {
             Self::Write => matches!(role, Role::Editor | Role::Admin),
             Self::Admin => role == Role::Admin,
             Self::Work => matches!(role, Role::Worker | Role::Editor | Role::Admin),
+            Self::Events => matches!(role, Role::Events | Role::Editor | Role::Admin),
         }
     }
 
@@ -59,6 +62,7 @@ impl Access {
             Self::Write => "change resources or use secret values; that needs an editor or admin token",
             Self::Admin => "do this (read the audit log, rotate the secret key); that needs an admin token",
             Self::Work => "run executions; that needs a worker, editor or admin token",
+            Self::Events => "send events; that needs an events, editor or admin token",
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct Service {
     changes: Changes,
     /// The longest a claim waits for work before it answers that there is none.
     longest_claim_wait: Duration,
+    /// What `/metrics` reports besides what the stores hold.
+    metrics: super::metrics::Metrics,
 }
 
 /// The actor the server's own workers act as, in leases and audit.
@@ -100,6 +106,7 @@ impl Service {
             store_cache,
             changes: Changes::new(),
             longest_claim_wait,
+            metrics: super::metrics::Metrics::default(),
         }
     }
 
@@ -113,7 +120,7 @@ impl Service {
     ///
     /// # Errors
     /// An org store that cannot be opened.
-    pub async fn org_backends(&self) -> Result<Vec<LocalBackend>, BackendError> {
+    pub async fn org_backends(&self) -> Result<Vec<(String, LocalBackend)>, BackendError> {
         let orgs = self.data.join("orgs");
         let mut names = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&orgs) {
@@ -129,7 +136,9 @@ impl Service {
         let mut backends = Vec::with_capacity(names.len());
         for org in names {
             let store = self.store(&org).await?;
-            backends.push(LocalBackend::shared(store, SERVER_ACTOR, None).in_org(org).with_key(self.key.clone()));
+            let backend =
+                LocalBackend::shared(store, SERVER_ACTOR, None).in_org(org.clone()).with_key(self.key.clone());
+            backends.push((org, backend));
         }
         Ok(backends)
     }
@@ -169,11 +178,24 @@ impl Service {
             ))));
         }
         let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
+        let org = metadata.get(ORG_HEADER).and_then(|v| v.to_str().ok());
+        self.check_token(authorization, org, request.remote_addr(), access)
+    }
+
+    /// Checks a bearer token (the `authorization` header's value) for `access`, in `org` when
+    /// the caller names one: the gRPC calls' check, and the HTTP endpoints'.
+    fn check_token(
+        &self,
+        authorization: Option<&str>,
+        org: Option<&str>,
+        address: Option<SocketAddr>,
+        access: Access,
+    ) -> Result<Caller, Status> {
         let token = self.tokens.verify(authorization, Timestamp::now()).map_err(|refusal| match refusal {
             Refusal::Unavailable => Status::unavailable(refusal.to_string()),
             other => error_to_status(&BackendError::Unauthenticated(other.to_string())),
         })?;
-        if let Some(org) = metadata.get(ORG_HEADER).and_then(|v| v.to_str().ok())
+        if let Some(org) = org
             && org != token.org
         {
             return Err(denied(&format!("the token acts in org {}, not in org {org}", token.org)));
@@ -182,7 +204,39 @@ impl Service {
             let article = if matches!(token.role, Role::Viewer | Role::Worker) { "a" } else { "an" };
             return Err(denied(&format!("{article} {} token cannot {}", token.role.as_str(), access.needs())));
         }
-        Ok(Caller { token, address: request.remote_addr() })
+        Ok(Caller { token, address })
+    }
+
+    /// Takes in an event sent over HTTP (`POST /v1/events`), with the same token check and org
+    /// store as the gRPC call, logged the same way.
+    ///
+    /// # Errors
+    /// The token is refused, the event is not a CloudEvent, or the store failed.
+    pub async fn publish_http(
+        &self,
+        authorization: Option<&str>,
+        address: Option<SocketAddr>,
+        event: serde_json::Value,
+    ) -> Result<crate::backend::EventReceipt, Status> {
+        let started = Instant::now();
+        let caller = self.check_token(authorization, None, address, Access::Events)?;
+        let backend = self.backend(&caller).await?;
+        let result = backend.event_publish(event).await.map_err(|e| failed(&e));
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.metrics.rpc("POST /v1/events", started.elapsed());
+        let (org, actor) = (caller.token.org.as_str(), caller.token.name.as_str());
+        match &result {
+            Ok(_) => tracing::info!(method = "POST /v1/events", org, actor, micros, "ok"),
+            Err(status) => {
+                tracing::warn!(method = "POST /v1/events", org, actor, micros, message = status.message(), "refused");
+            }
+        }
+        result
+    }
+
+    /// The server's counters, for `/metrics`.
+    pub fn metrics(&self) -> &super::metrics::Metrics {
+        &self.metrics
     }
 
     /// The caller's org store, as a backend acting for the caller.
@@ -220,6 +274,7 @@ impl Service {
             Err(status) => Err(status),
         };
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.metrics.rpc(method, started.elapsed());
         let peer = peer.map(|p| p.to_string()).unwrap_or_default();
         match &result {
             Ok(_) => tracing::info!(method, org, actor, peer, micros, "ok"),
@@ -445,6 +500,7 @@ impl v1::backend_service_server::BackendService for Service {
         request: Request<v1::ExecutionClaimRequest>,
     ) -> Result<Response<v1::ExecutionClaimResponse>, Status> {
         let most = self.longest_claim_wait;
+        let metrics = &self.metrics;
         self.handle("ExecutionClaim", Access::Work, request, |backend, _, body| async move {
             let worker: WorkerInfo = proto::decode_json(&body.worker_json)?;
             let request = ClaimRequest {
@@ -455,6 +511,9 @@ impl v1::backend_service_server::BackendService for Service {
                 take_over: body.take_over,
             };
             let claim = backend.execution_claim(request).await.map_err(|e| failed(&e))?;
+            if let Some(claim) = &claim {
+                metrics.claimed(&claim.record);
+            }
             Ok(match claim {
                 Some(claim) => v1::ExecutionClaimResponse {
                     record_json: Some(proto::encode_json(&claim.record)),
@@ -541,6 +600,18 @@ impl v1::backend_service_server::BackendService for Service {
         self.handle("SchedulePause", Access::Write, request, |backend, _, body| async move {
             backend.schedule_pause(&body.workflow, body.paused).await.map_err(|e| failed(&e))?;
             Ok(v1::SchedulePauseResponse {})
+        })
+        .await
+    }
+
+    async fn event_publish(
+        &self,
+        request: Request<v1::EventPublishRequest>,
+    ) -> Result<Response<v1::EventPublishResponse>, Status> {
+        self.handle("EventPublish", Access::Events, request, |backend, _, body| async move {
+            let event: serde_json::Value = proto::decode_json(&body.event_json)?;
+            let receipt = backend.event_publish(event).await.map_err(|e| failed(&e))?;
+            Ok(v1::EventPublishResponse { receipt_json: proto::encode_json(&receipt) })
         })
         .await
     }

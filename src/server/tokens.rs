@@ -29,16 +29,19 @@ pub enum Role {
     /// A worker's: claim executions, renew their leases, append their history and read the
     /// run secrets of the executions it holds. Nothing else: no resources, no stored secrets.
     Worker,
+    /// Sending events in (`stigmer event send`, `POST /v1/events`), and nothing else.
+    Events,
 }
 
 impl Role {
-    /// `admin`, `editor`, `viewer`, `worker`.
+    /// `admin`, `editor`, `viewer`, `worker`, `events`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Viewer => "viewer",
             Self::Editor => "editor",
             Self::Admin => "admin",
             Self::Worker => "worker",
+            Self::Events => "events",
         }
     }
 }
@@ -51,6 +54,7 @@ impl std::str::FromStr for Role {
             "editor" => Ok(Self::Editor),
             "admin" => Ok(Self::Admin),
             "worker" => Ok(Self::Worker),
+            "events" => Ok(Self::Events),
             other => Err(TokenError::BadRole(other.to_owned())),
         }
     }
@@ -107,7 +111,7 @@ pub enum TokenError {
     #[error("no token has id {0}")]
     UnknownId(String),
     /// Not a role.
-    #[error("unknown role {0:?}; roles are admin, editor, viewer, worker")]
+    #[error("unknown role {0:?}; roles are admin, editor, viewer, worker, events")]
     BadRole(String),
     /// Not a usable org name.
     #[error("invalid org name {name:?}: {reason}")]

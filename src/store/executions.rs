@@ -223,28 +223,37 @@ impl Store {
         events: &[Box<serde_json::value::RawValue>],
     ) -> Result<u64, BackendError> {
         let txn = self.begin_write()?;
-        let last = {
-            let executions = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
-            let record: ExecutionRecord = match executions.get(id).map_err(|e| self.engine(e))? {
-                Some(value) => self.decode(value.value())?,
-                None => return Err(not_found(id)),
-            };
-            fenced(&record, fence)?;
-            let mut table = txn.open_table(EXECUTION_EVENTS).map_err(|e| self.engine(e))?;
-            let mut last = table
-                .range((id, 0)..=(id, u64::MAX))
-                .map_err(|e| self.engine(e))?
-                .next_back()
-                .transpose()
-                .map_err(|e| self.engine(e))?
-                .map_or(0, |(key, _)| key.value().1);
-            for event in events {
-                last += 1;
-                table.insert((id, last), self.encode(event)?.as_slice()).map_err(|e| self.engine(e))?;
-            }
-            last
-        };
+        let last = self.append_in(&txn, id, fence, events)?;
         self.commit_execution_write(txn)?;
+        Ok(last)
+    }
+
+    /// [`Store::append_events`] in the caller's transaction.
+    pub(super) fn append_in(
+        &self,
+        txn: &WriteTransaction,
+        id: &str,
+        fence: Option<Fence<'_>>,
+        events: &[Box<serde_json::value::RawValue>],
+    ) -> Result<u64, BackendError> {
+        let executions = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+        let record: ExecutionRecord = match executions.get(id).map_err(|e| self.engine(e))? {
+            Some(value) => self.decode(value.value())?,
+            None => return Err(not_found(id)),
+        };
+        fenced(&record, fence)?;
+        let mut table = txn.open_table(EXECUTION_EVENTS).map_err(|e| self.engine(e))?;
+        let mut last = table
+            .range((id, 0)..=(id, u64::MAX))
+            .map_err(|e| self.engine(e))?
+            .next_back()
+            .transpose()
+            .map_err(|e| self.engine(e))?
+            .map_or(0, |(key, _)| key.value().1);
+        for event in events {
+            last += 1;
+            table.insert((id, last), self.encode(event)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
         Ok(last)
     }
 

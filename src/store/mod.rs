@@ -35,9 +35,9 @@ use serde::de::DeserializeOwned;
 
 use self::encoding::DecodeError;
 use self::tables::{
-    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS,
-    EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES, SECRETS, WORKERS,
-    kind_range, resource_key,
+    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EVENTS, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE,
+    EXECUTION_SECRETS, EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES,
+    SECRETS, WORKERS, kind_range, resource_key,
 };
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
@@ -687,6 +687,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(WORKERS)?;
     txn.open_table(SCHEDULES)?;
     txn.open_table(SCHEDULE_SLOTS)?;
+    txn.open_table(EVENTS)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use redb::{ReadableTable, TableError};
 
 use super::Store;
-use super::tables::{SCHEDULE_SLOTS, SCHEDULES};
+use super::tables::{EVENTS, SCHEDULE_SLOTS, SCHEDULES};
 use crate::backend::{BackendError, ExecutionRecord, ScheduleState};
 
 impl Store {
@@ -57,6 +57,50 @@ impl Store {
             table.insert(workflow, self.encode(state)?.as_slice()).map_err(|e| self.engine(e))?;
         }
         self.insert_execution(&txn, record, None)?;
+        self.commit_execution_write(txn)?;
+        Ok(true)
+    }
+
+    /// Keeps an event sent in and does what it does, in one transaction: appends it as a
+    /// `signal` to the executions in `deliver`, creates the executions of `start` (if any) and
+    /// writes their schedules' new states. `false`, with nothing written, when an event of the same `source`
+    /// and `id` was kept before.
+    pub fn publish_event(
+        &self,
+        event: &serde_json::Value,
+        deliver: &[String],
+        start: &[(String, Option<ExecutionRecord>, ScheduleState)],
+        now: Timestamp,
+    ) -> Result<bool, BackendError> {
+        let text = |name: &str| event.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+        let (source, id) = (text("source"), text("id"));
+        let txn = self.begin_write()?;
+        {
+            let mut events = txn.open_table(EVENTS).map_err(|e| self.engine(e))?;
+            if events.get((source.as_str(), id.as_str())).map_err(|e| self.engine(e))?.is_some() {
+                return Ok(false);
+            }
+            events
+                .insert((source.as_str(), id.as_str()), self.encode(event)?.as_slice())
+                .map_err(|e| self.engine(e))?;
+        }
+        let signal = serde_json::json!({ "at": now, "event": "signal", "cloudEvent": event });
+        let raw = serde_json::value::to_raw_value(&signal)
+            .map_err(|e| BackendError::Storage(format!("cannot encode the event: {e}")))?;
+        for execution in deliver {
+            match self.append_in(&txn, execution, None, std::slice::from_ref(&raw)) {
+                // It was removed since it was picked: nothing to hand it to.
+                Ok(_) | Err(BackendError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        for (workflow, record, state) in start {
+            if let Some(record) = record {
+                self.insert_execution(&txn, record, None)?;
+            }
+            let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
+            table.insert(workflow.as_str(), self.encode(state)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
         self.commit_execution_write(txn)?;
         Ok(true)
     }

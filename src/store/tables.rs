@@ -82,6 +82,10 @@ pub(crate) const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// often the server restarts. Value: the execution id. Added in format 4.
 pub(crate) const SCHEDULE_SLOTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("schedule_slots");
 
+/// Every event sent in, keyed by (`source`, `id`) — a CloudEvent's identity, so a duplicate is
+/// known — with the event as encoded JSON. Added in format 4.
+pub(crate) const EVENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("events");
+
 /// The next enqueue sequence number of [`EXECUTION_QUEUE`], in [`META`].
 pub(crate) const QUEUE_SEQUENCE_KEY: &str = "queue_sequence";
 

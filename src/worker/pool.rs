@@ -96,9 +96,10 @@ impl Source for Orgs {
         let mut changes = self.0.changes().subscribe();
         loop {
             changes.borrow_and_update();
-            for backend in self.0.org_backends().await? {
+            for (_, backend) in self.0.org_backends().await? {
                 let now = ClaimRequest { wait: Duration::ZERO, ..request.clone() };
                 if let Some(claim) = backend.execution_claim(now).await? {
+                    self.0.metrics().claimed(&claim.record);
                     return Ok(Some((backend, claim)));
                 }
             }
@@ -111,7 +112,7 @@ impl Source for Orgs {
     }
 
     async fn heartbeat(&self, worker: WorkerInfo) -> Result<(), BackendError> {
-        for backend in self.0.org_backends().await? {
+        for (_, backend) in self.0.org_backends().await? {
             backend.worker_heartbeat(worker.clone()).await?;
         }
         Ok(())

@@ -32,6 +32,8 @@ pub struct Server {
     pub data: PathBuf,
     /// Where its log goes.
     pub log: PathBuf,
+    /// `http://127.0.0.1:PORT` of its HTTP side, when started with `--http-listen`.
+    pub http: Option<String>,
 }
 
 impl Server {
@@ -56,13 +58,19 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        let http = extra.contains(&"--http-listen").then(|| {
+            let mut second = String::new();
+            stdout.read_line(&mut second).unwrap();
+            second.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
+        });
         let endpoint = line
             .split_whitespace()
             .find(|word| word.starts_with("http://") || word.starts_with("https://"))
             .unwrap_or_else(|| panic!("the server did not start: {line}{}", std::fs::read_to_string(&log).unwrap()))
             .to_owned();
-        Self { child, endpoint, data: data.to_path_buf(), log }
+        Self { child, endpoint, data: data.to_path_buf(), log, http }
     }
 
     /// Makes a token with `stigmer server token create`.

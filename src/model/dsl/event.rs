@@ -183,3 +183,74 @@ pub struct OneEventConsumptionStrategy {
     /// The event to consume.
     pub one: EventFilter,
 }
+
+/// Whether `event` has the properties a filter's `with` wants: each attribute equal, or matching
+/// it as a whole regular expression, or — for a runtime expression — what `expression` says of
+/// the attribute; nested objects match field by field. The runner judges expressions with jq;
+/// the backend, routing an event before any run sees it, takes them as matching.
+///
+/// # Errors
+/// What `expression` returned.
+pub fn properties_match<E>(
+    wanted: &Value,
+    event: &Value,
+    expression: &mut dyn FnMut(&str, &Value) -> Result<bool, E>,
+) -> Result<bool, E> {
+    let Value::Object(wanted) = wanted else { return Ok(true) };
+    object_matches(wanted, event, expression)
+}
+
+fn object_matches<E>(
+    wanted: &Map<String, Value>,
+    actual: &Value,
+    expression: &mut dyn FnMut(&str, &Value) -> Result<bool, E>,
+) -> Result<bool, E> {
+    for (key, want) in wanted {
+        let Some(have) = actual.get(key) else { return Ok(false) };
+        let matched = match want {
+            Value::String(text) => match crate::expr::enclosed(text) {
+                Some(code) => expression(code, have)?,
+                None => {
+                    want == have
+                        || have.as_str().is_some_and(|have| {
+                            regex::Regex::new(&format!("^(?:{text})$")).is_ok_and(|pattern| pattern.is_match(have))
+                        })
+                }
+            },
+            Value::Object(nested) if have.is_object() => object_matches(nested, have, expression)?,
+            _ => want == have,
+        };
+        if !matched {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+impl EventConsumptionStrategy {
+    /// The filters of the strategy, in order.
+    #[must_use]
+    pub fn filters(&self) -> Vec<&EventFilter> {
+        match self {
+            Self::All(all) => all.all.iter().collect(),
+            Self::Any(any) => any.any.iter().collect(),
+            Self::One(one) => vec![&one.one],
+        }
+    }
+
+    /// Whether `event` may be one of the events it consumes, as far as can be told without
+    /// evaluating runtime expressions (which are taken as matching).
+    #[must_use]
+    pub fn may_consume(&self, event: &Value) -> bool {
+        self.filters().into_iter().any(|filter| filter.may_match(event))
+    }
+}
+
+impl EventFilter {
+    /// Whether `event` may match, runtime expressions taken as matching.
+    #[must_use]
+    pub fn may_match(&self, event: &Value) -> bool {
+        let wanted = serde_json::to_value(&self.with).unwrap_or(Value::Null);
+        properties_match::<std::convert::Infallible>(&wanted, event, &mut |_, _| Ok(true)).unwrap_or(false)
+    }
+}

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::error::WorkflowError;
 use super::eval::truthy;
@@ -181,32 +181,7 @@ pub(super) fn read(event: &Value, mode: ListenRead) -> Value {
 }
 
 fn properties_match(wanted: &Value, event: &Value, judge: &dyn Judge) -> Result<bool, WorkflowError> {
-    let Value::Object(wanted) = wanted else { return Ok(true) };
-    object_matches(wanted, event, judge)
-}
-
-fn object_matches(wanted: &Map<String, Value>, actual: &Value, judge: &dyn Judge) -> Result<bool, WorkflowError> {
-    for (key, want) in wanted {
-        let Some(have) = actual.get(key) else { return Ok(false) };
-        if !value_matches(want, have, judge)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-fn value_matches(want: &Value, have: &Value, judge: &dyn Judge) -> Result<bool, WorkflowError> {
-    match want {
-        Value::String(text) => match enclosed(text) {
-            Some(code) => Ok(truthy(&judge.evaluate(code, have)?)),
-            None => Ok(want == have
-                || have.as_str().is_some_and(|have| {
-                    regex::Regex::new(&format!("^(?:{text})$")).is_ok_and(|pattern| pattern.is_match(have))
-                })),
-        },
-        Value::Object(wanted) if have.is_object() => object_matches(wanted, have, judge),
-        _ => Ok(want == have),
-    }
+    crate::model::dsl::properties_match(wanted, event, &mut |code, have| Ok(truthy(&judge.evaluate(code, have)?)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,257 @@
+//! `cargo bench --bench executions`: the execution service of the release binary on loopback,
+//! measured in one run. Claim latency (created → first task started, followed over the
+//! server's stream) with the server's own idle workers and with a remote `stigmer worker`;
+//! throughput of a one-`set`-task workflow on 2 embedded workers for 30 s; and how late 100
+//! `every: PT1S` schedules fire. Results go in BENCHMARKS.md.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+use stigmer::backend::{
+    Backend, Definition, ExecutionQuery, ExecutionRecord, ExecutionStatus, RemoteBackend, RemoteOptions,
+};
+
+mod support;
+
+use support::corpus::BenchResult;
+use support::server::{Server, load_average, make_token};
+
+/// Executions timed one at a time for claim latency.
+const LATENCY_RUNS: usize = 200;
+/// How long the throughput run creates executions.
+const THROUGHPUT_FOR: Duration = Duration::from_secs(30);
+/// Clients creating executions at once in the throughput run.
+const PRODUCERS: usize = 8;
+/// Schedules of the jitter run, and how long it watches them.
+const SCHEDULES: usize = 100;
+const JITTER_FOR: Duration = Duration::from_secs(12);
+
+fn main() -> BenchResult<()> {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_stigmer"));
+    let scratch = tempfile::Builder::new().prefix("stigmer-bench-executions-").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    println!("stigmer execution service benchmark");
+    println!("  binary: {}", bin.display());
+    println!("  load:   {}", load_average());
+
+    let embedded = Server::start_with(
+        &bin,
+        &scratch.path().join("embedded"),
+        &scratch.path().join("embedded.log"),
+        &["--workers", "2"],
+    )?;
+    let backend = remote(&embedded.endpoint, &make_token(&bin, &scratch.path().join("embedded"), "bench")?)?;
+    let latencies = runtime.block_on(claim_latencies(&backend))?;
+    report("claim latency, embedded workers (target p50 <= 20 ms)", &latencies);
+
+    let store_only = Server::start_with(
+        &bin,
+        &scratch.path().join("remote"),
+        &scratch.path().join("remote.log"),
+        &["--workers", "0"],
+    )?;
+    let data = scratch.path().join("remote");
+    let worker_token = token(&bin, &data, "bench", "worker")?;
+    let mut worker = start_worker(&bin, &store_only.endpoint, &worker_token, &scratch.path().join("worker.log"))?;
+    let backend_remote = remote(&store_only.endpoint, &make_token(&bin, &data, "bench")?)?;
+    let remote_latencies = runtime.block_on(claim_latencies(&backend_remote));
+    let _ = worker.kill();
+    let _ = worker.wait();
+    report("claim latency, a remote stigmer worker (target p50 <= 50 ms)", &remote_latencies?);
+
+    let (created, completed, rate) = runtime.block_on(throughput(&backend))?;
+    println!(
+        "throughput, one-set-task workflow, 2 embedded workers, {} s: {created} created, {completed} completed in the window, {rate:.0} executions/s (target >= 300/s)",
+        THROUGHPUT_FOR.as_secs()
+    );
+    drop(embedded);
+
+    let scheduler = Server::start_with(
+        &bin,
+        &scratch.path().join("schedules"),
+        &scratch.path().join("schedules.log"),
+        &["--workers", "2"],
+    )?;
+    let data = scratch.path().join("schedules");
+    let admin = make_token(&bin, &data, "bench")?;
+    let late = jitter(&bin, &scheduler.endpoint, &admin, scratch.path(), &runtime)?;
+    report(&format!("schedule lateness, {SCHEDULES} every: PT1S schedules (target p99 <= 100 ms)"), &late);
+    Ok(())
+}
+
+fn remote(endpoint: &str, token: &str) -> BenchResult<RemoteBackend> {
+    let options = RemoteOptions { endpoint: endpoint.to_owned(), token: token.to_owned(), org: None, ca_cert: None };
+    Ok(RemoteBackend::new(&options)?)
+}
+
+fn token(bin: &Path, data: &Path, org: &str, role: &str) -> BenchResult<String> {
+    let output = Command::new(bin)
+        .args(["server", "token", "create", "--org", org, "--role", role, "--name", role, "--data"])
+        .arg(data)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("token create failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+fn start_worker(bin: &Path, endpoint: &str, token: &str, log: &Path) -> BenchResult<Child> {
+    Ok(Command::new(bin)
+        .args(["worker", "--endpoint", endpoint, "--concurrency", "2"])
+        .env("STIGMER_TOKEN", token)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log)?)
+        .spawn()?)
+}
+
+/// A pending execution of a one-`set`-task workflow.
+fn one_task_run() -> BenchResult<ExecutionRecord> {
+    let workflow = serde_json::from_value(json!({
+        "document": { "dsl": "1.0.0", "namespace": "bench", "name": "one", "version": "0.1.0" },
+        "do": [{ "only": { "set": { "done": true } } }],
+    }))?;
+    let definition =
+        Definition { workflow, env_spec: None, workflows: std::collections::BTreeMap::new(), env: Vec::new() };
+    let mut record = ExecutionRecord::new(
+        uuid::Uuid::new_v4().to_string(),
+        "file:bench.yaml".to_owned(),
+        "bench".to_owned(),
+        json!({}),
+        ExecutionStatus::Pending,
+    );
+    record.definition = Some(serde_json::to_value(&definition)?);
+    Ok(record)
+}
+
+/// Created → its first task started, one execution at a time, so the workers are idle.
+async fn claim_latencies(backend: &RemoteBackend) -> BenchResult<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(LATENCY_RUNS);
+    for _ in 0..LATENCY_RUNS {
+        let record = one_task_run()?;
+        let id = record.id.clone();
+        let started = Instant::now();
+        backend.execution_create(record, Vec::new()).await?;
+        let mut feed = backend.execution_follow(&id, 0).await?;
+        let mut first_task = None;
+        while let Some(update) = feed.next().await {
+            let update = update?;
+            if first_task.is_none() && update.events.iter().any(|(_, e)| e["event"] == "started") {
+                first_task = Some(started.elapsed());
+            }
+            if update.record.status.is_final() {
+                break;
+            }
+        }
+        latencies.push(first_task.ok_or("an execution ended without starting a task")?);
+    }
+    Ok(latencies)
+}
+
+/// Executions created by [`PRODUCERS`] clients for [`THROUGHPUT_FOR`]; how many were created,
+/// how many finished within the window, and that as a rate.
+async fn throughput(backend: &RemoteBackend) -> BenchResult<(usize, usize, f64)> {
+    let window_start = jiff::Timestamp::now();
+    let deadline = Instant::now() + THROUGHPUT_FOR;
+    let backend = Arc::new(backend.clone());
+    let mut producers = Vec::new();
+    for _ in 0..PRODUCERS {
+        let backend = backend.clone();
+        producers.push(tokio::spawn(async move {
+            let mut created = 0usize;
+            while Instant::now() < deadline {
+                let Ok(record) = one_task_run() else { break };
+                if backend.execution_create(record, Vec::new()).await.is_err() {
+                    break;
+                }
+                created += 1;
+            }
+            created
+        }));
+    }
+    let mut created = 0;
+    for producer in producers {
+        created += producer.await?;
+    }
+    let window_end = window_start.checked_add(THROUGHPUT_FOR)?;
+    let query = ExecutionQuery { since: Some(window_start), ..ExecutionQuery::default() };
+    let completed = backend
+        .execution_list(&query)
+        .await?
+        .iter()
+        .filter(|r| r.status == ExecutionStatus::Completed && r.finished_at.is_some_and(|at| at <= window_end))
+        .count();
+    #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let rate = completed as f64 / THROUGHPUT_FOR.as_secs_f64();
+    Ok((created, completed, rate))
+}
+
+/// Applies [`SCHEDULES`] `every: PT1S` workflows, watches them for [`JITTER_FOR`], and returns
+/// how late each slot's execution was created after its slot.
+fn jitter(
+    bin: &Path,
+    endpoint: &str,
+    token: &str,
+    scratch: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> BenchResult<Vec<Duration>> {
+    let project = scratch.join("schedules-project");
+    fs::create_dir_all(&project)?;
+    for n in 0..SCHEDULES {
+        fs::write(
+            project.join(format!("tick-{n}.yaml")),
+            format!(
+                "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: tick-{n}\nspec:\n  schedule:\n    every: PT1S\n  do:\n    - tick:\n        set:\n          at: ${{ .scheduledFor }}\n"
+            ),
+        )?;
+    }
+    let status = Command::new(bin)
+        .args(["apply", "-f"])
+        .arg(&project)
+        .env("STIGMER_HOME", scratch.join("apply-home"))
+        .env("STIGMER_ENDPOINT", endpoint)
+        .env("STIGMER_TOKEN", token)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err("applying the schedules failed".into());
+    }
+    std::thread::sleep(JITTER_FOR);
+    let backend = remote(endpoint, token)?;
+    let records = runtime.block_on(backend.execution_list(&ExecutionQuery::default()))?;
+    let mut late = Vec::with_capacity(records.len());
+    for record in records {
+        let Some(slot) = record.input.get("scheduledFor").and_then(Value::as_str) else { continue };
+        let slot: jiff::Timestamp = slot.parse()?;
+        late.push(Duration::try_from(record.started_at.duration_since(slot)).unwrap_or_default());
+    }
+    Ok(late)
+}
+
+fn report(what: &str, samples: &[Duration]) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let at = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "an index"
+        )]
+        let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    };
+    println!(
+        "{what}: n={} p50={:.1?} p90={:.1?} p99={:.1?} max={:.1?}",
+        sorted.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        sorted.last().copied().unwrap_or_default()
+    );
+}
