@@ -3,11 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
 use stigmer::backend::{
-    Backend, BackendError, LocalBackend, RemoteBackend, RemoteOptions, ResourceQuery, RevisionAction,
+    Backend, BackendError, ClaimRequest, ExecutionRecord, ExecutionStatus, LocalBackend, RemoteBackend, RemoteOptions,
+    ResourceQuery, RevisionAction, WorkerInfo,
 };
 use stigmer::model::{Agent, AgentSpec, AnyResource, Kind, Skill, SkillSpec};
 use stigmer::reconcile::{self, Desired, PlanOptions, plan};
+use stigmer::secrets::SecretValue;
 
 mod support;
 
@@ -205,4 +210,174 @@ async fn remote_version_moves_only_with_commits() {
 async fn remote_concurrent_writers_serialize_without_losing_updates() {
     let (_dir, _server, options) = server();
     concurrent_writers_serialize_without_losing_updates((0..8).map(|_| remote(&options)).collect()).await;
+}
+
+// The execution service's contract: queue, leases, fencing, following, events, schedules.
+// Executions go to a queue of their own, which the server's own workers do not serve.
+
+const QUEUE: &str = "contract";
+
+fn pending(id: &str) -> ExecutionRecord {
+    let mut record = ExecutionRecord::new(
+        id.to_owned(),
+        "workflow/w".into(),
+        "tester".into(),
+        serde_json::json!({}),
+        ExecutionStatus::Pending,
+    );
+    QUEUE.clone_into(&mut record.queue);
+    record
+}
+
+fn claim(worker: &str, wait: Duration) -> ClaimRequest {
+    ClaimRequest {
+        worker: WorkerInfo {
+            id: worker.to_owned(),
+            host: "h".into(),
+            version: "v".into(),
+            queues: vec![QUEUE.to_owned()],
+            concurrency: 1,
+            running: 0,
+            last_seen: jiff::Timestamp::UNIX_EPOCH,
+        },
+        lease: Duration::from_secs(30),
+        wait,
+        id: None,
+        take_over: None,
+    }
+}
+
+fn raw(value: &serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(value).unwrap()
+}
+
+/// A claim takes a pending execution under a lease; writes under another epoch are refused; a
+/// follower sees the events and the end; a cancel ends the lease.
+async fn executions_are_claimed_leased_fenced_and_followed<B: Backend>(backend: &B) {
+    let id = uuid::Uuid::new_v4().to_string();
+    backend.execution_create(pending(&id), vec![("TOKEN".into(), SecretValue::new("s3cret"))]).await.unwrap();
+    let held = backend.execution_claim(claim("w1", Duration::ZERO)).await.unwrap().expect("the pending one");
+    assert_eq!((held.record.id.as_str(), held.record.status, held.epoch()), (id.as_str(), ExecutionStatus::Running, 1));
+    assert_eq!(held.secrets.len(), 1, "the run's secrets go to the worker that holds it");
+    assert_eq!(held.secrets[0].1.expose(), "s3cret");
+    assert!(backend.execution_claim(claim("w2", Duration::ZERO)).await.unwrap().is_none(), "held: not claimable");
+    // The claim itself is the first event of the history.
+    assert_eq!(
+        backend.execution_append(&id, Some(1), vec![raw(&serde_json::json!({"event": "started"}))]).await.unwrap(),
+        2
+    );
+    let stale = backend.execution_append(&id, Some(2), vec![raw(&serde_json::json!({"event": "x"}))]).await;
+    assert!(matches!(stale, Err(BackendError::LeaseLost { .. })), "{stale:?}");
+    backend.execution_renew(&id, 1, Duration::from_secs(30)).await.unwrap();
+
+    let mut feed = backend.execution_follow(&id, 0).await.unwrap();
+    let first = feed.next().await.unwrap().unwrap();
+    let kinds: Vec<&str> = first.events.iter().map(|(_, e)| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["claimed", "started"]);
+    backend.execution_finish(&id, None, ExecutionStatus::Cancelled, None, None).await.unwrap();
+    let mut last = first;
+    while let Some(update) = feed.next().await {
+        last = update.unwrap();
+    }
+    assert_eq!(last.record.status, ExecutionStatus::Cancelled, "the feed ends with the final record");
+    let renewed = backend.execution_renew(&id, 1, Duration::from_secs(30)).await;
+    assert!(matches!(renewed, Err(BackendError::LeaseLost { .. })), "a cancel ends the lease: {renewed:?}");
+}
+
+/// A claim that waits answers as soon as work arrives, not at the end of its wait.
+async fn a_waiting_claim_answers_when_work_arrives<B: Backend + Clone + 'static>(backend: &B) {
+    let waiting = {
+        let backend = backend.clone();
+        tokio::spawn(async move {
+            let asked = Instant::now();
+            let claim = backend.execution_claim(claim("w", Duration::from_secs(10))).await.unwrap();
+            (claim, asked.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    backend.execution_create(pending(&uuid::Uuid::new_v4().to_string()), Vec::new()).await.unwrap();
+    let (claim, took) = waiting.await.unwrap();
+    assert!(claim.is_some());
+    assert!(took < Duration::from_secs(3), "answered {took:?} after asking");
+}
+
+/// An event is kept once per source and id; one that is not a CloudEvent is refused.
+async fn events_are_kept_once_and_checked<B: Backend>(backend: &B) {
+    let event = serde_json::json!({"specversion": "1.0", "id": "e-1", "source": "contract", "type": "t"});
+    let first = backend.event_publish(event.clone()).await.unwrap();
+    let again = backend.event_publish(event).await.unwrap();
+    assert!(!first.duplicate && again.duplicate);
+    let bad = backend.event_publish(serde_json::json!({"specversion": "1.0", "id": "e-2", "source": "s"})).await;
+    assert!(matches!(bad, Err(BackendError::BadEvent(ref reason)) if reason == "type is missing"), "{bad:?}");
+}
+
+/// A scheduled workflow is listed with its next fire time; a pause is kept.
+async fn schedules_are_listed_and_paused<B: Backend>(backend: &B) {
+    let workflow: AnyResource = serde_json::from_value::<stigmer::model::Workflow>(serde_json::json!({
+        "apiVersion": "agentic.stigmer.ai/v1",
+        "kind": "Workflow",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": {"cron": "0 3 * * *"}, "do": [{"a": {"set": {"x": 1}}}]},
+    }))
+    .unwrap()
+    .into();
+    let plan = plan(&desired(&[workflow]), &backend.list(&ResourceQuery::all()).await.unwrap(), &options("s")).unwrap();
+    reconcile::apply(backend, &plan, false).await.unwrap();
+    let listed = backend.schedule_list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].workflow.as_str(), listed[0].spec.as_str()), ("nightly", "cron 0 3 * * *"));
+    assert!(listed[0].next.is_some_and(|at| at > jiff::Timestamp::now()));
+    backend.schedule_pause("nightly", true).await.unwrap();
+    let listed = backend.schedule_list().await.unwrap();
+    assert!(listed[0].paused && listed[0].next.is_none());
+    let missing = backend.schedule_pause("nope", true).await;
+    assert!(matches!(missing, Err(BackendError::NotFound { .. })), "{missing:?}");
+}
+
+#[tokio::test]
+async fn local_executions_are_claimed_leased_fenced_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    executions_are_claimed_leased_fenced_and_followed(&local(&dir)).await;
+}
+
+#[tokio::test]
+async fn remote_executions_are_claimed_leased_fenced_and_followed() {
+    let (_dir, _server, options) = server();
+    executions_are_claimed_leased_fenced_and_followed(&remote(&options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_waiting_claim_answers_when_work_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    a_waiting_claim_answers_when_work_arrives(&local(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_a_waiting_claim_answers_when_work_arrives() {
+    let (_dir, _server, options) = server();
+    a_waiting_claim_answers_when_work_arrives(&remote(&options)).await;
+}
+
+#[tokio::test]
+async fn local_events_are_kept_once_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    events_are_kept_once_and_checked(&local(&dir)).await;
+}
+
+#[tokio::test]
+async fn remote_events_are_kept_once_and_checked() {
+    let (_dir, _server, options) = server();
+    events_are_kept_once_and_checked(&remote(&options)).await;
+}
+
+#[tokio::test]
+async fn local_schedules_are_listed_and_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    schedules_are_listed_and_paused(&local(&dir)).await;
+}
+
+#[tokio::test]
+async fn remote_schedules_are_listed_and_paused() {
+    let (_dir, _server, options) = server();
+    schedules_are_listed_and_paused(&remote(&options)).await;
 }

@@ -521,19 +521,13 @@ impl LocalBackend {
         self.with_store(move |store| store.publish_event(&event, &deliver, &start, Timestamp::now())).await
     }
 
-    /// Fires a schedule slot with its execution, once (see [`Store::fire_slot`]).
+    /// Fires schedule slots with their executions, each once, in one transaction (see
+    /// [`Store::fire_slots`]).
     ///
     /// # Errors
     /// The store cannot be written.
-    pub async fn fire_slot(
-        &self,
-        workflow: &str,
-        slot: Timestamp,
-        state: ScheduleState,
-        record: ExecutionRecord,
-    ) -> Result<bool, BackendError> {
-        let workflow = workflow.to_owned();
-        self.with_store(move |store| store.fire_slot(&workflow, slot, &state, &record)).await
+    pub async fn fire_slots(&self, fires: Vec<crate::store::Fire>) -> Result<Vec<bool>, BackendError> {
+        self.with_store(move |store| store.fire_slots(&fires)).await
     }
 }
 

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::model::schedule::{Overlap, SchedulePolicy, Trigger, to_fire};
 use crate::model::{AnyResource, Kind};
+use crate::store::Fire;
 
 /// How often the scheduler looks at the clock.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -133,19 +134,27 @@ fn dsl_duration_millis(duration: &crate::model::dsl::Duration) -> Option<u128> {
 /// The scheduler of one store: what it last read of the workflows.
 #[derive(Default)]
 pub struct Scheduler {
-    /// The store version the workflows were read at, and what was read.
-    read: Option<(u64, Vec<Scheduled>)>,
+    /// The store version the workflows were read at, and what was read: each scheduled
+    /// workflow with the definition its runs get.
+    read: Option<(u64, Vec<(Scheduled, Definition)>)>,
 }
 
 impl Scheduler {
-    /// Fires every slot that is due at `now`; returns how many executions it started.
+    /// Fires every slot that is due at `now`, all in one transaction; returns how many
+    /// executions it started.
     ///
     /// # Errors
     /// The store cannot be read or written.
     pub async fn tick(&mut self, backend: &LocalBackend, now: Timestamp) -> Result<usize, BackendError> {
         let version = backend.version().await?;
         if self.read.as_ref().is_none_or(|(at, _)| *at != version) {
-            self.read = Some((version, scheduled(backend).await?));
+            let mut read = Vec::new();
+            for workflow in scheduled(backend).await? {
+                if let Some(definition) = Definition::of_stored(backend, &workflow.name).await? {
+                    read.push((workflow, definition));
+                }
+            }
+            self.read = Some((version, read));
         }
         let Some((_, workflows)) = &self.read else { return Ok(0) };
         if workflows.is_empty() {
@@ -153,8 +162,8 @@ impl Scheduler {
         }
         let states: std::collections::HashMap<String, ScheduleState> =
             backend.schedule_states().await?.into_iter().collect();
-        let mut started = 0;
-        for workflow in workflows {
+        let mut fires = Vec::new();
+        for (workflow, definition) in workflows {
             if matches!(workflow.trigger, Trigger::On(_)) {
                 continue;
             }
@@ -171,113 +180,110 @@ impl Scheduler {
                         buffered: None,
                         collected: Vec::new(),
                     };
-                    backend.put_schedule_state(&workflow.name, state.clone()).await?;
                     if matches!(workflow.trigger, Trigger::After(_)) && state.last_execution.is_none() {
-                        started += usize::from(fire(backend, workflow, state, now).await?);
+                        fires.push(fire(workflow, definition, state, now));
+                    } else {
+                        backend.put_schedule_state(&workflow.name, state).await?;
                     }
                     continue;
                 }
             };
             if !state.paused {
-                started += self.advance(backend, workflow, state, now).await?;
+                advance(backend, workflow, definition, state, now, &mut fires).await?;
             }
         }
-        Ok(started)
-    }
-
-    /// Handles the slots of one schedule due at `now`.
-    async fn advance(
-        &self,
-        backend: &LocalBackend,
-        workflow: &Scheduled,
-        mut state: ScheduleState,
-        now: Timestamp,
-    ) -> Result<usize, BackendError> {
-        let previous = match &state.last_execution {
-            Some(id) => backend.execution_get(id).await?,
-            None => None,
-        };
-        let mut running = previous.as_ref().is_some_and(|p| !p.status.is_final());
-        if let Some(buffered) = state.buffered.filter(|_| !running) {
-            state.buffered = None;
-            return Ok(usize::from(fire(backend, workflow, state, buffered).await?));
-        }
-        let slots = match &workflow.trigger {
-            Trigger::After(after) => {
-                let ended = previous.as_ref().and_then(|p| p.finished_at);
-                match ended.and_then(|at| at.checked_add(*after).ok()) {
-                    Some(due) if due <= now && due > state.last_slot => vec![due],
-                    _ => Vec::new(),
-                }
-            }
-            trigger => {
-                let keep = usize::try_from(workflow.policy.catch_up_limit.unwrap_or(10)).unwrap_or(10).max(1);
-                let (due, _) = trigger.due(state.anchor, state.last_slot, now, keep);
-                let fire_now = to_fire(&due, &workflow.policy, now);
-                if fire_now.is_empty()
-                    && let Some(last) = due.last()
-                {
-                    // Missed and skipped: the schedule goes on from the latest.
-                    state.last_slot = *last;
-                    backend.put_schedule_state(&workflow.name, state).await?;
-                    return Ok(0);
-                }
-                fire_now
-            }
-        };
-        let mut started = 0;
-        for slot in slots {
-            if running {
-                match workflow.policy.overlap {
-                    Overlap::Skip => {
-                        state.last_slot = slot;
-                        backend.put_schedule_state(&workflow.name, state.clone()).await?;
-                        continue;
-                    }
-                    Overlap::BufferOne => {
-                        state.last_slot = slot;
-                        state.buffered = Some(slot);
-                        backend.put_schedule_state(&workflow.name, state.clone()).await?;
-                        continue;
-                    }
-                    Overlap::CancelPrevious => {
-                        if let Some(previous) = &state.last_execution {
-                            let cancelled =
-                                backend.execution_finish(previous, None, ExecutionStatus::Cancelled, None, None).await;
-                            // It may have ended in between; that is what was wanted.
-                            if let Err(error) = cancelled
-                                && !matches!(error, BackendError::LeaseLost { .. })
-                            {
-                                return Err(error);
-                            }
-                        }
-                    }
-                    Overlap::Allow => {}
-                }
-            }
-            if fire(backend, workflow, state.clone(), slot).await? {
-                started += 1;
-                running = true;
-            }
-            state = backend
-                .schedule_states()
-                .await?
-                .into_iter()
-                .find(|(name, _)| *name == workflow.name)
-                .map_or(state, |(_, state)| state);
-        }
-        Ok(started)
+        let outcomes = backend.fire_slots(fires).await?;
+        Ok(outcomes.into_iter().filter(|started| *started).count())
     }
 }
 
-/// Starts the execution of one slot; `false` when the slot had already fired.
-async fn fire(
+/// Handles the slots of one schedule due at `now`: what it fires goes to `fires`, to be
+/// committed with the others of the tick.
+async fn advance(
     backend: &LocalBackend,
     workflow: &Scheduled,
+    definition: &Definition,
     mut state: ScheduleState,
-    slot: Timestamp,
-) -> Result<bool, BackendError> {
-    let Some(definition) = Definition::of_stored(backend, &workflow.name).await? else { return Ok(false) };
+    now: Timestamp,
+    fires: &mut Vec<Fire>,
+) -> Result<(), BackendError> {
+    let previous = match &state.last_execution {
+        Some(id) => backend.execution_get(id).await?,
+        None => None,
+    };
+    let mut running = previous.as_ref().is_some_and(|p| !p.status.is_final());
+    if let Some(buffered) = state.buffered.filter(|_| !running) {
+        state.buffered = None;
+        fires.push(fire(workflow, definition, state, buffered));
+        return Ok(());
+    }
+    let slots = match &workflow.trigger {
+        Trigger::After(after) => {
+            let ended = previous.as_ref().and_then(|p| p.finished_at);
+            match ended.and_then(|at| at.checked_add(*after).ok()) {
+                Some(due) if due <= now && due > state.last_slot => vec![due],
+                _ => Vec::new(),
+            }
+        }
+        trigger => {
+            let keep = usize::try_from(workflow.policy.catch_up_limit.unwrap_or(10)).unwrap_or(10).max(1);
+            let (due, _) = trigger.due(state.anchor, state.last_slot, now, keep);
+            let fire_now = to_fire(&due, &workflow.policy, now);
+            if fire_now.is_empty()
+                && let Some(last) = due.last()
+            {
+                // Missed and skipped: the schedule goes on from the latest.
+                state.last_slot = *last;
+                return backend.put_schedule_state(&workflow.name, state).await;
+            }
+            fire_now
+        }
+    };
+    let (mut changed, mut pushed) = (false, false);
+    for slot in slots {
+        if running {
+            match workflow.policy.overlap {
+                Overlap::Skip | Overlap::BufferOne => {
+                    state.last_slot = slot;
+                    if workflow.policy.overlap == Overlap::BufferOne {
+                        state.buffered = Some(slot);
+                    }
+                    changed = true;
+                    continue;
+                }
+                Overlap::CancelPrevious => {
+                    if let Some(previous) = &state.last_execution {
+                        let cancelled =
+                            backend.execution_finish(previous, None, ExecutionStatus::Cancelled, None, None).await;
+                        // It may have ended in between; that is what was wanted.
+                        if let Err(error) = cancelled
+                            && !matches!(error, BackendError::LeaseLost { .. })
+                        {
+                            return Err(error);
+                        }
+                    }
+                }
+                Overlap::Allow => {}
+            }
+        }
+        let next = fire(workflow, definition, state, slot);
+        state = next.state.clone();
+        fires.push(next);
+        running = true;
+        pushed = true;
+    }
+    match fires.last_mut() {
+        // A slot skipped after one fired: the state goes with that fire.
+        Some(last) if changed && pushed => last.state = state,
+        _ if changed => backend.put_schedule_state(&workflow.name, state).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What firing one slot writes: its execution, and the schedule's state after it. A later fire
+/// of the same schedule in the tick carries the state on, so the last one written wins.
+fn fire(workflow: &Scheduled, definition: &Definition, mut state: ScheduleState, slot: Timestamp) -> Fire {
     let mut record = ExecutionRecord::new(
         uuid::Uuid::new_v4().to_string(),
         address(Kind::Workflow, &workflow.name),
@@ -286,10 +292,10 @@ async fn fire(
         serde_json::json!({ "scheduledFor": slot.to_string() }),
         ExecutionStatus::Pending,
     );
-    record.definition = serde_json::to_value(&definition).ok();
+    record.definition = serde_json::to_value(definition).ok();
     state.last_slot = state.last_slot.max(slot);
     state.last_execution = Some(record.id.clone());
-    backend.fire_slot(&workflow.name, slot, state, record).await
+    Fire { workflow: workflow.name.clone(), slot, state, record }
 }
 
 /// The next time a schedule fires, as far as the clock alone says (`after` and `on` depend on
@@ -297,4 +303,76 @@ async fn fire(
 pub fn next_fire(workflow: &Scheduled, state: Option<&ScheduleState>, now: Timestamp) -> Option<Timestamp> {
     let (anchor, after) = state.map_or((now, now), |s| (s.anchor, s.last_slot.max(now)));
     workflow.trigger.next(anchor, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{ApplyBatch, BatchItem, Write};
+
+    /// A local store holding one `every: PT1S` workflow with `overlap`.
+    async fn store_with(dir: &tempfile::TempDir, overlap: &str) -> LocalBackend {
+        let backend = LocalBackend::new(dir.path().join("local.db"), "t");
+        let manifest = serde_json::json!({
+            "apiVersion": "agentic.stigmer.ai/v1",
+            "kind": "Workflow",
+            "metadata": {"name": "tick"},
+            "spec": {
+                "schedule": {"every": "PT1S"},
+                "schedulePolicy": {"overlap": overlap},
+                "do": [{"a": {"set": {"x": 1}}}],
+            },
+        });
+        let item = BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest } };
+        backend.apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false }).await.unwrap();
+        backend
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    async fn runs(backend: &LocalBackend) -> Vec<ExecutionRecord> {
+        backend.execution_list(&crate::backend::ExecutionQuery::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slot_that_comes_while_the_last_run_goes_follows_the_overlap_policy() {
+        for (overlap, after_second_slot) in [("skip", 1), ("allow", 2), ("cancel-previous", 2), ("buffer-one", 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = store_with(&dir, overlap).await;
+            let mut scheduler = Scheduler::default();
+            assert_eq!(scheduler.tick(&backend, at(0)).await.unwrap(), 0, "first seen: counts from now");
+            assert_eq!(scheduler.tick(&backend, at(1)).await.unwrap(), 1, "{overlap}: the first slot fires");
+            assert_eq!(scheduler.tick(&backend, at(1)).await.unwrap(), 0, "{overlap}: a slot fires once");
+            scheduler.tick(&backend, at(2)).await.unwrap();
+            let all = runs(&backend).await;
+            assert_eq!(all.len(), after_second_slot, "{overlap}: {all:#?}");
+            if overlap == "cancel-previous" {
+                assert_eq!(all.iter().filter(|r| r.status == ExecutionStatus::Cancelled).count(), 1);
+            }
+            if overlap == "buffer-one" {
+                // The first run ends: the buffered slot runs at the next tick, once.
+                let first = &all[0].id;
+                backend.execution_finish(first, None, ExecutionStatus::Completed, None, None).await.unwrap();
+                assert_eq!(scheduler.tick(&backend, at(2)).await.unwrap(), 1);
+                assert_eq!(runs(&backend).await.len(), 2);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paused_schedule_fires_nothing_and_a_missed_slot_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = store_with(&dir, "allow").await;
+        let mut scheduler = Scheduler::default();
+        scheduler.tick(&backend, at(0)).await.unwrap();
+        backend.schedule_pause("tick", true).await.unwrap();
+        assert_eq!(scheduler.tick(&backend, at(5)).await.unwrap(), 0, "paused");
+        backend.schedule_pause("tick", false).await.unwrap();
+        // Slots 1..=10 are late; only the current one (10) fires, by the default catch-up.
+        assert_eq!(scheduler.tick(&backend, at(10)).await.unwrap(), 1);
+        let slot = runs(&backend).await[0].input["scheduledFor"].clone();
+        assert_eq!(slot, serde_json::json!(at(10).to_string()));
+    }
 }

@@ -111,6 +111,17 @@ impl Store {
             });
             leases.insert((millis(expires_at), record.id.as_str()), record.attempts).map_err(|e| self.engine(e))?;
             table.insert(record.id.as_str(), self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+            drop(table);
+            // Who runs it from here is part of its history: `execution events` shows each claim.
+            let claimed = serde_json::json!({
+                "at": now,
+                "event": "claimed",
+                "worker": request.worker.id,
+                "attempt": record.attempts,
+            });
+            let raw = serde_json::value::to_raw_value(&claimed)
+                .map_err(|e| BackendError::Storage(format!("cannot encode the claim: {e}")))?;
+            self.append_in(&txn, &record.id, None, &[raw])?;
             let secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
             let sealed = secrets.get(record.id.as_str()).map_err(|e| self.engine(e))?.map(|v| v.value().to_vec());
             (record, sealed)

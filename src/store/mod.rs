@@ -15,6 +15,7 @@ mod secrets;
 mod tables;
 
 pub use executions::{Claimed, Fence};
+pub use schedules::Fire;
 pub use secrets::{Author, Keyring, SealedSecret, sealed_bytes};
 
 use std::collections::btree_map::Entry;

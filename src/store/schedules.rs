@@ -9,6 +9,19 @@ use super::Store;
 use super::tables::{EVENTS, SCHEDULE_SLOTS, SCHEDULES};
 use crate::backend::{BackendError, ExecutionRecord, ScheduleState};
 
+/// One schedule slot to fire: the execution it starts and the schedule's state after it.
+#[derive(Debug, Clone)]
+pub struct Fire {
+    /// The workflow.
+    pub workflow: String,
+    /// The slot.
+    pub slot: Timestamp,
+    /// The schedule's state once it fired.
+    pub state: ScheduleState,
+    /// The execution it starts.
+    pub record: ExecutionRecord,
+}
+
 impl Store {
     /// Every scheduled workflow's state, by workflow name.
     pub fn schedule_states(&self) -> Result<Vec<(String, ScheduleState)>, BackendError> {
@@ -36,29 +49,34 @@ impl Store {
         txn.commit().map_err(|e| self.engine(e))
     }
 
-    /// Fires `slot` of `workflow`: records the slot, creates `record` (pending) and writes
-    /// `state`, in one transaction. `false`, with nothing written, when the slot already fired.
-    pub fn fire_slot(
-        &self,
-        workflow: &str,
-        slot: Timestamp,
-        state: &ScheduleState,
-        record: &ExecutionRecord,
-    ) -> Result<bool, BackendError> {
-        let key = (workflow, u64::try_from(slot.as_millisecond()).unwrap_or(0));
-        let txn = self.begin_write()?;
-        {
-            let mut slots = txn.open_table(SCHEDULE_SLOTS).map_err(|e| self.engine(e))?;
-            if slots.get(key).map_err(|e| self.engine(e))?.is_some() {
-                return Ok(false);
-            }
-            slots.insert(key, record.id.as_str()).map_err(|e| self.engine(e))?;
-            let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
-            table.insert(workflow, self.encode(state)?.as_slice()).map_err(|e| self.engine(e))?;
+    /// Fires schedule slots, each with its execution and its schedule's new state, in one
+    /// transaction: a slot that already fired is left out, with nothing of it written. Returns
+    /// whether each fired.
+    pub fn fire_slots(&self, fires: &[Fire]) -> Result<Vec<bool>, BackendError> {
+        if fires.is_empty() {
+            return Ok(Vec::new());
         }
-        self.insert_execution(&txn, record, None)?;
+        let txn = self.begin_write()?;
+        let mut outcomes = Vec::with_capacity(fires.len());
+        for fire in fires {
+            let key = (fire.workflow.as_str(), u64::try_from(fire.slot.as_millisecond()).unwrap_or(0));
+            {
+                let mut slots = txn.open_table(SCHEDULE_SLOTS).map_err(|e| self.engine(e))?;
+                if slots.get(key).map_err(|e| self.engine(e))?.is_some() {
+                    outcomes.push(false);
+                    continue;
+                }
+                slots.insert(key, fire.record.id.as_str()).map_err(|e| self.engine(e))?;
+                let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
+                table
+                    .insert(fire.workflow.as_str(), self.encode(&fire.state)?.as_slice())
+                    .map_err(|e| self.engine(e))?;
+            }
+            self.insert_execution(&txn, &fire.record, None)?;
+            outcomes.push(true);
+        }
         self.commit_execution_write(txn)?;
-        Ok(true)
+        Ok(outcomes)
     }
 
     /// Keeps an event sent in and does what it does, in one transaction: appends it as a

@@ -99,16 +99,6 @@ pub async fn prepare<B: Backend + Clone + 'static>(
     let resolved = environment::resolve(backend, &declared, &[], &overrides).await?;
     let history = backend.execution_events(&id, 0).await?;
     let replay = replay(&history);
-    // Who runs it from here is part of its history: `execution events` shows each claim.
-    let claimed = serde_json::json!({
-        "at": jiff::Timestamp::now(),
-        "event": "claimed",
-        "worker": record.lease.as_ref().map(|lease| lease.worker.as_str()),
-        "attempt": record.attempts,
-    });
-    if let Ok(raw) = serde_json::value::to_raw_value(&claimed) {
-        backend.execution_append(&id, Some(epoch), vec![raw]).await?;
-    }
     let bus = Arc::new(EventBus::new().consumed(replay.consumed.clone()));
     for signal in &replay.signals {
         bus.publish(signal.clone());
