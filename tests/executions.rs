@@ -490,7 +490,8 @@ fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
         let (ok, out, err) = run(cli(&server, &editor, &home), &["workflow", "run", "waiter", "--detach"]);
         assert!(ok, "{err}");
         let id = out.lines().last().unwrap().trim().to_owned();
-        wait_for_status(&server, &editor, &home, &id, "running");
+        // Blocked in its `listen`, it shows as waiting.
+        wait_for_status(&server, &editor, &home, &id, "waiting");
         id
     };
     let first = start_waiter();

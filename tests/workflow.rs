@@ -209,10 +209,13 @@ fn a_stored_workflow_runs_another_by_name(sandbox: &Sandbox) {
 fn running_until(sandbox: &Sandbox, child: &mut std::process::Child, target: &str, line: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let (_, listed, _) = sandbox.run(&["execution", "list", "--status", "running", "-o", "json"]);
-        let running: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
-        let running = running["items"].as_array().cloned().unwrap_or_default();
-        if let Some(id) = running.iter().find(|r| r["target"] == target).and_then(|r| r["id"].as_str()) {
+        let (_, listed, _) = sandbox.run(&["execution", "list", "-o", "json"]);
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        let running = listed["items"].as_array().cloned().unwrap_or_default();
+        // Running, or waiting in a `listen`.
+        let alive =
+            |r: &&serde_json::Value| r["target"] == target && (r["status"] == "running" || r["status"] == "waiting");
+        if let Some(id) = running.iter().find(alive).and_then(|r| r["id"].as_str()) {
             let (_, logs, _) = sandbox.run(&["execution", "logs", id]);
             if logs.contains(line) {
                 return id.to_owned();

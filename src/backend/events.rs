@@ -90,7 +90,7 @@ pub(crate) async fn publish(backend: &LocalBackend, event: Value) -> Result<Even
     let id = event.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     // Who may consume it: the executions not over whose workflow listens for such an event.
     let mut deliver = Vec::new();
-    for status in [ExecutionStatus::Pending, ExecutionStatus::Running] {
+    for status in [ExecutionStatus::Pending, ExecutionStatus::Running, ExecutionStatus::Waiting] {
         let query = ExecutionQuery { status: Some(status), ..ExecutionQuery::default() };
         for record in backend.execution_list(&query).await? {
             let listens = record

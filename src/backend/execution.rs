@@ -32,6 +32,8 @@ pub enum ExecutionStatus {
     Pending,
     /// Claimed and running (or its worker died and the lease has yet to expire).
     Running,
+    /// Running, and blocked in a `listen` until an event comes; its worker still holds it.
+    Waiting,
     /// Finished with an output.
     Completed,
     /// Finished with an error.
@@ -41,11 +43,12 @@ pub enum ExecutionStatus {
 }
 
 impl ExecutionStatus {
-    /// `pending`, `running`, `completed`, `faulted`, `cancelled`.
+    /// `pending`, `running`, `waiting`, `completed`, `faulted`, `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
+            Self::Waiting => "waiting",
             Self::Completed => "completed",
             Self::Faulted => "faulted",
             Self::Cancelled => "cancelled",
@@ -64,12 +67,13 @@ impl std::str::FromStr for ExecutionStatus {
         match text {
             "pending" | "queued" => Ok(Self::Pending),
             "running" => Ok(Self::Running),
+            "waiting" => Ok(Self::Waiting),
             "completed" | "succeeded" => Ok(Self::Completed),
             "faulted" | "failed" => Ok(Self::Faulted),
             "cancelled" | "canceled" => Ok(Self::Cancelled),
             other => Err(format!(
-                "unknown status {other:?}; statuses are pending, running, completed (succeeded), faulted (failed), \
-                 cancelled"
+                "unknown status {other:?}; statuses are pending, running, waiting, completed (succeeded), faulted \
+                 (failed), cancelled"
             )),
         }
     }

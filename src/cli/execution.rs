@@ -45,7 +45,7 @@ pub enum ExecutionCommand {
         /// Only runs of this stored workflow.
         #[arg(long)]
         workflow: Option<String>,
-        /// Only executions with this status: pending, running, completed, faulted, cancelled.
+        /// Only executions with this status: pending, running, waiting, completed, faulted, cancelled.
         #[arg(long, value_parser = |s: &str| s.parse::<ExecutionStatus>())]
         status: Option<ExecutionStatus>,
         /// Only executions started in the last DURATION (`90s`, `15m`, `2h`, `7d`) or since a

@@ -101,7 +101,7 @@ impl Metrics {
                 if record.status == ExecutionStatus::Pending {
                     *queues.entry(record.queue.as_str()).or_default() += 1;
                 }
-                if record.status == ExecutionStatus::Running
+                if matches!(record.status, ExecutionStatus::Running | ExecutionStatus::Waiting)
                     && record.lease.as_ref().is_some_and(|l| l.expires_at <= now)
                 {
                     expired += 1;

@@ -297,8 +297,19 @@ async fn watch<B: Backend>(backend: &B, id: &str, epoch: u64, lease: Duration, a
             tokio::time::sleep(FOLLOW_AGAIN).await;
         }
     };
+    // `waiting` while a `listen` blocks the run, `running` again once it goes on. Showing it is
+    // all this is for: a failed write is tried at the next change.
+    let showing = async {
+        loop {
+            bus.listening().await;
+            let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Waiting, None, None).await;
+            bus.not_listening().await;
+            let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Running, None, None).await;
+        }
+    };
     tokio::select! {
         stop = renewing => stop,
         stop = following => stop,
+        never = showing => never,
     }
 }

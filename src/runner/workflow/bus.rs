@@ -80,6 +80,12 @@ impl EventBus {
         let _ = listeners.wait_for(|count| *count > 0).await;
     }
 
+    /// Completes once no `listen` task is waiting.
+    pub async fn not_listening(&self) {
+        let mut listeners = self.listeners.subscribe();
+        let _ = listeners.wait_for(|count| *count == 0).await;
+    }
+
     /// Waits until `pick` finds what it wants among the waiting events. `pick` sees every waiting
     /// event, oldest first, removes those it consumes, and returns `Some` once it is satisfied;
     /// it runs again after each new arrival and keeps its own state between runs.
