@@ -598,3 +598,38 @@ fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
         assert!(metrics.contains(name), "{name} in {metrics}");
     }
 }
+
+#[test]
+fn a_queued_runs_secret_reaches_its_worker_and_is_stored_and_logged_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(&dir.path().join("server"), "127.0.0.1:0", &["--workers", "0"]);
+    let editor = server.token("acme", "editor", "ana");
+    let work = server.token("acme", "worker", "w");
+    let home = dir.path().join("home");
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        "document: { dsl: '1.0.0', namespace: t, name: uses-key, version: '0.1.0' }\ndo:\n  - use:\n      set:\n        key: ${ $secret.API_KEY }\n        length: ${ $secret.API_KEY | length }\n",
+    )
+    .unwrap();
+    let secret = "sk-queued-7f3a9c";
+    let (ok, out, err) = run(
+        cli(&server, &editor, &home),
+        &["workflow", "run", "-f", flow.to_str().unwrap(), "--secret", &format!("API_KEY={secret}"), "--detach"],
+    );
+    assert!(ok, "{err}");
+    let id = out.lines().last().unwrap().trim().to_owned();
+    let worker_log = dir.path().join("worker.log");
+    let mut w = worker(&server, &work, &dir.path().join("worker-home"), &worker_log, "1");
+    let record = wait_for_status(&server, &editor, &home, &id, "completed");
+    w.kill().unwrap();
+    let _ = w.wait();
+    assert_eq!(record["output"]["length"], secret.len(), "the worker had the value: {record:#}");
+    assert_eq!(record["output"]["key"], "***", "and masked it in what it recorded");
+    let (_, events, _) = run(cli(&server, &editor, &home), &["execution", "events", &id, "-o", "json"]);
+    assert!(!events.contains(secret));
+    support::assert_nowhere_in(&server.data, &[secret]);
+    support::assert_nowhere_in(&dir.path().join("worker-home"), &[secret]);
+    assert!(!std::fs::read_to_string(&worker_log).unwrap().contains(secret), "not in the worker's log");
+    assert!(!std::fs::read_to_string(&server.log).unwrap().contains(secret), "not in the server's log");
+}
