@@ -334,7 +334,7 @@ fn run_recorded(
             Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
         };
         if let Some(backend) = backend {
-            backend.execution_finish(&id, None, status, output, error).await?;
+            backend.execution_finish(&id, None, status, output, error, Vec::new()).await?;
         }
         if let Some(error) = failure {
             return Err::<_, Box<dyn std::error::Error>>(error.into());

@@ -274,7 +274,7 @@ async fn executions_are_claimed_leased_fenced_and_followed<B: Backend>(backend: 
     let first = feed.next().await.unwrap().unwrap();
     let kinds: Vec<&str> = first.events.iter().map(|(_, e)| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["claimed", "started"]);
-    backend.execution_finish(&id, None, ExecutionStatus::Cancelled, None, None).await.unwrap();
+    backend.execution_finish(&id, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await.unwrap();
     let mut last = first;
     while let Some(update) = feed.next().await {
         last = update.unwrap();

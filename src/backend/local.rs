@@ -16,7 +16,7 @@ use super::{
 };
 use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
-use crate::store::{Author, Keyring, OpenOptions, Store, WaitNotice, sealed_bytes};
+use crate::store::{Author, Finish, Keyring, OpenOptions, Store, WaitNotice, sealed_bytes};
 
 /// Whether any object in `value` has a key `org` (a reference naming an organization would).
 fn has_key_org(value: &serde_json::Value) -> bool {
@@ -300,11 +300,13 @@ impl Backend for LocalBackend {
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
+        last: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<(), BackendError> {
         let (id, actor) = (id.to_owned(), self.actor.clone());
         self.with_store(move |store| {
             let fence = fence.map(|epoch| (epoch, actor.as_str()));
-            store.finish_execution(&id, fence, status, output, error, Timestamp::now())
+            let finish = Finish { status, output: output.as_ref(), error: error.as_ref(), last: &last };
+            store.finish_execution(&id, fence, finish, Timestamp::now())
         })
         .await
     }

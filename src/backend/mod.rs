@@ -90,7 +90,8 @@ pub trait Backend: Send + Sync {
         events: Vec<Box<serde_json::value::RawValue>>,
     ) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
-    /// Sets an execution's status, with its output or error (fenced like `execution_append`).
+    /// Sets an execution's status, with its output or error (fenced like `execution_append`),
+    /// after appending `last` — the events a run ended with, so they and its end are one write.
     /// A final status releases its lease.
     fn execution_finish(
         &self,
@@ -99,6 +100,7 @@ pub trait Backend: Send + Sync {
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
+        last: Vec<Box<serde_json::value::RawValue>>,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Claims the next execution for a worker, waiting up to `request.wait` for one; `None`
@@ -267,8 +269,9 @@ impl Backend for AnyBackend {
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
+        last: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<(), BackendError> {
-        delegate!(self, b => b.execution_finish(id, fence, status, output, error))
+        delegate!(self, b => b.execution_finish(id, fence, status, output, error, last))
     }
 
     async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {

@@ -248,6 +248,7 @@ impl Backend for RemoteBackend {
         status: ExecutionStatus,
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
+        last: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<(), BackendError> {
         let request = v1::ExecutionFinishRequest {
             id: id.to_owned(),
@@ -255,6 +256,7 @@ impl Backend for RemoteBackend {
             output_json: output.as_ref().map(encode_json),
             error_json: error.as_ref().map(encode_json),
             epoch: fence,
+            last_events_json: last.iter().map(|e| e.get().as_bytes().to_vec()).collect(),
         };
         self.client.clone().execution_finish(request).await.map_err(|s| self.error(&s))?;
         Ok(())

@@ -253,8 +253,9 @@ async fn advance(
                 }
                 Overlap::CancelPrevious => {
                     if let Some(previous) = &state.last_execution {
-                        let cancelled =
-                            backend.execution_finish(previous, None, ExecutionStatus::Cancelled, None, None).await;
+                        let cancelled = backend
+                            .execution_finish(previous, None, ExecutionStatus::Cancelled, None, None, Vec::new())
+                            .await;
                         // It may have ended in between; that is what was wanted.
                         if let Err(error) = cancelled
                             && !matches!(error, BackendError::LeaseLost { .. })
@@ -354,7 +355,10 @@ mod tests {
             if overlap == "buffer-one" {
                 // The first run ends: the buffered slot runs at the next tick, once.
                 let first = &all[0].id;
-                backend.execution_finish(first, None, ExecutionStatus::Completed, None, None).await.unwrap();
+                backend
+                    .execution_finish(first, None, ExecutionStatus::Completed, None, None, Vec::new())
+                    .await
+                    .unwrap();
                 assert_eq!(scheduler.tick(&backend, at(2)).await.unwrap(), 1);
                 assert_eq!(runs(&backend).await.len(), 2);
             }

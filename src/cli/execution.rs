@@ -239,7 +239,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             if record.status.is_final() {
                 return Err(CommandError::user(format!("execution {id} is already {}", record.status.as_str())));
             }
-            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None).await?;
+            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await?;
             ctx.out(&format!("execution {id} cancelled\n"))
         }
         ExecutionCommand::Signal { id, type_, data, source, subject } => {

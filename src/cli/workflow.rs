@@ -395,7 +395,7 @@ async fn follow(
     let record = match followed {
         follow::Followed::Ended(record) => record,
         follow::Followed::Detached if cancel_on_interrupt => {
-            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None).await?;
+            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await?;
             ctx.err(&format!("execution {id} cancelled\n"))?;
             return Err(CommandError::reported(ErrorKind::Failed));
         }

@@ -489,7 +489,11 @@ impl v1::backend_service_server::BackendService for Service {
             let status: ExecutionStatus = body.status.parse().map_err(|e: String| Status::invalid_argument(e))?;
             let output = body.output_json.as_deref().map(proto::decode_json).transpose()?;
             let error = body.error_json.as_deref().map(proto::decode_json).transpose()?;
-            backend.execution_finish(&body.id, body.epoch, status, output, error).await.map_err(|e| failed(&e))?;
+            let last = body.last_events_json.iter().map(|e| proto::decode_json(e)).collect::<Result<Vec<_>, _>>()?;
+            backend
+                .execution_finish(&body.id, body.epoch, status, output, error, last)
+                .await
+                .map_err(|e| failed(&e))?;
             Ok(v1::ExecutionFinishResponse {})
         })
         .await

@@ -20,6 +20,27 @@ use super::tables::{
 };
 use crate::backend::{BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease, WorkerInfo};
 
+/// How an execution stands after a finish: its status, its output or error, and the events its
+/// run ended with (appended in the same transaction).
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    /// The new status.
+    pub status: ExecutionStatus,
+    /// Its output, once completed.
+    pub output: Option<&'a serde_json::Value>,
+    /// Its error, once faulted.
+    pub error: Option<&'a serde_json::Value>,
+    /// The run's last events.
+    pub last: &'a [Box<serde_json::value::RawValue>],
+}
+
+impl Finish<'_> {
+    /// Just a status.
+    pub fn status(status: ExecutionStatus) -> Self {
+        Self { status, output: None, error: None, last: &[] }
+    }
+}
+
 /// A write's fence: the lease epoch it is made under, and the token that claimed the lease.
 pub type Fence<'a> = (u64, &'a str);
 
@@ -268,19 +289,22 @@ impl Store {
         Ok(last)
     }
 
-    /// Sets an execution's status with its output or error; a final status releases its lease,
+    /// Sets an execution's status with its output or error, after appending `last` in the same
+    /// transaction; a final status releases its lease,
     /// takes it out of its queue and deletes its run secrets. With `fence`, only while that
     /// lease epoch holds the execution.
     pub fn finish_execution(
         &self,
         id: &str,
         fence: Option<Fence<'_>>,
-        status: ExecutionStatus,
-        output: Option<serde_json::Value>,
-        error: Option<serde_json::Value>,
+        finish: Finish<'_>,
         now: Timestamp,
     ) -> Result<(), BackendError> {
+        let Finish { status, output, error, last } = finish;
         let txn = self.begin_write()?;
+        if !last.is_empty() {
+            self.append_in(&txn, id, fence, last)?;
+        }
         {
             let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
             let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
@@ -300,8 +324,8 @@ impl Store {
                 secrets.remove(id).map_err(|e| self.engine(e))?;
             }
             record.status = status;
-            record.output = output;
-            record.error = error;
+            record.output = output.cloned();
+            record.error = error.cloned();
             record.finished_at = status.is_final().then_some(now);
             table.insert(id, self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
         }
@@ -487,7 +511,14 @@ mod tests {
         let after_one: Vec<u64> = store.events("e1", 1).unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(after_one, [2, 3]);
         let done = Some(serde_json::json!("done"));
-        store.finish_execution("e1", None, ExecutionStatus::Completed, done, None, Timestamp::UNIX_EPOCH).unwrap();
+        store
+            .finish_execution(
+                "e1",
+                None,
+                Finish { output: done.as_ref(), ..Finish::status(ExecutionStatus::Completed) },
+                Timestamp::UNIX_EPOCH,
+            )
+            .unwrap();
         let stored = store.execution("e1").unwrap().unwrap();
         assert_eq!((stored.status, stored.output), (ExecutionStatus::Completed, Some(serde_json::json!("done"))));
         let query = ExecutionQuery { status: Some(ExecutionStatus::Running), ..ExecutionQuery::default() };
@@ -525,12 +556,12 @@ mod tests {
         for late in [
             store.append_events("first", Some((1, "tok-a")), std::slice::from_ref(&raw)).map(|_| ()),
             store.renew_lease("first", (1, "tok-a"), Duration::from_secs(30), later).map(|_| ()),
-            store.finish_execution("first", Some((1, "tok-a")), ExecutionStatus::Completed, None, None, later),
+            store.finish_execution("first", Some((1, "tok-a")), Finish::status(ExecutionStatus::Completed), later),
         ] {
             assert!(matches!(late, Err(BackendError::LeaseLost { .. })), "{late:?}");
         }
         store.append_events("first", Some((2, "tok-c")), std::slice::from_ref(&raw)).unwrap();
-        store.finish_execution("first", Some((2, "tok-c")), ExecutionStatus::Completed, None, None, later).unwrap();
+        store.finish_execution("first", Some((2, "tok-c")), Finish::status(ExecutionStatus::Completed), later).unwrap();
         assert!(store.execution("first").unwrap().unwrap().lease.is_none(), "a final status releases the lease");
         let events = store.events("first", 0).unwrap();
         let claims = events.iter().filter(|(_, e)| e["event"] == "claimed").count();
@@ -544,12 +575,12 @@ mod tests {
         for id in ["a", "b"] {
             store.create_execution(&record(id, ExecutionStatus::Pending), Some(b"sealed")).unwrap();
         }
-        store.finish_execution("a", None, ExecutionStatus::Cancelled, None, None, Timestamp::now()).unwrap();
+        store.finish_execution("a", None, Finish::status(ExecutionStatus::Cancelled), Timestamp::now()).unwrap();
         let (b, sealed) = store.claim_execution(&claim(Some("b"), "cli"), "ana", Timestamp::now()).unwrap().unwrap();
         assert_eq!((b.id.as_str(), sealed.as_deref()), ("b", Some(&b"sealed"[..])));
         assert!(store.claim_execution(&claim(None, "w"), "tok", Timestamp::now()).unwrap().is_none());
         store
-            .finish_execution("b", Some((1, "ana")), ExecutionStatus::Completed, None, None, Timestamp::now())
+            .finish_execution("b", Some((1, "ana")), Finish::status(ExecutionStatus::Completed), Timestamp::now())
             .unwrap();
         let txn = store.begin_read().unwrap();
         assert!(txn.open_table(EXECUTION_SECRETS).unwrap().get("b").unwrap().is_none(), "run secrets end with the run");

@@ -14,7 +14,7 @@ mod schedules;
 mod secrets;
 mod tables;
 
-pub use executions::{Claimed, Fence};
+pub use executions::{Claimed, Fence, Finish};
 pub use schedules::Fire;
 pub use secrets::{Author, Keyring, SealedSecret, sealed_bytes};
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::backend::{Backend, BackendError, Claim, Definition, ExecutionStatus};
 use crate::model::dsl;
@@ -182,16 +183,23 @@ pub async fn run<B: Backend, O: Observer + Send>(
         drop(tee);
         ended
     };
-    let (ended, mut recorded) = tokio::join!(running, recording);
+    let (ended, (mut recorded, last)) = tokio::join!(running, recording);
     let finish = match &ended {
         Ended::Ran(Ok(value)) => Some((ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None)),
         Ended::Ran(Err(error)) => Some((ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value())))),
         Ended::Interrupted => Some((ExecutionStatus::Cancelled, None, None)),
         Ended::Cancelled | Ended::LeaseLost(_) => None,
     };
-    if let Some((status, output, error)) = finish
-        && let Err(error) = backend.execution_finish(&id, Some(epoch), status, output, error).await
-    {
+    let Some((status, output, error)) = finish else {
+        // Ended elsewhere: what the run still had to say is refused if the lease is gone.
+        if !last.is_empty()
+            && let Err(error) = backend.execution_append(&id, Some(epoch), last).await
+        {
+            recorded = recorded.and(Err(error));
+        }
+        return Outcome { ended, recorded };
+    };
+    if let Err(error) = backend.execution_finish(&id, Some(epoch), status, output, error, last).await {
         if let BackendError::LeaseLost { reason, .. } = &error {
             return Outcome { ended: Ended::LeaseLost(reason.clone()), recorded };
         }
@@ -210,7 +218,16 @@ pub async fn fault<B: Backend>(backend: &B, claim: &Claim, why: &PrepareError) -
         "status": 400,
         "title": why.to_string(),
     });
-    backend.execution_finish(&claim.record.id, Some(claim.epoch()), ExecutionStatus::Faulted, None, Some(error)).await
+    backend
+        .execution_finish(
+            &claim.record.id,
+            Some(claim.epoch()),
+            ExecutionStatus::Faulted,
+            None,
+            Some(error),
+            Vec::new(),
+        )
+        .await
 }
 
 /// The run's observer: every transition to the history and to the caller's observer.
@@ -226,23 +243,30 @@ impl<O: Observer> Observer for Tee<'_, O> {
     }
 }
 
-/// Appends every batch under the lease's epoch until the sink is gone; after a failure the rest
-/// is drained (so the run never waits on a full channel) and the first error returned.
+/// Appends every batch under the lease's epoch while the run goes; the batch taken once the run
+/// is over is returned instead, to go with the finish in one write. After a failure the rest is
+/// drained (so the run never waits on a full channel) and the first error returned.
 async fn append_all<B: Backend>(
     backend: &B,
     id: &str,
     epoch: u64,
     mut batches: record::EventBatches,
-) -> Result<(), BackendError> {
+) -> (Result<(), BackendError>, Vec<Box<RawValue>>) {
     let mut failure = None;
     while let Some(batch) = batches.next_batch().await {
+        if batches.drained() {
+            return match failure {
+                None => (Ok(()), batch),
+                Some(error) => (Err(error), Vec::new()),
+            };
+        }
         if failure.is_none()
             && let Err(error) = backend.execution_append(id, Some(epoch), batch).await
         {
             failure = Some(error);
         }
     }
-    failure.map_or(Ok(()), Err)
+    (failure.map_or(Ok(()), Err), Vec::new())
 }
 
 /// How long the watch waits before following again after the feed broke.
@@ -302,9 +326,9 @@ async fn watch<B: Backend>(backend: &B, id: &str, epoch: u64, lease: Duration, a
     let showing = async {
         loop {
             bus.listening().await;
-            let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Waiting, None, None).await;
+            let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Waiting, None, None, Vec::new()).await;
             bus.not_listening().await;
-            let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Running, None, None).await;
+            let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Running, None, None, Vec::new()).await;
         }
     };
     tokio::select! {

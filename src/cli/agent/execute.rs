@@ -131,7 +131,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     let stored_output = answer.map(|a| redactor.redact_json(json!({ "answer": a.text, "session": session_name })));
     let stored_error = error
         .map(|e| redactor.redact_json(json!({ "title": "Agent Error", "detail": e.to_string(), "hint": e.hint() })));
-    backend.execution_finish(&id, None, status, stored_output, stored_error).await?;
+    backend.execution_finish(&id, None, status, stored_output, stored_error, Vec::new()).await?;
     if let Err(error) = recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))

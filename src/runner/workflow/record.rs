@@ -62,6 +62,11 @@ impl EventBatches {
         Some(batch)
     }
 
+    /// Whether the sink is gone and everything it sent was taken: no batch will come again.
+    pub fn drained(&self) -> bool {
+        self.0.is_closed() && self.0.is_empty()
+    }
+
     /// Appends every batch to execution `id` until the sink is gone. After a failed append the
     /// rest is still drained (so the run never waits on a full channel) and the first error is
     /// returned.
