@@ -122,21 +122,4 @@ impl Store {
         self.commit_execution_write(txn)?;
         Ok(true)
     }
-
-    /// How many slots of `workflow` fired.
-    pub fn fired_slots(&self, workflow: &str) -> Result<Vec<(Timestamp, String)>, BackendError> {
-        let txn = self.begin_read()?;
-        let table = match txn.open_table(SCHEDULE_SLOTS) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(error) => return Err(self.engine(error)),
-        };
-        let mut fired = Vec::new();
-        for entry in table.range((workflow, 0)..=(workflow, u64::MAX)).map_err(|e| self.engine(e))? {
-            let (key, value) = entry.map_err(|e| self.engine(e))?;
-            let at = Timestamp::from_millisecond(i64::try_from(key.value().1).unwrap_or(0)).unwrap_or_default();
-            fired.push((at, value.value().to_owned()));
-        }
-        Ok(fired)
-    }
 }
