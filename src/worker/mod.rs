@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::backend::{Backend, BackendError, Claim, Definition, ExecutionStatus};
 use crate::model::dsl;
@@ -169,7 +168,7 @@ pub async fn run<B: Backend, O: Observer + Send>(
     let Prepared { id, epoch, lease, workflow, input, options, redactor, replay, bus } = prepared;
     let (sink, batches) = record::channel(redactor.clone());
     let mut tee = Tee { sink, observer };
-    let recording = append_all(backend, &id, epoch, batches);
+    let recording = batches.append_to(backend, &id, Some(epoch));
     let running = async {
         let ended = tokio::select! {
             result = interpreter::run(&workflow, input, &options, &mut tee) => Ended::Ran(result),
@@ -241,32 +240,6 @@ impl<O: Observer> Observer for Tee<'_, O> {
         self.sink.send(&event);
         self.observer.observe(event);
     }
-}
-
-/// Appends every batch under the lease's epoch while the run goes; the batch taken once the run
-/// is over is returned instead, to go with the finish in one write. After a failure the rest is
-/// drained (so the run never waits on a full channel) and the first error returned.
-async fn append_all<B: Backend>(
-    backend: &B,
-    id: &str,
-    epoch: u64,
-    mut batches: record::EventBatches,
-) -> (Result<(), BackendError>, Vec<Box<RawValue>>) {
-    let mut failure = None;
-    while let Some(batch) = batches.next_batch().await {
-        if batches.drained() {
-            return match failure {
-                None => (Ok(()), batch),
-                Some(error) => (Err(error), Vec::new()),
-            };
-        }
-        if failure.is_none()
-            && let Err(error) = backend.execution_append(id, Some(epoch), batch).await
-        {
-            failure = Some(error);
-        }
-    }
-    (failure.map_or(Ok(()), Err), Vec::new())
 }
 
 /// How long the watch waits before following again after the feed broke.

@@ -110,7 +110,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     };
     let started = Instant::now();
     let limits = Limits { max_steps: args.max_steps };
-    let recording = batches.append_to(&backend, &id);
+    let recording = batches.append_to(&backend, &id, None);
     let running = async {
         // Owned here, so its sink is dropped when the run ends and the recorder can finish.
         let mut observer = observer;
@@ -120,7 +120,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
         };
         (result, observer.steps, observer.at_line_start)
     };
-    let ((result, steps, at_line_start), recorded) = tokio::join!(running, recording);
+    let ((result, steps, at_line_start), (recorded, last)) = tokio::join!(running, recording);
     let model = agent.settings.model.clone();
     launched.stop().await;
     let (status, answer, error) = match &result {
@@ -131,7 +131,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     let stored_output = answer.map(|a| redactor.redact_json(json!({ "answer": a.text, "session": session_name })));
     let stored_error = error
         .map(|e| redactor.redact_json(json!({ "title": "Agent Error", "detail": e.to_string(), "hint": e.hint() })));
-    backend.execution_finish(&id, None, status, stored_output, stored_error, Vec::new()).await?;
+    backend.execution_finish(&id, None, status, stored_output, stored_error, last).await?;
     if let Err(error) = recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))

@@ -62,26 +62,32 @@ impl EventBatches {
         Some(batch)
     }
 
-    /// Whether the sink is gone and everything it sent was taken: no batch will come again.
-    pub fn drained(&self) -> bool {
-        self.0.is_closed() && self.0.is_empty()
-    }
-
-    /// Appends every batch to execution `id` until the sink is gone. After a failed append the
-    /// rest is still drained (so the run never waits on a full channel) and the first error is
-    /// returned.
-    ///
-    /// # Errors
-    /// The first append that failed.
-    pub async fn append_to<B: Backend>(mut self, backend: &B, id: &str) -> Result<(), BackendError> {
+    /// Appends every batch to execution `id` (under the lease epoch `fence`) while the sink
+    /// lives; the batch taken once it is gone is returned instead, for the caller to hand to
+    /// `execution_finish` so the last events and the end are one write. After a failed append
+    /// the rest is still drained (so the run never waits on a full channel) and the first error
+    /// is returned, with nothing left over.
+    pub async fn append_to<B: Backend>(
+        mut self,
+        backend: &B,
+        id: &str,
+        fence: Option<u64>,
+    ) -> (Result<(), BackendError>, Vec<Box<RawValue>>) {
         let mut failure = None;
         while let Some(batch) = self.next_batch().await {
+            // The sink is gone and this was all it had left: no batch comes after it.
+            if self.0.is_closed() && self.0.is_empty() {
+                return match failure {
+                    None => (Ok(()), batch),
+                    Some(error) => (Err(error), Vec::new()),
+                };
+            }
             if failure.is_none()
-                && let Err(error) = backend.execution_append(id, None, batch).await
+                && let Err(error) = backend.execution_append(id, fence, batch).await
             {
                 failure = Some(error);
             }
         }
-        failure.map_or(Ok(()), Err)
+        (failure.map_or(Ok(()), Err), Vec::new())
     }
 }
