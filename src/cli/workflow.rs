@@ -335,39 +335,17 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
     }
-    let took = started.elapsed();
-    let ended = outcome.ended;
-    match run.output {
-        RunOutput::Json => {
-            let (status, output, error) = match &ended {
-                Ended::Ran(Ok(output)) => ("completed", Some(output.clone()), None),
-                Ended::Ran(Err(error)) => ("faulted", None, Some(error.clone())),
-                Ended::Cancelled | Ended::Interrupted | Ended::LeaseLost(_) => ("cancelled", None, None),
-            };
-            let report = JsonRun { id: &id, status, output, error, tasks: observer.tasks };
-            ctx.out(&redactor.redact(&common::json(&report)?))?;
+    let (status, output, error, stopped) = match outcome.ended {
+        Ended::Ran(Ok(output)) => (ExecutionStatus::Completed, Some(output), None, None),
+        Ended::Ran(Err(error)) => (ExecutionStatus::Faulted, None, Some(error), None),
+        Ended::Interrupted => (ExecutionStatus::Cancelled, None, None, Some("interrupted".to_owned())),
+        Ended::Cancelled => {
+            (ExecutionStatus::Cancelled, None, None, Some("cancelled with `stigmer execution cancel`".to_owned()))
         }
-        RunOutput::Text => {
-            let style = Style::new(ctx.settings.color_stdout);
-            let stopped = |why: &str| {
-                format!("{} (execution {id}): {why}\n", style.warning(&format!("cancelled after {took:.2?}")))
-            };
-            let text = match &ended {
-                Ended::Ran(Ok(output)) => {
-                    let text = serde_json::to_string_pretty(output).unwrap_or_default();
-                    format!("{} (execution {id})\n{text}\n", style.good(&format!("completed in {took:.2?}")))
-                }
-                Ended::Ran(Err(error)) => {
-                    format!("{} (execution {id}): {error}\n", style.error(&format!("faulted after {took:.2?}")))
-                }
-                Ended::Interrupted => stopped("interrupted"),
-                Ended::Cancelled => stopped("cancelled with `stigmer execution cancel`"),
-                Ended::LeaseLost(reason) => stopped(&format!("taken over: {reason}")),
-            };
-            ctx.out(&redactor.redact(&text))?;
-        }
-    }
-    if matches!(ended, Ended::Ran(Ok(_))) { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
+        Ended::LeaseLost(reason) => (ExecutionStatus::Cancelled, None, None, Some(format!("taken over: {reason}"))),
+    };
+    let ending = Ending { id: &id, status, output, error, stopped, tasks: observer.tasks, took: started.elapsed() };
+    report(ctx, run.output, ending, &redactor)
 }
 
 /// Follows a run started on a server: its task transitions as they happen (as a run here shows
@@ -381,7 +359,6 @@ async fn follow(
     cancel_on_interrupt: bool,
 ) -> Result<(), CommandError> {
     let started = Instant::now();
-    // What the server sends was redacted by the worker.
     let mut progress = Progress::new(ctx, output, Redactor::default());
     let followed = follow::events(backend, id, 0, |events| {
         for (_, event) in events {
@@ -406,40 +383,74 @@ async fn follow(
             return Err(CommandError::reported(ErrorKind::Failed));
         }
     };
-    let took = started.elapsed();
-    let error: Option<WorkflowError> = record.error.clone().and_then(|e| serde_json::from_value(e).ok());
-    match output {
+    let ending = Ending {
+        id,
+        status: record.status,
+        output: record.output.clone(),
+        error: record.error.clone().and_then(|e| serde_json::from_value(e).ok()),
+        stopped: None,
+        tasks: progress.into_tasks(),
+        took: started.elapsed(),
+    };
+    // What the server sends was redacted by the worker.
+    report(ctx, output, ending, &Redactor::default())
+}
+
+/// How a run ended, here or on a server's worker.
+struct Ending<'a> {
+    id: &'a str,
+    status: ExecutionStatus,
+    output: Option<Value>,
+    error: Option<WorkflowError>,
+    /// Why it was cancelled, when that is known.
+    stopped: Option<String>,
+    tasks: Vec<JsonTask>,
+    took: std::time::Duration,
+}
+
+/// Prints how a run ended (its output, its error, or why it stopped) and gives its exit code:
+/// 0 when it completed, 1 otherwise.
+fn report(
+    ctx: &CommandContext,
+    format: RunOutput,
+    ending: Ending<'_>,
+    redactor: &Redactor,
+) -> Result<(), CommandError> {
+    let Ending { id, status, output, error, stopped, tasks, took } = ending;
+    match format {
         RunOutput::Json => {
-            let report = JsonRun {
-                id,
-                status: record.status.as_str(),
-                output: record.output.clone(),
-                error,
-                tasks: progress.into_tasks(),
-            };
-            ctx.out(&common::json(&report)?)?;
+            let report = JsonRun { id, status: status.as_str(), output, error, tasks };
+            ctx.out(&redactor.redact(&common::json(&report)?))?;
         }
         RunOutput::Text => {
             let style = Style::new(ctx.settings.color_stdout);
-            let text = match (record.status, error) {
+            let text = match (status, &error) {
                 (ExecutionStatus::Completed, _) => {
-                    let text = serde_json::to_string_pretty(record.output.as_ref().unwrap_or(&Value::Null))
-                        .unwrap_or_default();
+                    let text =
+                        serde_json::to_string_pretty(output.as_ref().unwrap_or(&Value::Null)).unwrap_or_default();
                     format!("{} (execution {id})\n{text}\n", style.good(&format!("completed in {took:.2?}")))
                 }
-                (ExecutionStatus::Faulted, error) => format!(
-                    "{} (execution {id}): {}\n",
-                    style.error(&format!("faulted after {took:.2?}")),
-                    error.map_or_else(|| "no error recorded".to_owned(), |e| e.to_string())
-                ),
+                (ExecutionStatus::Faulted, Some(error)) => {
+                    format!("{} (execution {id}): {error}\n", style.error(&format!("faulted after {took:.2?}")))
+                }
+                (ExecutionStatus::Faulted, None) => {
+                    format!(
+                        "{} (execution {id}): no error recorded\n",
+                        style.error(&format!("faulted after {took:.2?}"))
+                    )
+                }
                 (status, _) => {
-                    format!("{} (execution {id})\n", style.warning(&format!("{} after {took:.2?}", status.as_str())))
+                    let why = stopped.map(|why| format!(": {why}")).unwrap_or_default();
+                    format!(
+                        "{} (execution {id}){why}\n",
+                        style.warning(&format!("{} after {took:.2?}", status.as_str()))
+                    )
                 }
             };
-            ctx.out(&text)?;
+            ctx.out(&redactor.redact(&text))?;
         }
     }
-    if record.status == ExecutionStatus::Completed { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
+    if status == ExecutionStatus::Completed { Ok(()) } else { Err(CommandError::reported(ErrorKind::Failed)) }
 }
 
 /// A Workflow manifest (checked like `validate`, with `file:line:col`) or a bare DSL document.
@@ -671,11 +682,11 @@ fn event_type(event: &Value) -> &str {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsonRun<'a> {
-    pub id: &'a str,
-    pub status: &'static str,
-    pub output: Option<Value>,
-    pub error: Option<WorkflowError>,
-    pub tasks: Vec<JsonTask>,
+    id: &'a str,
+    status: &'static str,
+    output: Option<Value>,
+    error: Option<WorkflowError>,
+    tasks: Vec<JsonTask>,
 }
 
 impl Progress<'_> {
