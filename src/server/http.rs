@@ -67,7 +67,7 @@ async fn events(
         Err(reason) => return refused(StatusCode::BAD_REQUEST, &reason),
     };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match service.publish_http(authorization, Some(peer), event).await {
+    match service.publish_http(authorization, peer, &event).await {
         Ok(receipt) => answer(StatusCode::ACCEPTED, &serde_json::to_value(&receipt).unwrap_or(Value::Null)),
         Err(status) => {
             let code = match status.code() {

@@ -179,18 +179,6 @@ impl Service {
         }
         let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let org = metadata.get(ORG_HEADER).and_then(|v| v.to_str().ok());
-        self.check_token(authorization, org, request.remote_addr(), access)
-    }
-
-    /// Checks a bearer token (the `authorization` header's value) for `access`, in `org` when
-    /// the caller names one: the gRPC calls' check, and the HTTP endpoints'.
-    fn check_token(
-        &self,
-        authorization: Option<&str>,
-        org: Option<&str>,
-        address: Option<SocketAddr>,
-        access: Access,
-    ) -> Result<Caller, Status> {
         let token = self.tokens.verify(authorization, Timestamp::now()).map_err(|refusal| match refusal {
             Refusal::Unavailable => Status::unavailable(refusal.to_string()),
             other => error_to_status(&BackendError::Unauthenticated(other.to_string())),
@@ -204,34 +192,29 @@ impl Service {
             let article = if matches!(token.role, Role::Viewer | Role::Worker) { "a" } else { "an" };
             return Err(denied(&format!("{article} {} token cannot {}", token.role.as_str(), access.needs())));
         }
-        Ok(Caller { token, address })
+        Ok(Caller { token, address: request.remote_addr() })
     }
 
-    /// Takes in an event sent over HTTP (`POST /v1/events`), with the same token check and org
-    /// store as the gRPC call, logged the same way.
+    /// Takes in an event sent over HTTP (`POST /v1/events`) as the gRPC call it is: the same
+    /// token check, org store, log line and metrics.
     ///
     /// # Errors
     /// The token is refused, the event is not a CloudEvent, or the store failed.
     pub async fn publish_http(
         &self,
         authorization: Option<&str>,
-        address: Option<SocketAddr>,
-        event: serde_json::Value,
+        address: SocketAddr,
+        event: &serde_json::Value,
     ) -> Result<crate::backend::EventReceipt, Status> {
-        let started = Instant::now();
-        let caller = self.check_token(authorization, None, address, Access::Events)?;
-        let backend = self.backend(&caller).await?;
-        let result = backend.event_publish(event).await.map_err(|e| failed(&e));
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.metrics.rpc("POST /v1/events", started.elapsed());
-        let (org, actor) = (caller.token.org.as_str(), caller.token.name.as_str());
-        match &result {
-            Ok(_) => tracing::info!(method = "POST /v1/events", org, actor, micros, "ok"),
-            Err(status) => {
-                tracing::warn!(method = "POST /v1/events", org, actor, micros, message = status.message(), "refused");
-            }
+        use v1::backend_service_server::BackendService as _;
+        let mut request = Request::new(v1::EventPublishRequest { event_json: proto::encode_json(event) });
+        if let Some(value) = authorization.and_then(|a| a.parse().ok()) {
+            request.metadata_mut().insert("authorization", value);
         }
-        result
+        let peer = tonic::transport::server::TcpConnectInfo { local_addr: None, remote_addr: Some(address) };
+        request.extensions_mut().insert(peer);
+        let response = self.event_publish(request).await?;
+        proto::decode_json(&response.into_inner().receipt_json).map_err(|e| Status::internal(e.to_string()))
     }
 
     /// The server's counters, for `/metrics`.
