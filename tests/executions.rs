@@ -12,12 +12,12 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Server, stigmer_bin};
+use support::{Server, output, stigmer_bin};
 
 /// Every request an HTTP server got, by path, with when it arrived.
 #[derive(Clone, Default)]
@@ -68,45 +68,14 @@ impl Effects {
     }
 }
 
-/// `stigmer` against the server with `token`.
-fn cli(server: &Server, token: &str, home: &Path) -> Command {
-    let mut command = Command::new(stigmer_bin());
-    command
-        .env("NO_COLOR", "1")
-        .env("STIGMER_HOME", home)
-        .env("STIGMER_ENDPOINT", &server.endpoint)
-        .env("STIGMER_TOKEN", token);
-    command
-}
-
-fn run(mut command: Command, args: &[&str]) -> (bool, String, String) {
-    let output = command.args(args).output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// A `stigmer worker` process serving `server` with a worker token, logging to `log`.
-fn worker(server: &Server, token: &str, home: &Path, log: &Path, concurrency: &str) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    cli(server, token, home)
-        .args(["worker", "--endpoint", &server.endpoint, "--concurrency", concurrency, "--lease", "2s"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 fn executions(server: &Server, token: &str, home: &Path) -> Vec<Value> {
-    let (ok, out, err) = run(cli(server, token, home), &["execution", "list", "-o", "json"]);
+    let (ok, out, err) = output(server.cli(token, home), &["execution", "list", "-o", "json"]);
     assert!(ok, "{err}");
     serde_json::from_str::<Value>(&out).unwrap()["items"].as_array().cloned().unwrap_or_default()
 }
 
 fn history(server: &Server, token: &str, home: &Path, id: &str) -> Vec<Value> {
-    let (ok, out, err) = run(cli(server, token, home), &["execution", "events", id, "-o", "json"]);
+    let (ok, out, err) = output(server.cli(token, home), &["execution", "events", id, "-o", "json"]);
     assert!(ok, "{err}");
     serde_json::from_str::<Value>(&out).unwrap()["items"].as_array().cloned().unwrap_or_default()
 }
@@ -153,11 +122,11 @@ fn fifty_runs_survive_a_worker_killed_mid_run_and_no_completed_task_runs_twice()
     )
     .unwrap();
 
-    let mut a = worker(&server, &work, &home, &dir.path().join("a.log"), "10");
-    let mut b = worker(&server, &work, &home, &dir.path().join("b.log"), "10");
+    let mut a = server.worker(&work, &home, &dir.path().join("a.log"), &["--concurrency", "10"]);
+    let mut b = server.worker(&work, &home, &dir.path().join("b.log"), &["--concurrency", "10"]);
     for _ in 0..50 {
         let (ok, _, err) =
-            run(cli(&server, &editor, &home), &["workflow", "run", "-f", flow.to_str().unwrap(), "--detach"]);
+            output(server.cli(&editor, &home), &["workflow", "run", "-f", flow.to_str().unwrap(), "--detach"]);
         assert!(ok, "{err}");
     }
     // Each run takes over 2 s, 20 at a time: a is in the middle of several when it dies.
@@ -220,7 +189,7 @@ fn a_cancel_reaches_the_worker_within_a_second() {
     )
     .unwrap();
     let (ok, out, err) =
-        run(cli(&server, &editor, &home), &["workflow", "run", "-f", flow.to_str().unwrap(), "--detach"]);
+        output(server.cli(&editor, &home), &["workflow", "run", "-f", flow.to_str().unwrap(), "--detach"]);
     assert!(ok, "{err}");
     let id = out.lines().last().unwrap().trim().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -228,7 +197,7 @@ fn a_cancel_reaches_the_worker_within_a_second() {
         assert!(Instant::now() < deadline, "the server's worker never ran it");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (ok, _, err) = run(cli(&server, &editor, &home), &["execution", "cancel", &id]);
+    let (ok, _, err) = output(server.cli(&editor, &home), &["execution", "cancel", &id]);
     assert!(ok, "{err}");
     let cancelled = jiff::Timestamp::now();
     std::thread::sleep(Duration::from_millis(2500));
@@ -262,24 +231,24 @@ fn a_worker_token_runs_executions_and_nothing_else() {
         vec!["secret", "list"],
         vec!["workflow", "run", "hello"],
     ] {
-        let (ok, _, err) = run(cli(&server, &work, &home), &args);
+        let (ok, _, err) = output(server.cli(&work, &home), &args);
         assert!(!ok && err.contains("permission denied"), "{args:?} with a worker token: {err}");
     }
     // What it may do: run what an editor queued.
-    let (ok, _, err) = run(cli(&server, &editor, &home), &["apply", "-f", project.to_str().unwrap()]);
+    let (ok, _, err) = output(server.cli(&editor, &home), &["apply", "-f", project.to_str().unwrap()]);
     assert!(ok, "{err}");
-    let (ok, out, err) = run(cli(&server, &editor, &home), &["workflow", "run", "hello", "--detach"]);
+    let (ok, out, err) = output(server.cli(&editor, &home), &["workflow", "run", "hello", "--detach"]);
     assert!(ok, "{err}");
     let id = out.lines().last().unwrap().trim().to_owned();
-    let (ok, _, err) = run(cli(&server, &work, &home), &["execution", "signal", &id, "--type", "t"]);
+    let (ok, _, err) = output(server.cli(&work, &home), &["execution", "signal", &id, "--type", "t"]);
     assert!(!ok && err.contains("permission denied"), "a worker writes only under a lease it holds: {err}");
-    let mut w = worker(&server, &work, &home, &dir.path().join("w.log"), "1");
-    let (ok, out, err) = run(cli(&server, &editor, &home), &["execution", "logs", "-f", &id]);
+    let mut w = server.worker(&work, &home, &dir.path().join("w.log"), &["--concurrency", "1"]);
+    let (ok, out, err) = output(server.cli(&editor, &home), &["execution", "logs", "-f", &id]);
     w.kill().unwrap();
     let _ = w.wait();
     assert!(ok, "{err}");
     assert!(out.contains("claimed") && err.contains("completed"), "{out}{err}");
-    let (ok, out, err) = run(cli(&server, &editor, &home), &["worker", "list"]);
+    let (ok, out, err) = output(server.cli(&editor, &home), &["worker", "list"]);
     assert!(ok && out.contains(&stigmer::worker::pool::host()), "{out}{err}");
 }
 
@@ -290,13 +259,13 @@ fn a_revoked_worker_token_stops_the_worker_with_why() {
     let work = server.token("acme", "worker", "w");
     let home = dir.path().join("home");
     let viewer = server.token("acme", "viewer", "v");
-    let mut refused = worker(&server, &viewer, &home, &dir.path().join("v.log"), "1");
+    let mut refused = server.worker(&viewer, &home, &dir.path().join("v.log"), &["--concurrency", "1"]);
     let status = wait_exit(&mut refused, Duration::from_secs(10));
     assert!(!status.success());
     let log = std::fs::read_to_string(dir.path().join("v.log")).unwrap();
     assert!(log.contains("viewer token cannot run executions") && log.contains("--role worker"), "{log}");
 
-    let mut w = worker(&server, &work, &home, &dir.path().join("w.log"), "1");
+    let mut w = server.worker(&work, &home, &dir.path().join("w.log"), &["--concurrency", "1"]);
     std::thread::sleep(Duration::from_millis(500));
     let id = support::token_id(&server.data, "w");
     let output = Command::new(stigmer_bin())
@@ -356,12 +325,12 @@ fn every_second_over_a_server_restart_fires_each_slot_once_and_catches_up_as_tol
         flow("catch-up", "  schedulePolicy:\n    catchUp: all\n    overlap: allow\n"),
     )
     .unwrap();
-    let (ok, _, err) = run(cli(&server, &admin, &home), &["apply", "-f", project.to_str().unwrap()]);
+    let (ok, _, err) = output(server.cli(&admin, &home), &["apply", "-f", project.to_str().unwrap()]);
     assert!(ok, "{err}");
     std::thread::sleep(Duration::from_millis(3500));
-    let (ok, list, err) = run(cli(&server, &admin, &home), &["schedule", "list"]);
+    let (ok, list, err) = output(server.cli(&admin, &home), &["schedule", "list"]);
     assert!(ok && list.contains("skip-missed") && list.contains("every PT1S"), "{list}{err}");
-    let (ok, table, err) = run(cli(&server, &admin, &home), &["get", "workflows"]);
+    let (ok, table, err) = output(server.cli(&admin, &home), &["get", "workflows"]);
     let row = table.lines().find(|l| l.starts_with("catch-up")).unwrap_or_default();
     assert!(
         ok && table.contains("NEXT FIRE") && row.contains(&jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()),
@@ -393,7 +362,7 @@ fn every_second_over_a_server_restart_fires_each_slot_once_and_catches_up_as_tol
     assert!(missed(&slots_of(&fired, "catch-up")) >= 2, "catchUp all: the missed slots are run after the restart");
 
     // Pausing survives a restart.
-    let (ok, _, err) = run(cli(&server, &admin, &home), &["schedule", "pause", "skip-missed"]);
+    let (ok, _, err) = output(server.cli(&admin, &home), &["schedule", "pause", "skip-missed"]);
     assert!(ok, "{err}");
     let server = {
         assert!(server.stop().success());
@@ -402,7 +371,7 @@ fn every_second_over_a_server_restart_fires_each_slot_once_and_catches_up_as_tol
     let before = slots_of(&executions(&server, &admin, &home), "skip-missed").len();
     std::thread::sleep(Duration::from_millis(2200));
     assert_eq!(slots_of(&executions(&server, &admin, &home), "skip-missed").len(), before, "paused stays paused");
-    let (ok, list, _) = run(cli(&server, &admin, &home), &["schedule", "list"]);
+    let (ok, list, _) = output(server.cli(&admin, &home), &["schedule", "list"]);
     assert!(ok && list.contains("paused"), "{list}");
 }
 
@@ -448,20 +417,6 @@ fn http(endpoint: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     (status, body)
 }
 
-fn wait_for_status(server: &Server, token: &str, home: &Path, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (ok, out, err) = run(cli(server, token, home), &["execution", "get", id, "-o", "json"]);
-        assert!(ok, "{err}");
-        let record: Value = serde_json::from_str(&out).unwrap();
-        if record["status"] == status {
-            return record;
-        }
-        assert!(Instant::now() < deadline, "{id} never became {status}: {record:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
     let dir = tempfile::tempdir().unwrap();
@@ -482,25 +437,25 @@ fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
         "apiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: waiter\nspec:\n  do:\n    - paid:\n        listen:\n          to:\n            one:\n              with: { type: com.example.paid }\n---\napiVersion: agentic.stigmer.ai/v1\nkind: Workflow\nmetadata:\n  name: on-order\nspec:\n  schedule:\n    on:\n      one:\n        with: { type: com.example.order }\n  do:\n    - count:\n        set:\n          events: ${ length }\n          order: ${ .[0].data.order }\n",
     )
     .unwrap();
-    let (ok, _, err) = run(cli(&server, &editor, &home), &["apply", "-f", project.to_str().unwrap()]);
+    let (ok, _, err) = output(server.cli(&editor, &home), &["apply", "-f", project.to_str().unwrap()]);
     assert!(ok, "{err}");
 
     // `event send` wakes a run waiting in `listen`.
     let start_waiter = || {
-        let (ok, out, err) = run(cli(&server, &editor, &home), &["workflow", "run", "waiter", "--detach"]);
+        let (ok, out, err) = output(server.cli(&editor, &home), &["workflow", "run", "waiter", "--detach"]);
         assert!(ok, "{err}");
         let id = out.lines().last().unwrap().trim().to_owned();
         // Blocked in its `listen`, it shows as waiting.
-        wait_for_status(&server, &editor, &home, &id, "waiting");
+        server.wait_for_status(&editor, &home, &id, "waiting", Duration::from_secs(20));
         id
     };
     let first = start_waiter();
-    let (ok, out, err) = run(
-        cli(&server, &sender, &home),
+    let (ok, out, err) = output(
+        server.cli(&sender, &home),
         &["event", "send", "--type", "com.example.paid", "--source", "shop", "--data", r#"{"order": 1}"#],
     );
     assert!(ok && out.contains("delivered to 1 execution"), "{out}{err}");
-    let done = wait_for_status(&server, &editor, &home, &first, "completed");
+    let done = server.wait_for_status(&editor, &home, &first, "completed", Duration::from_secs(20));
     assert_eq!(done["output"][0]["order"], 1, "{done:#}");
 
     // So does POST /v1/events, in structured mode.
@@ -515,7 +470,10 @@ fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
         paid,
     );
     assert_eq!(status, 202, "{body}");
-    assert_eq!(wait_for_status(&server, &editor, &home, &second, "completed")["output"][0]["order"], 2);
+    assert_eq!(
+        server.wait_for_status(&editor, &home, &second, "completed", Duration::from_secs(20))["output"][0]["order"],
+        2
+    );
 
     // schedule.on: one execution per matching event, a duplicate (same source and id) none.
     let order = |id: &str, n: u32| {
@@ -532,8 +490,8 @@ fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
     assert_eq!(order("o-1", 7).0, 202);
     let (status, body) = order("o-1", 7);
     assert!(status == 202 && body.contains("\"duplicate\":true"), "{body}");
-    let (ok, out, err) = run(
-        cli(&server, &sender, &home),
+    let (ok, out, err) = output(
+        server.cli(&sender, &home),
         &[
             "event",
             "send",
@@ -579,7 +537,7 @@ fn events_wake_listening_runs_and_start_schedule_on_workflows_once_each() {
     );
     assert!(status == 403 && body.contains("send events"), "{status} {body}");
     for args in [vec!["get", "workflows"], vec!["execution", "list"], vec!["workflow", "run", "waiter"]] {
-        let (ok, _, err) = run(cli(&server, &sender, &home), &args);
+        let (ok, _, err) = output(server.cli(&sender, &home), &args);
         assert!(!ok && err.contains("permission denied"), "{args:?} with an events token: {err}");
     }
 
@@ -613,20 +571,20 @@ fn a_queued_runs_secret_reaches_its_worker_and_is_stored_and_logged_nowhere() {
     )
     .unwrap();
     let secret = "sk-queued-7f3a9c";
-    let (ok, out, err) = run(
-        cli(&server, &editor, &home),
+    let (ok, out, err) = output(
+        server.cli(&editor, &home),
         &["workflow", "run", "-f", flow.to_str().unwrap(), "--secret", &format!("API_KEY={secret}"), "--detach"],
     );
     assert!(ok, "{err}");
     let id = out.lines().last().unwrap().trim().to_owned();
     let worker_log = dir.path().join("worker.log");
-    let mut w = worker(&server, &work, &dir.path().join("worker-home"), &worker_log, "1");
-    let record = wait_for_status(&server, &editor, &home, &id, "completed");
+    let mut w = server.worker(&work, &dir.path().join("worker-home"), &worker_log, &["--concurrency", "1"]);
+    let record = server.wait_for_status(&editor, &home, &id, "completed", Duration::from_secs(20));
     w.kill().unwrap();
     let _ = w.wait();
     assert_eq!(record["output"]["length"], secret.len(), "the worker had the value: {record:#}");
     assert_eq!(record["output"]["key"], "***", "and masked it in what it recorded");
-    let (_, events, _) = run(cli(&server, &editor, &home), &["execution", "events", &id, "-o", "json"]);
+    let (_, events, _) = output(server.cli(&editor, &home), &["execution", "events", &id, "-o", "json"]);
     assert!(!events.contains(secret));
     support::assert_nowhere_in(&server.data, &[secret]);
     support::assert_nowhere_in(&dir.path().join("worker-home"), &[secret]);

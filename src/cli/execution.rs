@@ -69,10 +69,10 @@ pub enum ExecutionCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Continue an interrupted workflow execution where it stopped.
+    /// Continue an interrupted execution in this process.
     ///
-    /// Tasks it completed are not run again (their recorded outputs are reused), and the log goes
-    /// on where it stopped.
+    /// A workflow goes on where it stopped: tasks it completed are not run again (their recorded
+    /// outputs are reused), and the log goes on. An agent runs its turn again from the start.
     #[command(after_help = help::after(
         &[
             "stigmer execution list --status running",
@@ -210,12 +210,10 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 ))
                 .hint("run the workflow again with `stigmer workflow run`"));
             }
-            if record.target.starts_with("agent") {
-                return Err(CommandError::user(format!(
-                    "execution {id} ran {}; only workflow executions can be resumed",
-                    record.target
-                ))
-                .hint("continue the conversation with `stigmer agent execute NAME MESSAGE --session SESSION`"));
+            if crate::worker::agent::is_agent(&record.target) {
+                // An agent's turn runs again from its start: at least once per turn.
+                let extra = super::workflow::overrides(env, secret);
+                return Box::pin(super::agent::resume(ctx, &backend, id, extra, *output)).await;
             }
             let definition = record.definition.clone().unwrap_or(Value::Null);
             let workflow = serde_json::from_value(definition["workflow"].clone())

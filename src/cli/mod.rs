@@ -25,6 +25,7 @@ mod logging;
 mod login;
 mod logout;
 mod output;
+mod placement;
 mod render;
 mod rollback;
 mod schedule;

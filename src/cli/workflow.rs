@@ -9,14 +9,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::common;
-use super::follow;
 use super::help;
+use super::placement::{self, Placement};
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::Definition;
-use crate::backend::{
-    AnyBackend, Backend, BackendError, ClaimRequest, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus, WorkerInfo,
-};
+use crate::backend::{AnyBackend, Backend, BackendError, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus};
 use crate::manifest::ManifestSet;
 use crate::manifest::yaml::{self, SyntaxKind};
 use crate::model::{AnyResource, EnvironmentSpec, Kind, dsl};
@@ -87,18 +85,8 @@ pub struct RunArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RunOutput::Text)]
     pub output: RunOutput,
-    /// On a server: the queue whose workers run it [default: default]
-    #[arg(long, value_name = "QUEUE")]
-    pub queue: Option<String>,
-    /// On a server: queue it, print its id and return instead of following it
-    #[arg(long, conflicts_with = "local")]
-    pub detach: bool,
-    /// On a server: Ctrl-C cancels the execution instead of detaching from it
-    #[arg(long)]
-    pub cancel_on_interrupt: bool,
-    /// Run it in this process even when the context is a server (it is recorded there)
-    #[arg(long)]
-    pub local: bool,
+    #[command(flatten)]
+    pub placement: Placement,
 }
 
 /// How `workflow run` reports.
@@ -146,8 +134,7 @@ async fn run_workflow(ctx: &CommandContext, args: &RunArgs) -> Result<(), Comman
     let Definition { workflow, env_spec, workflows, .. } =
         Definition::with_subflows(&backend, workflow, env_spec).await?;
     let run = Run { workflow, env_spec, target, input, overrides, output: args.output, resume: None, workflows };
-    let placement = Placement { detach: args.detach, cancel_on_interrupt: args.cancel_on_interrupt };
-    Box::pin(start(ctx, &backend, run, args.queue.as_deref(), placement, args.local)).await
+    Box::pin(start(ctx, &backend, run, &args.placement)).await
 }
 
 /// Runs a stored workflow now with an empty input, detached (`schedule trigger`).
@@ -166,7 +153,8 @@ pub(super) async fn trigger(ctx: &CommandContext, backend: &AnyBackend, name: &s
         resume: None,
         workflows,
     };
-    Box::pin(start(ctx, backend, run, None, Placement { detach: true, cancel_on_interrupt: false }, false)).await
+    let placement = Placement { detach: true, ..Placement::default() };
+    Box::pin(start(ctx, backend, run, &placement)).await
 }
 
 /// `--env` and `--secret` pairs as resolution overrides.
@@ -190,15 +178,6 @@ pub(super) struct Run {
     pub resume: Option<String>,
     /// The stored workflows its `run: workflow` tasks may run, by name.
     pub workflows: std::collections::BTreeMap<String, dsl::Workflow>,
-}
-
-/// How a run started from the CLI goes.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Placement {
-    /// Queue it on the server and return (`--detach`).
-    pub detach: bool,
-    /// Ctrl-C cancels the execution instead of detaching from it.
-    pub cancel_on_interrupt: bool,
 }
 
 /// The execution's record as a new run starts it.
@@ -239,11 +218,9 @@ pub(super) async fn start(
     ctx: &CommandContext,
     backend: &AnyBackend,
     run: Run,
-    queue: Option<&str>,
-    placement: Placement,
-    local: bool,
+    placement: &Placement,
 ) -> Result<(), CommandError> {
-    if local || !backend.runs_executions() {
+    if placement.here(backend) {
         return execute(ctx, backend, run).await;
     }
     let redactor = precheck(backend, &run).await?;
@@ -253,34 +230,13 @@ pub(super) async fn start(
         CommandError::user(format!("the input does not match the workflow's input schema: {error}"))
             .hint("fix --input; nothing was queued or recorded")
     })?;
-    let mut record = new_record(ctx, &run, ExecutionStatus::Pending, &redactor);
-    if let Some(queue) = queue {
-        record.queue = queue.to_owned();
-    }
+    let record = new_record(ctx, &run, ExecutionStatus::Pending, &redactor);
     let id = record.id.clone();
-    let queue = record.queue.clone();
-    backend.execution_create(record, run.overrides.secret.clone()).await?;
-    if placement.detach || run.output == RunOutput::Json {
-        ctx.err(&format!("execution {id} queued (queue {queue})\n"))?;
-    } else {
-        ctx.out(&format!("execution {id} queued (queue {queue})\n"))?;
-    }
-    if placement.detach {
-        ctx.out(&format!("{id}\n"))?;
-        return ctx.err(&format!("follow it with `stigmer execution logs -f {id}`\n"));
+    let quiet = run.output == RunOutput::Json;
+    if !placement::queue(ctx, backend, record, run.overrides.secret.clone(), placement, quiet).await? {
+        return Ok(());
     }
     follow(ctx, backend, &id, run.output, placement.cancel_on_interrupt).await
-}
-
-/// The worker id of the CLI process `pid` on this machine.
-fn cli_worker(pid: u32) -> String {
-    format!("cli-{}-{pid}", crate::worker::pool::host())
-}
-
-/// Whether `worker` is a CLI process of this machine that no longer runs.
-fn dead_cli(worker: &str) -> bool {
-    let Some(pid) = worker.rsplit_once('-').and_then(|(_, pid)| pid.parse::<u32>().ok()) else { return false };
-    cli_worker(pid) == worker && cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Runs the workflow in this process: records the execution (or continues its record), claims
@@ -296,27 +252,7 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
         backend.execution_create(record, Vec::new()).await?;
         id
     };
-    let worker = WorkerInfo {
-        id: cli_worker(std::process::id()),
-        host: crate::worker::pool::host(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        queues: Vec::new(),
-        concurrency: 1,
-        running: 1,
-        last_seen: jiff::Timestamp::UNIX_EPOCH,
-    };
-    // A run whose CLI process died may be resumed at once: its lease need not lapse first.
-    let take_over = backend.execution_get(&id).await?.and_then(|r| r.lease).map(|l| l.worker).filter(|w| dead_cli(w));
-    let request =
-        ClaimRequest { worker, lease: DEFAULT_LEASE, wait: std::time::Duration::ZERO, id: Some(id.clone()), take_over };
-    let Some(claim) = backend.execution_claim(request).await? else {
-        let holder = backend.execution_get(&id).await?.and_then(|r| r.lease).map(|l| l.worker);
-        return Err(CommandError::user(format!(
-            "execution {id} is running elsewhere{}",
-            holder.map(|h| format!(" (held by {h})")).unwrap_or_default()
-        ))
-        .hint(format!("follow it with `stigmer execution logs -f {id}`")));
-    };
+    let claim = placement::claim_here(backend, &id).await?;
     let prepared =
         worker::prepare(backend, claim, run.overrides.clone(), DEFAULT_LEASE, ctx.settings.home.join("workspaces"))
             .await
@@ -335,14 +271,11 @@ pub(super) async fn execute(ctx: &CommandContext, backend: &AnyBackend, run: Run
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
     }
-    let (status, output, error, stopped) = match outcome.ended {
-        Ended::Ran(Ok(output)) => (ExecutionStatus::Completed, Some(output), None, None),
-        Ended::Ran(Err(error)) => (ExecutionStatus::Faulted, None, Some(error), None),
-        Ended::Interrupted => (ExecutionStatus::Cancelled, None, None, Some("interrupted".to_owned())),
-        Ended::Cancelled => {
-            (ExecutionStatus::Cancelled, None, None, Some("cancelled with `stigmer execution cancel`".to_owned()))
-        }
-        Ended::LeaseLost(reason) => (ExecutionStatus::Cancelled, None, None, Some(format!("taken over: {reason}"))),
+    let (status, stopped) = (outcome.ended.status(), placement::stopped(&outcome.ended));
+    let (output, error) = match outcome.ended {
+        Ended::Ran(Ok(output)) => (Some(output), None),
+        Ended::Ran(Err(error)) => (None, Some(error)),
+        _ => (None, None),
     };
     let ending = Ending { id: &id, status, output, error, stopped, tasks: observer.tasks, took: started.elapsed() };
     report(ctx, run.output, ending, &redactor)
@@ -360,7 +293,7 @@ async fn follow(
 ) -> Result<(), CommandError> {
     let started = Instant::now();
     let mut progress = Progress::new(ctx, output, Redactor::default());
-    let followed = follow::events(backend, id, 0, |events| {
+    let record = placement::follow_to_end(ctx, backend, id, cancel_on_interrupt, |events| {
         for (_, event) in events {
             if let Ok(transition) = serde_json::from_value::<TaskEvent>(event.clone()) {
                 progress.observe(transition);
@@ -369,20 +302,6 @@ async fn follow(
         Ok(())
     })
     .await?;
-    let record = match followed {
-        follow::Followed::Ended(record) => record,
-        follow::Followed::Detached if cancel_on_interrupt => {
-            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await?;
-            ctx.err(&format!("execution {id} cancelled\n"))?;
-            return Err(CommandError::reported(ErrorKind::Failed));
-        }
-        follow::Followed::Detached => {
-            ctx.err(&format!(
-                "detached from execution {id}; it goes on. Follow it again with `stigmer execution logs -f {id}`\n"
-            ))?;
-            return Err(CommandError::reported(ErrorKind::Failed));
-        }
-    };
     let ending = Ending {
         id,
         status: record.status,

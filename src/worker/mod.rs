@@ -1,9 +1,9 @@
 //! The worker: the small piece that joins the runners to a backend's execution service. It
 //! claims an execution, reads its history, runs the workflow with the interpreter (completed
-//! tasks replayed from the history, not run again), appends every transition under its lease's
-//! epoch, renews the lease while it runs, and stops at once when the execution is cancelled or
-//! the lease is lost. The runners know nothing of queues or leases; the backend knows nothing of
-//! runners.
+//! tasks replayed from the history, not run again) or the agent with its tool loop
+//! ([`agent`]), appends every transition under its lease's epoch, renews the lease while it
+//! runs, and stops at once when the execution is cancelled or the lease is lost. The runners
+//! know nothing of queues or leases; the backend knows nothing of runners.
 //!
 //! Guarantees, with the store's fencing:
 //! - at-least-once per task: a task in flight when its worker died runs again on the next one;
@@ -11,6 +11,7 @@
 //! - one writer per execution: appends and the finish carry the lease epoch, and a worker whose
 //!   lease was taken over is refused, stops, and writes nothing more.
 
+pub mod agent;
 pub mod pool;
 pub mod replay;
 
@@ -44,6 +45,9 @@ pub enum PrepareError {
     /// Its variables cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// Its agent cannot be made ready.
+    #[error(transparent)]
+    Agent(#[from] crate::runner::agent::launch::LaunchError),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -126,11 +130,11 @@ pub async fn prepare<B: Backend + Clone + 'static>(
     })
 }
 
-/// How a run ended.
+/// How a run ended; `R` is what the runner returned.
 #[derive(Debug)]
-pub enum Ended {
-    /// The workflow completed or faulted, and that was recorded.
-    Ran(Result<Value, WorkflowError>),
+pub enum Ended<R> {
+    /// The run completed or faulted, and that was recorded.
+    Ran(R),
     /// The execution was cancelled (`execution cancel`): its record already says so.
     Cancelled,
     /// The caller's `stop` fired (Ctrl-C): recorded as cancelled.
@@ -140,11 +144,32 @@ pub enum Ended {
     LeaseLost(String),
 }
 
+impl<T, E> Ended<Result<T, E>> {
+    /// The status the execution ended in, as far as this run knows.
+    pub fn status(&self) -> ExecutionStatus {
+        match self {
+            Self::Ran(Ok(_)) => ExecutionStatus::Completed,
+            Self::Ran(Err(_)) => ExecutionStatus::Faulted,
+            Self::Cancelled | Self::Interrupted | Self::LeaseLost(_) => ExecutionStatus::Cancelled,
+        }
+    }
+}
+
+impl<R> Ended<R> {
+    /// Why the lease was lost, when it was.
+    pub fn lost(&self) -> Option<&str> {
+        match self {
+            Self::LeaseLost(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// A run's end, and whether its history was recorded whole.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Outcome<R> {
     /// How it ended.
-    pub ended: Ended,
+    pub ended: Ended<R>,
     /// The first failure to record it (the run itself went on).
     pub recorded: Result<(), BackendError>,
 }
@@ -164,41 +189,79 @@ pub async fn run<B: Backend, O: Observer + Send>(
     prepared: Prepared,
     observer: &mut O,
     stop: impl Future<Output = ()>,
-) -> Outcome {
+) -> Outcome<Result<Value, WorkflowError>> {
     let Prepared { id, epoch, lease, workflow, input, options, redactor, replay, bus } = prepared;
+    let held = Held { id, epoch, lease, after: replay.last };
+    let work = |sink| async move {
+        let mut tee = Tee { sink, observer };
+        interpreter::run(&workflow, input, &options, &mut tee).await
+    };
+    let finish = |result: &Result<Value, WorkflowError>| match result {
+        Ok(value) => (ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None),
+        Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
+    };
+    drive(backend, &held, &redactor, Some(&bus), work, stop, finish).await
+}
+
+/// The lease a run holds on its execution, and the last event it has seen.
+struct Held {
+    id: String,
+    epoch: u64,
+    lease: Duration,
+    after: u64,
+}
+
+/// What a run records when it ends by itself: its status, output and error.
+type Finish = (ExecutionStatus, Option<Value>, Option<Value>);
+
+/// Runs `work` under the lease `held`: what it sends to its sink is appended, redacted, under the
+/// lease's epoch; the watch renews the lease, feeds sent events to `bus` and stops the work when
+/// the execution is cancelled or the lease lost; `finish` says how to record its result.
+async fn drive<B, R, W, F>(
+    backend: &B,
+    held: &Held,
+    redactor: &Redactor,
+    bus: Option<&EventBus>,
+    work: impl FnOnce(record::EventSink) -> W,
+    stop: impl Future<Output = ()>,
+    finish: F,
+) -> Outcome<R>
+where
+    B: Backend,
+    W: Future<Output = R>,
+    F: FnOnce(&R) -> Finish,
+{
+    let Held { id, epoch, lease, after } = held;
     let (sink, batches) = record::channel(redactor.clone());
-    let mut tee = Tee { sink, observer };
-    let recording = batches.append_to(backend, &id, Some(epoch));
+    let recording = batches.append_to(backend, id, Some(*epoch));
+    // When the select ends, the work (and with it the sink) is dropped, which ends the recorder
+    // once it has appended the last batch.
     let running = async {
-        let ended = tokio::select! {
-            result = interpreter::run(&workflow, input, &options, &mut tee) => Ended::Ran(result),
+        tokio::select! {
+            result = work(sink) => Ended::Ran(result),
             () = stop => Ended::Interrupted,
-            stopped = watch(backend, &id, epoch, lease, replay.last, &bus) => match stopped {
+            stopped = watch(backend, id, *epoch, *lease, *after, bus) => match stopped {
                 Stop::Cancelled => Ended::Cancelled,
                 Stop::LeaseLost(reason) => Ended::LeaseLost(reason),
             },
-        };
-        // Dropping the sink ends the recorder once it has appended the last batch.
-        drop(tee);
-        ended
+        }
     };
     let (ended, (mut recorded, last)) = tokio::join!(running, recording);
-    let finish = match &ended {
-        Ended::Ran(Ok(value)) => Some((ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None)),
-        Ended::Ran(Err(error)) => Some((ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value())))),
+    let finished = match &ended {
+        Ended::Ran(result) => Some(finish(result)),
         Ended::Interrupted => Some((ExecutionStatus::Cancelled, None, None)),
         Ended::Cancelled | Ended::LeaseLost(_) => None,
     };
-    let Some((status, output, error)) = finish else {
+    let Some((status, output, error)) = finished else {
         // Ended elsewhere: what the run still had to say is refused if the lease is gone.
         if !last.is_empty()
-            && let Err(error) = backend.execution_append(&id, Some(epoch), last).await
+            && let Err(error) = backend.execution_append(id, Some(*epoch), last).await
         {
             recorded = recorded.and(Err(error));
         }
         return Outcome { ended, recorded };
     };
-    if let Err(error) = backend.execution_finish(&id, Some(epoch), status, output, error, last).await {
+    if let Err(error) = backend.execution_finish(id, Some(*epoch), status, output, error, last).await {
         if let BackendError::LeaseLost { reason, .. } = &error {
             return Outcome { ended: Ended::LeaseLost(reason.clone()), recorded };
         }
@@ -247,8 +310,15 @@ const FOLLOW_AGAIN: Duration = Duration::from_millis(250);
 
 /// Completes when the run must stop: its record says cancelled, or the lease is gone. Meanwhile
 /// renews the lease every third of its length and hands every event sent to the execution to
-/// its bus.
-async fn watch<B: Backend>(backend: &B, id: &str, epoch: u64, lease: Duration, after: u64, bus: &EventBus) -> Stop {
+/// its bus, when it has one.
+async fn watch<B: Backend>(
+    backend: &B,
+    id: &str,
+    epoch: u64,
+    lease: Duration,
+    after: u64,
+    bus: Option<&EventBus>,
+) -> Stop {
     let renewing = async {
         let mut renewed = tokio::time::Instant::now();
         loop {
@@ -275,6 +345,7 @@ async fn watch<B: Backend>(backend: &B, id: &str, epoch: u64, lease: Duration, a
                         after = *sequence;
                         if event.get("event").and_then(Value::as_str) == Some("signal")
                             && let Some(signal) = event.get("cloudEvent")
+                            && let Some(bus) = bus
                         {
                             bus.publish(signal.clone());
                         }
@@ -297,6 +368,7 @@ async fn watch<B: Backend>(backend: &B, id: &str, epoch: u64, lease: Duration, a
     // `waiting` while a `listen` blocks the run, `running` again once it goes on. Showing it is
     // all this is for: a failed write is tried at the next change.
     let showing = async {
+        let Some(bus) = bus else { return std::future::pending().await };
         loop {
             bus.listening().await;
             let _ = backend.execution_finish(id, Some(epoch), ExecutionStatus::Waiting, None, None, Vec::new()).await;

@@ -220,7 +220,7 @@ pub async fn serve<S: Source>(
     result
 }
 
-/// Runs one claimed execution and reports how it ended.
+/// Runs one claimed execution, a workflow or an agent, and reports how it ended.
 async fn execute<B: Backend + Clone + 'static>(
     backend: &B,
     claim: Claim,
@@ -228,16 +228,26 @@ async fn execute<B: Backend + Clone + 'static>(
     report: &(dyn Fn(Report) + Send + Sync),
 ) {
     let id = claim.record.id.clone();
-    let prepared = match super::prepare(
-        backend,
-        claim.clone(),
-        crate::runner::environment::Overrides::default(),
-        config.lease,
-        config.workspaces.clone(),
-    )
-    .await
-    {
-        Ok(prepared) => prepared,
+    let extra = crate::runner::environment::Overrides::default();
+    let ran = if super::agent::is_agent(&claim.record.target) {
+        match super::agent::prepare(backend, claim.clone(), extra, config.lease, &config.workspaces).await {
+            Ok(prepared) => {
+                let outcome = Box::pin(super::agent::run(backend, prepared, &mut (), std::future::pending())).await;
+                Ok((outcome.ended.status(), outcome.ended.lost().map(str::to_owned), outcome.recorded))
+            }
+            Err(why) => Err(why),
+        }
+    } else {
+        match super::prepare(backend, claim.clone(), extra, config.lease, config.workspaces.clone()).await {
+            Ok(prepared) => {
+                let outcome = Box::pin(super::run(backend, prepared, &mut (), std::future::pending())).await;
+                Ok((outcome.ended.status(), outcome.ended.lost().map(str::to_owned), outcome.recorded))
+            }
+            Err(why) => Err(why),
+        }
+    };
+    let (status, lost, recorded) = match ran {
+        Ok(ran) => ran,
         Err(why) => {
             if let Err(error) = super::fault(backend, &claim, &why).await {
                 report(Report::Trouble(format!(
@@ -249,16 +259,11 @@ async fn execute<B: Backend + Clone + 'static>(
             return;
         }
     };
-    let outcome = Box::pin(super::run(backend, prepared, &mut (), std::future::pending())).await;
-    if let Err(error) = &outcome.recorded {
+    if let Err(error) = &recorded {
         report(Report::Trouble(format!("execution {id}: its history is incomplete: {error}")));
     }
-    report(match outcome.ended {
-        super::Ended::Ran(Ok(_)) => Report::Finished { id, status: ExecutionStatus::Completed.as_str() },
-        super::Ended::Ran(Err(_)) => Report::Finished { id, status: ExecutionStatus::Faulted.as_str() },
-        super::Ended::Cancelled | super::Ended::Interrupted => {
-            Report::Finished { id, status: ExecutionStatus::Cancelled.as_str() }
-        }
-        super::Ended::LeaseLost(reason) => Report::LeaseLost { id, reason },
+    report(match lost {
+        Some(reason) => Report::LeaseLost { id, reason },
+        None => Report::Finished { id, status: status.as_str() },
     });
 }

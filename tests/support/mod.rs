@@ -8,6 +8,9 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use stigmer::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
 
@@ -78,6 +81,46 @@ impl Server {
         make_token(&self.data, org, role, name, None)
     }
 
+    /// `stigmer` as a user of this server runs it: with `token`, in `home`.
+    pub fn cli(&self, token: &str, home: &Path) -> Command {
+        let mut command = Command::new(stigmer_bin());
+        command
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env("STIGMER_HOME", home)
+            .env("STIGMER_ENDPOINT", &self.endpoint)
+            .env("STIGMER_TOKEN", token);
+        command
+    }
+
+    /// A `stigmer worker` process serving this server with `token` and a 2 s lease, its log
+    /// in `log`.
+    pub fn worker(&self, token: &str, home: &Path, log: &Path, extra: &[&str]) -> Child {
+        let log = fs::File::create(log).unwrap();
+        self.cli(token, home)
+            .args(["worker", "--endpoint", &self.endpoint, "--lease", "2s"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits up to `within` for execution `id` to reach `status`; returns its record.
+    pub fn wait_for_status(&self, token: &str, home: &Path, id: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (ok, out, err) = output(self.cli(token, home), &["execution", "get", id, "-o", "json"]);
+            assert!(ok, "{err}");
+            let record: Value = serde_json::from_str(&out).unwrap();
+            if record["status"] == status {
+                return record;
+            }
+            assert!(Instant::now() < deadline, "{id} never became {status}: {record:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.endpoint.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap()
@@ -100,6 +143,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `command` with `args`: whether it succeeded, its stdout and its stderr.
+pub fn output(mut command: Command, args: &[&str]) -> (bool, String, String) {
+    let output = command.args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Makes a token in a data directory with `stigmer server token create`.
@@ -143,6 +196,14 @@ impl Sandbox {
 
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// The home of whoever runs executions: this sandbox's CLI, or its server's workers.
+    pub fn runner_home(&self) -> PathBuf {
+        match &self.remote {
+            Some((server, _)) => server.data.with_extension("home"),
+            None => self.home(),
+        }
     }
 
     /// `stigmer` set up for this sandbox: its home, and its server when it is remote.

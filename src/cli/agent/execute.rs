@@ -10,21 +10,24 @@ use serde_json::{Value, json};
 
 use super::super::common;
 use super::super::help;
+use super::super::placement::{self, Placement};
 use super::super::render::Style;
 use super::super::workflow::{RunOutput, key_value, overrides};
 use super::super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::{Backend, ExecutionRecord, ExecutionStatus};
+use crate::backend::{AnyBackend, Backend, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus};
 use crate::runner::agent::conversation::{self, AgentEvent, AgentObserver, Limits};
-use crate::runner::agent::launch::{Launched, launch};
-use crate::runner::agent::provider::{StreamEvent, Usage, excerpt};
-use crate::runner::agent::session;
-use crate::runner::workflow::record::{self, EventSink};
+use crate::runner::agent::definition::{Ask, NewRun};
+use crate::runner::agent::launch::LaunchError;
+use crate::runner::agent::provider::{StreamEvent, excerpt};
+use crate::runner::environment::Overrides;
 use crate::secrets::Redactor;
+use crate::worker::{self, Ended};
 
 /// Run an agent on a message and stream its answer.
 ///
 /// The model answers, calling its MCP tools and sub-agents as it goes. Text output streams the
 /// answer and each tool call; the run is recorded as an execution, and continues a session.
+/// Against a server the execution is queued for the server's workers and followed here.
 #[derive(Debug, Args)]
 #[command(after_help = help::after(
     &[
@@ -57,116 +60,209 @@ pub struct ExecuteArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = RunOutput::Text)]
     pub output: RunOutput,
+    #[command(flatten)]
+    pub placement: Placement,
 }
 
 /// Runs `stigmer agent execute`.
 pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), CommandError> {
     let backend = ctx.settings.backend()?;
     let id = uuid::Uuid::new_v4().to_string();
-    let workspace = ctx.settings.home.join("workspaces").join(&id);
     let overrides = overrides(&args.env, &args.secret);
-    let launched =
-        launch(&backend, &args.name, args.model.as_deref(), &overrides, &workspace).await.map_err(|error| {
-            let hint = error.hint();
-            let kind = if error.is_input() { ErrorKind::User } else { ErrorKind::Failed };
-            let failure = CommandError::new(kind, error);
-            match hint {
-                Some(hint) => failure.hint(hint),
-                None => failure,
-            }
-        })?;
-    let Launched { target, variables: resolved, agent, toolset } = &launched;
-    let session_name = args.session.clone().unwrap_or_else(|| format!("{}-{}", target.name, &id[..8]));
-    let history = session::open(&backend, &session_name, &target.name, &target.address, &args.message)
-        .await
-        .map_err(|e| CommandError::new(ErrorKind::User, e))?;
-    let redactor = resolved.redactor();
+    let session = args.session.clone().unwrap_or_else(|| format!("{}-{}", args.name, &id[..8]));
+    let ask = Ask {
+        name: &args.name,
+        message: &args.message,
+        session: &session,
+        model: args.model.as_deref(),
+        limits: Limits { max_steps: args.max_steps },
+        overrides: &overrides,
+    };
+    let new = Box::pin(NewRun::read(&backend, &ask)).await.map_err(launch_failure)?;
+    let redactor = new.variables.redactor();
+    let here = args.placement.here(&backend);
+    let status = if here { ExecutionStatus::Running } else { ExecutionStatus::Pending };
     let mut record = ExecutionRecord::new(
         id.clone(),
-        target.address.clone(),
+        new.target.address.clone(),
         ctx.settings.actor.clone(),
-        redactor.redact_json(json!({ "message": args.message, "session": session_name })),
-        ExecutionStatus::Running,
+        redactor.redact_json(new.input.clone()),
+        status,
     );
-    record.definition = Some(redactor.redact_json(json!({
-        "agent": target.spec,
-        "session": session_name,
-        "model": agent.settings.model,
-        "provider": agent.settings.kind.name(),
-    })));
-    backend.execution_create(record, Vec::new()).await?;
+    record.definition = serde_json::to_value(&new.run).ok().map(|d| redactor.redact_json(d));
+    if here {
+        // Secret values stay in this process: nothing else runs it. The record masks them (a
+        // secret default in its snapshot too), so the run takes them as resolved here.
+        backend.execution_create(record, Vec::new()).await?;
+        let resolved = Overrides { env: Vec::new(), secret: new.secrets() };
+        return Box::pin(run_here(ctx, &backend, &id, resolved, args.output)).await;
+    }
+    // Stdout is the answer: the notice goes to stderr.
+    if !placement::queue(ctx, &backend, record, new.secrets(), &args.placement, true).await? {
+        return Ok(());
+    }
+    follow(ctx, &backend, &id, &new.target.name, args.output, args.placement.cancel_on_interrupt).await
+}
 
-    let (sink, batches) = record::channel(redactor.clone());
-    let live = args.output == RunOutput::Text;
-    let observer = Terminal {
-        live,
-        style: Style::new(ctx.settings.color_stdout),
-        redactor: redactor.clone(),
-        sink,
-        root: target.name.clone(),
-        at_line_start: true,
-        steps: 0,
-        ctx,
+/// Runs agent execution `id` in this process, through the same worker code the server uses:
+/// a new one, or one whose runner died (`execution resume`: its turn runs again). `extra`
+/// values go over those it was created with.
+pub(in super::super) async fn run_here(
+    ctx: &CommandContext,
+    backend: &AnyBackend,
+    id: &str,
+    extra: Overrides,
+    output: RunOutput,
+) -> Result<(), CommandError> {
+    let claim = placement::claim_here(backend, id).await?;
+    let workspaces = ctx.settings.home.join("workspaces");
+    let preparing = worker::agent::prepare(backend, claim.clone(), extra, DEFAULT_LEASE, &workspaces);
+    let prepared = match Box::pin(preparing).await {
+        Ok(prepared) => prepared,
+        Err(why) => {
+            // Recorded as faulted, so the execution does not stay running with no runner.
+            let _ = worker::fault(backend, &claim, &why).await;
+            return Err(match why {
+                worker::PrepareError::Agent(error) => launch_failure(error),
+                other => CommandError::new(ErrorKind::User, other),
+            });
+        }
     };
+    let redactor = prepared.redactor().clone();
+    let mut terminal = Terminal::new(ctx, output, redactor.clone(), prepared.agent(), false);
+    let (session, model) = (prepared.session().to_owned(), prepared.model().to_owned());
     let started = Instant::now();
-    let limits = Limits { max_steps: args.max_steps };
-    let recording = batches.append_to(&backend, &id, None);
-    let running = async {
-        // Owned here, so its sink is dropped when the run ends and the recorder can finish.
-        let mut observer = observer;
-        let result = tokio::select! {
-            result = conversation::converse(agent, toolset, history, args.message.clone(), limits, &mut observer) => Some(result),
-            () = common::shutdown() => None,
-        };
-        (result, observer.steps, observer.at_line_start)
-    };
-    let ((result, steps, at_line_start), (recorded, last)) = tokio::join!(running, recording);
-    let model = agent.settings.model.clone();
-    launched.stop().await;
-    let (status, answer, error) = match &result {
-        Some(Ok(answer)) => (ExecutionStatus::Completed, Some(answer), None),
-        Some(Err(error)) => (ExecutionStatus::Faulted, None, Some(error)),
-        None => (ExecutionStatus::Cancelled, None, None),
-    };
-    let stored_output = answer.map(|a| redactor.redact_json(json!({ "answer": a.text, "session": session_name })));
-    let stored_error = error
-        .map(|e| redactor.redact_json(json!({ "title": "Agent Error", "detail": e.to_string(), "hint": e.hint() })));
-    backend.execution_finish(&id, None, status, stored_output, stored_error, last).await?;
-    if let Err(error) = recorded {
+    let outcome = Box::pin(worker::agent::run(backend, prepared, &mut terminal, common::shutdown())).await;
+    if let Err(error) = outcome.recorded {
         return Err(
             CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
         );
     }
-    let took = started.elapsed();
-    match args.output {
+    let status = outcome.ended.status();
+    let stopped = placement::stopped(&outcome.ended);
+    let (answer, error) = match outcome.ended {
+        Ended::Ran(Ok(answer)) => (Some(answer.text), None),
+        Ended::Ran(Err(error)) => (None, Some(Failure { detail: error.to_string(), hint: error.hint() })),
+        _ => (None, None),
+    };
+    let tally = terminal.finish(model);
+    let ending = Ending { id, status, session: &session, answer, error, stopped, tally, took: started.elapsed() };
+    report(ctx, output, &ending, &redactor)
+}
+
+/// Follows an agent execution queued on the server: its steps as they are recorded, then its
+/// answer or error.
+async fn follow(
+    ctx: &CommandContext,
+    backend: &AnyBackend,
+    id: &str,
+    agent: &str,
+    output: RunOutput,
+    cancel_on_interrupt: bool,
+) -> Result<(), CommandError> {
+    let started = Instant::now();
+    // What the server sends was redacted by the worker.
+    let redactor = Redactor::default();
+    let mut terminal = Terminal::new(ctx, output, redactor.clone(), agent, true);
+    let record = placement::follow_to_end(ctx, backend, id, cancel_on_interrupt, |events| {
+        for (_, event) in events {
+            if let Ok(step) = serde_json::from_value::<AgentEvent>(event.clone()) {
+                terminal.event(&step);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let text =
+        |value: Option<&Value>, key: &str| value.and_then(|v| v.get(key)).and_then(Value::as_str).map(str::to_owned);
+    let session =
+        text(record.output.as_ref(), "session").or_else(|| text(Some(&record.input), "session")).unwrap_or_default();
+    let error = record.error.as_ref().map(|error| Failure {
+        detail: text(Some(error), "detail").or_else(|| text(Some(error), "title")).unwrap_or_default(),
+        hint: text(Some(error), "hint"),
+    });
+    let stopped = (record.status == ExecutionStatus::Cancelled).then(|| "cancelled".to_owned());
+    let ending = Ending {
+        id,
+        status: record.status,
+        session: &session,
+        answer: text(record.output.as_ref(), "answer"),
+        error,
+        stopped,
+        tally: terminal.finish(String::new()),
+        took: started.elapsed(),
+    };
+    report(ctx, output, &ending, &redactor)
+}
+
+/// A launch failure as the CLI reports it: a user error when the fault is in what was asked.
+fn launch_failure(error: LaunchError) -> CommandError {
+    let hint = error.hint();
+    let kind = if error.is_input() { ErrorKind::User } else { ErrorKind::Failed };
+    let failure = CommandError::new(kind, error);
+    match hint {
+        Some(hint) => failure.hint(hint),
+        None => failure,
+    }
+}
+
+/// Why a run failed, already redacted.
+struct Failure {
+    detail: String,
+    hint: Option<String>,
+}
+
+/// How an agent run ended, here or on a server's worker.
+struct Ending<'a> {
+    id: &'a str,
+    status: ExecutionStatus,
+    session: &'a str,
+    answer: Option<String>,
+    error: Option<Failure>,
+    /// Why it was cancelled, when that is known.
+    stopped: Option<String>,
+    tally: Tally,
+    took: std::time::Duration,
+}
+
+/// Prints how a run ended and gives its exit code: 0 when it completed, 1 otherwise.
+fn report(
+    ctx: &CommandContext,
+    output: RunOutput,
+    ending: &Ending<'_>,
+    redactor: &Redactor,
+) -> Result<(), CommandError> {
+    let Ending { id, status, session, answer, error, stopped, tally, took } = ending;
+    match output {
         RunOutput::Json => {
             let report = JsonRun {
-                id: &id,
+                id,
                 status: status.as_str(),
-                session: &session_name,
-                answer: answer.map(|a| a.text.as_str()),
-                error: error.map(ToString::to_string),
-                steps,
+                session,
+                answer: answer.as_deref(),
+                error: error.as_ref().map(|e| e.detail.clone()),
+                steps: tally.steps,
                 usage: answer
-                    .map(|a| a.usage)
-                    .map(|u: Usage| json!({ "inputTokens": u.input_tokens, "outputTokens": u.output_tokens })),
-                model: &model,
+                    .as_ref()
+                    .map(|_| json!({ "inputTokens": tally.input_tokens, "outputTokens": tally.output_tokens })),
+                model: &tally.model,
             };
             ctx.out(&redactor.redact(&common::json(&report)?))?;
         }
         RunOutput::Text => {
             let style = Style::new(ctx.settings.color_stdout);
-            let mut text = if at_line_start { String::new() } else { "\n".to_owned() };
+            let mut text = if tally.at_line_start { String::new() } else { "\n".to_owned() };
             match status {
                 ExecutionStatus::Completed => {
                     let _ = writeln!(
                         text,
-                        "{} (execution {id}, session {session_name}; continue with --session {session_name})",
+                        "{} (execution {id}, session {session}; continue with --session {session})",
                         style.dim(&format!("completed in {took:.2?}"))
                     );
                 }
                 ExecutionStatus::Cancelled => {
-                    let _ = writeln!(text, "{} (execution {id})", style.warning("interrupted"));
+                    let why = stopped.as_deref().unwrap_or("cancelled");
+                    let _ = writeln!(text, "{} (execution {id})", style.warning(why));
                 }
                 _ => {}
             }
@@ -176,10 +272,9 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
     match (status, error) {
         (ExecutionStatus::Completed, _) => Ok(()),
         (_, Some(error)) => {
-            let hint = error.hint();
-            let mut failure = CommandError::new(ErrorKind::Failed, AgentFailure(redactor.redact(&error.to_string())));
-            if let Some(hint) = hint {
-                failure = failure.hint(hint);
+            let mut failure = CommandError::new(ErrorKind::Failed, AgentFailure(redactor.redact(&error.detail)));
+            if let Some(hint) = &error.hint {
+                failure = failure.hint(hint.clone());
             }
             Err(failure)
         }
@@ -192,48 +287,86 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
 #[error("{0}")]
 struct AgentFailure(String);
 
-/// Streams the answer and shows tool calls as they happen; sends every step to the recorder.
+/// Shows a run as it goes: the answer as it streams (or, for a run followed on a server, as
+/// each step is recorded) and each tool call; counts the root agent's steps and tokens.
 struct Terminal<'a> {
     live: bool,
+    /// Steps come recorded, not streamed: their text is shown whole.
+    followed: bool,
     style: Style,
     redactor: Redactor,
-    sink: EventSink,
-    /// The agent run (its sub-agents' text is not streamed, only their calls).
+    /// The agent run (its sub-agents' text is not shown, only their calls).
     root: String,
-    at_line_start: bool,
-    steps: u32,
+    tally: Tally,
     ctx: &'a CommandContext,
 }
 
-impl Terminal<'_> {
+/// What the root agent did.
+#[derive(Default)]
+struct Tally {
+    steps: u32,
+    input_tokens: u64,
+    output_tokens: u64,
+    /// The model that answered, as its server named it.
+    model: String,
+    at_line_start: bool,
+}
+
+impl<'a> Terminal<'a> {
+    fn new(ctx: &'a CommandContext, output: RunOutput, redactor: Redactor, root: &str, followed: bool) -> Self {
+        Self {
+            live: output == RunOutput::Text,
+            followed,
+            style: Style::new(ctx.settings.color_stdout),
+            redactor,
+            root: root.to_owned(),
+            tally: Tally { at_line_start: true, ..Tally::default() },
+            ctx,
+        }
+    }
+
+    /// The tally, with `model` when no step named one.
+    fn finish(self, model: String) -> Tally {
+        let mut tally = self.tally;
+        if tally.model.is_empty() {
+            tally.model = model;
+        }
+        tally
+    }
+
     fn show(&mut self, text: &str) {
         if text.is_empty() {
             return;
         }
-        self.at_line_start = text.ends_with('\n');
+        self.tally.at_line_start = text.ends_with('\n');
         // Output is best effort: a closed terminal must not stop the run.
         let _ = self.ctx.out(&self.redactor.redact(text));
     }
 
     fn line(&mut self, text: &str) {
-        let prefix = if self.at_line_start { "" } else { "\n" };
+        let prefix = if self.tally.at_line_start { "" } else { "\n" };
         self.show(&format!("{prefix}{text}\n"));
     }
 }
 
 impl AgentObserver for Terminal<'_> {
     fn event(&mut self, event: &AgentEvent) {
-        self.sink.send(&Stamped { at: jiff::Timestamp::now(), event });
-        if let AgentEvent::AssistantMessage { agent, .. } = event
+        if let AgentEvent::AssistantMessage { agent, model, input_tokens, output_tokens, .. } = event
             && agent == &self.root
         {
-            self.steps += 1;
+            self.tally.steps += 1;
+            self.tally.input_tokens += input_tokens;
+            self.tally.output_tokens += output_tokens;
+            self.tally.model.clone_from(model);
         }
         if !self.live {
             return;
         }
         match event {
-            AgentEvent::AssistantMessage { agent, tool_calls, .. } => {
+            AgentEvent::AssistantMessage { agent, text, tool_calls, .. } => {
+                if self.followed && agent == &self.root {
+                    self.show(text);
+                }
                 for call in tool_calls {
                     let arguments = excerpt(&call.arguments.to_string(), 120);
                     let who = if agent == &self.root { String::new() } else { format!("{agent}: ") };
@@ -262,14 +395,6 @@ impl AgentObserver for Terminal<'_> {
             _ => {}
         }
     }
-}
-
-/// An agent event with when it happened, as the execution log keeps it.
-#[derive(Serialize)]
-struct Stamped<'a> {
-    at: jiff::Timestamp,
-    #[serde(flatten)]
-    event: &'a AgentEvent,
 }
 
 #[derive(Serialize)]

@@ -3,6 +3,8 @@
 mod create;
 mod execute;
 
+pub(super) use execute::run_here as resume;
+
 use clap::{Args, Subcommand};
 
 use super::help;

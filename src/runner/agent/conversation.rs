@@ -203,6 +203,18 @@ pub enum AgentEvent {
     },
 }
 
+impl AgentEvent {
+    /// The agent whose step it is (its path, `parent/child` for a sub-agent).
+    pub fn agent(&self) -> &str {
+        match self {
+            Self::UserMessage { agent, .. }
+            | Self::AssistantMessage { agent, .. }
+            | Self::ToolResult { agent, .. }
+            | Self::Answer { agent, .. } => agent,
+        }
+    }
+}
+
 /// A tool call as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,6 +8,8 @@ use std::path::Path;
 use super::conversation::PreparedAgent;
 use super::mcp::{ConnectOptions, McpError, McpToolset};
 use super::prepare::{self, Inputs, PrepareError, Target};
+use super::resources::Resources;
+use super::session::SessionError;
 use crate::backend::Backend;
 use crate::runner::environment::{self, Overrides, ResolveError, Resolved};
 
@@ -44,6 +46,9 @@ pub enum LaunchError {
     /// An MCP server could not be configured or started.
     #[error(transparent)]
     Mcp(#[from] McpError),
+    /// The session cannot be continued.
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 impl LaunchError {
@@ -60,7 +65,7 @@ impl LaunchError {
             Self::Mcp(McpError::Initialize { .. } | McpError::InitializeTimeout { .. }) => {
                 Some("the server started but did not speak MCP; run its command by hand to see why".to_owned())
             }
-            Self::Variables(_) | Self::Mcp(_) => None,
+            Self::Variables(_) | Self::Mcp(_) | Self::Session(_) => None,
         }
     }
 
@@ -84,6 +89,21 @@ pub async fn launch<B: Backend>(
 ) -> Result<Launched, LaunchError> {
     let target = prepare::target(backend, name).await?;
     let variables = environment::resolve(backend, &target.declarations(), &target.environments, overrides).await?;
+    start(backend, target, variables, model_flag, workspace).await
+}
+
+/// Makes `target` ready to run with its variables already resolved: its agent prepared from
+/// `resources` (its skills placed in `workspace`) and its MCP servers started.
+///
+/// # Errors
+/// See [`LaunchError`].
+pub async fn start<R: Resources>(
+    resources: &R,
+    target: Target,
+    variables: Resolved,
+    model_flag: Option<&str>,
+    workspace: &Path,
+) -> Result<Launched, LaunchError> {
     let lookup = |name: &str| {
         variables
             .variables
@@ -92,7 +112,7 @@ pub async fn launch<B: Backend>(
             .or_else(|| std::env::var(name).ok())
     };
     let inputs = Inputs { model_flag, lookup: &lookup, workspace: Some(workspace) };
-    let mut agent = prepare::prepare(backend, &target.name, &target.spec, &inputs).await?;
+    let mut agent = prepare::prepare(resources, &target.name, &target.spec, &inputs).await?;
     let servers =
         agent.all_mcp_servers().iter().map(|server| server.resolve(&variables)).collect::<Result<Vec<_>, _>>()?;
     let toolset = McpToolset::connect(&servers, &ConnectOptions::default()).await?;

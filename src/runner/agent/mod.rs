@@ -6,16 +6,20 @@
 //! - [`mcp`]: the MCP client (stdio and streamable HTTP servers, `${VAR}` placeholders, tool
 //!   filtering and collision-free names).
 //! - [`conversation`]: the tool loop, sub-agents as tools.
-//! - [`prepare`]: a stored agent made ready to run; [`session`]: conversations across runs.
+//! - [`prepare`]: a stored agent made ready to run, from a backend or a [`resources`] snapshot;
+//!   [`launch`]: prepared with its variables and MCP servers; [`session`]: conversations across
+//!   runs; [`definition`]: what an agent execution's record keeps to run it anywhere.
 //!
 //! Nothing here prints: answers stream to a caller-supplied sink and failures are typed errors
 //! with hints.
 
 pub mod conversation;
+pub mod definition;
 pub mod launch;
 pub mod mcp;
 pub mod prepare;
 pub mod provider;
+pub mod resources;
 pub mod session;
 // A scripted LLM server for the unit tests; test code, so it lives with the integration tests.
 #[cfg(test)]

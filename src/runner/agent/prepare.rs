@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use super::conversation::{PreparedAgent, Route, Tool, sub_agent_schema};
 use super::mcp::{McpError, McpServerConfig};
 use super::provider::{AnyProvider, ProviderError, SettingsSources, ToolDefinition, resolve_settings};
-use crate::backend::{Backend, BackendError, address};
+use super::resources::Resources;
+use crate::backend::{BackendError, address};
 use crate::model::{
     AgentSpec, AnyResource, Declarations, Environment, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec,
 };
@@ -106,9 +107,9 @@ impl Target {
 ///
 /// # Errors
 /// Neither is stored, one of the instance's references is missing, or the backend failed.
-pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, PrepareError> {
-    if let Some(spec) = agent(backend, name).await? {
-        let mcp_servers = used_mcp_servers(backend, &spec, &address(Kind::Agent, name)).await?;
+pub async fn target<R: Resources>(resources: &R, name: &str) -> Result<Target, PrepareError> {
+    if let Some(spec) = agent(resources, name).await? {
+        let mcp_servers = used_mcp_servers(resources, &spec, &address(Kind::Agent, name)).await?;
         return Ok(Target {
             address: address(Kind::Agent, name),
             name: name.to_owned(),
@@ -118,13 +119,13 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
         });
     }
     let instance_address = address(Kind::AgentInstance, name);
-    let Some(stored) = backend.get(Kind::AgentInstance, name).await? else {
+    let Some(stored) = resources.manifest(Kind::AgentInstance, name).await? else {
         return Err(PrepareError::NotFound {
             address: address(Kind::Agent, name),
             needed_by: "the command".to_owned(),
         });
     };
-    let Ok(AnyResource::AgentInstance(instance)) = AnyResource::from_value(Kind::AgentInstance, stored.manifest) else {
+    let Ok(AnyResource::AgentInstance(instance)) = AnyResource::from_value(Kind::AgentInstance, stored) else {
         return Err(PrepareError::Malformed { address: instance_address, detail: "not an AgentInstance".to_owned() });
     };
     // Apply stores an `agentId` as `agentRef` (`reconcile::ids`), so a stored instance names
@@ -135,17 +136,18 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
             detail: "it names no agent by agentRef; apply its manifest again to resolve an agentId".to_owned(),
         });
     };
-    let spec = agent(backend, &agent_name).await?.ok_or_else(|| PrepareError::NotFound {
+    let spec = agent(resources, &agent_name).await?.ok_or_else(|| PrepareError::NotFound {
         address: address(Kind::Agent, &agent_name),
         needed_by: instance_address.clone(),
     })?;
     let mut environments = Vec::new();
     for reference in &instance.spec.environment_refs {
-        let stored = backend.get(Kind::Environment, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
-            address: address(Kind::Environment, &reference.name),
-            needed_by: instance_address.clone(),
-        })?;
-        match AnyResource::from_value(Kind::Environment, stored.manifest) {
+        let stored =
+            resources.manifest(Kind::Environment, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
+                address: address(Kind::Environment, &reference.name),
+                needed_by: instance_address.clone(),
+            })?;
+        match AnyResource::from_value(Kind::Environment, stored) {
             Ok(AnyResource::Environment(environment)) => environments.push(environment),
             _ => {
                 return Err(PrepareError::Malformed {
@@ -155,24 +157,24 @@ pub async fn target<B: Backend>(backend: &B, name: &str) -> Result<Target, Prepa
             }
         }
     }
-    let mcp_servers = used_mcp_servers(backend, &spec, &instance_address).await?;
+    let mcp_servers = used_mcp_servers(resources, &spec, &instance_address).await?;
     Ok(Target { address: instance_address, name: agent_name, spec, environments, mcp_servers })
 }
 
 /// The `McpServer` resources `spec` uses, by name.
-async fn used_mcp_servers<B: Backend>(
-    backend: &B,
+async fn used_mcp_servers<R: Resources>(
+    resources: &R,
     spec: &AgentSpec,
     needed_by: &str,
 ) -> Result<BTreeMap<String, McpServerSpec>, PrepareError> {
     let mut servers = BTreeMap::new();
     for usage in &spec.mcp_server_usages {
         let name = &usage.mcp_server_ref.name;
-        let stored = backend.get(Kind::McpServer, name).await?.ok_or_else(|| PrepareError::NotFound {
+        let stored = resources.manifest(Kind::McpServer, name).await?.ok_or_else(|| PrepareError::NotFound {
             address: address(Kind::McpServer, name),
             needed_by: needed_by.to_owned(),
         })?;
-        match AnyResource::from_value(Kind::McpServer, stored.manifest) {
+        match AnyResource::from_value(Kind::McpServer, stored) {
             Ok(AnyResource::McpServer(server)) => {
                 servers.insert(name.clone(), server.spec);
             }
@@ -188,8 +190,8 @@ async fn used_mcp_servers<B: Backend>(
 }
 
 /// The MCP servers `spec` defines inline and uses, with the tools it enables of each.
-async fn mcp_configs<B: Backend>(
-    backend: &B,
+async fn mcp_configs<R: Resources>(
+    resources: &R,
     spec: &AgentSpec,
     needed_by: &str,
 ) -> Result<Vec<McpServerConfig>, PrepareError> {
@@ -197,7 +199,7 @@ async fn mcp_configs<B: Backend>(
     for definition in &spec.mcp_servers {
         configs.push(McpServerConfig::from_definition(definition)?);
     }
-    let used = used_mcp_servers(backend, spec, needed_by).await?;
+    let used = used_mcp_servers(resources, spec, needed_by).await?;
     for usage in &spec.mcp_server_usages {
         if let Some(server) = used.get(&usage.mcp_server_ref.name) {
             configs.push(McpServerConfig::from_usage(usage, server)?);
@@ -206,15 +208,15 @@ async fn mcp_configs<B: Backend>(
     Ok(configs)
 }
 
-async fn agent<B: Backend>(backend: &B, name: &str) -> Result<Option<AgentSpec>, PrepareError> {
-    let Some(stored) = backend.get(Kind::Agent, name).await? else { return Ok(None) };
-    match AnyResource::from_value(Kind::Agent, stored.manifest) {
+async fn agent<R: Resources>(resources: &R, name: &str) -> Result<Option<AgentSpec>, PrepareError> {
+    let Some(stored) = resources.manifest(Kind::Agent, name).await? else { return Ok(None) };
+    match AnyResource::from_value(Kind::Agent, stored) {
         Ok(AnyResource::Agent(agent)) => Ok(Some(agent.spec)),
         _ => Err(PrepareError::Malformed { address: address(Kind::Agent, name), detail: "not an Agent".to_owned() }),
     }
 }
 
-/// What preparing needs besides the backend.
+/// What preparing needs besides the stored resources.
 pub struct Inputs<'a> {
     /// The `--model` flag.
     pub model_flag: Option<&'a str>,
@@ -229,17 +231,17 @@ pub struct Inputs<'a> {
 /// # Errors
 /// A skill or sub-agent it names is missing, sub-agents nest too deep, its model settings are
 /// unusable, or the backend failed.
-pub async fn prepare<B: Backend>(
-    backend: &B,
+pub async fn prepare<R: Resources>(
+    resources: &R,
     path: &str,
     spec: &AgentSpec,
     inputs: &Inputs<'_>,
 ) -> Result<PreparedAgent, PrepareError> {
-    prepare_at(backend, path, spec, None, inputs, 0).await
+    prepare_at(resources, path, spec, None, inputs, 0).await
 }
 
-fn prepare_at<'a, B: Backend>(
-    backend: &'a B,
+fn prepare_at<'a, R: Resources>(
+    resources: &'a R,
     path: &'a str,
     spec: &'a AgentSpec,
     // An inline sub-agent's servers: its parent's, narrowed to its selection.
@@ -254,7 +256,7 @@ fn prepare_at<'a, B: Backend>(
         let needed_by = format!("agent `{path}`");
         let mut skills = BTreeMap::new();
         for reference in &spec.skill_refs {
-            let stored = skill(backend, reference, &needed_by).await?;
+            let stored = skill(resources, reference, &needed_by).await?;
             skills.insert(reference.name.clone(), place(&reference.name, &stored, inputs.workspace)?);
         }
         let settings = resolve_settings(
@@ -268,14 +270,14 @@ fn prepare_at<'a, B: Backend>(
         let provider = AnyProvider::new(&settings)?;
         let mcp_servers = match inherited {
             Some(servers) => servers,
-            None => mcp_configs(backend, spec, &needed_by).await?,
+            None => mcp_configs(resources, spec, &needed_by).await?,
         };
         let mut tools = Vec::new();
         let mut sub_agents = Vec::new();
         for sub in &spec.sub_agents {
             let sub_path = format!("{path}/{}", sub.name);
             let sub_spec = match &sub.agent_ref {
-                Some(reference) => agent(backend, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
+                Some(reference) => agent(resources, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
                     address: address(Kind::Agent, &reference.name),
                     needed_by: needed_by.clone(),
                 })?,
@@ -314,7 +316,7 @@ fn prepare_at<'a, B: Backend>(
                 }
                 Some(servers)
             };
-            let prepared = prepare_at(backend, &sub_path, &sub_spec, inherited, inputs, depth + 1).await?;
+            let prepared = prepare_at(resources, &sub_path, &sub_spec, inherited, inputs, depth + 1).await?;
             let description = sub
                 .description
                 .clone()
@@ -339,12 +341,16 @@ fn prepare_at<'a, B: Backend>(
     })
 }
 
-async fn skill<B: Backend>(backend: &B, reference: &ResourceRef, needed_by: &str) -> Result<SkillSpec, PrepareError> {
-    let stored = backend.get(Kind::Skill, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
+async fn skill<R: Resources>(
+    resources: &R,
+    reference: &ResourceRef,
+    needed_by: &str,
+) -> Result<SkillSpec, PrepareError> {
+    let stored = resources.manifest(Kind::Skill, &reference.name).await?.ok_or_else(|| PrepareError::NotFound {
         address: address(Kind::Skill, &reference.name),
         needed_by: needed_by.to_owned(),
     })?;
-    match AnyResource::from_value(Kind::Skill, stored.manifest) {
+    match AnyResource::from_value(Kind::Skill, stored) {
         Ok(AnyResource::Skill(skill)) => Ok(skill.spec),
         _ => Err(PrepareError::Malformed {
             address: address(Kind::Skill, &reference.name),

@@ -1,9 +1,11 @@
 //! Sessions: a conversation with an agent continued across executions. A `Session` resource
 //! names it; its messages are the recorded events of the completed executions that ran in it,
-//! so nothing is stored twice and a session reads the same from a laptop or a server.
+//! so a session reads the same from a laptop or a server. A new execution carries the
+//! conversation it continues (see [`super::definition`]), so the worker that runs it reads no
+//! other execution.
 
-use super::conversation::{AgentEvent, messages_from_events};
-use super::provider::{Message, excerpt};
+use super::conversation::AgentEvent;
+use super::provider::excerpt;
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionStatus, ResourceQuery};
 use crate::model::{AnyResource, Kind, ResourceRef, Session, SessionSpec};
 use crate::reconcile::{self, ReconcileError};
@@ -38,8 +40,9 @@ pub enum SessionError {
 }
 
 /// Opens session `name` for `agent` (the target's name, as its executions record it): creates
-/// it when it does not exist yet, and returns the conversation its completed executions had, in
-/// order.
+/// it when it does not exist yet, and returns the agent's own steps in its completed executions,
+/// in order (what [`super::conversation::messages_from_events`] makes the conversation of). An execution that was
+/// claimed again ran its turn again: only its last attempt counts.
 ///
 /// # Errors
 /// The name is invalid, the session belongs to another agent, or the backend failed.
@@ -49,7 +52,7 @@ pub async fn open<B: Backend>(
     agent: &str,
     target: &str,
     subject: &str,
-) -> Result<Vec<Message>, SessionError> {
+) -> Result<Vec<AgentEvent>, SessionError> {
     crate::model::meta::check_name(name)
         .map_err(|why| SessionError::BadName { name: name.to_owned(), why: why.to_string() })?;
     let Some(stored) = backend.get(Kind::Session, name).await? else {
@@ -73,21 +76,22 @@ pub async fn open<B: Backend>(
         status: Some(ExecutionStatus::Completed),
         ..ExecutionQuery::default()
     };
-    let mut messages = Vec::new();
+    let mut steps = Vec::new();
     for record in backend.execution_list(&query).await? {
         let in_session = record.definition.as_ref().and_then(|d| d.get("session")).and_then(|s| s.as_str());
         if in_session != Some(name) {
             continue;
         }
-        let events: Vec<AgentEvent> = backend
-            .execution_events(&record.id, 0)
-            .await?
-            .into_iter()
-            .filter_map(|(_, event)| serde_json::from_value(event).ok())
-            .collect();
-        messages.extend(messages_from_events(&events, agent));
+        let events = backend.execution_events(&record.id, 0).await?;
+        let last_attempt = events.iter().rposition(|(_, event)| event["event"] == "claimed").map_or(0, |at| at + 1);
+        steps.extend(
+            events[last_attempt..]
+                .iter()
+                .filter_map(|(_, event)| serde_json::from_value::<AgentEvent>(event.clone()).ok())
+                .filter(|event| event.agent() == agent),
+        );
     }
-    Ok(messages)
+    Ok(steps)
 }
 
 /// A session's subject: the first line of its first message, shortened.
