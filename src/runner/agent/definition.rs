@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use super::conversation::{AgentEvent, DEFAULT_MAX_STEPS, Limits};
 use super::launch::LaunchError;
-use super::prepare::Target;
-use super::resources::Snapshot;
+use super::prepare::{self, PrepareError, Target};
+use super::resources::{Recording, Resources, Snapshot};
 use super::session;
 use crate::backend::Backend;
-use crate::model::AgentSpec;
+use crate::model::{AgentSpec, AnyResource, Kind};
 use crate::runner::environment::{self, Overrides, Resolved};
 use crate::secrets::SecretValue;
 
@@ -85,7 +85,7 @@ impl NewRun {
     /// The agent or something it uses is missing, a required value is missing, the session
     /// belongs to another agent, or the backend failed.
     pub async fn read<B: Backend>(backend: &B, ask: &Ask<'_>) -> Result<Self, LaunchError> {
-        let (resources, target) = Snapshot::take(backend, ask.name).await?;
+        let (resources, target) = snapshot(backend, ask.name).await?;
         let variables =
             environment::resolve(backend, &target.declarations(), &target.environments, ask.overrides).await?;
         let history = session::open(backend, ask.session, &target.name, &target.address, ask.message).await?;
@@ -114,4 +114,33 @@ impl NewRun {
         let secret = self.variables.variables.iter().filter(|(_, variable)| variable.secret);
         secret.map(|(name, variable)| (name.clone(), variable.value.clone())).collect()
     }
+}
+
+/// The target `name` (an agent, or an agent instance) as `resources` hold it now, with
+/// everything it uses: its instance's environments, its MCP servers, skills and referenced
+/// sub-agents, all the way down.
+///
+/// # Errors
+/// Something it needs is missing or does not read as its kind, or the backend failed.
+async fn snapshot<R: Resources>(resources: &R, name: &str) -> Result<(Snapshot, Target), PrepareError> {
+    let recording = Recording::new(resources);
+    let target = prepare::target(&recording, name).await?;
+    let mut agents = vec![target.spec.clone()];
+    while let Some(spec) = agents.pop() {
+        for reference in crate::model::ResourceSpec::references(&spec) {
+            let Some(&kind) = reference.kinds.first() else { continue };
+            if reference.by_id || recording.has(kind, &reference.name) {
+                continue;
+            }
+            // Missing ones are left out: preparing says which, and who needs it.
+            let manifest = recording.manifest(kind, &reference.name).await?;
+            if kind == Kind::Agent
+                && let Some(manifest) = manifest
+                && let Ok(AnyResource::Agent(agent)) = AnyResource::from_value(Kind::Agent, manifest)
+            {
+                agents.push(agent.spec);
+            }
+        }
+    }
+    Ok((Snapshot::of(recording), target))
 }

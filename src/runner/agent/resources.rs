@@ -9,9 +9,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::prepare::{self, PrepareError, Target};
 use crate::backend::{Backend, BackendError, address};
-use crate::model::{AnyResource, Kind};
+use crate::model::Kind;
 
 /// Reads stored manifests by kind and name.
 pub trait Resources: Sync {
@@ -39,44 +38,26 @@ impl Resources for Snapshot {
 }
 
 impl Snapshot {
-    /// The target `name` (an agent, or an agent instance) as `resources` hold it now, with
-    /// everything it uses.
-    ///
-    /// # Errors
-    /// Something it needs is missing or does not read as its kind, or the backend failed.
-    pub async fn take<R: Resources>(resources: &R, name: &str) -> Result<(Self, Target), PrepareError> {
-        let recording = Recording { resources, seen: Mutex::default() };
-        let target = prepare::target(&recording, name).await?;
-        let mut agents = vec![target.spec.clone()];
-        while let Some(spec) = agents.pop() {
-            for reference in crate::model::ResourceSpec::references(&spec) {
-                let Some(&kind) = reference.kinds.first() else { continue };
-                if reference.by_id || recording.has(kind, &reference.name) {
-                    continue;
-                }
-                // Missing ones are left out: preparing says which, and who needs it.
-                let manifest = recording.manifest(kind, &reference.name).await?;
-                if kind == Kind::Agent
-                    && let Some(manifest) = manifest
-                    && let Ok(AnyResource::Agent(agent)) = AnyResource::from_value(Kind::Agent, manifest)
-                {
-                    agents.push(agent.spec);
-                }
-            }
-        }
-        let seen = recording.seen.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok((Self(seen), target))
+    /// A snapshot of the manifests read through `recording`.
+    pub fn of(recording: Recording<'_, impl Resources>) -> Self {
+        Self(recording.seen.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
 
-/// Reads through to `resources` and keeps what it read.
-struct Recording<'a, R> {
+/// Reads through to `resources` and keeps what it read, for a [`Snapshot`].
+pub struct Recording<'a, R> {
     resources: &'a R,
     seen: Mutex<BTreeMap<String, Value>>,
 }
 
-impl<R> Recording<'_, R> {
-    fn has(&self, kind: Kind, name: &str) -> bool {
+impl<'a, R> Recording<'a, R> {
+    /// Reads through to `resources`, keeping nothing yet.
+    pub fn new(resources: &'a R) -> Self {
+        Self { resources, seen: Mutex::default() }
+    }
+
+    /// Whether `kind/name` was read already.
+    pub fn has(&self, kind: Kind, name: &str) -> bool {
         self.seen.lock().is_ok_and(|seen| seen.contains_key(&address(kind, name)))
     }
 }
