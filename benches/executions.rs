@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use stigmer::backend::{
-    Backend, Definition, ExecutionQuery, ExecutionRecord, ExecutionStatus, RemoteBackend, RemoteOptions,
-};
+use stigmer::backend::{Backend, Definition, ExecutionQuery, ExecutionRecord, ExecutionStatus};
+use stigmer::remote::{RemoteBackend, RemoteOptions};
 
 mod support;
 

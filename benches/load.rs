@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use stigmer::backend::{Backend, BackendError, RemoteBackend, RemoteOptions, ResourceQuery};
+use stigmer::backend::{Backend, BackendError, ResourceQuery};
 use stigmer::model::{AnyResource, Kind, Skill, SkillSpec};
 use stigmer::reconcile::{self, Desired, PlanOptions, plan};
+use stigmer::remote::{RemoteBackend, RemoteOptions};
 
 mod support;
 

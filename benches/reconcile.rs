@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use stigmer::backend::{Backend, LocalBackend, ResourceQuery};
+use stigmer::backend::{Backend, ResourceQuery};
 use stigmer::manifest::{InputPath, ManifestSet, load};
 use stigmer::model::canonical::Canonical;
 use stigmer::reconcile::{self, Desired, Observed, PlanOptions, plan};
+use stigmer::store::redb::LocalBackend;
 use stigmer::validate::{NoResources, validate};
 
 mod support;

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stigmer::backend::{Backend, ExecutionRecord, ExecutionStatus, LocalBackend};
+use stigmer::backend::{Backend, ExecutionRecord, ExecutionStatus};
 use stigmer::model::dsl::Workflow;
 use stigmer::runner::workflow::record;
 use stigmer::runner::workflow::{RunOptions, TaskEvent, run};
-use stigmer::store::{OpenOptions, Store};
+use stigmer::store::redb::LocalBackend;
+use stigmer::store::redb::{OpenOptions, Store};
 use tokio::runtime::Runtime;
 
 mod support;
@@ -368,7 +369,7 @@ fn per_operation(dir: &Path) -> LocalBackend {
 fn open_store(dir: &Path) -> BenchResult<LocalBackend> {
     let options = OpenOptions::new(Duration::from_secs(10), "stigmer workflow bench");
     let store = Store::open(&dir.join("local.db"), &options)?;
-    Ok(LocalBackend::shared(Arc::new(store), "bench", None))
+    Ok(LocalBackend::shared(Arc::new(store), "bench"))
 }
 
 /// Per-call times of single store operations on a store holding one execution.

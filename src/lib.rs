@@ -13,6 +13,7 @@ pub mod model;
 pub mod private_fs;
 pub mod proto;
 pub mod reconcile;
+pub mod remote;
 pub mod runner;
 pub mod schema;
 pub mod secrets;

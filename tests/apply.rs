@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use stigmer::store::{OpenOptions, Store};
+use stigmer::store::redb::{OpenOptions, Store};
 use support::Sandbox;
 
 #[macro_use]

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use stigmer::backend::{
-    Backend, BackendError, ClaimRequest, ExecutionRecord, ExecutionStatus, LocalBackend, RemoteBackend, RemoteOptions,
-    ResourceQuery, RevisionAction, WorkerInfo,
+    Backend, BackendError, ClaimRequest, ExecutionRecord, ExecutionStatus, ResourceQuery, RevisionAction, WorkerInfo,
 };
 use stigmer::model::{Agent, AgentSpec, AnyResource, Kind, Skill, SkillSpec};
 use stigmer::reconcile::{self, Desired, PlanOptions, plan};
+use stigmer::remote::{RemoteBackend, RemoteOptions};
 use stigmer::secrets::SecretValue;
+use stigmer::store::redb::LocalBackend;
 
 mod support;
 

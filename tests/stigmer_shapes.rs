@@ -411,7 +411,8 @@ spec:
 #[test]
 fn the_server_itself_refuses_a_write_for_another_org() {
     // A client that skips validation still cannot write into another org through this one.
-    use stigmer::backend::{ApplyBatch, Backend, BatchItem, RemoteBackend, RemoteOptions, Write};
+    use stigmer::backend::{ApplyBatch, Backend, BatchItem, Write};
+    use stigmer::remote::{RemoteBackend, RemoteOptions};
     let sandbox = Sandbox::remote();
     let (server, token) = sandbox.remote.as_ref().unwrap();
     let options =

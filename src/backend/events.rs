@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::storage::{EventEffects, Storage};
 use super::{
-    Backend, BackendError, Definition, ExecutionQuery, ExecutionRecord, ExecutionStatus, LocalBackend, ScheduleState,
+    Backend, BackendError, Definition, ExecutionQuery, ExecutionRecord, ExecutionStatus, ScheduleState, StoreBackend,
     address,
 };
 use crate::model::Kind;
@@ -85,7 +86,7 @@ pub fn new(type_: &str, source: &str, subject: Option<&str>, data: Option<Value>
 }
 
 /// [`super::Backend::event_publish`] on the local store (and so on each org of a server).
-pub(crate) async fn publish(backend: &LocalBackend, event: Value) -> Result<EventReceipt, BackendError> {
+pub(crate) async fn publish<S: Storage>(backend: &StoreBackend<S>, event: Value) -> Result<EventReceipt, BackendError> {
     check(&event).map_err(BackendError::BadEvent)?;
     let id = event.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     // Who may consume it: the executions not over whose workflow listens for such an event.
@@ -110,15 +111,7 @@ pub(crate) async fn publish(backend: &LocalBackend, event: Value) -> Result<Even
     let mut start = Vec::new();
     for workflow in super::schedule::scheduled(backend).await? {
         let Trigger::On(strategy) = &workflow.trigger else { continue };
-        let mut state = states.get(&workflow.name).cloned().unwrap_or_else(|| ScheduleState {
-            spec: workflow.spec(),
-            anchor: now,
-            last_slot: now,
-            last_execution: None,
-            paused: false,
-            buffered: None,
-            collected: Vec::new(),
-        });
+        let mut state = states.get(&workflow.name).cloned().unwrap_or_else(|| ScheduleState::new(workflow.spec(), now));
         if state.paused {
             continue;
         }
@@ -144,7 +137,7 @@ pub(crate) async fn publish(backend: &LocalBackend, event: Value) -> Result<Even
     }
     let started: Vec<String> =
         start.iter().filter_map(|(_, record, _)| record.as_ref().map(|r| r.id.clone())).collect();
-    let fresh = backend.keep_event(event, deliver.clone(), start).await?;
+    let fresh = backend.keep_event(&event, EventEffects { deliver: deliver.clone(), start }).await?;
     Ok(if fresh {
         EventReceipt { id, duplicate: false, delivered: deliver, started }
     } else {

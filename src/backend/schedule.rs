@@ -11,12 +11,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::storage::{Fire, Storage};
 use super::{
-    Backend, BackendError, Definition, ExecutionRecord, ExecutionStatus, LocalBackend, ResourceQuery, address,
+    Backend, BackendError, Definition, ExecutionRecord, ExecutionStatus, ResourceQuery, StoreBackend, address,
 };
 use crate::model::schedule::{Overlap, SchedulePolicy, Trigger, to_fire};
 use crate::model::{AnyResource, Kind};
-use crate::store::Fire;
 
 /// How often the scheduler looks at the clock.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -43,6 +43,21 @@ pub struct ScheduleState {
     /// For `schedule.on` with `all`: the events collected so far, one per filter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collected: Vec<Option<Value>>,
+}
+
+impl ScheduleState {
+    /// The state of a schedule `spec` first seen at `now`: its slots count from then.
+    pub fn new(spec: Value, now: Timestamp) -> Self {
+        Self {
+            spec,
+            anchor: now,
+            last_slot: now,
+            last_execution: None,
+            paused: false,
+            buffered: None,
+            collected: Vec::new(),
+        }
+    }
 }
 
 /// A scheduled workflow, as `schedule list` shows it.
@@ -145,7 +160,7 @@ impl Scheduler {
     ///
     /// # Errors
     /// The store cannot be read or written.
-    pub async fn tick(&mut self, backend: &LocalBackend, now: Timestamp) -> Result<usize, BackendError> {
+    pub async fn tick<S: Storage>(&mut self, backend: &StoreBackend<S>, now: Timestamp) -> Result<usize, BackendError> {
         let version = backend.version().await?;
         if self.read.as_ref().is_none_or(|(at, _)| *at != version) {
             let mut read = Vec::new();
@@ -172,13 +187,9 @@ impl Scheduler {
                 // New, or changed: its slots count from now.
                 _ => {
                     let state = ScheduleState {
-                        spec: workflow.spec.clone(),
-                        anchor: now,
-                        last_slot: now,
                         last_execution: states.get(&workflow.name).and_then(|s| s.last_execution.clone()),
                         paused: states.get(&workflow.name).is_some_and(|s| s.paused),
-                        buffered: None,
-                        collected: Vec::new(),
+                        ..ScheduleState::new(workflow.spec.clone(), now)
                     };
                     if matches!(workflow.trigger, Trigger::After(_)) && state.last_execution.is_none() {
                         fires.push(fire(workflow, definition, state, now));
@@ -199,8 +210,8 @@ impl Scheduler {
 
 /// Handles the slots of one schedule due at `now`: what it fires goes to `fires`, to be
 /// committed with the others of the tick.
-async fn advance(
-    backend: &LocalBackend,
+async fn advance<S: Storage>(
+    backend: &StoreBackend<S>,
     workflow: &Scheduled,
     definition: &Definition,
     mut state: ScheduleState,
@@ -312,6 +323,8 @@ mod tests {
     use crate::backend::{ApplyBatch, BatchItem, Write};
 
     /// A local store holding one `every: PT1S` workflow with `overlap`.
+    use crate::store::redb::LocalBackend;
+
     async fn store_with(dir: &tempfile::TempDir, overlap: &str) -> LocalBackend {
         let backend = LocalBackend::new(dir.path().join("local.db"), "t");
         let manifest = serde_json::json!({

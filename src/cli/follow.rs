@@ -7,7 +7,8 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 
 use super::{CommandError, common};
-use crate::backend::{AnyBackend, Backend, BackendError, ExecutionRecord};
+use crate::backend::{Backend, BackendError, ExecutionRecord};
+use crate::cli::backend::AnyBackend;
 
 /// How long to wait before following again when the server could not be reached.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);

@@ -4,6 +4,7 @@
 mod agent;
 mod apply;
 mod audit;
+mod backend;
 mod common;
 mod completion;
 mod config;

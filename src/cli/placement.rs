@@ -6,9 +6,8 @@ use clap::Args;
 
 use super::follow;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::{
-    AnyBackend, Backend, Claim, ClaimRequest, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus, WorkerInfo,
-};
+use crate::backend::{Backend, Claim, ClaimRequest, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus, WorkerInfo};
+use crate::cli::backend::AnyBackend;
 use crate::secrets::SecretValue;
 use crate::worker::Ended;
 

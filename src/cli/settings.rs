@@ -9,9 +9,11 @@ use clap::{Args, ValueEnum};
 
 use super::CommandError;
 use super::config::{Config, Context};
-use crate::backend::{AnyBackend, LocalBackend, RemoteBackend, RemoteOptions};
+use crate::cli::backend::AnyBackend;
 use crate::manifest::Project;
+use crate::remote::{RemoteBackend, RemoteOptions};
 use crate::secrets::KeySource;
+use crate::store::redb::LocalBackend;
 
 /// `NO_COLOR`: when set to anything non-empty, no colors (<https://no-color.org>).
 pub const ENV_NO_COLOR: &str = "NO_COLOR";
@@ -181,7 +183,7 @@ impl Settings {
         static TOLD: std::sync::Once = std::sync::Once::new();
         let path = self.home.join("local.db");
         let wait = self.lock_wait;
-        let notice = crate::store::WaitNotice::new(move |holder| {
+        let notice = crate::store::redb::WaitNotice::new(move |holder| {
             TOLD.call_once(|| {
                 let holder = holder.unwrap_or("another stigmer process");
                 eprintln!(

@@ -12,7 +12,9 @@ use super::help;
 use super::output::{self, OutputArgs};
 use super::settings::ENV_TOKEN;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::{AnyBackend, Backend, BackendError, DEFAULT_QUEUE, RemoteBackend, RemoteOptions};
+use crate::backend::{Backend, BackendError, DEFAULT_QUEUE};
+use crate::cli::backend::AnyBackend;
+use crate::remote::{RemoteBackend, RemoteOptions};
 use crate::worker::pool::{self, One, Report, WorkerConfig};
 
 /// Run a server's workflow executions on this machine.

@@ -587,9 +587,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_cached_listing_follows_our_writes_and_drops_on_others() {
-        use crate::backend::LocalBackend;
         use crate::model::{AnyResource, Skill, SkillSpec};
         use crate::reconcile::{Desired, plan};
+        use crate::store::redb::LocalBackend;
 
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path().join("local.db"), "tester");

@@ -129,8 +129,8 @@ pub async fn resolve<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::LocalBackend;
     use crate::model::{EnvironmentSpec, VariableSpec};
+    use crate::store::redb::LocalBackend;
 
     #[tokio::test]
     async fn later_sources_win_and_every_missing_key_is_named_at_once() {

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus, LocalBackend};
+use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
+use crate::store::redb::LocalBackend;
 
 /// The upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];

@@ -18,11 +18,11 @@ use tonic::{Request, Response, Status};
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
 use crate::backend::{
     ApplyBatch, Backend, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity,
-    LocalBackend, ResourceQuery, WorkerInfo,
+    ResourceQuery, WorkerInfo,
 };
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
 use crate::secrets::{KeySource, SecretValue};
-use crate::store::{Changes, OpenOptions, Store};
+use crate::store::redb::{Changes, LocalBackend, OpenOptions, Store};
 
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +136,7 @@ impl Service {
         let mut backends = Vec::with_capacity(names.len());
         for org in names {
             let store = self.store(&org).await?;
-            let backend =
-                LocalBackend::shared(store, SERVER_ACTOR, None).in_org(org.clone()).with_key(self.key.clone());
+            let backend = LocalBackend::shared(store, SERVER_ACTOR).in_org(org.clone()).with_key(self.key.clone());
             backends.push((org, backend));
         }
         Ok(backends)
@@ -225,7 +224,8 @@ impl Service {
     /// The caller's org store, as a backend acting for the caller.
     async fn backend(&self, caller: &Caller) -> Result<LocalBackend, Status> {
         let store = self.store(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
-        Ok(LocalBackend::shared(store, caller.token.name.clone(), caller.address.map(|a| a.to_string()))
+        Ok(LocalBackend::shared(store, caller.token.name.clone())
+            .from_address(caller.address.map(|a| a.to_string()))
             .in_org(caller.token.org.clone())
             .with_key(self.key.clone()))
     }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::backend::{Backend, BackendError, Claim, ClaimRequest, ExecutionStatus, LocalBackend, WorkerInfo};
+use crate::backend::{Backend, BackendError, Claim, ClaimRequest, ExecutionStatus, WorkerInfo};
 use crate::server::Service;
+use crate::store::redb::LocalBackend;
 
 /// How a pool works.
 #[derive(Debug, Clone)]

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use stigmer::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
+use stigmer::backend::Backend;
+use stigmer::remote::{RemoteBackend, RemoteOptions};
+use stigmer::store::redb::LocalBackend;
 
 pub mod resources;
 

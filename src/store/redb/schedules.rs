@@ -7,20 +7,8 @@ use redb::{ReadableTable, TableError};
 
 use super::Store;
 use super::tables::{EVENTS, SCHEDULE_SLOTS, SCHEDULES};
-use crate::backend::{BackendError, ExecutionRecord, ScheduleState};
-
-/// One schedule slot to fire: the execution it starts and the schedule's state after it.
-#[derive(Debug, Clone)]
-pub struct Fire {
-    /// The workflow.
-    pub workflow: String,
-    /// The slot.
-    pub slot: Timestamp,
-    /// The schedule's state once it fired.
-    pub state: ScheduleState,
-    /// The execution it starts.
-    pub record: ExecutionRecord,
-}
+use crate::backend::storage::{EventEffects, Fire};
+use crate::backend::{BackendError, ScheduleState};
 
 impl Store {
     /// Every scheduled workflow's state, by workflow name.
@@ -80,16 +68,16 @@ impl Store {
     }
 
     /// Keeps an event sent in and does what it does, in one transaction: appends it as a
-    /// `signal` to the executions in `deliver`, creates the executions of `start` (if any) and
-    /// writes their schedules' new states. `false`, with nothing written, when an event of the same `source`
-    /// and `id` was kept before.
+    /// `signal` to the executions it is delivered to, creates the executions it starts (if any)
+    /// and writes their schedules' new states. `false`, with nothing written, when an event of
+    /// the same `source` and `id` was kept before.
     pub fn publish_event(
         &self,
         event: &serde_json::Value,
-        deliver: &[String],
-        start: &[(String, Option<ExecutionRecord>, ScheduleState)],
+        effects: &EventEffects,
         now: Timestamp,
     ) -> Result<bool, BackendError> {
+        let EventEffects { deliver, start } = effects;
         let text = |name: &str| event.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
         let (source, id) = (text("source"), text("id"));
         let txn = self.begin_write()?;

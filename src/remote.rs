@@ -14,7 +14,7 @@ use tonic::{Request, Status};
 
 use futures_util::StreamExt as _;
 
-use super::{
+use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
     ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo, SecretInfo,
     StoredResource, WorkerInfo,
@@ -315,7 +315,7 @@ impl Backend for RemoteBackend {
         Ok(())
     }
 
-    async fn event_publish(&self, event: serde_json::Value) -> Result<super::EventReceipt, BackendError> {
+    async fn event_publish(&self, event: serde_json::Value) -> Result<crate::backend::EventReceipt, BackendError> {
         let request = v1::EventPublishRequest { event_json: encode_json(&event) };
         let response = self.client.clone().event_publish(request).await.map_err(|s| self.error(&s))?;
         Ok(decode_json(&response.into_inner().receipt_json)?)

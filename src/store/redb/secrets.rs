@@ -5,50 +5,11 @@
 
 use jiff::Timestamp;
 use redb::{ReadableTable, TableError};
-use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::tables::{AUDIT, DATA_KEY, KEYRING, META, SECRETS};
+use crate::backend::storage::{Author, Keyring, SealedSecret};
 use crate::backend::{AuditEntry, BackendError, RevisionAction};
-
-/// A secret as stored: its value sealed under the data key `key_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecret {
-    /// The secret's name.
-    pub name: String,
-    /// When it was first set.
-    pub created_at: Timestamp,
-    /// When its value last changed.
-    pub updated_at: Timestamp,
-    /// The data key it is sealed under.
-    pub key_id: String,
-    /// Nonce and ciphertext, hex.
-    pub sealed: String,
-}
-
-/// The data key, wrapped by the master key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Keyring {
-    /// A random id, recorded with each value sealed under this key.
-    pub key_id: String,
-    /// The data key sealed under the master key, hex.
-    pub wrapped: String,
-    /// The master key's fingerprint, to say which key is needed when another is given.
-    pub master_fingerprint: String,
-    /// When this data key was made.
-    pub created_at: Timestamp,
-}
-
-/// Who made a change, for the audit log.
-#[derive(Debug, Clone, Copy)]
-pub struct Author<'a> {
-    /// The actor.
-    pub actor: &'a str,
-    /// The network address, on a server.
-    pub address: Option<&'a str>,
-}
 
 impl Store {
     /// The wrapped data key, if any secret was ever stored.
@@ -231,15 +192,10 @@ impl Store {
     }
 }
 
-/// Decodes a sealed value's hex.
-pub fn sealed_bytes(secret: &SealedSecret) -> Result<Vec<u8>, BackendError> {
-    hex::decode(&secret.sealed).map_err(|_| BackendError::Storage(format!("secret {} is not hex", secret.name)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::OpenOptions;
+    use crate::store::redb::OpenOptions;
 
     fn author() -> Author<'static> {
         Author { actor: "ana", address: None }
@@ -268,9 +224,7 @@ mod tests {
         };
         assert!(store.rotate_keyring(&keyring("new"), failing, author(), Timestamp::UNIX_EPOCH).is_err());
         assert_eq!(store.keyring().unwrap().unwrap().key_id, "old");
-        assert!(
-            store.secrets().unwrap().iter().all(|s| s.key_id == "old" && sealed_bytes(s).unwrap() == s.name.as_bytes())
-        );
+        assert!(store.secrets().unwrap().iter().all(|s| s.key_id == "old" && s.bytes().unwrap() == s.name.as_bytes()));
 
         assert_eq!(
             store.rotate_keyring(&keyring("new"), |_| Ok(b"new".to_vec()), author(), Timestamp::UNIX_EPOCH).unwrap(),

@@ -18,34 +18,8 @@ use super::tables::{
     EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, META, QUEUE_SEQUENCE_KEY,
     WORKERS,
 };
+use crate::backend::storage::{Claimed, Fence, Finish};
 use crate::backend::{BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease, WorkerInfo};
-
-/// How an execution stands after a finish: its status, its output or error, and the events its
-/// run ended with (appended in the same transaction).
-#[derive(Debug, Clone, Copy)]
-pub struct Finish<'a> {
-    /// The new status.
-    pub status: ExecutionStatus,
-    /// Its output, once completed.
-    pub output: Option<&'a serde_json::Value>,
-    /// Its error, once faulted.
-    pub error: Option<&'a serde_json::Value>,
-    /// The run's last events.
-    pub last: &'a [Box<serde_json::value::RawValue>],
-}
-
-impl Finish<'_> {
-    /// Just a status.
-    pub fn status(status: ExecutionStatus) -> Self {
-        Self { status, output: None, error: None, last: &[] }
-    }
-}
-
-/// A write's fence: the lease epoch it is made under, and the token that claimed the lease.
-pub type Fence<'a> = (u64, &'a str);
-
-/// An execution claimed: its record under the new lease, and its sealed run secrets.
-pub type Claimed = (ExecutionRecord, Option<Vec<u8>>);
 
 impl Store {
     /// Records a new execution (its id must be new), queued when it is pending, with the sealed
@@ -469,7 +443,7 @@ fn millis(at: Timestamp) -> u64 {
 mod tests {
     use super::*;
     use crate::backend::DEFAULT_QUEUE;
-    use crate::store::OpenOptions;
+    use crate::store::redb::OpenOptions;
 
     fn store(dir: &tempfile::TempDir) -> Store {
         Store::open(&dir.path().join("s.db"), &OpenOptions::new(std::time::Duration::ZERO, "t")).unwrap()
