@@ -60,6 +60,10 @@ pub enum BackendError {
     /// The storage engine failed.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store cannot be used for now (its database is down, restarting or out of
+    /// connections); the operation may be tried again.
+    #[error("{0}")]
+    Unavailable(String),
     /// The server does not accept the caller's token (missing, unknown, expired or revoked).
     #[error("the server refused the token: {0}")]
     Unauthenticated(String),

@@ -5,6 +5,7 @@
 //! primitives [`StoreBackend`] builds the whole contract from; the wire (`proto`) and the
 //! remote client speak its types.
 
+pub mod batch;
 mod error;
 pub mod events;
 pub mod execution;

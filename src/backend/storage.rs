@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
+    Lease, ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -125,6 +125,108 @@ pub struct EventEffects {
     pub deliver: Vec<String>,
     /// The workflows it starts or moves along: (workflow, its new execution, its new state).
     pub start: Vec<(String, Option<ExecutionRecord>, ScheduleState)>,
+}
+
+/// Wakes whoever waits for executions to change (workers waiting for work, followers of a
+/// run) within the process: a counter bumped after every committed execution write. Several
+/// stores may share one: the server's workers wait on all its orgs at once.
+#[derive(Debug, Clone)]
+pub struct Changes(Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Changes {
+    /// A counter of its own.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+
+    /// Says something changed.
+    pub fn notify(&self) {
+        self.0.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// A receiver that sees every change after this call.
+    #[must_use]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a claim may take the execution: pending, or running without a live lease (its
+/// worker died, or it was recorded before leases), or held by the worker `take_over` names.
+pub fn claimable(record: &ExecutionRecord, now: Timestamp, take_over: Option<&str>) -> bool {
+    match record.status {
+        ExecutionStatus::Pending => true,
+        ExecutionStatus::Running | ExecutionStatus::Waiting => record
+            .lease
+            .as_ref()
+            .is_none_or(|lease| lease.expires_at <= now || take_over == Some(lease.worker.as_str())),
+        _ => false,
+    }
+}
+
+/// Refuses a write under `fence` (a lease epoch, and the token that claimed it) unless that
+/// lease holds the execution and it is not over. A lease past its expiry still holds until
+/// another claim takes the execution.
+pub fn fenced(record: &ExecutionRecord, fence: Option<Fence<'_>>) -> Result<(), BackendError> {
+    let Some((epoch, token)) = fence else { return Ok(()) };
+    let lost = |reason: String| Err(BackendError::LeaseLost { id: record.id.clone(), reason });
+    if record.status.is_final() {
+        return lost(format!("it is {}", record.status.as_str()));
+    }
+    match &record.lease {
+        Some(lease) if lease.epoch == epoch && lease.token == token => Ok(()),
+        Some(lease) if lease.epoch == epoch => lost(format!("lease {epoch} was claimed with another token")),
+        Some(lease) => lost(format!("lease {epoch} was taken over by {} (lease {})", lease.worker, lease.epoch)),
+        None => lost("it holds no lease".to_owned()),
+    }
+}
+
+/// When a lease taken at `now` for `lease` lapses.
+pub fn expiry(now: Timestamp, lease: Duration) -> Timestamp {
+    now.checked_add(lease).unwrap_or(now)
+}
+
+/// What a claim does to the execution it takes, in every store: one more attempt, `running`
+/// under a new lease for `request.worker` whose epoch is the attempt's number; and the `claimed`
+/// event its history records.
+///
+/// # Errors
+/// The event cannot be encoded.
+pub fn claim_record(
+    record: &mut ExecutionRecord,
+    request: &ClaimRequest,
+    token: &str,
+    now: Timestamp,
+) -> Result<Box<RawValue>, BackendError> {
+    record.attempts += 1;
+    record.status = ExecutionStatus::Running;
+    record.lease = Some(Lease {
+        worker: request.worker.id.clone(),
+        token: token.to_owned(),
+        epoch: record.attempts,
+        expires_at: expiry(now, request.lease),
+    });
+    // Who runs it from here is part of its history: `execution events` shows each claim.
+    let claimed = serde_json::json!({
+        "at": now,
+        "event": "claimed",
+        "worker": request.worker.id,
+        "attempt": record.attempts,
+    });
+    serde_json::value::to_raw_value(&claimed)
+        .map_err(|e| BackendError::Storage(format!("cannot encode the claim: {e}")))
+}
+
+/// An execution that does not exist.
+pub fn no_execution(id: &str) -> BackendError {
+    BackendError::NotFound { address: format!("execution/{id}") }
 }
 
 /// The primitive operations of a store, one org's data: see the module documentation.

@@ -108,6 +108,24 @@ impl ResourceQuery {
     pub fn kind(kind: Kind) -> Self {
         Self { kinds: vec![kind], ..Self::default() }
     }
+
+    /// The kinds it asks for, in dependency order, each once.
+    #[must_use]
+    pub fn kinds_in_order(&self) -> Vec<Kind> {
+        let mut kinds = if self.kinds.is_empty() { Kind::DECLARATIVE.to_vec() } else { self.kinds.clone() };
+        kinds.sort_by_key(|kind| kind.order());
+        kinds.dedup();
+        kinds
+    }
+
+    /// Whether `resource` carries every label the query asks for (`metadata.labels`).
+    #[must_use]
+    pub fn has_labels_of(&self, resource: &StoredResource) -> bool {
+        let present = resource.manifest.get("metadata").and_then(|metadata| metadata.get("labels"));
+        self.labels.iter().all(|(key, value)| {
+            present.and_then(|present| present.get(key)).and_then(serde_json::Value::as_str) == Some(value.as_str())
+        })
+    }
 }
 
 /// One write in a batch, with its precondition.

@@ -155,6 +155,9 @@ impl From<BackendError> for CommandError {
                 Some("send a CloudEvent 1.0: specversion \"1.0\", id, source and type".to_owned())
             }
             BackendError::LeaseLost { id, .. } => Some(format!("see how it stands with `stigmer execution get {id}`")),
+            BackendError::Unavailable(_) => {
+                Some("the server's database is down or restarting; run the command again in a moment".to_owned())
+            }
             BackendError::Storage(_) | BackendError::Remote { .. } => None,
         };
         let kind = if matches!(

@@ -55,6 +55,12 @@ pub const SERVER: &[Var] = &[
     Var { name: settings::ENV_LOG, about: "what the server logs: info (default), debug, or a tracing filter" },
 ];
 
+/// What the server commands that take `--store` read.
+pub const STORE: &[Var] = &[Var {
+    name: settings::ENV_STORE_URL,
+    about: "a PostgreSQL database (postgres://…) to use when --store names none",
+}];
+
 /// The text after a command's options: `Examples:` and `Environment:`.
 pub fn after(examples: &[&str], groups: &[&[Var]]) -> String {
     let mut out = String::from("Examples:\n");

@@ -31,6 +31,15 @@ pub const ENV_ORG: &str = "STIGMER_ORG";
 pub const ENV_CA_CERT: &str = "STIGMER_CA_CERT";
 /// `STIGMER_LOG`: what `stigmer server` logs (a tracing filter; `info` by default).
 pub const ENV_LOG: &str = "STIGMER_LOG";
+/// `STIGMER_STORE_URL`: the PostgreSQL database `stigmer server` keeps its data in, when
+/// `--store` names none.
+pub const ENV_STORE_URL: &str = "STIGMER_STORE_URL";
+
+/// The database a server command uses: `--store`, else `STIGMER_STORE_URL`; `None` for the
+/// data directory.
+pub fn store_url(flag: Option<&str>) -> Option<String> {
+    flag.map(str::to_owned).or_else(|| std::env::var(ENV_STORE_URL).ok()).filter(|url| !url.is_empty())
+}
 /// `USER` / `USERNAME`: the local actor recorded in revisions and the audit log.
 const ENV_USER: [&str; 2] = ["USER", "USERNAME"];
 

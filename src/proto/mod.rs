@@ -417,6 +417,9 @@ pub fn error_to_status(error: &BackendError) -> Status {
         BackendError::BadEvent(reason) => {
             (Code::InvalidArgument, Some(Detail::BadEvent(v1::BadEvent { reason: reason.clone() })))
         }
+        BackendError::Unavailable(message) => {
+            (Code::Unavailable, Some(Detail::StoreUnavailable(v1::StoreUnavailable { message: message.clone() })))
+        }
         BackendError::Unauthenticated(_) => (Code::Unauthenticated, None),
         BackendError::PermissionDenied(_) => (Code::PermissionDenied, None),
         BackendError::Incompatible(_) => (Code::FailedPrecondition, None),
@@ -467,6 +470,7 @@ pub fn status_to_error(status: &Status, endpoint: &str) -> BackendError {
             Detail::SecretName(n) => BackendError::SecretName { name: n.name, reason: n.reason },
             Detail::LeaseLost(l) => BackendError::LeaseLost { id: l.id, reason: l.reason },
             Detail::BadEvent(b) => BackendError::BadEvent(b.reason),
+            Detail::StoreUnavailable(u) => BackendError::Unavailable(u.message),
         };
     }
     let message = status.message().to_owned();

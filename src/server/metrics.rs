@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::ServerBackend;
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
-use crate::store::redb::LocalBackend;
 
 /// The upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -72,7 +72,7 @@ impl Metrics {
     ///
     /// # Errors
     /// A store that cannot be read.
-    pub async fn render(&self, orgs: &[(String, LocalBackend)]) -> Result<String, BackendError> {
+    pub async fn render(&self, orgs: &[(String, ServerBackend)]) -> Result<String, BackendError> {
         let mut out = String::new();
         out.push_str("# HELP stigmer_rpc_duration_seconds How long the server took to answer a call, by method.\n");
         out.push_str("# TYPE stigmer_rpc_duration_seconds histogram\n");

@@ -1,10 +1,12 @@
 //! `stigmer server`: the backend contract over gRPC, for teams and CI. Each org's resources live
-//! in their own store under `DATA/orgs/<org>/`, served through the same store code as the local
-//! backend; API tokens (`tokens`) say who the caller is, in which org, with which role. The
+//! in their own store — a redb file under `DATA/orgs/<org>/`, or the org's rows in a PostgreSQL
+//! database that several replicas share — served through the same backend code as the local
+//! store; API tokens (`tokens`) say who the caller is, in which org, with which role. The
 //! server logs one structured line per call through `tracing`, and prints nothing itself.
 
 pub mod http;
 pub mod metrics;
+pub mod migration;
 pub mod scheduler;
 mod service;
 pub mod tokens;
@@ -19,7 +21,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::proto::v1::backend_service_server::BackendServiceServer;
-pub use service::{SERVER_ACTOR, Service};
+pub use service::{SERVER_ACTOR, ServerBackend, Service, Stores};
 pub use tokens::{Refusal, Role, TokenError, TokenRecord, Tokens};
 
 /// The largest request a server accepts by default: a 10,000-resource apply fits many times.
@@ -31,8 +33,11 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The data directory: tokens and every org's store.
+    /// The data directory: tokens and every org's store (unless `database` names a database),
+    /// and the master key when no other is given.
     pub data: PathBuf,
+    /// The PostgreSQL database that holds everything instead of the data directory.
+    pub database: Option<crate::store::postgres::PgOptions>,
     /// PEM certificate chain and private key, to serve TLS.
     pub tls: Option<TlsIdentity>,
     /// The largest request accepted, in bytes; larger ones get `ResourceExhausted`.
@@ -76,6 +81,9 @@ pub enum ServerError {
     /// The transport failed (including a TLS certificate or key it cannot use).
     #[error("the server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The database cannot be used.
+    #[error(transparent)]
+    Store(#[from] crate::backend::BackendError),
     /// The data directory cannot be created.
     #[error("cannot create the data directory {}", .path.display())]
     Data {
@@ -131,16 +139,24 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
 /// The longest a worker's claim waits for work: well inside the request timeout.
 const LONGEST_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// The service for `config`, its data directory created: what [`serve`] serves, and what the
-/// server's own workers claim from.
+/// The service for `config` — its data directory created, or its database reached and its
+/// schema brought up to date: what [`serve`] serves, and what the server's own workers claim
+/// from.
 ///
 /// # Errors
-/// The data directory cannot be created.
-pub fn service(config: &ServerConfig) -> Result<Arc<Service>, ServerError> {
-    crate::private_fs::create_private_dir(&config.data)
-        .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
+/// The data directory cannot be created, or the database cannot be used.
+pub async fn service(config: &ServerConfig) -> Result<Arc<Service>, ServerError> {
+    let stores = if let Some(options) = &config.database {
+        let database = crate::store::postgres::PgStore::connect(options).await?;
+        database.migrate().await?;
+        Stores::Postgres(database)
+    } else {
+        crate::private_fs::create_private_dir(&config.data)
+            .map_err(|source| ServerError::Data { path: config.data.clone(), source })?;
+        Stores::files(config.data.clone(), config.store_cache)
+    };
     let wait = LONGEST_CLAIM_WAIT.min(config.request_timeout / 2);
-    Ok(Arc::new(Service::new(config.data.clone(), config.key.clone(), config.store_cache, wait)))
+    Ok(Arc::new(Service::new(stores, config.key.clone(), wait)))
 }
 
 /// Serves the contract and gRPC health on `listener` until `shutdown` completes; then stops

@@ -1,5 +1,6 @@
-//! The `BackendService` implementation: authenticate the call, pick the caller's org store, run
-//! the operation through the same `LocalBackend` the CLI uses locally, and log one line.
+//! The `BackendService` implementation: authenticate the call, pick the caller's org store (a
+//! redb file in the data directory, or the org's rows in the database), run the operation
+//! through the same `StoreBackend` the CLI uses locally, and log one line.
 //!
 //! No business logic lives here: planning happens in the client, below the `Backend` trait on
 //! either side; the server only adds who may do what, and where each org's data is.
@@ -18,11 +19,13 @@ use tonic::{Request, Response, Status};
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
 use crate::backend::{
     ApplyBatch, Backend, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity,
-    ResourceQuery, WorkerInfo,
+    ResourceQuery, StoreBackend, WorkerInfo,
 };
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
 use crate::secrets::{KeySource, SecretValue};
-use crate::store::redb::{Changes, LocalBackend, OpenOptions, Store};
+use crate::store::AnyStorage;
+use crate::store::postgres::PgStore;
+use crate::store::redb::{Changes, OpenOptions, RedbStorage, Store};
 
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,17 +77,61 @@ struct Caller {
     address: Option<SocketAddr>,
 }
 
-/// The service: tokens, and each org's store, opened on first use and kept open.
+/// The orgs that have a store in data directory `data`, by name.
+pub fn org_names(data: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(data.join("orgs")) {
+        for entry in entries.flatten() {
+            if entry.path().join("store.db").is_file()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Where org `org`'s store is in data directory `data`.
+pub fn org_store(data: &std::path::Path, org: &str) -> PathBuf {
+    data.join("orgs").join(org).join("store.db")
+}
+
+/// A backend over one org of the server's store, acting for a caller.
+pub type ServerBackend = StoreBackend<AnyStorage>;
+
+/// Where a server keeps its data.
+pub enum Stores {
+    /// A data directory: `tokens.json`, and a redb store per org under `orgs/<org>/store.db`,
+    /// opened on first use and kept open.
+    Files {
+        /// The directory.
+        data: PathBuf,
+        /// Each org store's page cache, in bytes.
+        cache: usize,
+        /// The org stores opened so far.
+        open: Mutex<HashMap<String, Arc<Store>>>,
+        /// Told of every execution change in every org.
+        changes: Changes,
+    },
+    /// A PostgreSQL database that other replicas may share.
+    Postgres(PgStore),
+}
+
+impl Stores {
+    /// The stores of a data directory, each org's page cache bounded to `cache` bytes.
+    pub fn files(data: PathBuf, cache: usize) -> Self {
+        Self::Files { data, cache, open: Mutex::new(HashMap::new()), changes: Changes::new() }
+    }
+}
+
+/// The service: tokens, and each org's store.
 pub struct Service {
-    data: PathBuf,
+    stores: Stores,
     /// The master key that wraps each org's data key.
     key: KeySource,
-    tokens: Arc<Tokens>,
-    stores: Mutex<HashMap<String, Arc<Store>>>,
-    /// Each org store's page cache, in bytes.
-    store_cache: usize,
-    /// Told of every execution change in every org: what the server's own workers wait on.
-    changes: Changes,
+    tokens: Tokens,
     /// The longest a claim waits for work before it answers that there is none.
     longest_claim_wait: Duration,
     /// What `/metrics` reports besides what the stores hold.
@@ -95,78 +142,86 @@ pub struct Service {
 pub const SERVER_ACTOR: &str = "server";
 
 impl Service {
-    /// A service over a data directory, each org store's page cache bounded to `store_cache`
-    /// bytes; a claim waits for work at most `longest_claim_wait`.
-    pub fn new(data: PathBuf, key: KeySource, store_cache: usize, longest_claim_wait: Duration) -> Self {
-        Self {
-            tokens: Arc::new(Tokens::new(&data)),
-            data,
-            key,
-            stores: Mutex::new(HashMap::new()),
-            store_cache,
-            changes: Changes::new(),
-            longest_claim_wait,
-            metrics: super::metrics::Metrics::default(),
-        }
+    /// A service over `stores`, with secrets sealed under data keys the master key at `key`
+    /// wraps; a claim waits for work at most `longest_claim_wait`.
+    pub fn new(stores: Stores, key: KeySource, longest_claim_wait: Duration) -> Self {
+        let tokens = match &stores {
+            Stores::Files { data, .. } => Tokens::in_dir(data),
+            Stores::Postgres(database) => Tokens::in_database(database.tokens()),
+        };
+        Self { stores, key, tokens, longest_claim_wait, metrics: super::metrics::Metrics::default() }
     }
 
     /// What the server's own workers wait on for work in any org.
     pub fn changes(&self) -> &Changes {
-        &self.changes
+        match &self.stores {
+            Stores::Files { changes, .. } => changes,
+            Stores::Postgres(database) => database.changes(),
+        }
+    }
+
+    /// The database, when the server keeps its data in one.
+    pub fn database(&self) -> Option<&PgStore> {
+        match &self.stores {
+            Stores::Postgres(database) => Some(database),
+            Stores::Files { .. } => None,
+        }
+    }
+
+    /// The server's tokens.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// A backend acting as the server itself on every org that has a store: what the server's
-    /// own workers claim from.
+    /// own workers claim from and its scheduler fires in.
     ///
     /// # Errors
     /// An org store that cannot be opened.
-    pub async fn org_backends(&self) -> Result<Vec<(String, LocalBackend)>, BackendError> {
-        let orgs = self.data.join("orgs");
-        let mut names = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&orgs) {
-            for entry in entries.flatten() {
-                if entry.path().join("store.db").is_file()
-                    && let Some(name) = entry.file_name().to_str()
-                {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-        names.sort();
+    pub async fn org_backends(&self) -> Result<Vec<(String, ServerBackend)>, BackendError> {
+        let names = match &self.stores {
+            Stores::Files { data, .. } => org_names(data),
+            Stores::Postgres(database) => database.orgs().await?,
+        };
         let mut backends = Vec::with_capacity(names.len());
         for org in names {
-            let store = self.store(&org).await?;
-            let backend = LocalBackend::shared(store, SERVER_ACTOR).in_org(org.clone()).with_key(self.key.clone());
-            backends.push((org, backend));
+            let storage = self.storage(&org).await?;
+            backends.push((org.clone(), StoreBackend::over(storage, SERVER_ACTOR, self.key.clone()).in_org(org)));
         }
         Ok(backends)
     }
 
-    /// The org's store, opened on first use and kept open.
-    async fn store(&self, org: &str) -> Result<Arc<Store>, BackendError> {
-        let mut stores = self.stores.lock().await;
+    /// The org's store: its file, opened on first use and kept open, or its rows.
+    async fn storage(&self, org: &str) -> Result<AnyStorage, BackendError> {
+        let (data, cache, open, changes) = match &self.stores {
+            Stores::Postgres(database) => return Ok(AnyStorage::Postgres(database.org(org).await?)),
+            Stores::Files { data, cache, open, changes } => (data, *cache, open, changes),
+        };
+        let mut stores = open.lock().await;
         if let Some(store) = stores.get(org) {
-            return Ok(store.clone());
+            return Ok(AnyStorage::Redb(RedbStorage::kept_open(store.clone())));
         }
-        let path = self.data.join("orgs").join(org).join("store.db");
+        let path = org_store(data, org);
         let mut options =
             OpenOptions::new(Duration::from_secs(5), format!("stigmer server (pid {})", std::process::id()));
-        options.changes = Some(self.changes.clone());
-        let cache = self.store_cache;
+        options.changes = Some(changes.clone());
         let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(cache)))
             .await
             .map_err(|e| BackendError::Storage(format!("opening the org's store did not finish: {e}")))??;
         let store = Arc::new(store);
         stores.insert(org.to_owned(), store.clone());
-        Ok(store)
+        Ok(AnyStorage::Redb(RedbStorage::kept_open(store)))
     }
 
-    /// The org stores opened so far, for the server to close on shutdown.
+    /// Closes the stores, for the server to end cleanly.
     pub(super) async fn close(&self) {
-        self.stores.lock().await.clear();
+        match &self.stores {
+            Stores::Files { open, .. } => open.lock().await.clear(),
+            Stores::Postgres(database) => database.close().await,
+        }
     }
 
-    fn authenticate<T>(&self, request: &Request<T>, access: Access) -> Result<Caller, Status> {
+    async fn authenticate<T>(&self, request: &Request<T>, access: Access) -> Result<Caller, Status> {
         let metadata = request.metadata();
         if let Some(protocol) = metadata.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok())
             && protocol != PROTOCOL.to_string()
@@ -178,7 +233,7 @@ impl Service {
         }
         let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let org = metadata.get(ORG_HEADER).and_then(|v| v.to_str().ok());
-        let token = self.tokens.verify(authorization, Timestamp::now()).map_err(|refusal| match refusal {
+        let token = self.tokens.verify(authorization, Timestamp::now()).await.map_err(|refusal| match refusal {
             Refusal::Unavailable => Status::unavailable(refusal.to_string()),
             other => error_to_status(&BackendError::Unauthenticated(other.to_string())),
         })?;
@@ -222,12 +277,11 @@ impl Service {
     }
 
     /// The caller's org store, as a backend acting for the caller.
-    async fn backend(&self, caller: &Caller) -> Result<LocalBackend, Status> {
-        let store = self.store(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
-        Ok(LocalBackend::shared(store, caller.token.name.clone())
+    async fn backend(&self, caller: &Caller) -> Result<ServerBackend, Status> {
+        let storage = self.storage(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
+        Ok(StoreBackend::over(storage, caller.token.name.clone(), self.key.clone())
             .from_address(caller.address.map(|a| a.to_string()))
-            .in_org(caller.token.org.clone())
-            .with_key(self.key.clone()))
+            .in_org(caller.token.org.clone()))
     }
 
     /// Authenticates, runs `operation` on the caller's org and logs the outcome.
@@ -239,12 +293,12 @@ impl Service {
         operation: Op,
     ) -> Result<Response<Resp>, Status>
     where
-        Op: FnOnce(LocalBackend, Caller, Req) -> Fut,
+        Op: FnOnce(ServerBackend, Caller, Req) -> Fut,
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let started = Instant::now();
         let peer = request.remote_addr();
-        let caller = self.authenticate(&request, access);
+        let caller = self.authenticate(&request, access).await;
         let (org, actor) = match &caller {
             Ok(c) => (c.token.org.clone(), c.token.name.clone()),
             Err(_) => (String::new(), String::new()),
@@ -271,7 +325,7 @@ impl Service {
 
 impl Caller {
     /// A worker reads only the executions it holds a lease on.
-    async fn holds_if_worker(&self, backend: &LocalBackend, id: &str) -> Result<(), Status> {
+    async fn holds_if_worker(&self, backend: &ServerBackend, id: &str) -> Result<(), Status> {
         if self.token.role != Role::Worker {
             return Ok(());
         }

@@ -1,13 +1,18 @@
 //! API tokens: `stk_` + 32 random bytes, shown once at creation and kept only as a SHA-256 hash
-//! in `DATA/tokens.json`. The file is rewritten whole (temp file + rename, under a lock file), so
+//! — in `DATA/tokens.json` for a server on a data directory, in the database for one on
+//! PostgreSQL. The file is rewritten whole (temp file + rename, under a lock file), so
 //! `stigmer server token …` works on a data directory whether or not a server is running, and a
-//! running server sees a revocation on its next request.
+//! running server sees a revocation on its next request; in the database, a change reaches
+//! every replica's cache through `LISTEN/NOTIFY` at once (and within a few seconds without it).
 
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::backend::BackendError;
+use crate::store::postgres::TokenRows;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -96,6 +101,9 @@ pub enum TokenError {
         #[source]
         source: std::io::Error,
     },
+    /// The database holding the tokens failed.
+    #[error(transparent)]
+    Store(#[from] BackendError),
     /// The token file does not parse.
     #[error("{} is damaged: {detail}", .path.display())]
     Damaged {
@@ -156,26 +164,54 @@ pub enum Refusal {
     Unavailable,
 }
 
-/// The token registry of a data directory.
+/// The token registry of a server: its data directory's file, or its database.
 #[derive(Debug)]
 pub struct Tokens {
-    path: PathBuf,
-    lock_path: PathBuf,
-    /// The records as last read, with the file's identity then (changes when it is replaced).
-    cache: Mutex<Option<(FileStamp, Vec<TokenRecord>)>>,
+    registry: Registry,
+}
+
+#[derive(Debug)]
+enum Registry {
+    File {
+        path: PathBuf,
+        lock_path: PathBuf,
+        /// The records as last read, with the file's identity then (changes when it is replaced).
+        cache: Mutex<Option<(FileStamp, Vec<TokenRecord>)>>,
+    },
+    Database {
+        rows: TokenRows,
+        /// The records as last read, and when; read again when a token changed anywhere.
+        cache: Mutex<Option<(Instant, Vec<TokenRecord>)>>,
+        changed: Mutex<tokio::sync::watch::Receiver<u64>>,
+    },
 }
 
 type FileStamp = (SystemTime, u64, u64);
 
+/// The longest a replica trusts its cache of the database's tokens without hearing of a change.
+const TRUST_CACHE: Duration = Duration::from_secs(5);
+
 impl Tokens {
     /// The registry in `data_dir` (nothing is read or created until used).
-    pub fn new(data_dir: &Path) -> Self {
-        Self { path: data_dir.join("tokens.json"), lock_path: data_dir.join("tokens.lock"), cache: Mutex::new(None) }
+    pub fn in_dir(data_dir: &Path) -> Self {
+        Self {
+            registry: Registry::File {
+                path: data_dir.join("tokens.json"),
+                lock_path: data_dir.join("tokens.lock"),
+                cache: Mutex::new(None),
+            },
+        }
+    }
+
+    /// The registry in a server's database.
+    pub fn in_database(rows: TokenRows) -> Self {
+        let changed = Mutex::new(rows.changes());
+        Self { registry: Registry::Database { rows, cache: Mutex::new(None), changed } }
     }
 
     /// Makes a token. Returns the token itself — the only time it exists outside its holder —
     /// and its record.
-    pub fn create(
+    pub async fn create(
         &self,
         org: &str,
         role: Role,
@@ -199,36 +235,51 @@ impl Tokens {
             expires_at: expires_in.and_then(|d| now.checked_add(d).ok()),
             revoked_at: None,
         };
-        self.update(|records| {
-            records.push(record.clone());
-            Ok(())
-        })?;
+        match &self.registry {
+            Registry::File { .. } => self.update_file(|records| {
+                records.push(record.clone());
+                Ok(())
+            })?,
+            Registry::Database { rows, .. } => rows.insert(&record.id, &record.hash, &encode(&record)?).await?,
+        }
         Ok((token, record))
     }
 
     /// Every token ever made, revoked and expired ones included, oldest first.
-    pub fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
-        self.read()
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        self.read().await
     }
 
     /// Revokes a token by id; it stops working on the server's next request.
-    pub fn revoke(&self, id: &str, now: Timestamp) -> Result<TokenRecord, TokenError> {
-        // An unknown id is refused before the lock is taken, so it creates no file.
-        if !self.read()?.iter().any(|r| r.id == id) {
+    pub async fn revoke(&self, id: &str, now: Timestamp) -> Result<TokenRecord, TokenError> {
+        // An unknown id is refused before anything is written, so it creates no file.
+        let Some(mut record) = self.read().await?.into_iter().find(|r| r.id == id) else {
             return Err(TokenError::UnknownId(id.to_owned()));
+        };
+        match &self.registry {
+            Registry::File { .. } => {
+                let mut revoked = None;
+                self.update_file(|records| {
+                    let record =
+                        records.iter_mut().find(|r| r.id == id).ok_or_else(|| TokenError::UnknownId(id.to_owned()))?;
+                    record.revoked_at.get_or_insert(now);
+                    revoked = Some(record.clone());
+                    Ok(())
+                })?;
+                revoked.ok_or_else(|| TokenError::UnknownId(id.to_owned()))
+            }
+            Registry::Database { rows, .. } => {
+                record.revoked_at.get_or_insert(now);
+                if !rows.replace(id, &encode(&record)?).await? {
+                    return Err(TokenError::UnknownId(id.to_owned()));
+                }
+                Ok(record)
+            }
         }
-        let mut revoked = None;
-        self.update(|records| {
-            let record = records.iter_mut().find(|r| r.id == id).ok_or_else(|| TokenError::UnknownId(id.to_owned()))?;
-            record.revoked_at.get_or_insert(now);
-            revoked = Some(record.clone());
-            Ok(())
-        })?;
-        revoked.ok_or_else(|| TokenError::UnknownId(id.to_owned()))
     }
 
     /// The record of a presented `authorization` header value, if it may act now.
-    pub fn verify(&self, authorization: Option<&str>, now: Timestamp) -> Result<TokenRecord, Refusal> {
+    pub async fn verify(&self, authorization: Option<&str>, now: Timestamp) -> Result<TokenRecord, Refusal> {
         let value = authorization.ok_or(Refusal::Missing)?;
         let token = value.strip_prefix("Bearer ").ok_or(Refusal::Malformed)?.trim();
         let digits = token.strip_prefix(TOKEN_PREFIX).ok_or(Refusal::Malformed)?;
@@ -236,7 +287,7 @@ impl Tokens {
             return Err(Refusal::Malformed);
         }
         let hash = hash(token);
-        let record = self.current().map_err(|_| Refusal::Unavailable)?.into_iter().find(|r| r.hash == hash);
+        let record = self.current().await.map_err(|_| Refusal::Unavailable)?.into_iter().find(|r| r.hash == hash);
         let record = record.ok_or(Refusal::Unknown)?;
         if let Some(at) = record.revoked_at {
             return Err(Refusal::Revoked { id: record.id, at });
@@ -247,52 +298,105 @@ impl Tokens {
         Ok(record)
     }
 
-    /// The records, read again only when the file was replaced since the last read.
-    fn current(&self) -> Result<Vec<TokenRecord>, TokenError> {
-        let stamp = file_stamp(&self.path);
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let (Some(stamp), Some((cached, records))) = (stamp, cache.as_ref())
-            && *cached == stamp
-        {
-            return Ok(records.clone());
+    /// The records, read again only when they may have changed since the last read.
+    async fn current(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        match &self.registry {
+            Registry::File { path, cache, .. } => {
+                let stamp = file_stamp(path);
+                let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let (Some(stamp), Some((cached, records))) = (stamp, cache.as_ref())
+                    && *cached == stamp
+                {
+                    return Ok(records.clone());
+                }
+                let records = self.read_file()?;
+                if let Some(stamp) = stamp {
+                    *cache = Some((stamp, records.clone()));
+                }
+                Ok(records)
+            }
+            Registry::Database { cache, changed, .. } => {
+                let moved = changed.lock().map_or(true, |changed| changed.has_changed().unwrap_or(true));
+                if !moved
+                    && let Ok(cache) = cache.lock()
+                    && let Some((read_at, records)) = cache.as_ref()
+                    && read_at.elapsed() < TRUST_CACHE
+                {
+                    return Ok(records.clone());
+                }
+                if let Ok(mut changed) = changed.lock() {
+                    changed.borrow_and_update();
+                }
+                let records = self.read().await?;
+                if let Ok(mut cache) = cache.lock() {
+                    *cache = Some((Instant::now(), records.clone()));
+                }
+                Ok(records)
+            }
         }
-        let records = self.read()?;
-        if let Some(stamp) = stamp {
-            *cache = Some((stamp, records.clone()));
-        }
-        Ok(records)
     }
 
-    fn read(&self) -> Result<Vec<TokenRecord>, TokenError> {
-        match fs::read(&self.path) {
+    async fn read(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        match &self.registry {
+            Registry::File { .. } => self.read_file(),
+            Registry::Database { rows, .. } => {
+                let mut records = rows
+                    .all()
+                    .await?
+                    .iter()
+                    .map(|body| {
+                        serde_json::from_str::<TokenRecord>(body).map_err(|e| {
+                            TokenError::Store(BackendError::Storage(format!("a token record does not read: {e}")))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                Ok(records)
+            }
+        }
+    }
+
+    fn read_file(&self) -> Result<Vec<TokenRecord>, TokenError> {
+        let Registry::File { path, .. } = &self.registry else { return Ok(Vec::new()) };
+        match fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| TokenError::Damaged { path: self.path.clone(), detail: e.to_string() }),
+                .map_err(|e| TokenError::Damaged { path: path.clone(), detail: e.to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(TokenError::Io { path: self.path.clone(), source }),
+            Err(source) => Err(TokenError::Io { path: path.clone(), source }),
         }
     }
 
-    /// Read, change and write the records under the lock, replacing the file atomically.
-    fn update(&self, change: impl FnOnce(&mut Vec<TokenRecord>) -> Result<(), TokenError>) -> Result<(), TokenError> {
+    /// Read, change and write the file's records under the lock, replacing the file atomically.
+    fn update_file(
+        &self,
+        change: impl FnOnce(&mut Vec<TokenRecord>) -> Result<(), TokenError>,
+    ) -> Result<(), TokenError> {
+        let Registry::File { path, lock_path, .. } = &self.registry else { return Ok(()) };
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| TokenError::Io { path, source }
         };
-        if let Some(dir) = self.path.parent() {
+        if let Some(dir) = path.parent() {
             crate::private_fs::create_private_dir(dir).map_err(io(dir))?;
         }
-        let lock = fs::File::create(&self.lock_path).map_err(io(&self.lock_path))?;
-        lock.lock().map_err(io(&self.lock_path))?;
-        let mut records = self.read()?;
+        let lock = fs::File::create(lock_path).map_err(io(lock_path))?;
+        lock.lock().map_err(io(lock_path))?;
+        let mut records = self.read_file()?;
         change(&mut records)?;
         let json = serde_json::to_vec_pretty(&records)
-            .map_err(|e| TokenError::Damaged { path: self.path.clone(), detail: e.to_string() })?;
-        let temp = self.path.with_extension("json.tmp");
+            .map_err(|e| TokenError::Damaged { path: path.clone(), detail: e.to_string() })?;
+        let temp = path.with_extension("json.tmp");
         let mut file = crate::private_fs::private_file(&temp).map_err(io(&temp))?;
         file.write_all(&json).and_then(|()| file.sync_all()).map_err(io(&temp))?;
-        fs::rename(&temp, &self.path).map_err(io(&self.path))?;
+        fs::rename(&temp, path).map_err(io(path))?;
         Ok(())
     }
+}
+
+/// A record as the database keeps it.
+fn encode(record: &TokenRecord) -> Result<String, TokenError> {
+    serde_json::to_string(record)
+        .map_err(|e| TokenError::Store(BackendError::Storage(format!("cannot encode a token: {e}"))))
 }
 
 /// SHA-256 of a token, hex.
@@ -317,42 +421,42 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_token_works_until_revoked_or_expired() {
+    #[tokio::test]
+    async fn a_token_works_until_revoked_or_expired() {
         let dir = tempfile::tempdir().unwrap();
-        let tokens = Tokens::new(dir.path());
+        let tokens = Tokens::in_dir(dir.path());
         let now = Timestamp::now();
-        let (token, record) = tokens.create("acme", Role::Editor, None, None, now).unwrap();
+        let (token, record) = tokens.create("acme", Role::Editor, None, None, now).await.unwrap();
         assert!(token.starts_with("stk_") && token.len() == 4 + 64);
         let stored = fs::read_to_string(dir.path().join("tokens.json")).unwrap();
         assert!(!stored.contains(&token[4..]), "only the hash is stored");
         let header = format!("Bearer {token}");
-        assert_eq!(tokens.verify(Some(&header), now).unwrap().id, record.id);
+        assert_eq!(tokens.verify(Some(&header), now).await.unwrap().id, record.id);
 
-        assert_eq!(tokens.verify(None, now), Err(Refusal::Missing));
-        assert_eq!(tokens.verify(Some("Bearer nope"), now), Err(Refusal::Malformed));
+        assert_eq!(tokens.verify(None, now).await, Err(Refusal::Missing));
+        assert_eq!(tokens.verify(Some("Bearer nope"), now).await, Err(Refusal::Malformed));
         let forged = format!("Bearer stk_{}", "0".repeat(64));
-        assert_eq!(tokens.verify(Some(&forged), now), Err(Refusal::Unknown));
+        assert_eq!(tokens.verify(Some(&forged), now).await, Err(Refusal::Unknown));
 
         // Another handle (the CLI) revokes; this one (the server) sees it at once.
-        Tokens::new(dir.path()).revoke(&record.id, now).unwrap();
-        assert!(matches!(tokens.verify(Some(&header), now), Err(Refusal::Revoked { .. })));
+        Tokens::in_dir(dir.path()).revoke(&record.id, now).await.unwrap();
+        assert!(matches!(tokens.verify(Some(&header), now).await, Err(Refusal::Revoked { .. })));
 
         let (short, _) =
-            tokens.create("acme", Role::Viewer, Some("ci"), Some(SignedDuration::from_secs(60)), now).unwrap();
+            tokens.create("acme", Role::Viewer, Some("ci"), Some(SignedDuration::from_secs(60)), now).await.unwrap();
         let later = now.checked_add(SignedDuration::from_secs(61)).unwrap();
-        assert!(matches!(tokens.verify(Some(&format!("Bearer {short}")), later), Err(Refusal::Expired { .. })));
-        assert_eq!(tokens.list().unwrap().len(), 2);
+        assert!(matches!(tokens.verify(Some(&format!("Bearer {short}")), later).await, Err(Refusal::Expired { .. })));
+        assert_eq!(tokens.list().await.unwrap().len(), 2);
     }
 
-    #[test]
-    fn bad_orgs_and_ids_are_refused() {
+    #[tokio::test]
+    async fn bad_orgs_and_ids_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let tokens = Tokens::new(dir.path());
+        let tokens = Tokens::in_dir(dir.path());
         assert!(matches!(
-            tokens.create("../etc", Role::Admin, None, None, Timestamp::now()),
+            tokens.create("../etc", Role::Admin, None, None, Timestamp::now()).await,
             Err(TokenError::BadOrg { .. })
         ));
-        assert!(matches!(tokens.revoke("nope", Timestamp::now()), Err(TokenError::UnknownId(_))));
+        assert!(matches!(tokens.revoke("nope", Timestamp::now()).await, Err(TokenError::UnknownId(_))));
     }
 }

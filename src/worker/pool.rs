@@ -11,8 +11,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::backend::{Backend, BackendError, Claim, ClaimRequest, ExecutionStatus, WorkerInfo};
-use crate::server::Service;
-use crate::store::redb::LocalBackend;
+use crate::server::{ServerBackend, Service};
 
 /// How a pool works.
 #[derive(Debug, Clone)]
@@ -90,9 +89,9 @@ impl<B: Backend + Clone + Send + Sync + 'static> Source for One<B> {
 pub struct Orgs(pub Arc<Service>);
 
 impl Source for Orgs {
-    type Backend = LocalBackend;
+    type Backend = ServerBackend;
 
-    async fn claim(&self, request: ClaimRequest) -> Result<Option<(LocalBackend, Claim)>, BackendError> {
+    async fn claim(&self, request: ClaimRequest) -> Result<Option<(ServerBackend, Claim)>, BackendError> {
         let deadline = tokio::time::Instant::now() + request.wait;
         let mut changes = self.0.changes().subscribe();
         loop {

@@ -16,6 +16,7 @@ use stigmer::backend::Backend;
 use stigmer::remote::{RemoteBackend, RemoteOptions};
 use stigmer::store::redb::LocalBackend;
 
+pub mod postgres;
 pub mod resources;
 
 /// The repository root, where the tests run commands (so `examples/` resolves).
@@ -39,12 +40,22 @@ pub struct Server {
     pub log: PathBuf,
     /// `http://127.0.0.1:PORT` of its HTTP side, when started with `--http-listen`.
     pub http: Option<String>,
+    /// The database it keeps its data in, when started with `--store`.
+    pub store: Option<String>,
 }
 
 impl Server {
     /// Starts a server on a free port over `data` (created if need be).
     pub fn start(data: &Path) -> Self {
         Self::start_on(data, "127.0.0.1:0", &[])
+    }
+
+    /// Starts a server on a free port keeping its data in the database at `store` (`data`
+    /// holds its master key and log), with extra flags.
+    pub fn start_on_store(data: &Path, store: &str, extra: &[&str]) -> Self {
+        let mut server = Self::start_on(data, "127.0.0.1:0", &[&["--store", store], extra].concat());
+        server.store = Some(store.to_owned());
+        server
     }
 
     /// Starts a server on `listen` with extra flags.
@@ -75,12 +86,17 @@ impl Server {
             .find(|word| word.starts_with("http://") || word.starts_with("https://"))
             .unwrap_or_else(|| panic!("the server did not start: {line}{}", std::fs::read_to_string(&log).unwrap()))
             .to_owned();
-        Self { child, endpoint, data: data.to_path_buf(), log, http }
+        let store =
+            extra.iter().position(|flag| *flag == "--store").and_then(|at| extra.get(at + 1)).map(|s| (*s).to_owned());
+        Self { child, endpoint, data: data.to_path_buf(), log, http, store }
     }
 
-    /// Makes a token with `stigmer server token create`.
+    /// Makes a token with `stigmer server token create`, where the server keeps its tokens.
     pub fn token(&self, org: &str, role: &str, name: &str) -> String {
-        make_token(&self.data, org, role, name, None)
+        match &self.store {
+            Some(store) => make_token_in(&["--store", store], org, role, name, None),
+            None => make_token(&self.data, org, role, name, None),
+        }
     }
 
     /// `stigmer` as a user of this server runs it: with `token`, in `home`.
@@ -159,8 +175,13 @@ pub fn output(mut command: Command, args: &[&str]) -> (bool, String, String) {
 
 /// Makes a token in a data directory with `stigmer server token create`.
 pub fn make_token(data: &Path, org: &str, role: &str, name: &str, expires: Option<&str>) -> String {
+    make_token_in(&["--data", &data.display().to_string()], org, role, name, expires)
+}
+
+/// Makes a token with `stigmer server token create` and `place` (`--data DIR`, `--store URL`).
+pub fn make_token_in(place: &[&str], org: &str, role: &str, name: &str, expires: Option<&str>) -> String {
     let mut command = Command::new(stigmer_bin());
-    command.args(["server", "token", "create", "--org", org, "--role", role, "--name", name, "--data"]).arg(data);
+    command.args(["server", "token", "create", "--org", org, "--role", role, "--name", name]).args(place);
     if let Some(expires) = expires {
         command.args(["--expires", expires]);
     }

@@ -18,8 +18,8 @@ use super::tables::{
     EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, META, QUEUE_SEQUENCE_KEY,
     WORKERS,
 };
-use crate::backend::storage::{Claimed, Fence, Finish};
-use crate::backend::{BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease, WorkerInfo};
+use crate::backend::storage::{Claimed, Fence, Finish, claim_record, claimable, expiry, fenced, no_execution};
+use crate::backend::{BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, WorkerInfo};
 
 impl Store {
     /// Records a new execution (its id must be new), queued when it is pending, with the sealed
@@ -95,27 +95,11 @@ impl Store {
             if record.status == ExecutionStatus::Pending {
                 self.dequeue(&txn, &record.queue, &record.id)?;
             }
-            record.attempts += 1;
-            record.status = ExecutionStatus::Running;
-            let expires_at = expiry(now, request.lease);
-            record.lease = Some(Lease {
-                worker: request.worker.id.clone(),
-                token: token.to_owned(),
-                epoch: record.attempts,
-                expires_at,
-            });
+            let raw = claim_record(&mut record, request, token, now)?;
+            let expires_at = record.lease.as_ref().map_or(now, |lease| lease.expires_at);
             leases.insert((millis(expires_at), record.id.as_str()), record.attempts).map_err(|e| self.engine(e))?;
             table.insert(record.id.as_str(), self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
             drop(table);
-            // Who runs it from here is part of its history: `execution events` shows each claim.
-            let claimed = serde_json::json!({
-                "at": now,
-                "event": "claimed",
-                "worker": request.worker.id,
-                "attempt": record.attempts,
-            });
-            let raw = serde_json::value::to_raw_value(&claimed)
-                .map_err(|e| BackendError::Storage(format!("cannot encode the claim: {e}")))?;
             self.append_in(&txn, &record.id, None, &[raw])?;
             let secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
             let sealed = secrets.get(record.id.as_str()).map_err(|e| self.engine(e))?.map(|v| v.value().to_vec());
@@ -203,7 +187,7 @@ impl Store {
             let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
             let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
                 Some(value) => self.decode(value.value())?,
-                None => return Err(not_found(id)),
+                None => return Err(no_execution(id)),
             };
             fenced(&record, Some(fence))?;
             let epoch = fence.0;
@@ -245,7 +229,7 @@ impl Store {
         let executions = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
         let record: ExecutionRecord = match executions.get(id).map_err(|e| self.engine(e))? {
             Some(value) => self.decode(value.value())?,
-            None => return Err(not_found(id)),
+            None => return Err(no_execution(id)),
         };
         fenced(&record, fence)?;
         let mut table = txn.open_table(EXECUTION_EVENTS).map_err(|e| self.engine(e))?;
@@ -283,7 +267,7 @@ impl Store {
             let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
             let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
                 Some(value) => self.decode(value.value())?,
-                None => return Err(not_found(id)),
+                None => return Err(no_execution(id)),
             };
             fenced(&record, fence)?;
             if status.is_final() {
@@ -393,45 +377,6 @@ impl Store {
         }
         Ok(events)
     }
-}
-
-fn not_found(id: &str) -> BackendError {
-    BackendError::NotFound { address: format!("execution/{id}") }
-}
-
-/// Whether a claim may take the execution: pending, or running without a live lease (its
-/// worker died, or it was recorded before leases), or held by the worker `take_over` names.
-fn claimable(record: &ExecutionRecord, now: Timestamp, take_over: Option<&str>) -> bool {
-    match record.status {
-        ExecutionStatus::Pending => true,
-        ExecutionStatus::Running | ExecutionStatus::Waiting => record
-            .lease
-            .as_ref()
-            .is_none_or(|lease| lease.expires_at <= now || take_over == Some(lease.worker.as_str())),
-        _ => false,
-    }
-}
-
-/// Refuses a write under `fence` (a lease epoch, and the token that claimed it) unless that
-/// lease holds the execution and it is not over. A lease past its expiry still holds until
-/// another claim takes the execution.
-fn fenced(record: &ExecutionRecord, fence: Option<Fence<'_>>) -> Result<(), BackendError> {
-    let Some((epoch, token)) = fence else { return Ok(()) };
-    let lost = |reason: String| Err(BackendError::LeaseLost { id: record.id.clone(), reason });
-    if record.status.is_final() {
-        return lost(format!("it is {}", record.status.as_str()));
-    }
-    match &record.lease {
-        Some(lease) if lease.epoch == epoch && lease.token == token => Ok(()),
-        Some(lease) if lease.epoch == epoch => lost(format!("lease {epoch} was claimed with another token")),
-        Some(lease) => lost(format!("lease {epoch} was taken over by {} (lease {})", lease.worker, lease.epoch)),
-        None => lost("it holds no lease".to_owned()),
-    }
-}
-
-/// When a lease taken at `now` for `lease` lapses.
-fn expiry(now: Timestamp, lease: Duration) -> Timestamp {
-    now.checked_add(lease).unwrap_or(now)
 }
 
 /// A time as Unix milliseconds, the leases' key (times before 1970 are 0).

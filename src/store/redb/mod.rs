@@ -10,6 +10,7 @@
 //! rewrites its header whenever a writable handle opens and closes — and a store that does not
 //! exist yet reads as an empty one without being created.
 
+mod dump;
 mod encoding;
 mod executions;
 mod local;
@@ -18,6 +19,8 @@ mod secrets;
 mod tables;
 
 pub use local::{LocalBackend, RedbStorage};
+
+pub use crate::backend::storage::Changes;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,11 +44,11 @@ use self::tables::{
     EXECUTION_SECRETS, EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES,
     SECRETS, WORKERS, kind_range, resource_key,
 };
+use crate::backend::storage::Author;
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
-    Write, Written, address,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ResourceQuery, Revision, StoredResource, Written, batch,
 };
-use crate::model::{Kind, canonical};
+use crate::model::Kind;
 
 /// The store format this build writes, recorded in the `meta` table when a store is created.
 /// A store with a higher version was written by a newer stigmer and is refused.
@@ -79,36 +82,6 @@ impl OpenOptions {
     /// Wait up to `wait`, as `holder`, silently.
     pub fn new(wait: Duration, holder: impl Into<String>) -> Self {
         Self { wait, holder: holder.into(), notice: None, changes: None }
-    }
-}
-
-/// Wakes whoever waits for executions to change (workers waiting for work, followers of a
-/// run) within the process: a counter bumped after every committed execution write.
-#[derive(Debug, Clone)]
-pub struct Changes(Arc<tokio::sync::watch::Sender<u64>>);
-
-impl Changes {
-    /// A counter of its own.
-    #[must_use]
-    pub fn new() -> Self {
-        Self(Arc::new(tokio::sync::watch::Sender::new(0)))
-    }
-
-    /// Says something changed.
-    pub fn notify(&self) {
-        self.0.send_modify(|count| *count = count.wrapping_add(1));
-    }
-
-    /// A receiver that sees every change after this call.
-    #[must_use]
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.0.subscribe()
-    }
-}
-
-impl Default for Changes {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -253,12 +226,8 @@ impl Store {
     pub fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         let txn = self.begin_read()?;
         let table = txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
-        let mut kinds = if query.kinds.is_empty() { Kind::DECLARATIVE.to_vec() } else { query.kinds.clone() };
-        kinds.sort_by_key(|kind| kind.order());
-        kinds.dedup();
-
         let mut found = Vec::new();
-        for kind in kinds {
+        for kind in query.kinds_in_order() {
             if query.names.is_empty() {
                 let (start, end) = kind_range(kind);
                 for entry in table.range(start.as_str()..end.as_str()).map_err(|e| self.engine(e))? {
@@ -271,7 +240,7 @@ impl Store {
                 }
             }
         }
-        found.retain(|resource| labels_match(resource, &query.labels));
+        found.retain(|resource| query.has_labels_of(resource));
         found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
         found.dedup_by(|a, b| a.kind == b.kind && a.name == b.name);
         Ok(found)
@@ -368,9 +337,8 @@ impl Store {
     }
 
     /// Checks and performs every write of a batch inside `txn`, which the caller commits or
-    /// aborts. Each item's precondition is checked against the state the earlier items left, so
-    /// a batch may delete a resource and create it again. Returns what was written and the
-    /// commit count the batch brings the store to.
+    /// aborts: what the batch does is [`batch::decide`]d against the resources it touches.
+    /// Returns what was written and the commit count the batch brings the store to.
     fn write_batch(
         &self,
         txn: &WriteTransaction,
@@ -384,101 +352,35 @@ impl Store {
         let mut apply_sets = txn.open_table(APPLY_SETS).map_err(|e| self.engine(e))?;
         let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
 
-        let last_sequence = audit.last().map_err(|e| self.engine(e))?.map(|(key, _)| key.value());
-        let mut sequence = last_sequence.map_or(1, |last| last + 1);
-        let owner = batch.apply_set.as_deref();
-        let mut inventories = Inventories::new();
-        let mut moved = Vec::new();
-        let mut written = Vec::with_capacity(batch.items.len());
-
-        for item in &batch.items {
-            let key = resource_key(item.kind, &item.name);
-            let current = self.read_resource(&resources, &key)?;
-            let member = (item.kind, item.name.clone());
-            let revision = match (&item.write, current) {
-                (Write::Create { manifest }, None) => {
-                    let resource = StoredResource {
-                        kind: item.kind,
-                        name: item.name.clone(),
-                        uid: uuid::Uuid::new_v4().to_string(),
-                        generation: 1,
-                        created_at: now,
-                        updated_at: now,
-                        hash: canonical::hash(manifest),
-                        apply_set: batch.apply_set.clone(),
-                        manifest: manifest.clone(),
-                        status: None,
-                    };
-                    resources.insert(key.as_str(), self.encode(&resource)?.as_slice()).map_err(|e| self.engine(e))?;
-                    self.change_owner(&mut inventories, &apply_sets, member, None, owner)?;
-                    (RevisionAction::Created, resource.generation, resource.hash, resource.manifest)
-                }
-                (Write::Update { manifest, expected_generation }, Some(existing))
-                    if existing.generation == *expected_generation =>
-                {
-                    let previous_owner = existing.apply_set.clone();
-                    let resource = StoredResource {
-                        generation: existing.generation + 1,
-                        updated_at: now,
-                        hash: canonical::hash(manifest),
-                        apply_set: batch.apply_set.clone(),
-                        manifest: manifest.clone(),
-                        ..existing
-                    };
-                    resources.insert(key.as_str(), self.encode(&resource)?.as_slice()).map_err(|e| self.engine(e))?;
-                    self.change_owner(&mut inventories, &apply_sets, member, previous_owner.as_deref(), owner)?;
-                    (RevisionAction::Updated, resource.generation, resource.hash, resource.manifest)
-                }
-                (Write::Delete { expected_generation }, Some(existing))
-                    if existing.generation == *expected_generation =>
-                {
-                    resources.remove(key.as_str()).map_err(|e| self.engine(e))?;
-                    self.change_owner(&mut inventories, &apply_sets, member, existing.apply_set.as_deref(), None)?;
-                    (RevisionAction::Deleted, existing.generation, existing.hash, existing.manifest)
-                }
-                (write, current) => {
-                    let expected = match write {
-                        Write::Create { .. } => None,
-                        Write::Update { expected_generation, .. } | Write::Delete { expected_generation } => {
-                            Some(*expected_generation)
-                        }
-                    };
-                    let found = current.map(|resource| resource.generation);
-                    moved.push(Moved { address: address(item.kind, &item.name), expected, found });
-                    continue;
-                }
-            };
-
-            let (action, generation, hash, manifest) = revision;
-            let revision = Revision {
-                kind: item.kind,
-                name: item.name.clone(),
-                generation,
-                action,
-                at: now,
-                apply_set: batch.apply_set.clone(),
-                actor: actor.to_owned(),
-                hash,
-                manifest,
-            };
-            revisions
-                .insert((key.as_str(), sequence), self.encode(&revision)?.as_slice())
-                .map_err(|e| self.engine(e))?;
-            let entry = AuditEntry {
-                at: now,
-                action,
-                target: address(item.kind, &item.name),
-                actor: actor.to_owned(),
-                apply_set: batch.apply_set.clone(),
-                address: from.map(str::to_owned),
-            };
-            audit.insert(sequence, self.encode(&entry)?.as_slice()).map_err(|e| self.engine(e))?;
-            sequence += 1;
-            written.push(Written { kind: item.kind, name: item.name.clone(), generation, action });
+        let mut before = BTreeMap::new();
+        for (kind, name) in batch::touched(batch) {
+            if let Some(resource) = self.read_resource(&resources, &resource_key(kind, &name))? {
+                before.insert((kind, name), resource);
+            }
         }
-
-        if !moved.is_empty() {
-            return Err(BackendError::Conflict { moved });
+        let outcome = batch::decide(batch, &before, Author { actor, address: from }, now)?;
+        for ((kind, name), after) in &outcome.resources {
+            let key = resource_key(*kind, name);
+            match after {
+                Some(resource) => {
+                    resources.insert(key.as_str(), self.encode(resource)?.as_slice()).map_err(|e| self.engine(e))?;
+                }
+                None => {
+                    resources.remove(key.as_str()).map_err(|e| self.engine(e))?;
+                }
+            }
+        }
+        let first = audit.last().map_err(|e| self.engine(e))?.map_or(1, |(key, _)| key.value() + 1);
+        for ((revision, entry), sequence) in outcome.revisions.iter().zip(&outcome.audit).zip(first..) {
+            let key = resource_key(revision.kind, &revision.name);
+            revisions
+                .insert((key.as_str(), sequence), self.encode(revision)?.as_slice())
+                .map_err(|e| self.engine(e))?;
+            audit.insert(sequence, self.encode(entry)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        let mut inventories = Inventories::new();
+        for (member, leaves, joins) in &outcome.owners {
+            self.change_owner(&mut inventories, &apply_sets, member.clone(), leaves.as_deref(), joins.as_deref())?;
         }
         for (set, members) in &inventories {
             if members.is_empty() {
@@ -487,7 +389,7 @@ impl Store {
                 apply_sets.insert(set.as_str(), self.encode(members)?.as_slice()).map_err(|e| self.engine(e))?;
             }
         }
-        Ok((written, self.count_commit(&mut meta)?))
+        Ok((outcome.written, self.count_commit(&mut meta)?))
     }
 
     /// Counts one more committed batch in `meta`; returns the new count (the store's version).
@@ -790,14 +692,6 @@ fn engine_error(path: &Path, error: redb::Error) -> BackendError {
         redb::Error::Io(source) => BackendError::Io { path: path.to_owned(), source },
         other => BackendError::Storage(other.to_string()),
     }
-}
-
-/// Whether a resource carries every label of the query (`metadata.labels`).
-fn labels_match(resource: &StoredResource, labels: &[(String, String)]) -> bool {
-    let present = resource.manifest.get("metadata").and_then(|metadata| metadata.get("labels"));
-    labels.iter().all(|(key, value)| {
-        present.and_then(|present| present.get(key)).and_then(serde_json::Value::as_str) == Some(value.as_str())
-    })
 }
 
 #[cfg(test)]

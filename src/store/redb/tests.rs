@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::tables::{META, RESOURCES};
 use super::*;
-use crate::backend::BatchItem;
+use crate::backend::{BatchItem, Moved, RevisionAction, Write};
+use crate::model::canonical;
 
 fn options(holder: &str, wait: Duration) -> OpenOptions {
     OpenOptions::new(wait, holder)

@@ -1,0 +1,166 @@
+//! What an apply batch does, decided once for every store: each write's precondition checked
+//! against the state the earlier writes left (so a batch may delete a resource and create it
+//! again), the resources as they end up, a revision and an audit entry per write, and which
+//! apply set's inventory each resource leaves or joins. A store reads the resources a batch
+//! touches, asks [`decide`], and writes the outcome in the same transaction.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use super::storage::Author;
+use super::{
+    ApplyBatch, AuditEntry, BackendError, Moved, Revision, RevisionAction, StoredResource, Write, Written, address,
+};
+use crate::model::{Kind, canonical};
+
+/// A resource's identity within an org.
+pub type ResourceKey = (Kind, String);
+
+/// What a batch writes, once every precondition held.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Each write, with the generation it produced.
+    pub written: Vec<Written>,
+    /// One revision per write, in order.
+    pub revisions: Vec<Revision>,
+    /// One audit entry per write, in order.
+    pub audit: Vec<AuditEntry>,
+    /// Each touched resource as it ends up: `None` when the batch leaves it deleted.
+    pub resources: BTreeMap<ResourceKey, Option<StoredResource>>,
+    /// Each resource whose apply set changed: the set it leaves, the set it joins.
+    pub owners: Vec<(ResourceKey, Option<String>, Option<String>)>,
+}
+
+/// The resources a batch touches, each once, in the order it first names them.
+pub fn touched(batch: &ApplyBatch) -> Vec<ResourceKey> {
+    let mut keys: Vec<ResourceKey> = Vec::new();
+    for item in &batch.items {
+        let key = (item.kind, item.name.clone());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Decides what `batch` does to the resources it touches, which stand as `before` (absent ones
+/// do not exist), for `author` at `now`.
+///
+/// # Errors
+/// [`BackendError::Conflict`] naming every resource whose precondition does not hold.
+pub fn decide(
+    batch: &ApplyBatch,
+    before: &BTreeMap<ResourceKey, StoredResource>,
+    author: Author<'_>,
+    now: Timestamp,
+) -> Result<Outcome, BackendError> {
+    let mut now_stand: BTreeMap<ResourceKey, Option<StoredResource>> = BTreeMap::new();
+    let mut outcome = Outcome::default();
+    let mut moved = Vec::new();
+    for item in &batch.items {
+        let key = (item.kind, item.name.clone());
+        let current = match now_stand.get(&key) {
+            Some(current) => current.clone(),
+            None => before.get(&key).cloned(),
+        };
+        let (action, after) = match (&item.write, current) {
+            (Write::Create { manifest }, None) => {
+                let resource = StoredResource {
+                    kind: item.kind,
+                    name: item.name.clone(),
+                    uid: uuid::Uuid::new_v4().to_string(),
+                    generation: 1,
+                    created_at: now,
+                    updated_at: now,
+                    hash: canonical::hash(manifest),
+                    apply_set: batch.apply_set.clone(),
+                    manifest: manifest.clone(),
+                    status: None,
+                };
+                (RevisionAction::Created, Some(resource))
+            }
+            (Write::Update { manifest, expected_generation }, Some(existing))
+                if existing.generation == *expected_generation =>
+            {
+                let resource = StoredResource {
+                    generation: existing.generation + 1,
+                    updated_at: now,
+                    hash: canonical::hash(manifest),
+                    apply_set: batch.apply_set.clone(),
+                    manifest: manifest.clone(),
+                    ..existing
+                };
+                (RevisionAction::Updated, Some(resource))
+            }
+            (Write::Delete { expected_generation }, Some(existing)) if existing.generation == *expected_generation => {
+                // The revision of a deletion keeps the last manifest it had.
+                outcome.push(&key, RevisionAction::Deleted, &existing, batch, author, now);
+                now_stand.insert(key, None);
+                continue;
+            }
+            (write, current) => {
+                let expected = match write {
+                    Write::Create { .. } => None,
+                    Write::Update { expected_generation, .. } | Write::Delete { expected_generation } => {
+                        Some(*expected_generation)
+                    }
+                };
+                let found = current.map(|resource| resource.generation);
+                moved.push(Moved { address: address(item.kind, &item.name), expected, found });
+                continue;
+            }
+        };
+        if let Some(resource) = &after {
+            outcome.push(&key, action, resource, batch, author, now);
+        }
+        now_stand.insert(key, after);
+    }
+    if !moved.is_empty() {
+        return Err(BackendError::Conflict { moved });
+    }
+    for (key, after) in &now_stand {
+        let from = before.get(key).and_then(|resource| resource.apply_set.clone());
+        let to = after.as_ref().and_then(|resource| resource.apply_set.clone());
+        if from != to {
+            outcome.owners.push((key.clone(), from, to));
+        }
+    }
+    outcome.resources = now_stand;
+    Ok(outcome)
+}
+
+impl Outcome {
+    /// Records one write of `resource` (for a deletion, as it was).
+    fn push(
+        &mut self,
+        key: &ResourceKey,
+        action: RevisionAction,
+        resource: &StoredResource,
+        batch: &ApplyBatch,
+        author: Author<'_>,
+        now: Timestamp,
+    ) {
+        let (kind, name) = key.clone();
+        self.revisions.push(Revision {
+            kind,
+            name: name.clone(),
+            generation: resource.generation,
+            action,
+            at: now,
+            apply_set: batch.apply_set.clone(),
+            actor: author.actor.to_owned(),
+            hash: resource.hash.clone(),
+            manifest: resource.manifest.clone(),
+        });
+        self.audit.push(AuditEntry {
+            at: now,
+            action,
+            target: address(kind, &name),
+            actor: author.actor.to_owned(),
+            apply_set: batch.apply_set.clone(),
+            address: author.address.map(str::to_owned),
+        });
+        self.written.push(Written { kind, name, generation: resource.generation, action });
+    }
+}
