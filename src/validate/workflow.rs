@@ -42,6 +42,10 @@ pub fn check_tasks(spec: &Value) -> (Vec<SchemaProblem>, Vec<PendingExpression>)
     let Some(fields) = spec.as_object() else { return (Vec::new(), Vec::new()) };
     for (key, value) in fields {
         let pointer = format!("/spec/{}", escape(key));
+        if STIGMER_FIELDS.contains(&key.as_str()) {
+            // Not the DSL's: nothing in them is evaluated as an expression.
+            continue;
+        }
         if key == "do" {
             check_list(value, &pointer, &Scope::default(), &mut problems);
         } else if key == "schedule" {
@@ -52,6 +56,10 @@ pub fn check_tasks(spec: &Value) -> (Vec<SchemaProblem>, Vec<PendingExpression>)
     }
     (problems.problems, problems.expressions)
 }
+
+/// The fields of a Workflow's spec that are Stigmer's, beside the DSL document's: its variable
+/// declarations and its schedule's policy.
+const STIGMER_FIELDS: [&str; 2] = ["envSpec", "schedulePolicy"];
 
 /// Checks that a schedule can fire: a cron that parses, a time zone that exists, a duration that
 /// is one. Shapes the schemas check are left to them.
@@ -125,8 +133,9 @@ pub fn check_dsl_schema(spec: &Value, name: &str, known: &KnownFields) -> Vec<Sc
         return Vec::new();
     };
     let mut document = spec.as_object().cloned().unwrap_or_default();
-    document.remove("envSpec");
-    document.remove("schedulePolicy");
+    for field in STIGMER_FIELDS {
+        document.remove(field);
+    }
     if !document.contains_key("document") {
         let header = serde_json::json!({"dsl": DSL_VERSION, "namespace": "default", "name": name, "version": "0.1.0"});
         document.insert("document".to_owned(), header);
@@ -399,6 +408,19 @@ mod tests {
         ]});
         let found = codes(&spec);
         assert_eq!(found, vec![("bad-expression", "/spec/do/2/after/set/q".to_owned())]);
+    }
+
+    /// What broke: a Workflow's `envSpec` description (plain text, never evaluated) that
+    /// looked like `${ … }` was compiled as jq and refused the manifest (found by
+    /// `tests/round_trip.rs`).
+    #[test]
+    fn text_in_stigmers_own_fields_is_never_compiled_as_jq() {
+        let spec = json!({
+            "do": [{"a": {"set": {"x": 1}}}],
+            "envSpec": {"data": {"K": {"description": "${ .x }\n  not jq {a: b}  ", "value": "${ nor }"}}},
+            "schedulePolicy": {"timezone": "${ z }"},
+        });
+        assert_eq!(codes(&spec), vec![]);
     }
 
     #[test]
