@@ -95,9 +95,12 @@ impl PgStore {
     /// # Errors
     /// The URL does not parse, the database cannot be reached or refuses the role.
     pub async fn connect(options: &PgOptions) -> Result<Self, BackendError> {
-        let connect = PgConnectOptions::from_str(&options.url).map_err(|error| {
-            BackendError::Storage(format!("{} is not a PostgreSQL URL: {error}", redact_url(&options.url)))
-        })?;
+        let not_postgres =
+            |why: &str| BackendError::Storage(format!("{} is not a PostgreSQL URL: {why}", redact_url(&options.url)));
+        if !(options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")) {
+            return Err(not_postgres("it starts with neither postgres:// nor postgresql://"));
+        }
+        let connect = PgConnectOptions::from_str(&options.url).map_err(|error| not_postgres(&error.to_string()))?;
         let description = format!(
             "PostgreSQL {}@{}:{}/{}",
             connect.get_username(),
