@@ -16,6 +16,7 @@ use stigmer::backend::Backend;
 use stigmer::remote::{RemoteBackend, RemoteOptions};
 use stigmer::store::redb::LocalBackend;
 
+pub mod effects;
 pub mod postgres;
 pub mod resources;
 
@@ -60,6 +61,11 @@ impl Server {
 
     /// Starts a server on `listen` with extra flags.
     pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Self {
+        Self::launch(data, listen, extra, &[])
+    }
+
+    /// Starts a server on `listen` with extra flags and environment variables.
+    pub fn launch(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension("log");
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
@@ -69,6 +75,7 @@ impl Server {
             .args(extra)
             .env("NO_COLOR", "1")
             .env("STIGMER_HOME", data.with_extension("home"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -142,6 +149,12 @@ impl Server {
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.endpoint.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap()
+    }
+
+    /// Kills it at once (SIGKILL): no shutdown, nothing finished.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops it with SIGTERM and returns its exit status.
