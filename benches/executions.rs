@@ -2,7 +2,8 @@
 //! measured in one run. Claim latency (created → first task started, followed over the
 //! server's stream) with the server's own idle workers and with a remote `stigmer worker`;
 //! throughput of a one-`set`-task workflow on 2 embedded workers for 30 s; and how late 100
-//! `every: PT1S` schedules fire. Results go in BENCHMARKS.md.
+//! `every: PT1S` schedules fire; and the throughput again on PostgreSQL, with one replica and
+//! with two. Results go in BENCHMARKS.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,14 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use serde_json::{Value, json};
-use stigmer::backend::{Backend, Definition, ExecutionQuery, ExecutionRecord, ExecutionStatus};
+use serde_json::Value;
+use stigmer::backend::{Backend, ExecutionQuery, ExecutionStatus};
 use stigmer::remote::{RemoteBackend, RemoteOptions};
 
 mod support;
 
 use support::corpus::BenchResult;
-use support::server::{Server, load_average, make_token};
+use support::runs::one_task_run;
+use support::server::{Server, durable_postgres, load_average, make_token, make_token_in};
 
 /// Executions timed one at a time for claim latency.
 const LATENCY_RUNS: usize = 200;
@@ -65,12 +67,41 @@ fn main() -> BenchResult<()> {
     let _ = worker.wait();
     report("claim latency, a remote stigmer worker (target p50 <= 50 ms)", &remote_latencies?);
 
-    let (created, completed, rate) = runtime.block_on(throughput(&backend))?;
+    let (created, completed, rate) = runtime.block_on(throughput(std::slice::from_ref(&backend)))?;
     println!(
         "throughput, one-set-task workflow, 2 embedded workers, {} s: {created} created, {completed} completed in the window, {rate:.0} executions/s (target >= 300/s)",
         THROUGHPUT_FOR.as_secs()
     );
     drop(embedded);
+
+    // The same on PostgreSQL (a cluster that syncs every commit): one replica with 2 workers,
+    // then two replicas with 2 workers each, the producers split between them.
+    let cluster = durable_postgres().ok_or("this bench needs PostgreSQL (apt-get install postgresql)")?;
+    let mut on_postgres = Vec::new();
+    for replicas in [1, 2] {
+        let url = cluster.database();
+        let servers = (0..replicas)
+            .map(|n| {
+                let name = format!("postgres-{replicas}-{n}");
+                Server::start_with(
+                    &bin,
+                    &scratch.path().join(&name),
+                    &scratch.path().join(format!("{name}.log")),
+                    &["--store", &url, "--workers", "2"],
+                )
+            })
+            .collect::<BenchResult<Vec<_>>>()?;
+        let admin = make_token_in(&bin, &["--store", &url], "bench", "admin")?;
+        let backends =
+            servers.iter().map(|server| remote(&server.endpoint, &admin)).collect::<BenchResult<Vec<_>>>()?;
+        let (created, completed, rate) = runtime.block_on(throughput(&backends))?;
+        println!(
+            "throughput on PostgreSQL, {replicas} replica(s) × 2 embedded workers, {} s: {created} created, {completed} completed in the window, {rate:.0} executions/s",
+            THROUGHPUT_FOR.as_secs()
+        );
+        on_postgres.push(rate);
+    }
+    println!("two replicas / one on PostgreSQL: {:.2}× (target: no collapse, ≥ 0.8×)", on_postgres[1] / on_postgres[0]);
 
     let scheduler = Server::start_with(
         &bin,
@@ -111,25 +142,6 @@ fn start_worker(bin: &Path, endpoint: &str, token: &str, log: &Path) -> BenchRes
         .spawn()?)
 }
 
-/// A pending execution of a one-`set`-task workflow.
-fn one_task_run() -> BenchResult<ExecutionRecord> {
-    let workflow = serde_json::from_value(json!({
-        "document": { "dsl": "1.0.0", "namespace": "bench", "name": "one", "version": "0.1.0" },
-        "do": [{ "only": { "set": { "done": true } } }],
-    }))?;
-    let definition =
-        Definition { workflow, env_spec: None, workflows: std::collections::BTreeMap::new(), env: Vec::new() };
-    let mut record = ExecutionRecord::new(
-        uuid::Uuid::new_v4().to_string(),
-        "file:bench.yaml".to_owned(),
-        "bench".to_owned(),
-        json!({}),
-        ExecutionStatus::Pending,
-    );
-    record.definition = Some(serde_json::to_value(&definition)?);
-    Ok(record)
-}
-
 /// Created → its first task started, one execution at a time, so the workers are idle.
 async fn claim_latencies(backend: &RemoteBackend) -> BenchResult<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(LATENCY_RUNS);
@@ -158,13 +170,12 @@ async fn claim_latencies(backend: &RemoteBackend) -> BenchResult<Vec<Duration>> 
 /// for [`THROUGHPUT_FOR`] (closed loop: the queue stays as deep as the clients, so this is what
 /// the service sustains, not how fast a queue fills); how many were created, how many finished
 /// within the window, and that as a rate.
-async fn throughput(backend: &RemoteBackend) -> BenchResult<(usize, usize, f64)> {
+async fn throughput(backends: &[RemoteBackend]) -> BenchResult<(usize, usize, f64)> {
     let window_start = jiff::Timestamp::now();
     let deadline = Instant::now() + THROUGHPUT_FOR;
-    let backend = Arc::new(backend.clone());
     let mut producers = Vec::new();
-    for _ in 0..PRODUCERS {
-        let backend = backend.clone();
+    for n in 0..PRODUCERS {
+        let backend = Arc::new(backends[n % backends.len()].clone());
         producers.push(tokio::spawn(async move {
             let mut created = 0usize;
             while Instant::now() < deadline {
@@ -190,7 +201,7 @@ async fn throughput(backend: &RemoteBackend) -> BenchResult<(usize, usize, f64)>
     }
     let window_end = window_start.checked_add(THROUGHPUT_FOR)?;
     let query = ExecutionQuery { since: Some(window_start), ..ExecutionQuery::default() };
-    let completed = backend
+    let completed = backends[0]
         .execution_list(&query)
         .await?
         .iter()

@@ -1,5 +1,7 @@
-//! `cargo bench --bench load`: 50 clients at once against one release-binary `stigmer server`
-//! on 127.0.0.1 for 30 seconds (`STIGMER_LOAD_SECONDS` to change it). Each client, on its own
+//! `cargo bench --bench load`: 50 clients at once against release-binary `stigmer server`s on
+//! 127.0.0.1 for 30 seconds each (`STIGMER_LOAD_SECONDS` to change it), on three set-ups in one
+//! run: one server on redb, one replica on PostgreSQL, and two replicas on one PostgreSQL
+//! database with the clients split between them (a cluster that syncs every commit). Each client, on its own
 //! connection, loops: apply its own set of 5 skills with one changed (a fresh list, a plan, one
 //! committed update), list the skills, get its changed skill back; every 10th iteration it also
 //! updates one skill every client shares, where conflicts are expected and counted. Prints
@@ -21,7 +23,7 @@ use stigmer::remote::{RemoteBackend, RemoteOptions};
 mod support;
 
 use support::corpus::BenchResult;
-use support::server::{Server, load_average, make_token, read_status_kib};
+use support::server::{Server, durable_postgres, load_average, make_token, make_token_in, read_status_kib};
 
 const CLIENTS: usize = 50;
 const SKILLS: usize = 5;
@@ -53,28 +55,98 @@ fn main() -> BenchResult<()> {
         Err(_) => DEFAULT_SECONDS,
     };
     let duration = Duration::from_secs(seconds);
-    let bin = env!("CARGO_BIN_EXE_stigmer");
+    let bin = Path::new(env!("CARGO_BIN_EXE_stigmer"));
     let scratch = tempfile::Builder::new().prefix("stigmer-bench-load-").tempdir()?;
-    let data = scratch.path().join("server");
-    let log = scratch.path().join("server.log");
-    let server = Server::start(Path::new(bin), &data, &log)?;
-    let token = make_token(Path::new(bin), &data, "load")?;
-    let options = RemoteOptions { endpoint: server.endpoint.clone(), token, org: Some("load".into()), ca_cert: None };
     println!("stigmer load benchmark");
-    println!("  server:  {} (data in {})", server.endpoint, data.display());
-    println!("  clients: {CLIENTS}, each on its own connection, for {seconds} s");
-    println!("  cores:   {} (server and clients share them)", std::thread::available_parallelism()?);
+    println!("  clients: {CLIENTS}, each on its own connection, for {seconds} s, on each of three set-ups");
+    println!("  cores:   {} (servers, database and clients share them)", std::thread::available_parallelism()?);
     println!("  load:    {}", load_average());
-
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let pid = server.child.id();
+    let mut summaries = Vec::new();
+
+    let data = scratch.path().join("server");
+    let server = Server::start(bin, &data, &scratch.path().join("server.log"))?;
+    let token = make_token(bin, &data, "load")?;
+    let on_files = [Replica { server: &server, log: scratch.path().join("server.log") }];
+    summaries.push(measure(&runtime, "one server on redb", &on_files, &token, duration)?);
+    drop(server);
+
+    let cluster = durable_postgres().ok_or("this bench needs PostgreSQL (apt-get install postgresql)")?;
+    let url = cluster.database();
+    let log = scratch.path().join("one.log");
+    let one = Server::start_with(bin, &scratch.path().join("one"), &log, &["--store", &url])?;
+    let token = make_token_in(bin, &["--store", &url], "load", "admin")?;
+    summaries.push(measure(&runtime, "one replica on PostgreSQL", &[Replica { server: &one, log }], &token, duration)?);
+    drop(one);
+
+    let url = cluster.database();
+    let (log_a, log_b) = (scratch.path().join("a.log"), scratch.path().join("b.log"));
+    let a = Server::start_with(bin, &scratch.path().join("a"), &log_a, &["--store", &url])?;
+    let b = Server::start_with(bin, &scratch.path().join("b"), &log_b, &["--store", &url])?;
+    let token = make_token_in(bin, &["--store", &url], "load", "admin")?;
+    let replicas = [Replica { server: &a, log: log_a }, Replica { server: &b, log: log_b }];
+    summaries.push(measure(&runtime, "two replicas on PostgreSQL", &replicas, &token, duration)?);
+
+    println!();
+    println!("| set-up | ops/s | other errors | conflicts (expected) | servers' CPU |");
+    println!("|---|---:|---:|---:|---:|");
+    for summary in &summaries {
+        println!(
+            "| {} | {:.1} | {} | {} | {:.0}% of one core |",
+            summary.name, summary.ops_per_second, summary.errors, summary.conflicts, summary.cpu_percent
+        );
+    }
+    let (one, two) = (&summaries[1], &summaries[2]);
+    let ratio = two.ops_per_second / one.ops_per_second;
+    let met = if ratio >= 0.8 && two.errors == 0 { "met" } else { "MISSED" };
+    println!();
+    println!("target: two replicas ≥ 0.8× one replica, no errors besides conflicts: {ratio:.2}× — {met}");
+    Ok(())
+}
+
+/// A server under load, and its log.
+struct Replica<'a> {
+    server: &'a Server,
+    log: std::path::PathBuf,
+}
+
+/// What a set-up did, for the comparison at the end.
+struct Summary {
+    name: &'static str,
+    ops_per_second: f64,
+    errors: usize,
+    conflicts: usize,
+    cpu_percent: f64,
+}
+
+/// Runs the [`CLIENTS`] against `replicas` (client `n` on replica `n % replicas`) for
+/// `duration` and prints what they measured.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    name: &'static str,
+    replicas: &[Replica<'_>],
+    token: &str,
+    duration: Duration,
+) -> BenchResult<Summary> {
+    let options: Vec<RemoteOptions> = replicas
+        .iter()
+        .map(|r| RemoteOptions {
+            endpoint: r.server.endpoint.clone(),
+            token: token.to_owned(),
+            org: Some("load".into()),
+            ca_cert: None,
+        })
+        .collect();
+    let pids: Vec<u32> = replicas.iter().map(|r| r.server.child.id()).collect();
+    println!();
+    println!("## {name}: {}", options.iter().map(|o| o.endpoint.as_str()).collect::<Vec<_>>().join(", "));
     let (stats, elapsed, samples, server_cpu) = runtime.block_on(async {
         // Setup, not measured: the shared skill, then every client's set.
-        let first = RemoteBackend::new(&options)?;
+        let first = RemoteBackend::new(&options[0])?;
         apply_skills(&first, "shared", &[skill("shared", "Nobody wrote this yet.")]).await?;
         let mut setups = Vec::new();
         for n in 0..CLIENTS {
-            let options = options.clone();
+            let options = options[n % options.len()].clone();
             setups.push(tokio::spawn(async move {
                 let client = Client::new(n, RemoteBackend::new(&options).map_err(|e| e.to_string())?);
                 match apply_skills(&client.backend, &client.set, &client.skills()).await {
@@ -88,9 +160,9 @@ fn main() -> BenchResult<()> {
             clients.push(setup.await??);
         }
 
-        let cpu_before = cpu_ticks(pid)?;
+        let cpu_before = pids.iter().map(|pid| cpu_ticks(*pid)).sum::<BenchResult<u64>>()?;
         let started = Instant::now();
-        let rss = Sampler::start(pid, started);
+        let rss = Sampler::start(pids[0], started);
         let deadline = started + duration;
         let tasks: Vec<_> = clients.into_iter().map(|c| tokio::spawn(c.run(deadline))).collect();
         let mut stats = Stats::default();
@@ -98,14 +170,18 @@ fn main() -> BenchResult<()> {
             stats.merge(task.await?);
         }
         let elapsed = started.elapsed();
-        let server_cpu = cpu_ticks(pid)? - cpu_before;
+        let server_cpu = pids.iter().map(|pid| cpu_ticks(*pid)).sum::<BenchResult<u64>>()? - cpu_before;
         let mut samples = rss.stop()?;
-        samples.extend(read_status_kib(pid, "VmRSS:").map(|kib| (elapsed.as_secs(), kib)));
+        samples.extend(read_status_kib(pids[0], "VmRSS:").map(|kib| (elapsed.as_secs(), kib)));
         BenchResult::Ok((stats, elapsed, samples, server_cpu))
     })?;
-    let hwm = read_status_kib(pid, "VmHWM:");
-    let (warn_lines, error_lines) = count_log_levels(&log)?;
-    drop(server);
+    let hwm = read_status_kib(pids[0], "VmHWM:");
+    let mut log_levels = (0, 0);
+    for replica in replicas {
+        let (warn, error) = count_log_levels(&replica.log)?;
+        log_levels = (log_levels.0 + warn, log_levels.1 + error);
+    }
+    let (warn_lines, error_lines) = log_levels;
 
     let secs = elapsed.as_secs_f64();
     let total: usize = stats.latencies.iter().map(Vec::len).sum();
@@ -148,7 +224,7 @@ fn main() -> BenchResult<()> {
     );
     let verdict = if stats.errors == 0 { "met" } else { "MISSED" };
     println!("| other errors (target 0) | {} — {verdict} |", stats.errors);
-    println!("| server RSS at 5 s | {} |", show_kib(at_5));
+    println!("| server RSS at 5 s (the first replica) | {} |", show_kib(at_5));
     println!("| server RSS at the end | {} |", show_kib(end));
     println!("| server peak RSS | {} VmHWM; {} highest 1 s sample |", show_kib(hwm), show_kib(sampled_peak));
     println!("| server memory | {flat} |");
@@ -171,7 +247,13 @@ fn main() -> BenchResult<()> {
             println!("  - {error}");
         }
     }
-    Ok(())
+    Ok(Summary {
+        name,
+        ops_per_second: per_second(total, secs),
+        errors: stats.errors,
+        conflicts: stats.conflicts,
+        cpu_percent: float(server_cpu) / secs,
+    })
 }
 
 fn skill(name: &str, text: &str) -> AnyResource {

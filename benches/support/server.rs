@@ -7,6 +7,15 @@ use std::process::{Child, Command, Stdio};
 
 use super::corpus::BenchResult;
 
+/// Every bench server's master key, so replicas of one database open each other's secrets.
+pub const BENCH_MASTER_KEY: &str = "be7c4be7c4be7c4be7c4be7c4be7c4be7c4be7c4be7c4be7c4be7c4be7c4be7c";
+
+/// A PostgreSQL cluster as a production one runs (every commit synced, as redb's are), for
+/// benches to compare stores fairly; `None`, having said why, without PostgreSQL.
+pub fn durable_postgres() -> Option<super::postgres::Cluster> {
+    super::postgres::private(&["fsync=on", "synchronous_commit=on", "full_page_writes=on"])
+}
+
 /// A release-binary `stigmer server` on a free port; killed when dropped.
 pub struct Server {
     /// The server process.
@@ -27,6 +36,7 @@ impl Server {
     pub fn start_with(bin: &Path, data: &Path, log: &Path, flags: &[&str]) -> BenchResult<Self> {
         let extra = std::env::var("STIGMER_BENCH_SERVER_ARGS").unwrap_or_default();
         let mut child = Command::new(bin)
+            .env("STIGMER_MASTER_KEY", BENCH_MASTER_KEY)
             .args(["server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(flags)
@@ -56,20 +66,14 @@ impl Drop for Server {
 
 /// An admin token for `org`, made with `stigmer server token create`.
 pub fn make_token(bin: &Path, data: &Path, org: &str) -> BenchResult<String> {
+    make_token_in(bin, &["--data", &data.display().to_string()], org, "admin")
+}
+
+/// A token of `role` for `org` where `place` (`--data DIR`, `--store URL`) says the tokens are.
+pub fn make_token_in(bin: &Path, place: &[&str], org: &str, role: &str) -> BenchResult<String> {
     let output = Command::new(bin)
-        .args([
-            "server",
-            "token",
-            "create",
-            "--org",
-            org,
-            "--role",
-            "admin",
-            "--name",
-            &format!("bench-{org}"),
-            "--data",
-        ])
-        .arg(data)
+        .args(["server", "token", "create", "--org", org, "--role", role, "--name", &format!("bench-{org}-{role}")])
+        .args(place)
         .output()?;
     if !output.status.success() {
         return Err(format!("token create failed: {}", String::from_utf8_lossy(&output.stderr)).into());

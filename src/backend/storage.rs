@@ -396,7 +396,12 @@ pub trait Storage: Clone + Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, BackendError>> + Send;
 
-    /// What says executions changed, for waiting claims and followers to look again at once;
-    /// `None` when the store cannot tell (a file other processes write), so they poll.
-    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+    /// What says the queue may have work (an execution queued, or released), for waiting claims
+    /// to look again at once; `None` when the store cannot tell (a file other processes write),
+    /// so they poll.
+    fn queue_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+
+    /// What says execution `id` changed (its record or its events), for its followers; `None`
+    /// when the store cannot tell, so they poll.
+    fn execution_changes(&self, id: &str) -> Option<tokio::sync::watch::Receiver<u64>>;
 }

@@ -289,7 +289,7 @@ impl<S: Storage> Backend for StoreBackend<S> {
 
     async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {
         let deadline = tokio::time::Instant::now() + request.wait;
-        let mut changes = self.storage.changes();
+        let mut changes = self.storage.queue_changes();
         loop {
             if let Some((record, sealed)) =
                 self.storage.claim_execution(&request, &self.actor, Timestamp::now()).await?
@@ -318,7 +318,7 @@ impl<S: Storage> Backend for StoreBackend<S> {
         if self.storage.execution(id).await?.is_none() {
             return Err(BackendError::NotFound { address: format!("execution/{id}") });
         }
-        let changes = self.storage.changes();
+        let changes = self.storage.execution_changes(id);
         let follow =
             Follow { storage: self.storage.clone(), id: id.to_owned(), after, last: None, changes, done: false };
         Ok(Box::pin(futures_util::stream::unfold(follow, |mut follow| async move {

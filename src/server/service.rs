@@ -156,7 +156,7 @@ impl Service {
     pub fn changes(&self) -> &Changes {
         match &self.stores {
             Stores::Files { changes, .. } => changes,
-            Stores::Postgres(database) => database.changes(),
+            Stores::Postgres(database) => database.queue_changes(),
         }
     }
 

@@ -197,10 +197,17 @@ impl Storage for AnyStorage {
         delegate!(self, s => s.publish_event(event, effects, now))
     }
 
-    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+    fn queue_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         match self {
-            Self::Redb(storage) => storage.changes(),
-            Self::Postgres(storage) => storage.changes(),
+            Self::Redb(storage) => storage.queue_changes(),
+            Self::Postgres(storage) => storage.queue_changes(),
+        }
+    }
+
+    fn execution_changes(&self, id: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Self::Redb(storage) => storage.execution_changes(id),
+            Self::Postgres(storage) => storage.execution_changes(id),
         }
     }
 }

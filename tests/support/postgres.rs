@@ -9,6 +9,7 @@
 //! `STIGMER_TEST_REQUIRE_POSTGRES` is set (CI sets it): then they fail.
 
 #![allow(dead_code, reason = "each test file uses part of the support module")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -34,11 +34,17 @@ pub use tokens::TokenRows;
 /// How long a request waits for a connection from the pool before it fails as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a listing of the orgs is used before the database is asked again (another
+/// replica's new org is seen within it).
+const LIST_ORGS_AGAIN: Duration = Duration::from_secs(1);
+
 /// How long the listener waits before connecting again after losing its connection.
 const LISTEN_AGAIN: Duration = Duration::from_secs(1);
 
-/// The channel execution changes are announced on (payload: the org).
-const EXECUTIONS_CHANNEL: &str = "stigmer_executions";
+/// The channel an execution's changes are announced on (payload: `org/id`).
+const EXECUTION_CHANNEL: &str = "stigmer_execution";
+/// The channel a queued execution is announced on (payload: the org).
+const QUEUE_CHANNEL: &str = "stigmer_queue";
 /// The channel token changes are announced on.
 const TOKENS_CHANNEL: &str = "stigmer_tokens";
 
@@ -63,12 +69,17 @@ struct Shared {
     connect: PgConnectOptions,
     /// `PostgreSQL stigmer@db.example.com:5432/stigmer`: never the password.
     description: String,
-    /// Bumped when any execution changes, on any replica.
-    changes: Changes,
+    /// Bumped when an execution is queued, on any replica: what waiting claims wait on.
+    queue: Changes,
+    /// Each followed execution's signal, bumped when it changes on any replica.
+    executions: Watches,
     /// Bumped when any token changes, on any replica (and whenever the listener reconnects).
     tokens: Changes,
     /// The orgs this process has made sure exist.
     orgs: Mutex<HashSet<String>>,
+    /// Every org, as last listed and when: the scheduler and the workers ask many times a
+    /// second, and a new org may wait a moment to be seen.
+    listed: Mutex<Option<(std::time::Instant, Vec<String>)>>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -127,12 +138,14 @@ impl PgStore {
             pool,
             connect: connect.clone(),
             description,
-            changes: Changes::new(),
+            queue: Changes::new(),
+            executions: Watches::default(),
             tokens: Changes::new(),
             orgs: Mutex::default(),
+            listed: Mutex::new(None),
             listener: Mutex::new(None),
         });
-        let task = tokio::spawn(listen(listen_pool, shared.changes.clone(), shared.tokens.clone()));
+        let task = tokio::spawn(listen(listen_pool, Arc::downgrade(&shared)));
         if let Ok(mut listener) = shared.listener.lock() {
             *listener = Some(task);
         }
@@ -169,9 +182,9 @@ impl PgStore {
         &self.shared.description
     }
 
-    /// What says an execution changed, in any org, on any replica.
-    pub fn changes(&self) -> &Changes {
-        &self.shared.changes
+    /// What says an execution was queued, in any org, on any replica.
+    pub fn queue_changes(&self) -> &Changes {
+        &self.shared.queue
     }
 
     /// One org's data, the org recorded as existing.
@@ -189,6 +202,10 @@ impl PgStore {
             if let Ok(mut orgs) = self.shared.orgs.lock() {
                 orgs.insert(org.to_owned());
             }
+            // A new org here is listed at once.
+            if let Ok(mut listed) = self.shared.listed.lock() {
+                *listed = None;
+            }
         }
         Ok(PgStorage { shared: self.shared.clone(), org: org.to_owned() })
     }
@@ -198,6 +215,12 @@ impl PgStore {
     /// # Errors
     /// The database failed.
     pub async fn orgs(&self) -> Result<Vec<String>, BackendError> {
+        if let Ok(listed) = self.shared.listed.lock()
+            && let Some((at, orgs)) = listed.as_ref()
+            && at.elapsed() < LIST_ORGS_AGAIN
+        {
+            return Ok(orgs.clone());
+        }
         let rows =
             sqlx::query("SELECT org FROM stigmer.orgs").fetch_all(&self.shared.pool).await.map_err(database_error)?;
         let mut orgs = rows
@@ -206,6 +229,9 @@ impl PgStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(database_error)?;
         orgs.sort();
+        if let Ok(mut listed) = self.shared.listed.lock() {
+            *listed = Some((std::time::Instant::now(), orgs.clone()));
+        }
         Ok(orgs)
     }
 
@@ -256,7 +282,12 @@ impl Leadership {
 /// Listens for what other replicas (and this one) change, for as long as the store lives;
 /// after every (re)connection it says everything changed, since notifications sent while it
 /// was away are lost.
-async fn listen(pool: PgPool, changes: Changes, tokens: Changes) {
+async fn listen(pool: PgPool, shared: std::sync::Weak<Shared>) {
+    let everything = |shared: &Shared| {
+        shared.queue.notify();
+        shared.executions.notify_all();
+        shared.tokens.notify();
+    };
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -266,29 +297,60 @@ async fn listen(pool: PgPool, changes: Changes, tokens: Changes) {
                 continue;
             }
         };
-        if let Err(error) = listener.listen_all([EXECUTIONS_CHANNEL, TOKENS_CHANNEL]).await {
+        if let Err(error) = listener.listen_all([EXECUTION_CHANNEL, QUEUE_CHANNEL, TOKENS_CHANNEL]).await {
             tracing::warn!(%error, "cannot listen for changes in the database; trying again");
             tokio::time::sleep(LISTEN_AGAIN).await;
             continue;
         }
-        changes.notify();
-        tokens.notify();
+        let Some(live) = shared.upgrade() else { return };
+        everything(&live);
+        drop(live);
         loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) if notification.channel() == TOKENS_CHANNEL => tokens.notify(),
-                Ok(Some(_)) => changes.notify(),
+            let heard = listener.try_recv().await;
+            let Some(shared) = shared.upgrade() else { return };
+            match heard {
+                Ok(Some(notification)) => match notification.channel() {
+                    TOKENS_CHANNEL => shared.tokens.notify(),
+                    QUEUE_CHANNEL => shared.queue.notify(),
+                    _ => shared.executions.notify(notification.payload()),
+                },
                 // Reconnected: anything may have changed meanwhile.
-                Ok(None) => {
-                    changes.notify();
-                    tokens.notify();
-                }
+                Ok(None) => everything(&shared),
                 Err(error) => {
                     tracing::warn!(%error, "lost the database's change notifications; listening again");
-                    changes.notify();
-                    tokens.notify();
+                    everything(&shared);
                     tokio::time::sleep(LISTEN_AGAIN).await;
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// A signal per followed execution (`org/id`): the ones nobody follows any more are dropped
+/// as others are added.
+#[derive(Default)]
+struct Watches(Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<u64>>>);
+
+impl Watches {
+    fn watch(&self, org: &str, id: &str) -> tokio::sync::watch::Receiver<u64> {
+        let Ok(mut watches) = self.0.lock() else { return tokio::sync::watch::Sender::new(0).subscribe() };
+        watches.retain(|_, sender| sender.receiver_count() > 0);
+        watches.entry(format!("{org}/{id}")).or_insert_with(|| tokio::sync::watch::Sender::new(0)).subscribe()
+    }
+
+    fn notify(&self, key: &str) {
+        if let Ok(watches) = self.0.lock()
+            && let Some(sender) = watches.get(key)
+        {
+            sender.send_modify(|count| *count = count.wrapping_add(1));
+        }
+    }
+
+    fn notify_all(&self) {
+        if let Ok(watches) = self.0.lock() {
+            for sender in watches.values() {
+                sender.send_modify(|count| *count = count.wrapping_add(1));
             }
         }
     }

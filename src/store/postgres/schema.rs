@@ -170,17 +170,26 @@ CREATE TABLE stigmer.tokens (
     body text NOT NULL
 );
 
--- Waiting claims and followers on every replica wake when an execution changes; token
--- changes reach every replica's cache the same way.
-CREATE FUNCTION stigmer.notify_executions() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Followers on every replica wake when their execution changes (payload: org/id), waiting
+-- claims when one is queued (payload: org); token changes reach every replica's cache the same
+-- way. Notifications are sent at commit, each distinct one once per transaction.
+CREATE FUNCTION stigmer.notify_execution() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('stigmer_executions', NEW.org);
+    PERFORM pg_notify('stigmer_execution', NEW.org || '/' || NEW.id);
+    RETURN NULL;
+END $$;
+CREATE FUNCTION stigmer.notify_execution_and_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('stigmer_execution', NEW.org || '/' || NEW.id);
+    IF NEW.status = 'pending' AND (TG_OP = 'INSERT' OR OLD.status <> 'pending') THEN
+        PERFORM pg_notify('stigmer_queue', NEW.org);
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER executions_changed AFTER INSERT OR UPDATE ON stigmer.executions
-    FOR EACH ROW EXECUTE FUNCTION stigmer.notify_executions();
+    FOR EACH ROW EXECUTE FUNCTION stigmer.notify_execution_and_queue();
 CREATE TRIGGER execution_events_added AFTER INSERT ON stigmer.execution_events
-    FOR EACH ROW EXECUTE FUNCTION stigmer.notify_executions();
+    FOR EACH ROW EXECUTE FUNCTION stigmer.notify_execution();
 
 CREATE FUNCTION stigmer.notify_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

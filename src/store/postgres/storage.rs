@@ -171,7 +171,11 @@ impl Storage for PgStorage {
         self.publish(event, effects, now).await
     }
 
-    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.shared.changes.subscribe())
+    fn queue_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.shared.queue.subscribe())
+    }
+
+    fn execution_changes(&self, id: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.shared.executions.watch(&self.org, id))
     }
 }

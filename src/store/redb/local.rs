@@ -333,8 +333,13 @@ impl Storage for RedbStorage {
         self.writing(move |store| store.publish_event(&event, &effects, now)).await
     }
 
-    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+    // One signal for everything the store's executions do: its reads are cheap.
+    fn queue_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.open.as_ref().map(|store| store.changes().subscribe())
+    }
+
+    fn execution_changes(&self, _id: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.queue_changes()
     }
 }
 
