@@ -14,7 +14,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::effects::Effects;
+use support::effects::{self, Effects};
 use support::{Server, output, stigmer_bin};
 
 fn executions(server: &Server, token: &str, home: &Path) -> Vec<Value> {
@@ -55,21 +55,8 @@ fn fifty_runs_survive_a_worker_killed_mid_run_and_no_completed_task_runs_twice()
     let home = dir.path().join("home");
     let (effects, port) = Effects::serve();
     let flow = dir.path().join("flow.yaml");
-    let call = |task: &str| {
-        format!(
-            "  - {task}:\n      call: http\n      with:\n        method: post\n        endpoint: ${{ \"http://127.0.0.1:{port}/\" + $workflow.id + \"/{task}\" }}\n"
-        )
-    };
-    std::fs::write(
-        &flow,
-        format!(
-            "document: {{ dsl: '1.0.0', namespace: test, name: effects, version: '0.1.0' }}\ndo:\n{}  - nap:\n      wait: PT1S\n{}  - rest:\n      wait: PT1S\n{}",
-            call("first"),
-            call("second"),
-            call("third")
-        ),
-    )
-    .unwrap();
+    let calls = ["first", "second", "third"];
+    std::fs::write(&flow, effects::workflow(port, &calls)).unwrap();
 
     let mut a = server.worker(&work, &home, &dir.path().join("a.log"), &["--concurrency", "10"]);
     let mut b = server.worker(&work, &home, &dir.path().join("b.log"), &["--concurrency", "10"]);
@@ -92,11 +79,8 @@ fn fifty_runs_survive_a_worker_killed_mid_run_and_no_completed_task_runs_twice()
     for execution in &all {
         let id = execution["id"].as_str().unwrap();
         let events = history(&server, &editor, &home, id);
-        for task in ["first", "second", "third"] {
-            let reference = format!(
-                "/do/{}/{task}",
-                ["first", "nap", "second", "rest", "third"].iter().position(|t| *t == task).unwrap()
-            );
+        for task in calls {
+            let reference = effects::reference(&calls, task);
             let completions: Vec<jiff::Timestamp> = events
                 .iter()
                 .filter(|e| e["event"] == "completed" && e["reference"] == reference.as_str())

@@ -23,7 +23,7 @@ use stigmer::model::Kind;
 use stigmer::remote::{RemoteBackend, RemoteOptions};
 use stigmer::secrets::KeySource;
 use stigmer::store::postgres::{PgOptions, PgStore};
-use support::effects::Effects;
+use support::effects::{self, Effects};
 use support::{Server, output, postgres};
 
 /// Every replica's master key: replicas seal and open each other's secrets.
@@ -122,20 +122,8 @@ fn a_replica_killed_under_load_loses_no_acknowledged_write_and_runs_nothing_twic
 
     let (effects, port) = Effects::serve();
     let flow = dir.path().join("flow.yaml");
-    let call = |task: &str| {
-        format!(
-            "  - {task}:\n      call: http\n      with:\n        method: post\n        endpoint: ${{ \"http://127.0.0.1:{port}/\" + $workflow.id + \"/{task}\" }}\n"
-        )
-    };
-    std::fs::write(
-        &flow,
-        format!(
-            "document: {{ dsl: '1.0.0', namespace: test, name: effects, version: '0.1.0' }}\ndo:\n{}  - nap:\n      wait: PT1S\n{}",
-            call("first"),
-            call("second")
-        ),
-    )
-    .unwrap();
+    let calls = ["first", "second"];
+    std::fs::write(&flow, effects::workflow(port, &calls)).unwrap();
     // One worker on each replica, 8 runs at a time each.
     let mut on_a = a.worker(&work, &dir.path().join("wa"), &dir.path().join("wa.log"), &["--concurrency", "8"]);
     let mut on_b = b.worker(&work, &dir.path().join("wb"), &dir.path().join("wb.log"), &["--concurrency", "8"]);
@@ -211,10 +199,11 @@ fn a_replica_killed_under_load_loses_no_acknowledged_write_and_runs_nothing_twic
     assert!(all.iter().all(|e| e.status == stigmer::backend::ExecutionStatus::Completed), "{all:#?}");
     for execution in &all {
         let events = runtime.block_on(survivor.execution_events(&execution.id, 0)).unwrap();
-        for (task, reference) in [("first", "/do/0/first"), ("second", "/do/2/second")] {
+        for task in calls {
+            let reference = effects::reference(&calls, task);
             let completed: Vec<jiff::Timestamp> = events
                 .iter()
-                .filter(|(_, e)| e["event"] == "completed" && e["reference"] == reference)
+                .filter(|(_, e)| e["event"] == "completed" && e["reference"] == reference.as_str())
                 .map(|(_, e)| e["at"].as_str().unwrap().parse().unwrap())
                 .collect();
             assert_eq!(completed.len(), 1, "{} {task} completed exactly once", execution.id);
@@ -224,6 +213,42 @@ fn a_replica_killed_under_load_loses_no_acknowledged_write_and_runs_nothing_twic
             assert!(calls.iter().all(|at| *at <= done), "{} {task} ran again after it completed", execution.id);
         }
     }
+}
+
+#[test]
+fn writers_on_two_replicas_conflict_instead_of_losing_an_update() {
+    let Some(url) = postgres::database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", &url, &["--workers", "0"]);
+    let b = replica(dir.path(), "b", &url, &["--workers", "0"]);
+    let editor = a.token("acme", "editor", "ana");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _entered = runtime.enter();
+    let (on_a, on_b) = (client(&a.endpoint, &editor), client(&b.endpoint, &editor));
+    let create = |counter| BatchItem {
+        kind: Kind::Skill,
+        name: "shared".into(),
+        write: Write::Create { manifest: skill("shared", counter) },
+    };
+    let update = |counter| BatchItem {
+        kind: Kind::Skill,
+        name: "shared".into(),
+        write: Write::Update { manifest: skill("shared", counter), expected_generation: 1 },
+    };
+    let batch = |item| ApplyBatch { apply_set: None, items: vec![item], dry_run: false };
+    runtime.block_on(on_a.apply(batch(create(1)))).unwrap();
+    // Both planned against generation 1; the one that commits second is refused, on the other
+    // replica, and what the first wrote stands.
+    runtime.block_on(on_a.apply(batch(update(2)))).unwrap();
+    let refused = runtime.block_on(on_b.apply(batch(update(3))));
+    match refused {
+        Err(BackendError::Conflict { moved }) => assert_eq!((moved[0].expected, moved[0].found), (Some(1), Some(2))),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let stored = runtime.block_on(on_b.get(Kind::Skill, "shared")).unwrap().unwrap();
+    assert_eq!((stored.generation, stored.manifest["spec"]["skillMd"].as_str()), (2, Some("2")));
+    let history = runtime.block_on(on_a.history(Kind::Skill, "shared")).unwrap();
+    assert_eq!(history.len(), 2, "nothing of the refused write is recorded");
 }
 
 /// The schedule slots fired per workflow, from the executions.

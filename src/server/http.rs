@@ -132,8 +132,8 @@ async fn metrics(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn ready(State(service): State<Arc<Service>>) -> Response {
-    match service.org_backends().await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+    match service.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {error}\n")).into_response(),
     }
 }

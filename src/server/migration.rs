@@ -9,7 +9,7 @@ use crate::store::postgres::PgStore;
 use crate::store::redb::{OpenOptions, Store};
 use crate::store::transfer::TableSum;
 
-use super::service::{org_names, org_store};
+use super::stores::{org_names, org_store};
 use super::{TokenError, Tokens};
 
 /// What was copied: per org, its tables; and how many tokens.

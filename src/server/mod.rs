@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod migration;
 pub mod scheduler;
 mod service;
+mod stores;
 pub mod tokens;
 
 use std::future::Future;
@@ -21,7 +22,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::proto::v1::backend_service_server::BackendServiceServer;
-pub use service::{SERVER_ACTOR, ServerBackend, Service, Stores};
+pub use service::{SERVER_ACTOR, Service};
+pub use stores::{ServerBackend, Stores};
 pub use tokens::{Refusal, Role, TokenError, TokenRecord, Tokens};
 
 /// The largest request a server accepts by default: a 10,000-resource apply fits many times.

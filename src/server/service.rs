@@ -5,17 +5,14 @@
 //! No business logic lives here: planning happens in the client, below the `Backend` trait on
 //! either side; the server only adds who may do what, and where each org's data is.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
+use super::stores::{ServerBackend, Stores};
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
 use crate::backend::{
     ApplyBatch, Backend, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity,
@@ -23,9 +20,8 @@ use crate::backend::{
 };
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
 use crate::secrets::{KeySource, SecretValue};
-use crate::store::AnyStorage;
 use crate::store::postgres::PgStore;
-use crate::store::redb::{Changes, OpenOptions, RedbStorage, Store};
+use crate::store::redb::Changes;
 
 /// What a call needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,55 +73,6 @@ struct Caller {
     address: Option<SocketAddr>,
 }
 
-/// The orgs that have a store in data directory `data`, by name.
-pub fn org_names(data: &std::path::Path) -> Vec<String> {
-    let mut names = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(data.join("orgs")) {
-        for entry in entries.flatten() {
-            if entry.path().join("store.db").is_file()
-                && let Some(name) = entry.file_name().to_str()
-            {
-                names.push(name.to_owned());
-            }
-        }
-    }
-    names.sort();
-    names
-}
-
-/// Where org `org`'s store is in data directory `data`.
-pub fn org_store(data: &std::path::Path, org: &str) -> PathBuf {
-    data.join("orgs").join(org).join("store.db")
-}
-
-/// A backend over one org of the server's store, acting for a caller.
-pub type ServerBackend = StoreBackend<AnyStorage>;
-
-/// Where a server keeps its data.
-pub enum Stores {
-    /// A data directory: `tokens.json`, and a redb store per org under `orgs/<org>/store.db`,
-    /// opened on first use and kept open.
-    Files {
-        /// The directory.
-        data: PathBuf,
-        /// Each org store's page cache, in bytes.
-        cache: usize,
-        /// The org stores opened so far.
-        open: Mutex<HashMap<String, Arc<Store>>>,
-        /// Told of every execution change in every org.
-        changes: Changes,
-    },
-    /// A PostgreSQL database that other replicas may share.
-    Postgres(PgStore),
-}
-
-impl Stores {
-    /// The stores of a data directory, each org's page cache bounded to `cache` bytes.
-    pub fn files(data: PathBuf, cache: usize) -> Self {
-        Self::Files { data, cache, open: Mutex::new(HashMap::new()), changes: Changes::new() }
-    }
-}
-
 /// The service: tokens, and each org's store.
 pub struct Service {
     stores: Stores,
@@ -145,27 +92,26 @@ impl Service {
     /// A service over `stores`, with secrets sealed under data keys the master key at `key`
     /// wraps; a claim waits for work at most `longest_claim_wait`.
     pub fn new(stores: Stores, key: KeySource, longest_claim_wait: Duration) -> Self {
-        let tokens = match &stores {
-            Stores::Files { data, .. } => Tokens::in_dir(data),
-            Stores::Postgres(database) => Tokens::in_database(database.tokens()),
-        };
+        let tokens = stores.tokens();
         Self { stores, key, tokens, longest_claim_wait, metrics: super::metrics::Metrics::default() }
     }
 
     /// What the server's own workers wait on for work in any org.
     pub fn changes(&self) -> &Changes {
-        match &self.stores {
-            Stores::Files { changes, .. } => changes,
-            Stores::Postgres(database) => database.queue_changes(),
-        }
+        self.stores.queue_changes()
     }
 
     /// The database, when the server keeps its data in one.
     pub fn database(&self) -> Option<&PgStore> {
-        match &self.stores {
-            Stores::Postgres(database) => Some(database),
-            Stores::Files { .. } => None,
-        }
+        self.stores.database()
+    }
+
+    /// Whether the server can serve: its org stores open, or its database answers.
+    ///
+    /// # Errors
+    /// Why it cannot.
+    pub async fn ready(&self) -> Result<(), BackendError> {
+        self.stores.ready().await
     }
 
     /// The server's tokens.
@@ -179,46 +125,18 @@ impl Service {
     /// # Errors
     /// An org store that cannot be opened.
     pub async fn org_backends(&self) -> Result<Vec<(String, ServerBackend)>, BackendError> {
-        let names = match &self.stores {
-            Stores::Files { data, .. } => org_names(data),
-            Stores::Postgres(database) => database.orgs().await?,
-        };
+        let names = self.stores.orgs().await?;
         let mut backends = Vec::with_capacity(names.len());
         for org in names {
-            let storage = self.storage(&org).await?;
+            let storage = self.stores.storage(&org).await?;
             backends.push((org.clone(), StoreBackend::over(storage, SERVER_ACTOR, self.key.clone()).in_org(org)));
         }
         Ok(backends)
     }
 
-    /// The org's store: its file, opened on first use and kept open, or its rows.
-    async fn storage(&self, org: &str) -> Result<AnyStorage, BackendError> {
-        let (data, cache, open, changes) = match &self.stores {
-            Stores::Postgres(database) => return Ok(AnyStorage::Postgres(database.org(org).await?)),
-            Stores::Files { data, cache, open, changes } => (data, *cache, open, changes),
-        };
-        let mut stores = open.lock().await;
-        if let Some(store) = stores.get(org) {
-            return Ok(AnyStorage::Redb(RedbStorage::kept_open(store.clone())));
-        }
-        let path = org_store(data, org);
-        let mut options =
-            OpenOptions::new(Duration::from_secs(5), format!("stigmer server (pid {})", std::process::id()));
-        options.changes = Some(changes.clone());
-        let store = tokio::task::spawn_blocking(move || Store::open_with_cache(&path, &options, Some(cache)))
-            .await
-            .map_err(|e| BackendError::Storage(format!("opening the org's store did not finish: {e}")))??;
-        let store = Arc::new(store);
-        stores.insert(org.to_owned(), store.clone());
-        Ok(AnyStorage::Redb(RedbStorage::kept_open(store)))
-    }
-
     /// Closes the stores, for the server to end cleanly.
     pub(super) async fn close(&self) {
-        match &self.stores {
-            Stores::Files { open, .. } => open.lock().await.clear(),
-            Stores::Postgres(database) => database.close().await,
-        }
+        self.stores.close().await;
     }
 
     async fn authenticate<T>(&self, request: &Request<T>, access: Access) -> Result<Caller, Status> {
@@ -278,7 +196,7 @@ impl Service {
 
     /// The caller's org store, as a backend acting for the caller.
     async fn backend(&self, caller: &Caller) -> Result<ServerBackend, Status> {
-        let storage = self.storage(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
+        let storage = self.stores.storage(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
         Ok(StoreBackend::over(storage, caller.token.name.clone(), self.key.clone())
             .from_address(caller.address.map(|a| a.to_string()))
             .in_org(caller.token.org.clone()))

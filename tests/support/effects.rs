@@ -2,6 +2,7 @@
 //! its path with when it arrived, so a test can tell how often a task really ran.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -54,4 +55,26 @@ impl Effects {
     pub fn times(&self, path: &str) -> Vec<jiff::Timestamp> {
         self.0.lock().unwrap().get(path).cloned().unwrap_or_default()
     }
+}
+
+/// A workflow document that POSTs to the server on `port` once per name in `calls`, at
+/// `/<execution id>/<name>`, resting a second between two calls.
+pub fn workflow(port: u16, calls: &[&str]) -> String {
+    let mut text = String::from("document: { dsl: '1.0.0', namespace: test, name: effects, version: '0.1.0' }\ndo:\n");
+    for (n, task) in calls.iter().enumerate() {
+        if n > 0 {
+            let _ = write!(text, "  - rest-{n}:\n      wait: PT1S\n");
+        }
+        let _ = write!(
+            text,
+            "  - {task}:\n      call: http\n      with:\n        method: post\n        endpoint: ${{ \"http://127.0.0.1:{port}/\" + $workflow.id + \"/{task}\" }}\n"
+        );
+    }
+    text
+}
+
+/// The JSON-pointer reference of call `task` in [`workflow`]`(_, calls)`.
+pub fn reference(calls: &[&str], task: &str) -> String {
+    let at = calls.iter().position(|c| *c == task).unwrap_or_default();
+    format!("/do/{}/{task}", at * 2)
 }

@@ -177,6 +177,14 @@ impl PgStore {
         Ok(())
     }
 
+    /// Whether the database answers now.
+    ///
+    /// # Errors
+    /// [`BackendError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        sqlx::query("SELECT 1").execute(&self.shared.pool).await.map(drop).map_err(database_error)
+    }
+
     /// Where the data is, for people (never the password).
     pub fn describe(&self) -> &str {
         &self.shared.description

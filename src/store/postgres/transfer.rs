@@ -267,6 +267,17 @@ fn columns3(
     Ok(columns)
 }
 
+/// The `body` column of every row `sql` finds for `org`, read as `what`.
+async fn bodies<T: serde::de::DeserializeOwned>(
+    connection: &mut PgConnection,
+    sql: &'static str,
+    org: &str,
+    what: &str,
+) -> Result<Vec<T>, BackendError> {
+    let rows = sqlx::query(sql).bind(org).fetch_all(connection).await.map_err(database_error)?;
+    rows.iter().map(|row| from_text(row.try_get("body").map_err(database_error)?, what)).collect()
+}
+
 /// Everything the database holds for `org`.
 async fn read(connection: &mut PgConnection, org: &str) -> Result<OrgData, BackendError> {
     let rows = |sql: &'static str| sqlx::query(sql).bind(org.to_owned());
@@ -278,13 +289,7 @@ async fn read(connection: &mut PgConnection, org: &str) -> Result<OrgData, Backe
     {
         data.commit_count = to_u64(row.try_get("commit_count").map_err(database_error)?);
     }
-    for row in rows("SELECT body FROM stigmer.resources WHERE org = $1")
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(database_error)?
-    {
-        data.resources.push(from_text(row.try_get("body").map_err(database_error)?, "resource")?);
-    }
+    data.resources = bodies(connection, "SELECT body FROM stigmer.resources WHERE org = $1", org, "resource").await?;
     for row in rows("SELECT sequence, body FROM stigmer.revisions WHERE org = $1")
         .fetch_all(&mut *connection)
         .await
@@ -316,20 +321,8 @@ async fn read(connection: &mut PgConnection, org: &str) -> Result<OrgData, Backe
             .insert((kind, row.try_get("name").map_err(database_error)?));
     }
     data.inventories = inventories.into_iter().map(|(set, members)| (set, members.into_iter().collect())).collect();
-    if let Some(row) = rows("SELECT body FROM stigmer.keyrings WHERE org = $1")
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(database_error)?
-    {
-        data.keyring = Some(from_text(row.try_get("body").map_err(database_error)?, "keyring")?);
-    }
-    for row in rows("SELECT body FROM stigmer.secrets WHERE org = $1")
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(database_error)?
-    {
-        data.secrets.push(from_text(row.try_get("body").map_err(database_error)?, "secret")?);
-    }
+    data.keyring = bodies(connection, "SELECT body FROM stigmer.keyrings WHERE org = $1", org, "keyring").await?.pop();
+    data.secrets = bodies(connection, "SELECT body FROM stigmer.secrets WHERE org = $1", org, "secret").await?;
     for row in rows(concat!("SELECT ", record_columns!(), ", e.queued FROM stigmer.executions e WHERE e.org = $1"))
         .fetch_all(&mut *connection)
         .await
@@ -357,13 +350,7 @@ async fn read(connection: &mut PgConnection, org: &str) -> Result<OrgData, Backe
         data.run_secrets
             .push((row.try_get("id").map_err(database_error)?, row.try_get("sealed").map_err(database_error)?));
     }
-    for row in rows("SELECT body FROM stigmer.workers WHERE org = $1")
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(database_error)?
-    {
-        data.workers.push(from_text(row.try_get("body").map_err(database_error)?, "worker")?);
-    }
+    data.workers = bodies(connection, "SELECT body FROM stigmer.workers WHERE org = $1", org, "worker").await?;
     for row in rows("SELECT workflow, body FROM stigmer.schedules WHERE org = $1")
         .fetch_all(&mut *connection)
         .await
