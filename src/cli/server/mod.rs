@@ -260,6 +260,14 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandErr
         ctx.out(&format!("stigmer server http on http://{address} (/v1/events, /metrics, /healthz, /readyz)\n"))?;
     }
     tracing::info!(%address, tls = config.tls.is_some(), workers = args.workers, "serving");
+    if let (Some(_), crate::secrets::KeySource::File(key)) = (service.database(), &config.key) {
+        // Replicas seal and open each other's secrets: they need one key, and a file made here
+        // is this machine's alone.
+        tracing::warn!(
+            key = %key.display(),
+            "the master key is this replica's file; give every replica of the database the same key (STIGMER_MASTER_KEY)"
+        );
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = (args.workers > 0).then(|| {
         let config = super::worker::pool_config(
