@@ -322,3 +322,56 @@ fn named_subflows(workflow: &dsl::Workflow) -> Vec<String> {
     });
     names
 }
+
+/// Why an execution could not be cancelled or sent an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// It is over already.
+    #[error("execution {id} is already {status}")]
+    Over {
+        /// The execution.
+        id: String,
+        /// How it ended.
+        status: &'static str,
+    },
+    /// The backend failed, or has no such execution.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The execution `id`, which must exist and not be over yet.
+async fn live<B: Backend>(backend: &B, id: &str) -> Result<ExecutionRecord, ControlError> {
+    let record = backend
+        .execution_get(id)
+        .await?
+        .ok_or_else(|| BackendError::NotFound { address: format!("execution/{id}") })?;
+    if record.status.is_final() {
+        return Err(ControlError::Over { id: id.to_owned(), status: record.status.as_str() });
+    }
+    Ok(record)
+}
+
+/// Cancels execution `id`: its record says so at once (releasing its lease), and the worker
+/// running it stops within a second.
+///
+/// # Errors
+/// It does not exist, is over already, or the backend failed.
+pub async fn cancel<B: Backend>(backend: &B, id: &str) -> Result<(), ControlError> {
+    live(backend, id).await?;
+    backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await?;
+    Ok(())
+}
+
+/// Hands CloudEvent `event` to execution `id`, as a `signal` in its history: the worker running
+/// it passes it to the run's `listen` at once, and a resumed run gets it again.
+///
+/// # Errors
+/// It does not exist, is over already, or the backend failed.
+pub async fn signal<B: Backend>(backend: &B, id: &str, event: &serde_json::Value) -> Result<(), ControlError> {
+    live(backend, id).await?;
+    let signal = serde_json::json!({ "at": Timestamp::now(), "event": "signal", "cloudEvent": event });
+    let raw = serde_json::value::to_raw_value(&signal)
+        .map_err(|e| BackendError::Storage(format!("cannot encode the event: {e}")))?;
+    backend.execution_append(id, None, vec![raw]).await?;
+    Ok(())
+}

@@ -28,7 +28,7 @@ pub use schedule::{ScheduleInfo, ScheduleState};
 pub use storage::Storage;
 pub use stored::StoreBackend;
 pub use types::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction,
+    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction, Role,
     SecretInfo, StoredResource, Write, Written, address, check_secret_name,
 };
 

@@ -223,6 +223,62 @@ pub struct AuditEntry {
     pub address: Option<String>,
 }
 
+/// What a token may do in its org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read resources and history.
+    Viewer,
+    /// Also apply changes.
+    Editor,
+    /// Also read the audit log.
+    Admin,
+    /// A worker's: claim executions, renew their leases, append their history and read the
+    /// run secrets of the executions it holds. Nothing else: no resources, no stored secrets.
+    Worker,
+    /// Sending events in (`stigmer event send`, `POST /v1/events`), and nothing else.
+    Events,
+}
+
+impl Role {
+    /// `admin`, `editor`, `viewer`, `worker`, `events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Admin => "admin",
+            Self::Worker => "worker",
+            Self::Events => "events",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(Self::Viewer),
+            "editor" => Ok(Self::Editor),
+            "admin" => Ok(Self::Admin),
+            "worker" => Ok(Self::Worker),
+            "events" => Ok(Self::Events),
+            other => Err(other.to_owned()),
+        }
+    }
+}
+
+impl Role {
+    /// Whether it may read resources and executions.
+    pub fn reads(self) -> bool {
+        matches!(self, Self::Viewer | Self::Editor | Self::Admin)
+    }
+
+    /// Whether it may change resources and run executions.
+    pub fn writes(self) -> bool {
+        matches!(self, Self::Editor | Self::Admin)
+    }
+}
+
 /// Who the backend takes the caller to be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

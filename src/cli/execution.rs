@@ -10,6 +10,7 @@ use super::common;
 use super::help;
 use super::output::{self, OutputArgs, OutputFormat};
 use super::{CommandContext, CommandError};
+use crate::backend::execution::ControlError;
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
 use crate::model::Kind;
 
@@ -233,28 +234,19 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             super::workflow::execute(ctx, &backend, run).await
         }
         ExecutionCommand::Cancel { id } => {
-            let record = get(&backend, id).await?;
-            if record.status.is_final() {
-                return Err(CommandError::user(format!("execution {id} is already {}", record.status.as_str())));
-            }
-            backend.execution_finish(id, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await?;
+            crate::backend::execution::cancel(&backend, id).await.map_err(control_error)?;
             ctx.out(&format!("execution {id} cancelled\n"))
         }
         ExecutionCommand::Signal { id, type_, data, source, subject } => {
             let data = data.as_deref().map(signal_data).transpose()?;
-            let record = get(&backend, id).await?;
-            if record.status.is_final() {
-                return Err(CommandError::user(format!(
-                    "execution {id} is {}; only a running execution can receive events",
-                    record.status.as_str()
-                )));
-            }
             let event = crate::backend::events::new(type_, source, subject.as_deref(), data);
             let event_id = event["id"].as_str().unwrap_or_default().to_owned();
-            let signal = serde_json::json!({ "at": jiff::Timestamp::now(), "event": "signal", "cloudEvent": event });
-            let raw = serde_json::value::to_raw_value(&signal)
-                .map_err(|e| CommandError::user(format!("cannot encode the event: {e}")))?;
-            backend.execution_append(id, None, vec![raw]).await?;
+            crate::backend::execution::signal(&backend, id, &event).await.map_err(|error| match error {
+                ControlError::Over { .. } => {
+                    CommandError::user(format!("{error}; only a running execution can receive events"))
+                }
+                other @ ControlError::Backend(_) => control_error(other),
+            })?;
             ctx.out(&format!("sent {type_} to execution {id} (event {event_id})\n"))
         }
         ExecutionCommand::Events { id, follow, output } => {
@@ -297,6 +289,13 @@ pub(super) fn signal_data(text: &str) -> Result<Value, CommandError> {
                 .hint("fix the JSON, or pass plain text that does not start with {, [ or \""))
         }
         Err(_) => Ok(Value::String(text.to_owned())),
+    }
+}
+
+fn control_error(error: ControlError) -> CommandError {
+    match error {
+        ControlError::Backend(error) => error.into(),
+        over @ ControlError::Over { .. } => CommandError::user(over.to_string()),
     }
 }
 

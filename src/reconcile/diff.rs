@@ -31,25 +31,36 @@ pub enum Line {
 #[must_use]
 pub fn unified(change: &Change) -> Vec<Line> {
     let address = change.address();
-    let to_yaml = |manifest: &Value| canonical::to_yaml(&readable(change.kind(), manifest));
+    let none = Value::Null;
     let (before, after, old_label, new_label) = match change {
-        Change::Create { after, .. } => {
-            (String::new(), to_yaml(after), "(absent)".to_owned(), format!("{address} (new)"))
+        Change::Create { after, .. } => (&none, after, "(absent)".to_owned(), format!("{address} (new)")),
+        Change::Update { before, after, generation, .. } => {
+            (before, after, format!("{address} (generation {generation})"), format!("{address} (desired)"))
         }
-        Change::Update { before, after, generation, .. } => (
-            to_yaml(before),
-            to_yaml(after),
-            format!("{address} (generation {generation})"),
-            format!("{address} (desired)"),
-        ),
         Change::Delete { before, generation, .. } => {
-            (to_yaml(before), String::new(), format!("{address} (generation {generation})"), "(deleted)".to_owned())
+            (before, &none, format!("{address} (generation {generation})"), "(deleted)".to_owned())
         }
         Change::Unchanged { .. } => return Vec::new(),
     };
+    between(change.kind(), (&old_label, before), (&new_label, after), 3)
+}
+
+/// The unified diff of two manifests of one kind (`null` for an absent one), each labelled,
+/// with `context` lines around each change.
+#[must_use]
+pub fn between(
+    kind: Kind,
+    (old_label, before): (&str, &Value),
+    (new_label, after): (&str, &Value),
+    context: usize,
+) -> Vec<Line> {
+    let to_yaml = |manifest: &Value| {
+        if manifest.is_null() { String::new() } else { canonical::to_yaml(&readable(kind, manifest)) }
+    };
+    let (before, after) = (to_yaml(before), to_yaml(after));
     let diff = TextDiff::from_lines(&before, &after);
     let mut lines = vec![Line::Header(format!("--- {old_label}")), Line::Header(format!("+++ {new_label}"))];
-    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+    for hunk in diff.unified_diff().context_radius(context).iter_hunks() {
         lines.push(Line::Hunk(hunk.header().to_string().trim_end().to_owned()));
         for change in hunk.iter_changes() {
             let text = change.value().trim_end_matches('\n').to_owned();

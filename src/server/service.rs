@@ -46,8 +46,8 @@ impl Access {
     fn allows(self, role: Role) -> bool {
         match self {
             Self::Any => true,
-            Self::Read => matches!(role, Role::Viewer | Role::Editor | Role::Admin),
-            Self::Write => matches!(role, Role::Editor | Role::Admin),
+            Self::Read => role.reads(),
+            Self::Write => role.writes(),
             Self::Admin => role == Role::Admin,
             Self::Work => matches!(role, Role::Worker | Role::Editor | Role::Admin),
             Self::Events => matches!(role, Role::Events | Role::Editor | Role::Admin),

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::BackendError;
+pub use crate::backend::Role;
 use crate::store::postgres::TokenRows;
 
 use jiff::{SignedDuration, Timestamp};
@@ -20,50 +21,6 @@ use sha2::{Digest, Sha256};
 
 /// The prefix every token starts with, so a leaked one is easy to recognise and scan for.
 pub const TOKEN_PREFIX: &str = "stk_";
-
-/// What a token may do in its org.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read resources and history.
-    Viewer,
-    /// Also apply changes.
-    Editor,
-    /// Also read the audit log.
-    Admin,
-    /// A worker's: claim executions, renew their leases, append their history and read the
-    /// run secrets of the executions it holds. Nothing else: no resources, no stored secrets.
-    Worker,
-    /// Sending events in (`stigmer event send`, `POST /v1/events`), and nothing else.
-    Events,
-}
-
-impl Role {
-    /// `admin`, `editor`, `viewer`, `worker`, `events`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Editor => "editor",
-            Self::Admin => "admin",
-            Self::Worker => "worker",
-            Self::Events => "events",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = TokenError;
-    fn from_str(s: &str) -> Result<Self, TokenError> {
-        match s {
-            "viewer" => Ok(Self::Viewer),
-            "editor" => Ok(Self::Editor),
-            "admin" => Ok(Self::Admin),
-            "worker" => Ok(Self::Worker),
-            "events" => Ok(Self::Events),
-            other => Err(TokenError::BadRole(other.to_owned())),
-        }
-    }
-}
 
 /// A token as the server keeps it: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -108,7 +108,7 @@ pub async fn run(ctx: &CommandContext, command: &TokenCommand) -> Result<(), Com
     let tokens = tokens(&place.resolve(ctx), matches!(command, TokenCommand::Create(_))).await?;
     match command {
         TokenCommand::Create(args) => {
-            let role: Role = args.role.parse().map_err(token_error)?;
+            let role: Role = args.role.parse().map_err(|role| token_error(TokenError::BadRole(role)))?;
             let expires = args
                 .expires
                 .map(SignedDuration::try_from)
