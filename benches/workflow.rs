@@ -351,7 +351,7 @@ fn run_recorded(
         return Ok(Outcome { elapsed, cpu, events, batches: Some(batches), largest });
     };
     let (record, stored) =
-        runtime.block_on(async { (backend.execution_get(&id).await, backend.execution_events(&id, 0).await) });
+        runtime.block_on(async { (backend.execution_get(&id).await, backend.execution_events(&id, 0, None).await) });
     let status = record?.map(|r| r.status);
     let stored = stored?.len();
     if status != Some(ExecutionStatus::Completed) || stored != events {

@@ -342,8 +342,14 @@ impl Backend for RemoteBackend {
         Ok(response.into_inner().records_json.iter().map(|r| decode_json(r)).collect::<Result<_, _>>()?)
     }
 
-    async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
-        let request = v1::ExecutionEventsRequest { id: id.to_owned(), after };
+    async fn execution_events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        let limit = limit.map(|limit| u64::try_from(limit).unwrap_or(u64::MAX));
+        let request = v1::ExecutionEventsRequest { id: id.to_owned(), after, limit };
         let response = self.client.clone().execution_events(request).await.map_err(|s| self.error(&s))?;
         let events = response.into_inner().events;
         Ok(events

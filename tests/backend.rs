@@ -188,9 +188,11 @@ fn raw(value: &serde_json::Value) -> Box<serde_json::value::RawValue> {
 async fn executions_are_claimed_leased_fenced_and_followed<H: Harness>(h: &H) {
     let backend = &h.handle();
     let id = uuid::Uuid::new_v4().to_string();
-    backend.execution_create(pending(&id), vec![("TOKEN".into(), SecretValue::new("s3cret"))]).await.unwrap();
+    let claimed_by_another = ExecutionRecord { actor: "someone-else".into(), ..pending(&id) };
+    backend.execution_create(claimed_by_another, vec![("TOKEN".into(), SecretValue::new("s3cret"))]).await.unwrap();
     let held = backend.execution_claim(claim("w1", Duration::ZERO)).await.unwrap().expect("the pending one");
     assert_eq!((held.record.id.as_str(), held.record.status, held.epoch()), (id.as_str(), ExecutionStatus::Running, 1));
+    assert_eq!(held.record.actor, "tester", "the one who started it is who the backend acts as");
     assert_eq!(held.secrets.len(), 1, "the run's secrets go to the worker that holds it");
     assert_eq!(held.secrets[0].1.expose(), "s3cret");
     assert!(backend.execution_claim(claim("w2", Duration::ZERO)).await.unwrap().is_none(), "held: not claimable");
@@ -450,9 +452,11 @@ async fn executions_are_listed_and_queues_kept_apart<H: Harness>(h: &H) {
         .execution_append(second, None, vec![raw(&serde_json::json!({"n": 1})), raw(&serde_json::json!({"n": 2}))])
         .await
         .unwrap();
-    let events = backend.execution_events(second, 2).await.unwrap();
+    let events = backend.execution_events(second, 2, None).await.unwrap();
     assert_eq!(events.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [3], "after the claim and the first");
-    assert!(matches!(backend.execution_events("nope", 0).await, Ok(ref e) if e.is_empty()));
+    let first_two = backend.execution_events(second, 0, Some(2)).await.unwrap();
+    assert_eq!(first_two.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 2], "a page of them");
+    assert!(matches!(backend.execution_events("nope", 0, None).await, Ok(ref e) if e.is_empty()));
     assert!(backend.execution_get("nope").await.unwrap().is_none());
 }
 
@@ -491,7 +495,7 @@ async fn a_lapsed_lease_is_taken_over_and_its_holder_fenced<H: Harness>(h: &H) {
     );
     assert!(record.finished_at.is_some());
     let events: Vec<serde_json::Value> =
-        backend.execution_events(id, 0).await.unwrap().into_iter().map(|(_, e)| e).collect();
+        backend.execution_events(id, 0, None).await.unwrap().into_iter().map(|(_, e)| e).collect();
     assert_eq!(events.iter().filter(|e| e["event"] == "claimed").count(), 2);
     assert_eq!(events.last().unwrap()["event"], "done");
     assert!(!events.iter().any(|e| e["late"] == true));

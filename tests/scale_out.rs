@@ -198,7 +198,7 @@ fn a_replica_killed_under_load_loses_no_acknowledged_write_and_runs_nothing_twic
     let _ = (on_a.wait(), on_b.wait());
     assert!(all.iter().all(|e| e.status == stigmer::backend::ExecutionStatus::Completed), "{all:#?}");
     for execution in &all {
-        let events = runtime.block_on(survivor.execution_events(&execution.id, 0)).unwrap();
+        let events = runtime.block_on(survivor.execution_events(&execution.id, 0, None)).unwrap();
         for task in calls {
             let reference = effects::reference(&calls, task);
             let completed: Vec<jiff::Timestamp> = events

@@ -161,10 +161,12 @@ pub trait Backend: Send + Sync {
         query: &ExecutionQuery,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, BackendError>> + Send;
 
-    /// An execution's events after sequence number `after` (0: all), with their numbers.
+    /// An execution's events after sequence number `after` (0: from the first), with their
+    /// numbers; at most `limit` of them when given.
     fn execution_events(
         &self,
         id: &str,
         after: u64,
+        limit: Option<usize>,
     ) -> impl Future<Output = Result<Vec<(u64, serde_json::Value)>, BackendError>> + Send;
 }

@@ -358,11 +358,13 @@ pub trait Storage: Clone + Send + Sync + 'static {
         query: &ExecutionQuery,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, BackendError>> + Send;
 
-    /// An execution's events after sequence number `after` (0: all), with their numbers.
+    /// An execution's events after sequence number `after` (0: from the first), with their
+    /// numbers; at most `limit` of them when given.
     fn events(
         &self,
         id: &str,
         after: u64,
+        limit: Option<usize>,
     ) -> impl Future<Output = Result<Vec<(u64, serde_json::Value)>, BackendError>> + Send;
 
     /// Records that a worker is alive, as it describes itself, seen at `now`.

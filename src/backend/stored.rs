@@ -255,6 +255,9 @@ impl<S: Storage> Backend for StoreBackend<S> {
         record: ExecutionRecord,
         secrets: Vec<(String, SecretValue)>,
     ) -> Result<(), BackendError> {
+        // Who started it is who this backend acts as (on a server: the caller's token), never
+        // what the client says.
+        let record = ExecutionRecord { actor: self.actor.clone(), ..record };
         let sealed = if secrets.is_empty() {
             None
         } else {
@@ -388,8 +391,13 @@ impl<S: Storage> Backend for StoreBackend<S> {
         self.storage.executions(query).await
     }
 
-    async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
-        self.storage.events(id, after).await
+    async fn execution_events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        self.storage.events(id, after, limit).await
     }
 }
 
@@ -464,7 +472,7 @@ impl<S: Storage> Follow<S> {
                     return Some(Err(error));
                 }
             };
-            let events = match self.storage.events(&self.id, self.after).await {
+            let events = match self.storage.events(&self.id, self.after, None).await {
                 Ok(events) => events,
                 Err(error) => {
                     self.done = true;

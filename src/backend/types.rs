@@ -61,6 +61,17 @@ pub enum RevisionAction {
     Deleted,
 }
 
+impl RevisionAction {
+    /// `created`, `updated`, `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
 /// One change of one resource, kept for `history` and `rollback`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -42,7 +42,7 @@ pub async fn run(ctx: &CommandContext, args: &AuditArgs) -> Result<(), CommandEr
         let rows = entries.iter().map(|e| {
             vec![
                 common::time_in(e.at, wide),
-                format!("{:?}", e.action).to_lowercase(),
+                e.action.as_str().to_owned(),
                 e.target.clone(),
                 e.actor.clone(),
                 e.apply_set.clone().unwrap_or_else(|| "-".to_owned()),

@@ -167,7 +167,12 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.execution_list(query))
     }
 
-    async fn execution_events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
-        delegate!(self, b => b.execution_events(id, after))
+    async fn execution_events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        delegate!(self, b => b.execution_events(id, after, limit))
     }
 }

@@ -250,7 +250,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             ctx.out(&format!("sent {type_} to execution {id} (event {event_id})\n"))
         }
         ExecutionCommand::Events { id, follow, output } => {
-            let events = backend.execution_events(id, 0).await?;
+            let events = backend.execution_events(id, 0, None).await?;
             // An id with no events must still exist.
             let record = get(&backend, id).await?;
             ctx.out(&events_text(output.output, &events, *follow)?)?;

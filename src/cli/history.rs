@@ -41,7 +41,7 @@ pub async fn run(ctx: &CommandContext, args: &HistoryArgs) -> Result<(), Command
         let rows = history.iter().map(|revision| {
             vec![
                 revision.generation.to_string(),
-                format!("{:?}", revision.action).to_lowercase(),
+                revision.action.as_str().to_owned(),
                 revision.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
                 revision.actor.clone(),
                 common::time_in(revision.at, wide),

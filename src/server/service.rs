@@ -196,10 +196,24 @@ impl Service {
 
     /// The caller's org store, as a backend acting for the caller.
     async fn backend(&self, caller: &Caller) -> Result<ServerBackend, Status> {
-        let storage = self.stores.storage(&caller.token.org).await.map_err(|e| error_to_status(&e))?;
-        Ok(StoreBackend::over(storage, caller.token.name.clone(), self.key.clone())
-            .from_address(caller.address.map(|a| a.to_string()))
-            .in_org(caller.token.org.clone()))
+        self.backend_for(&caller.token.org, &caller.token.name, caller.address).await.map_err(|e| error_to_status(&e))
+    }
+
+    /// Org `org`'s store, as a backend acting as `actor` from `address` (its changes are
+    /// recorded as theirs).
+    ///
+    /// # Errors
+    /// The org's store cannot be opened.
+    pub async fn backend_for(
+        &self,
+        org: &str,
+        actor: &str,
+        address: Option<SocketAddr>,
+    ) -> Result<ServerBackend, BackendError> {
+        let storage = self.stores.storage(org).await?;
+        Ok(StoreBackend::over(storage, actor.to_owned(), self.key.clone())
+            .from_address(address.map(|a| a.to_string()))
+            .in_org(org.to_owned()))
     }
 
     /// Authenticates, runs `operation` on the caller's org and logs the outcome.
@@ -618,7 +632,8 @@ impl v1::backend_service_server::BackendService for Service {
     ) -> Result<Response<v1::ExecutionEventsResponse>, Status> {
         self.handle("ExecutionEvents", Access::Any, request, |backend, caller, body| async move {
             caller.holds_if_worker(&backend, &body.id).await?;
-            let events = backend.execution_events(&body.id, body.after).await.map_err(|e| failed(&e))?;
+            let limit = body.limit.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+            let events = backend.execution_events(&body.id, body.after, limit).await.map_err(|e| failed(&e))?;
             let events = events
                 .iter()
                 .map(|(sequence, event)| v1::ExecutionEvent {

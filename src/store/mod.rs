@@ -164,8 +164,13 @@ impl Storage for AnyStorage {
         delegate!(self, s => s.executions(query))
     }
 
-    async fn events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
-        delegate!(self, s => s.events(id, after))
+    async fn events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        delegate!(self, s => s.events(id, after, limit))
     }
 
     async fn worker_seen(&self, worker: &WorkerInfo, now: Timestamp) -> Result<(), BackendError> {

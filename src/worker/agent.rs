@@ -93,7 +93,7 @@ pub async fn prepare<B: Backend>(
     let redactor = variables.redactor();
     let workspace = workspaces.join(&id);
     let launched = launch::start(&run.resources, target, variables, run.model.as_deref(), &workspace).await?;
-    let after = backend.execution_events(&id, 0).await?.last().map_or(0, |(sequence, _)| *sequence);
+    let after = backend.execution_events(&id, 0, None).await?.last().map_or(0, |(sequence, _)| *sequence);
     Ok(PreparedAgent { held: Held { id, epoch, lease, after }, run, message, launched, redactor })
 }
 

@@ -101,7 +101,7 @@ pub async fn prepare<B: Backend + Clone + 'static>(
     overrides.env.extend(extra.env);
     overrides.secret.extend(extra.secret);
     let resolved = environment::resolve(backend, &declared, &[], &overrides).await?;
-    let history = backend.execution_events(&id, 0).await?;
+    let history = backend.execution_events(&id, 0, None).await?;
     let replay = replay(&history);
     let bus = Arc::new(EventBus::new().consumed(replay.consumed.clone()));
     for signal in &replay.signals {

@@ -82,7 +82,7 @@ pub async fn open<B: Backend>(
         if in_session != Some(name) {
             continue;
         }
-        let events = backend.execution_events(&record.id, 0).await?;
+        let events = backend.execution_events(&record.id, 0, None).await?;
         let last_attempt = events.iter().rposition(|(_, event)| event["event"] == "claimed").map_or(0, |at| at + 1);
         steps.extend(
             events[last_attempt..]

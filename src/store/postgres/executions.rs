@@ -422,14 +422,16 @@ impl PgStorage {
         &self,
         id: &str,
         after: u64,
+        limit: Option<usize>,
     ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
         let rows = sqlx::query(
             "SELECT sequence, body FROM stigmer.execution_events \
-             WHERE org = $1 AND id = $2 AND sequence > $3 ORDER BY sequence",
+             WHERE org = $1 AND id = $2 AND sequence > $3 ORDER BY sequence LIMIT $4",
         )
         .bind(&self.org)
         .bind(id)
         .bind(to_i64(after))
+        .bind(limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)))
         .fetch_all(self.pool())
         .await
         .map_err(database_error)?;

@@ -138,8 +138,13 @@ impl Storage for PgStorage {
         self.execution_records(query).await
     }
 
-    async fn events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
-        self.execution_events(id, after).await
+    async fn events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+        self.execution_events(id, after, limit).await
     }
 
     async fn worker_seen(&self, worker: &WorkerInfo, now: Timestamp) -> Result<(), BackendError> {

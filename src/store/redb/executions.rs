@@ -362,8 +362,14 @@ impl Store {
         Ok(found)
     }
 
-    /// An execution's events after sequence number `after` (0: all), with their numbers.
-    pub fn events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+    /// An execution's events after sequence number `after` (0: from the first), with their
+    /// numbers; at most `limit` of them when given.
+    pub fn events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
         let txn = self.begin_read()?;
         let table = match txn.open_table(EXECUTION_EVENTS) {
             Ok(table) => table,
@@ -371,7 +377,8 @@ impl Store {
             Err(error) => return Err(self.engine(error)),
         };
         let mut events = Vec::new();
-        for entry in table.range((id, after.saturating_add(1))..=(id, u64::MAX)).map_err(|e| self.engine(e))? {
+        let range = table.range((id, after.saturating_add(1))..=(id, u64::MAX)).map_err(|e| self.engine(e))?;
+        for entry in range.take(limit.unwrap_or(usize::MAX)) {
             let (key, value) = entry.map_err(|e| self.engine(e))?;
             events.push((key.value().1, self.decode(value.value())?));
         }
@@ -427,7 +434,7 @@ mod tests {
         assert_eq!(store.append_events("e1", None, &[raw(1), raw(2)]).unwrap(), 2);
         assert_eq!(store.append_events("e1", None, &[raw(3)]).unwrap(), 3);
         assert!(matches!(store.append_events("nope", None, &[raw(1)]), Err(BackendError::NotFound { .. })));
-        let after_one: Vec<u64> = store.events("e1", 1).unwrap().into_iter().map(|(n, _)| n).collect();
+        let after_one: Vec<u64> = store.events("e1", 1, None).unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(after_one, [2, 3]);
         let done = Some(serde_json::json!("done"));
         store
@@ -482,7 +489,7 @@ mod tests {
         store.append_events("first", Some((2, "tok-c")), std::slice::from_ref(&raw)).unwrap();
         store.finish_execution("first", Some((2, "tok-c")), Finish::status(ExecutionStatus::Completed), later).unwrap();
         assert!(store.execution("first").unwrap().unwrap().lease.is_none(), "a final status releases the lease");
-        let events = store.events("first", 0).unwrap();
+        let events = store.events("first", 0, None).unwrap();
         let claims = events.iter().filter(|(_, e)| e["event"] == "claimed").count();
         assert_eq!((claims, events.len() - claims), (2, 2), "each claim is recorded; the late append is not");
     }

@@ -296,9 +296,14 @@ impl Storage for RedbStorage {
         self.reading(move |store| store.executions(&query)).await
     }
 
-    async fn events(&self, id: &str, after: u64) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
+    async fn events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, serde_json::Value)>, BackendError> {
         let id = id.to_owned();
-        self.reading(move |store| store.events(&id, after)).await
+        self.reading(move |store| store.events(&id, after, limit)).await
     }
 
     async fn worker_seen(&self, worker: &WorkerInfo, now: Timestamp) -> Result<(), BackendError> {
