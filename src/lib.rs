@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod console;
 pub mod expr;
 pub mod manifest;
 pub mod model;
