@@ -1,10 +1,11 @@
-//! The server's HTTP side (`stigmer server --http-listen ADDR`): `POST /v1/events` takes
+//! The server's HTTP side (`stigmer server --http-listen ADDR`): the web console at `/`
+//! (`crate::console`, each session in its token's org); `POST /v1/events` takes
 //! CloudEvents 1.0 in structured mode (`application/cloudevents+json`) or binary mode (`ce-*`
 //! headers, the body as `data`) with the same bearer tokens as gRPC; `GET /metrics` (Prometheus
 //! text), `/healthz` (the process answers) and `/readyz` (the stores open). An accepted event is
 //! durable before its `202 Accepted`; a malformed one gets `400` with the reason.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,34 +18,119 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
-use super::{ServerError, Service};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+use super::{ServerError, Service, TlsIdentity};
 
 /// The largest event body taken.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
-/// Serves the HTTP endpoints on `listener` until `shutdown` completes.
+/// Serves the HTTP endpoints on `listener` until `shutdown` completes — over TLS with `tls`
+/// ([`acceptor`]: the same certificate as gRPC), when the console's cookie is also `Secure`.
 ///
 /// # Errors
 /// The listener failed.
 pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let address = listener
         .local_addr()
         .map_err(|source| ServerError::Listen { address: SocketAddr::from(([0, 0, 0, 0], 0)), source })?;
+    let console = crate::console::Console::new(super::console::ServerAuthority::new(service.clone()), tls.is_some());
     let app = Router::new()
         .route("/v1/events", post(events))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_EVENT_BYTES))
-        .with_state(service);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServerError::Listen { address, source })
+        .with_state(service)
+        .merge(crate::console::router(console))
+        .layer(axum::middleware::from_fn(log));
+    // Shutdown lets requests in flight finish, but not a page following a run that goes on:
+    // after the grace period the rest are cut.
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let cut_off = async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(super::SHUTDOWN_GRACE).await;
+    };
+    let Some(acceptor) = tls else {
+        let graceful = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .into_future();
+        return tokio::select! {
+            served = graceful => served.map_err(|source| ServerError::Listen { address, source }),
+            () = cut_off => Ok(()),
+        };
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // A connection that failed before it was ours (reset, out of descriptors for a
+                // moment) is that connection's problem, not the listener's.
+                Err(error) => {
+                    tracing::warn!(%error, "an HTTP connection could not be accepted");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else { return };
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = connection.await;
+        });
+    }
+    Ok(())
+}
+
+/// What accepts TLS connections with the server's certificate, made before anything listens so
+/// a certificate rustls cannot use is said at start.
+///
+/// # Errors
+/// The certificate chain or the key cannot be used.
+pub fn acceptor(tls: &TlsIdentity) -> Result<TlsAcceptor, ServerError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let unusable = |what: &str, error: &dyn std::fmt::Display| ServerError::TlsConfig(format!("{what}: {error}"));
+    let chain = CertificateDer::pem_slice_iter(&tls.cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unusable("the certificate chain", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(&tls.key).map_err(|e| unusable("the private key", &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unusable("TLS", &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| unusable("the certificate and key", &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// One line per request, as every gRPC call gets: method, path (never the query, which may
+/// hold what a form searched for), status and how long it took to answer.
+async fn log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(method, path, status = response.status().as_u16(), micros, "http");
+    response
 }
 
 /// A JSON answer with a status.

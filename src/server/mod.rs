@@ -4,6 +4,7 @@
 //! store; API tokens (`tokens`) say who the caller is, in which org, with which role. The
 //! server logs one structured line per call through `tracing`, and prints nothing itself.
 
+mod console;
 pub mod http;
 pub mod metrics;
 pub mod migration;
@@ -80,6 +81,9 @@ pub enum ServerError {
         /// What it should hold: `certificate`, `private key`.
         what: &'static str,
     },
+    /// The TLS certificate or key cannot be used for the HTTP side.
+    #[error("cannot serve HTTPS with {0}")]
+    TlsConfig(String),
     /// The transport failed (including a TLS certificate or key it cannot use).
     #[error("the server failed: {0}")]
     Transport(#[from] tonic::transport::Error),

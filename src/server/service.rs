@@ -216,6 +216,12 @@ impl Service {
             .in_org(org.to_owned()))
     }
 
+    /// Where the web console keeps its sessions: the database every replica shares, or this
+    /// process.
+    pub fn console_sessions(&self) -> Option<crate::store::postgres::SessionRows> {
+        self.stores.database().map(crate::store::postgres::PgStore::sessions)
+    }
+
     /// Authenticates, runs `operation` on the caller's org and logs the outcome.
     async fn handle<Req, Resp, Op, Fut>(
         &self,

@@ -255,6 +255,14 @@ impl Tokens {
         Ok(record)
     }
 
+    /// Whether the token with public id `id` may still act: neither revoked nor expired (a
+    /// console session made with it ends as soon as it may not).
+    pub async fn still_valid(&self, id: &str, now: Timestamp) -> bool {
+        self.current().await.is_ok_and(|records| {
+            records.iter().any(|r| r.id == id && r.revoked_at.is_none() && r.expires_at.is_none_or(|at| at > now))
+        })
+    }
+
     /// The records, read again only when they may have changed since the last read.
     async fn current(&self) -> Result<Vec<TokenRecord>, TokenError> {
         match &self.registry {

@@ -16,6 +16,7 @@ use stigmer::backend::Backend;
 use stigmer::remote::{RemoteBackend, RemoteOptions};
 use stigmer::store::redb::LocalBackend;
 
+pub mod browser;
 pub mod effects;
 pub mod postgres;
 pub mod resources;
@@ -86,7 +87,11 @@ impl Server {
         let http = extra.contains(&"--http-listen").then(|| {
             let mut second = String::new();
             stdout.read_line(&mut second).unwrap();
-            second.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned()
+            second
+                .split_whitespace()
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+                .unwrap()
+                .to_owned()
         });
         let endpoint = line
             .split_whitespace()

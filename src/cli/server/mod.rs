@@ -77,8 +77,8 @@ pub struct ServerArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub store_cache_mib: usize,
-    /// Also serve HTTP here: `POST /v1/events`, `/metrics`, `/healthz`, `/readyz` (port 0 picks
-    /// a free port; the address is printed)
+    /// Also serve HTTP here: the web console at `/`, `POST /v1/events`, `/metrics`, `/healthz`,
+    /// `/readyz` (port 0 picks a free port; the address is printed)
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
     /// How many executions the server runs at once with its own workers (0: it only stores;
@@ -255,9 +255,19 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandErr
         })?),
         None => None,
     };
+    // The HTTP side serves TLS with the gRPC side's certificate.
+    let https = match (&http, &config.tls) {
+        (Some(_), Some(tls)) => Some(
+            server::http::acceptor(tls)
+                .map_err(|e| CommandError::user(e.to_string()).hint("--tls-cert and --tls-key take PEM files"))?,
+        ),
+        _ => None,
+    };
     if let Some(http) = &http {
         let address = http.local_addr().map_err(|e| CommandError::io("cannot read the listening address", e))?;
-        ctx.out(&format!("stigmer server http on http://{address} (/v1/events, /metrics, /healthz, /readyz)\n"))?;
+        ctx.out(&format!(
+            "stigmer server http on {scheme}://{address} (console at /, /v1/events, /metrics, /healthz, /readyz)\n"
+        ))?;
     }
     tracing::info!(%address, tls = config.tls.is_some(), workers = args.workers, "serving");
     if let (Some(_), crate::secrets::KeySource::File(key)) = (service.database(), &config.key) {
@@ -291,7 +301,7 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandErr
     };
     let http = http.map(|listener| {
         let mut stopped = stopped.clone();
-        tokio::spawn(server::http::serve(service.clone(), listener, async move {
+        tokio::spawn(server::http::serve(service.clone(), listener, https.clone(), async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }))
     });

@@ -10,6 +10,7 @@
 mod executions;
 mod resources;
 pub mod schema;
+mod sessions;
 mod storage;
 mod tokens;
 mod transfer;
@@ -29,6 +30,7 @@ use crate::backend::BackendError;
 use crate::backend::storage::Changes;
 
 pub use schema::{Migrated, SCHEMA_VERSION};
+pub use sessions::SessionRows;
 pub use tokens::TokenRows;
 
 /// How long a request waits for a connection from the pool before it fails as unavailable.
@@ -241,6 +243,11 @@ impl PgStore {
             *listed = Some((std::time::Instant::now(), orgs.clone()));
         }
         Ok(orgs)
+    }
+
+    /// The web console's sessions, kept server-wide.
+    pub fn sessions(&self) -> SessionRows {
+        SessionRows::new(self.shared.pool.clone())
     }
 
     /// The token records, kept server-wide.

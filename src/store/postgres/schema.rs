@@ -19,10 +19,13 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit one that shipped: add the next.
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "the server's store", sql: INITIAL }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "the server's store", sql: INITIAL },
+    Migration { version: 2, name: "console sessions", sql: CONSOLE_SESSIONS },
+];
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock migrations take, so two replicas never migrate at once ("stgm").
 const MIGRATION_LOCK: i64 = 0x7374_676d;
@@ -198,6 +201,17 @@ BEGIN
 END $$;
 CREATE TRIGGER tokens_changed AFTER INSERT OR UPDATE OR DELETE ON stigmer.tokens
     FOR EACH STATEMENT EXECUTE FUNCTION stigmer.notify_tokens();
+";
+
+/// The web console's sessions, which every replica behind a load balancer must see: a row per
+/// session under the SHA-256 of its id, with when it ends (nanoseconds since the epoch).
+const CONSOLE_SESSIONS: &str = r"
+CREATE TABLE stigmer.console_sessions (
+    key text PRIMARY KEY,
+    body text NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON stigmer.console_sessions (expires_at);
 ";
 
 /// What a migration run did.
