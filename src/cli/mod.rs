@@ -34,6 +34,7 @@ mod schema;
 mod secret;
 mod server;
 mod settings;
+mod ui;
 mod validate;
 mod watch;
 mod whoami;
@@ -113,6 +114,7 @@ pub enum Command {
     Worker(worker::WorkerArgs),
     Schedule(schedule::ScheduleArgs),
     Event(event::EventArgs),
+    Ui(ui::UiArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -161,6 +163,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Worker(args) => worker::run(ctx, args).await,
         Command::Schedule(args) => schedule::run(ctx, args).await,
         Command::Event(args) => event::run(ctx, args).await,
+        Command::Ui(args) => ui::run(ctx, args).await,
         Command::Completion(args) => completion::run(ctx, args).await,
     }
 }
