@@ -257,16 +257,7 @@ fn jitter(
 fn report(what: &str, samples: &[Duration]) {
     let mut sorted = samples.to_vec();
     sorted.sort();
-    let at = |q: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "an index"
-        )]
-        let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-        sorted.get(index).copied().unwrap_or_default()
-    };
+    let at = |q: f64| support::quantile(&sorted, q);
     println!(
         "{what}: n={} p50={:.1?} p90={:.1?} p99={:.1?} max={:.1?}",
         sorted.len(),

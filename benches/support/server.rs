@@ -22,6 +22,8 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
+    /// `http://127.0.0.1:PORT` of its HTTP side, when started with `--http-listen`.
+    pub http: Option<String>,
 }
 
 impl Server {
@@ -47,9 +49,17 @@ impl Server {
             .stderr(fs::File::create(log)?)
             .spawn()?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        stdout.read_line(&mut line)?;
         let endpoint = line.split_whitespace().find(|w| w.starts_with("http://")).map(ToOwned::to_owned);
-        let server = Self { child, endpoint: endpoint.unwrap_or_default() };
+        let http = if flags.contains(&"--http-listen") {
+            let mut second = String::new();
+            stdout.read_line(&mut second)?;
+            second.split_whitespace().find(|w| w.starts_with("http://")).map(ToOwned::to_owned)
+        } else {
+            None
+        };
+        let server = Self { child, endpoint: endpoint.unwrap_or_default(), http };
         if server.endpoint.is_empty() {
             return Err(format!("the server did not start: {line:?}; log:\n{}", fs::read_to_string(log)?).into());
         }
