@@ -15,9 +15,9 @@ use tonic::{Request, Status};
 use futures_util::StreamExt as _;
 
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
-    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo, SecretInfo,
-    StoredResource, WorkerInfo,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionCounts, ExecutionFeed,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo,
+    SecretInfo, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::proto::{
@@ -333,13 +333,19 @@ impl Backend for RemoteBackend {
     }
 
     async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
-        let request = v1::ExecutionListRequest {
-            target: query.target.clone(),
-            status: query.status.map(|s| s.as_str().to_owned()),
-            since: query.since.map(|t| t.to_string()),
-        };
+        let request = list_request(query);
         let response = self.client.clone().execution_list(request).await.map_err(|s| self.error(&s))?;
         Ok(response.into_inner().records_json.iter().map(|r| decode_json(r)).collect::<Result<_, _>>()?)
+    }
+
+    async fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        let response = self.client.clone().execution_count(list_request(query)).await.map_err(|s| self.error(&s))?;
+        response
+            .into_inner()
+            .by_status
+            .into_iter()
+            .map(|(status, count)| Ok((status.parse().map_err(BackendError::Storage)?, count)))
+            .collect()
     }
 
     async fn execution_events(
@@ -368,4 +374,12 @@ impl Backend for RemoteBackend {
 /// A duration as whole milliseconds, for the wire.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn list_request(query: &ExecutionQuery) -> v1::ExecutionListRequest {
+    v1::ExecutionListRequest {
+        target: query.target.clone(),
+        status: query.status.map(|s| s.as_str().to_owned()),
+        since: query.since.map(|t| t.to_string()),
+    }
 }

@@ -323,7 +323,7 @@ fn a_store_from_a_newer_stigmer_is_refused_with_a_message() {
     }
     let (code, _, err) = sandbox.run(&["get"]);
     assert_eq!(code, 2);
-    assert!(err.contains("has format version 999; this stigmer reads up to 4"), "{err}");
+    assert!(err.contains("has format version 999; this stigmer reads up to 5"), "{err}");
     assert!(err.contains("hint: upgrade stigmer"), "{err}");
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use stigmer::backend::{
-    ApplyBatch, ApplyReceipt, Backend, BackendError, BatchItem, ClaimRequest, ExecutionQuery, ExecutionRecord,
-    ExecutionStatus, ResourceQuery, RevisionAction, StoredResource, WorkerInfo, Write,
+    ApplyBatch, ApplyReceipt, Backend, BackendError, BatchItem, ClaimRequest, ExecutionCounts, ExecutionQuery,
+    ExecutionRecord, ExecutionStatus, ResourceQuery, RevisionAction, StoredResource, WorkerInfo, Write,
 };
 use stigmer::model::{Agent, AgentSpec, AnyResource, Kind, Skill, SkillSpec};
 use stigmer::reconcile::{self, Desired, PlanOptions, plan};
@@ -248,7 +248,8 @@ async fn events_are_kept_once_and_checked<H: Harness>(h: &H) {
     assert!(matches!(bad, Err(BackendError::BadEvent(ref reason)) if reason == "type is missing"), "{bad:?}");
 }
 
-/// A scheduled workflow is listed with its next fire time; a pause is kept.
+/// A scheduled workflow is listed with its next fire time, one that only mentions a schedule is
+/// not; a pause is kept.
 async fn schedules_are_listed_and_paused<H: Harness>(h: &H) {
     let backend = &h.handle();
     let workflow: AnyResource = serde_json::from_value::<stigmer::model::Workflow>(serde_json::json!({
@@ -259,7 +260,16 @@ async fn schedules_are_listed_and_paused<H: Harness>(h: &H) {
     }))
     .unwrap()
     .into();
-    let plan = plan(&desired(&[workflow]), &backend.list(&ResourceQuery::all()).await.unwrap(), &options("s")).unwrap();
+    let unscheduled: AnyResource = serde_json::from_value::<stigmer::model::Workflow>(serde_json::json!({
+        "apiVersion": "agentic.stigmer.ai/v1",
+        "kind": "Workflow",
+        "metadata": {"name": "by-hand", "annotations": {"note": "no schedule"}},
+        "spec": {"do": [{"schedule": {"set": {"schedule": {"cron": "0 3 * * *"}}}}]},
+    }))
+    .unwrap()
+    .into();
+    let resources = [workflow, unscheduled];
+    let plan = plan(&desired(&resources), &backend.list(&ResourceQuery::all()).await.unwrap(), &options("s")).unwrap();
     reconcile::apply(backend, &plan, false).await.unwrap();
     let listed = backend.schedule_list().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -418,14 +428,17 @@ async fn secrets_are_sealed_revealed_rotated_and_deleted<H: Harness>(h: &H) {
     assert_eq!(targets, ["secret/API_KEY", "secret/API_KEY", "secret/other", "secret-key", "secret/other"]);
 }
 
-/// Executions are listed oldest first by target, status and start; their events from any point;
-/// a pending one cancelled leaves the queue; claims serve only their worker's queues.
+/// Executions are listed oldest first by target, status and start, without their definitions
+/// (which a get and a claim return); their events from any point; a pending one cancelled
+/// leaves the queue; claims serve only their worker's queues.
 async fn executions_are_listed_and_queues_kept_apart<H: Harness>(h: &H) {
     let backend = &h.handle();
     let (first, second, third) = ("exec-a", "exec-b", "exec-c");
     backend.execution_create(pending(first), Vec::new()).await.unwrap();
     let mut other = pending(second);
     other.target = "workflow/other".into();
+    let definition = serde_json::json!({"workflow": {"document": {"name": "other"}}, "env": [["K", "v"]]});
+    other.definition = Some(definition.clone());
     backend.execution_create(other, Vec::new()).await.unwrap();
     let mut elsewhere = pending(third);
     "elsewhere".clone_into(&mut elsewhere.queue);
@@ -434,7 +447,11 @@ async fn executions_are_listed_and_queues_kept_apart<H: Harness>(h: &H) {
 
     let ids = |records: Vec<ExecutionRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let all = ExecutionQuery::default();
-    assert_eq!(ids(backend.execution_list(&all).await.unwrap()), [first, second, third]);
+    let listed = backend.execution_list(&all).await.unwrap();
+    assert!(listed.iter().all(|r| r.definition.is_none()), "lists leave definitions out");
+    assert_eq!(ids(listed), [first, second, third]);
+    let got = backend.execution_get(second).await.unwrap().unwrap();
+    assert_eq!(got.definition.as_ref(), Some(&definition), "one execution comes whole");
     let by_target = ExecutionQuery { target: Some("workflow/other".into()), ..ExecutionQuery::default() };
     assert_eq!(ids(backend.execution_list(&by_target).await.unwrap()), [second]);
     let later =
@@ -444,8 +461,14 @@ async fn executions_are_listed_and_queues_kept_apart<H: Harness>(h: &H) {
     backend.execution_finish(first, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await.unwrap();
     let cancelled = ExecutionQuery { status: Some(ExecutionStatus::Cancelled), ..ExecutionQuery::default() };
     assert_eq!(ids(backend.execution_list(&cancelled).await.unwrap()), [first]);
+    let counts = backend.execution_counts(&all).await.unwrap();
+    assert_eq!(counts, ExecutionCounts::from([(ExecutionStatus::Pending, 2), (ExecutionStatus::Cancelled, 1)]));
+    let counted = backend.execution_counts(&by_target).await.unwrap();
+    assert_eq!(counted, ExecutionCounts::from([(ExecutionStatus::Pending, 1)]), "counts take the list's filter");
+    assert!(backend.execution_counts(&later).await.unwrap().is_empty());
     let held = backend.execution_claim(claim("w", Duration::ZERO)).await.unwrap().unwrap();
     assert_eq!(held.record.id, second, "the cancelled one left the queue; the other queue's is not served");
+    assert_eq!(held.record.definition.as_ref(), Some(&definition), "its worker gets what it runs");
     assert!(backend.execution_claim(claim("w", Duration::ZERO)).await.unwrap().is_none());
 
     backend

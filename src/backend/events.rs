@@ -93,7 +93,8 @@ pub(crate) async fn publish<S: Storage>(backend: &StoreBackend<S>, event: Value)
     let mut deliver = Vec::new();
     for status in [ExecutionStatus::Pending, ExecutionStatus::Running, ExecutionStatus::Waiting] {
         let query = ExecutionQuery { status: Some(status), ..ExecutionQuery::default() };
-        for record in backend.execution_list(&query).await? {
+        for listed in backend.execution_list(&query).await? {
+            let Some(record) = backend.execution_get(&listed.id).await? else { continue };
             let listens = record
                 .definition
                 .as_ref()

@@ -25,7 +25,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// How an execution stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     /// Queued: waiting for a worker to claim it.
@@ -171,6 +171,19 @@ pub struct ExecutionQuery {
     /// Only those started at or after this time.
     pub since: Option<Timestamp>,
 }
+
+impl ExecutionQuery {
+    /// Whether an execution of `target`, standing at `status`, started at `started_at` is one
+    /// the query asks for.
+    pub fn admits(&self, target: &str, status: ExecutionStatus, started_at: Timestamp) -> bool {
+        self.target.as_deref().is_none_or(|t| t == target)
+            && self.status.is_none_or(|s| s == status)
+            && self.since.is_none_or(|since| started_at >= since)
+    }
+}
+
+/// How many executions stand at each status (a status none stands at is left out).
+pub type ExecutionCounts = std::collections::BTreeMap<ExecutionStatus, u64>;
 
 /// A worker, as it says who it is when it claims work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

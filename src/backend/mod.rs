@@ -9,6 +9,7 @@ pub mod batch;
 mod error;
 pub mod events;
 pub mod execution;
+pub mod probe;
 pub mod schedule;
 pub mod storage;
 mod stored;
@@ -21,8 +22,8 @@ use jiff::Timestamp;
 pub use error::BackendError;
 pub use events::EventReceipt;
 pub use execution::{
-    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, Definition, ExecutionFeed, ExecutionQuery, ExecutionRecord,
-    ExecutionStatus, FeedUpdate, Lease, WorkerInfo,
+    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, Definition, ExecutionCounts, ExecutionFeed, ExecutionQuery,
+    ExecutionRecord, ExecutionStatus, FeedUpdate, Lease, WorkerInfo,
 };
 pub use schedule::{ScheduleInfo, ScheduleState};
 pub use storage::Storage;
@@ -155,11 +156,19 @@ pub trait Backend: Send + Sync {
     /// One execution, if it exists.
     fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
 
-    /// Executions matching the query, oldest first.
+    /// Executions matching the query, oldest first, without their definitions (a list never
+    /// needs what each one runs; [`Backend::execution_get`] has it).
     fn execution_list(
         &self,
         query: &ExecutionQuery,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, BackendError>> + Send;
+
+    /// How many executions matching the query stand at each status (without reading them
+    /// whole, as a list would).
+    fn execution_counts(
+        &self,
+        query: &ExecutionQuery,
+    ) -> impl Future<Output = Result<ExecutionCounts, BackendError>> + Send;
 
     /// An execution's events after sequence number `after` (0: from the first), with their
     /// numbers; at most `limit` of them when given.

@@ -107,10 +107,11 @@ impl Scheduled {
 ///
 /// # Errors
 /// The backend cannot be read.
-pub async fn scheduled<B: Backend>(backend: &B) -> Result<Vec<Scheduled>, BackendError> {
+pub async fn scheduled<S: Storage>(backend: &StoreBackend<S>) -> Result<Vec<Scheduled>, BackendError> {
+    // Most workflows have no schedule: the store leaves them out without reading them whole.
     let query = ResourceQuery { kinds: vec![Kind::Workflow], ..ResourceQuery::default() };
     let mut found = Vec::new();
-    for stored in backend.list(&query).await? {
+    for stored in backend.storage().list_setting(&query, &["spec", "schedule"]).await? {
         let Ok(AnyResource::Workflow(resource)) = AnyResource::from_value(Kind::Workflow, stored.manifest) else {
             continue;
         };

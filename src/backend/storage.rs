@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    Lease, ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
+    ExecutionStatus, Lease, ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -237,6 +237,14 @@ pub trait Storage: Clone + Send + Sync + 'static {
     /// Resources matching the query, in dependency order of kind, then by name.
     fn list(&self, query: &ResourceQuery) -> impl Future<Output = Result<Vec<StoredResource>, BackendError>> + Send;
 
+    /// Resources matching the query whose manifest has a value (not `null`) at `path`, object
+    /// keys from its root; the others are left out without being read whole.
+    fn list_setting(
+        &self,
+        query: &ResourceQuery,
+        path: &'static [&'static str],
+    ) -> impl Future<Output = Result<Vec<StoredResource>, BackendError>> + Send;
+
     /// One resource, if it exists.
     fn get(&self, kind: Kind, name: &str) -> impl Future<Output = Result<Option<StoredResource>, BackendError>> + Send;
 
@@ -352,7 +360,13 @@ pub trait Storage: Clone + Send + Sync + 'static {
     /// One execution.
     fn execution(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
 
-    /// Executions matching the query, oldest first.
+    /// How many executions matching the query stand at each status.
+    fn execution_counts(
+        &self,
+        query: &ExecutionQuery,
+    ) -> impl Future<Output = Result<ExecutionCounts, BackendError>> + Send;
+
+    /// Executions matching the query, oldest first, without their definitions.
     fn executions(
         &self,
         query: &ExecutionQuery,

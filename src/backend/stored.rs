@@ -10,9 +10,9 @@ use jiff::Timestamp;
 
 use super::storage::{Author, EventEffects, Finish, Fire, Keyring, Reseal, SealedSecret, Storage};
 use super::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionFeed, ExecutionQuery,
-    ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo, ScheduleState,
-    SecretInfo, StoredResource, WorkerInfo, Write,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionCounts, ExecutionFeed,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo,
+    ScheduleState, SecretInfo, StoredResource, WorkerInfo, Write,
 };
 use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
@@ -389,6 +389,10 @@ impl<S: Storage> Backend for StoreBackend<S> {
 
     async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
         self.storage.executions(query).await
+    }
+
+    async fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        self.storage.execution_counts(query).await
     }
 
     async fn execution_events(

@@ -3,9 +3,9 @@
 use jiff::Timestamp;
 
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, EventReceipt, ExecutionFeed,
-    ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, ResourceQuery, Revision, ScheduleInfo, SecretInfo,
-    StoredResource, WorkerInfo,
+    ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, EventReceipt, ExecutionCounts,
+    ExecutionFeed, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, ResourceQuery, Revision, ScheduleInfo,
+    SecretInfo, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::remote::RemoteBackend;
@@ -165,6 +165,10 @@ impl Backend for AnyBackend {
 
     async fn execution_list(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
         delegate!(self, b => b.execution_list(query))
+    }
+
+    async fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        delegate!(self, b => b.execution_counts(query))
     }
 
     async fn execution_events(

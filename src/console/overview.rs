@@ -20,18 +20,15 @@ const FAILURES_SHOWN: usize = 10;
 pub(crate) async fn page<A: Authority>(console: Shared<A>, signed: Signed<A>) -> Page {
     let backend = &signed.backend;
     let recent = ExecutionQuery { since: window_start("24h"), ..ExecutionQuery::default() };
-    let (catalog, recent, workers, schedules) = tokio::join!(
+    let failed = ExecutionQuery { status: Some(ExecutionStatus::Faulted), ..recent.clone() };
+    let (catalog, counts, failed, workers, schedules) = tokio::join!(
         console.catalogs.current(signed.principal.org.as_deref(), backend),
-        backend.execution_list(&recent),
+        backend.execution_counts(&recent),
+        backend.execution_list(&failed),
         backend.worker_list(),
         backend.schedule_list(),
     );
-    let (catalog, recent, workers, schedules) = match (catalog, recent, workers, schedules) {
-        (Ok(catalog), Ok(recent), Ok(workers), Ok(schedules)) => (catalog, recent, workers, schedules),
-        (Err(error), ..) | (_, Err(error), ..) | (.., Err(error), _) | (.., Err(error)) => {
-            return Err(error.into());
-        }
-    };
+    let (catalog, counts, failed, workers, schedules) = (catalog?, counts?, failed?, workers?, schedules?);
     let mut body = String::from("<div class=\"cards\" id=\"counts\">");
     for (kind, count) in catalog.counts() {
         let _ = write!(
@@ -50,7 +47,7 @@ pub(crate) async fn page<A: Authority>(console: Shared<A>, signed: Signed<A>) ->
         ExecutionStatus::Faulted,
         ExecutionStatus::Cancelled,
     ] {
-        let count = recent.iter().filter(|record| record.status == state).count();
+        let count = counts.get(&state).copied().unwrap_or(0);
         let _ = write!(
             body,
             "<a class=\"card {0}\" href=\"/executions?status={0}&amp;since=24h\"><span class=\"count\">{count}</span><span>{0}</span></a>",
@@ -58,8 +55,7 @@ pub(crate) async fn page<A: Authority>(console: Shared<A>, signed: Signed<A>) ->
         );
     }
     body.push_str("</div><h2>Failed, last 24 hours</h2>");
-    let failed: Vec<&ExecutionRecord> =
-        recent.iter().rev().filter(|record| record.status == ExecutionStatus::Faulted).take(FAILURES_SHOWN).collect();
+    let failed: Vec<&ExecutionRecord> = failed.iter().rev().take(FAILURES_SHOWN).collect();
     body.push_str(&table("failures", &COLUMNS, executions::rows(&failed)));
     let now = Timestamp::now();
     let rows = workers.iter().map(|worker| {

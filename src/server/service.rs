@@ -623,11 +623,20 @@ impl v1::backend_service_server::BackendService for Service {
         request: Request<v1::ExecutionListRequest>,
     ) -> Result<Response<v1::ExecutionListResponse>, Status> {
         self.handle("ExecutionList", Access::Read, request, |backend, _, body| async move {
-            let status = body.status.map(|s| s.parse()).transpose().map_err(|e: String| Status::invalid_argument(e))?;
-            let since = body.since.as_deref().map(proto::time).transpose()?;
-            let query = ExecutionQuery { target: body.target, status, since };
-            let records = backend.execution_list(&query).await.map_err(|e| failed(&e))?;
+            let records = backend.execution_list(&execution_query(body)?).await.map_err(|e| failed(&e))?;
             Ok(v1::ExecutionListResponse { records_json: records.iter().map(proto::encode_json).collect() })
+        })
+        .await
+    }
+
+    async fn execution_count(
+        &self,
+        request: Request<v1::ExecutionListRequest>,
+    ) -> Result<Response<v1::ExecutionCountResponse>, Status> {
+        self.handle("ExecutionCount", Access::Read, request, |backend, _, body| async move {
+            let counts = backend.execution_counts(&execution_query(body)?).await.map_err(|e| failed(&e))?;
+            let by_status = counts.into_iter().map(|(status, count)| (status.as_str().to_owned(), count)).collect();
+            Ok(v1::ExecutionCountResponse { by_status })
         })
         .await
     }
@@ -658,4 +667,11 @@ impl v1::backend_service_server::BackendService for Service {
     ) -> Result<Response<v1::ServerInfoResponse>, Status> {
         Ok(Response::new(v1::ServerInfoResponse { version: env!("CARGO_PKG_VERSION").to_owned(), protocol: PROTOCOL }))
     }
+}
+
+/// The query an execution list or count request asks.
+fn execution_query(body: v1::ExecutionListRequest) -> Result<ExecutionQuery, Status> {
+    let status = body.status.map(|s| s.parse()).transpose().map_err(|e: String| Status::invalid_argument(e))?;
+    let since = body.since.as_deref().map(proto::time).transpose()?;
+    Ok(ExecutionQuery { target: body.target, status, since })
 }

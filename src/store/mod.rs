@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ResourceQuery,
-    Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
+    ResourceQuery, Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -47,6 +47,14 @@ impl Storage for AnyStorage {
 
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         delegate!(self, s => s.list(query))
+    }
+
+    async fn list_setting(
+        &self,
+        query: &ResourceQuery,
+        path: &'static [&'static str],
+    ) -> Result<Vec<StoredResource>, BackendError> {
+        delegate!(self, s => s.list_setting(query, path))
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
@@ -158,6 +166,10 @@ impl Storage for AnyStorage {
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         delegate!(self, s => s.execution(id))
+    }
+
+    async fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        delegate!(self, s => s.execution_counts(query))
     }
 
     async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {

@@ -77,7 +77,8 @@ pub async fn open<B: Backend>(
         ..ExecutionQuery::default()
     };
     let mut steps = Vec::new();
-    for record in backend.execution_list(&query).await? {
+    for listed in backend.execution_list(&query).await? {
+        let Some(record) = backend.execution_get(&listed.id).await? else { continue };
         let in_session = record.definition.as_ref().and_then(|d| d.get("session")).and_then(|s| s.as_str());
         if in_session != Some(name) {
             continue;

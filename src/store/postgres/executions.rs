@@ -17,7 +17,8 @@ use crate::backend::storage::{
     Claimed, EventEffects, Fence, Finish, Fire, claim_record, claimable, fenced, no_execution,
 };
 use crate::backend::{
-    BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease, ScheduleState, WorkerInfo,
+    BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease,
+    ScheduleState, WorkerInfo,
 };
 
 /// The columns an execution's record is read from (a macro, so queries stay `&'static str`).
@@ -29,6 +30,38 @@ macro_rules! record_columns {
 }
 
 pub(super) use record_columns;
+
+/// [`record_columns`] but the definition: what a list reads (a definition can be large, and
+/// no list shows it).
+macro_rules! summary_columns {
+    () => {
+        "e.id, e.target, e.status, e.started_ns, e.finished_ns, e.actor, e.input, e.output, e.error,          NULL::text AS definition, e.queue, e.lease_worker, e.lease_token, e.lease_epoch, e.lease_expires_ns,          e.attempts"
+    };
+}
+
+/// The executions of org `$1` an [`ExecutionQuery`] asks for, its target, status and start
+/// bound by [`matching`] as `$2` to `$4`.
+macro_rules! matches_query {
+    () => {
+        " FROM stigmer.executions e WHERE e.org = $1 \
+           AND ($2::text IS NULL OR e.target = $2) \
+           AND ($3::text IS NULL OR e.status = $3) \
+           AND ($4::bigint IS NULL OR e.started_ns >= $4)"
+    };
+}
+
+/// `sql` (which ends in [`matches_query`]) with the org and the query bound.
+fn matching<'q>(
+    sql: &'static str,
+    org: &'q str,
+    query: &ExecutionQuery,
+) -> Result<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>, BackendError> {
+    Ok(sqlx::query(sql)
+        .bind(org)
+        .bind(query.target.clone())
+        .bind(query.status.map(ExecutionStatus::as_str))
+        .bind(query.since.map(to_ns).transpose()?))
+}
 
 /// The statuses of an execution that is not over, as the rows keep them.
 macro_rules! live {
@@ -398,24 +431,25 @@ impl PgStorage {
     }
 
     pub(super) async fn execution_records(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM stigmer.executions e WHERE e.org = $1 \
-               AND ($2::text IS NULL OR e.target = $2) \
-               AND ($3::text IS NULL OR e.status = $3) \
-               AND ($4::bigint IS NULL OR e.started_ns >= $4)"
-        ))
-        .bind(&self.org)
-        .bind(query.target.clone())
-        .bind(query.status.map(ExecutionStatus::as_str))
-        .bind(query.since.map(to_ns).transpose()?)
-        .fetch_all(self.pool())
-        .await
-        .map_err(database_error)?;
+        let rows = matching(concat!("SELECT ", summary_columns!(), matches_query!()), &self.org, query)?
+            .fetch_all(self.pool())
+            .await
+            .map_err(database_error)?;
         let mut found = rows.iter().map(record_from).collect::<Result<Vec<_>, _>>()?;
         found.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         Ok(found)
+    }
+
+    pub(super) async fn count_executions(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        let sql = concat!("SELECT e.status, count(*) AS executions", matches_query!(), " GROUP BY e.status");
+        let rows = matching(sql, &self.org, query)?.fetch_all(self.pool()).await.map_err(database_error)?;
+        let mut counts = ExecutionCounts::new();
+        for row in &rows {
+            let status: String = row.try_get("status").map_err(database_error)?;
+            let count: i64 = row.try_get("executions").map_err(database_error)?;
+            counts.insert(status.parse().map_err(BackendError::Storage)?, to_u64(count));
+        }
+        Ok(counts)
     }
 
     pub(super) async fn execution_events(

@@ -11,6 +11,7 @@ use sqlx::{Postgres, Row as _, Transaction};
 
 use super::{PgStorage, database_error, from_text, to_ns, to_text, to_u64};
 use crate::backend::batch::{self, ResourceKey};
+use crate::backend::probe;
 use crate::backend::storage::{Author, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
@@ -37,7 +38,13 @@ fn kind_of(text: &str) -> Result<Kind, BackendError> {
 }
 
 impl PgStorage {
-    pub(super) async fn list_resources(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
+    /// The resources the query matches (whose manifest has a value at `path`, when given).
+    pub(super) async fn list_resources(
+        &self,
+        query: &ResourceQuery,
+        path: Option<&[&str]>,
+    ) -> Result<Vec<StoredResource>, BackendError> {
+        let stored_path = path.map(probe::in_manifest);
         let kinds: Vec<String> = query.kinds_in_order().iter().map(|kind| kind.as_str().to_owned()).collect();
         let rows = if query.names.is_empty() {
             sqlx::query("SELECT body FROM stigmer.resources WHERE org = $1 AND kind = ANY($2)")
@@ -56,7 +63,11 @@ impl PgStorage {
         .map_err(database_error)?;
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
-            let resource: StoredResource = from_text(row.try_get("body").map_err(database_error)?, "resource")?;
+            let body: &str = row.try_get("body").map_err(database_error)?;
+            if stored_path.as_ref().is_some_and(|path| !probe::sets(body.as_bytes(), path)) {
+                continue;
+            }
+            let resource: StoredResource = from_text(body, "resource")?;
             if query.has_labels_of(&resource) {
                 found.push(resource);
             }

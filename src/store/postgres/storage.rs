@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use super::PgStorage;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ResourceQuery,
-    Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
+    ResourceQuery, Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -20,7 +20,15 @@ impl Storage for PgStorage {
     }
 
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
-        self.list_resources(query).await
+        self.list_resources(query, None).await
+    }
+
+    async fn list_setting(
+        &self,
+        query: &ResourceQuery,
+        path: &'static [&'static str],
+    ) -> Result<Vec<StoredResource>, BackendError> {
+        self.list_resources(query, Some(path)).await
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
@@ -132,6 +140,10 @@ impl Storage for PgStorage {
 
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         self.execution_record(id).await
+    }
+
+    async fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        self.count_executions(query).await
     }
 
     async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {

@@ -4,8 +4,8 @@ use redb::{ReadableTable, TableError};
 
 use super::Store;
 use super::tables::{
-    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EVENTS, EXECUTION_EVENTS, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS,
-    META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES, SECRETS, WORKERS,
+    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EVENTS, EXECUTION_DEFINITIONS, EXECUTION_EVENTS, EXECUTION_QUEUE,
+    EXECUTION_SECRETS, EXECUTIONS, META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES, SECRETS, WORKERS,
 };
 use crate::backend::BackendError;
 use crate::store::transfer::OrgData;
@@ -51,8 +51,15 @@ impl Store {
         each!(EXECUTION_QUEUE, |key, value| {
             queued.insert(value.value().to_owned(), key.value().1);
         });
+        let mut definitions = std::collections::HashMap::new();
+        each!(EXECUTION_DEFINITIONS, |key, value| {
+            definitions.insert(key.value().to_owned(), self.decode::<serde_json::Value>(value.value())?);
+        });
         each!(EXECUTIONS, |_key, value| {
-            let record: crate::backend::ExecutionRecord = self.decode(value.value())?;
+            let mut record: crate::backend::ExecutionRecord = self.decode(value.value())?;
+            if let Some(definition) = definitions.remove(&record.id) {
+                record.definition = Some(definition);
+            }
             let place = queued.get(&record.id).copied();
             data.executions.push((record, place));
         });

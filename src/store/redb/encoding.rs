@@ -4,11 +4,10 @@
 //! written by an earlier one (and convert them) while refusing values from a newer one. Which
 //! table holds which type is `tables.rs`' concern.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// The format byte written in front of every value.
-pub(crate) const VALUE_FORMAT: u8 = 4;
+pub(crate) const VALUE_FORMAT: u8 = 5;
 
 /// Why a stored value could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -35,14 +34,19 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Err
 }
 
 /// Decodes a value written in this format or (once there are any) an earlier one.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(json_of(bytes)?).map_err(DecodeError::Json)
+}
+
+/// The JSON of a value written in this format or an earlier one.
+pub(crate) fn json_of(bytes: &[u8]) -> Result<&[u8], DecodeError> {
     let Some((&format, json)) = bytes.split_first() else {
         return Err(DecodeError::Empty);
     };
     match format {
-        // Formats 2 and 3 added tables, not new value layouts: earlier values read the same way.
-        // A later format that changes a layout converts its predecessors' values here.
-        1..=VALUE_FORMAT => serde_json::from_slice(json).map_err(DecodeError::Json),
+        // Formats 2 to 5 kept every value readable as it was written (5 only moved fields apart).
+        // A later format that changes a layout converts its predecessors' values in `decode`.
+        1..=VALUE_FORMAT => Ok(json),
         newer if newer > VALUE_FORMAT => Err(DecodeError::Newer(newer)),
         unknown => Err(DecodeError::Unknown(unknown)),
     }
@@ -64,7 +68,7 @@ mod tests {
     #[test]
     fn unreadable_values_are_reported_not_guessed() {
         assert!(matches!(decode::<u64>(&[]), Err(DecodeError::Empty)));
-        assert!(matches!(decode::<u64>(b"\x05{}"), Err(DecodeError::Newer(5))));
+        assert!(matches!(decode::<u64>(b"\x06{}"), Err(DecodeError::Newer(6))));
         assert_eq!(decode::<u64>(b"\x017").unwrap(), 7, "format 1 values still read");
         assert!(matches!(decode::<u64>(b"\x00{}"), Err(DecodeError::Unknown(0))));
         assert!(matches!(decode::<u64>(b"\x01not json"), Err(DecodeError::Json(_))));

@@ -15,11 +15,13 @@ use redb::{ReadableTable, TableError, WriteTransaction};
 
 use super::Store;
 use super::tables::{
-    EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, META, QUEUE_SEQUENCE_KEY,
-    WORKERS,
+    EXECUTION_DEFINITIONS, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, META,
+    QUEUE_SEQUENCE_KEY, WORKERS,
 };
 use crate::backend::storage::{Claimed, Fence, Finish, claim_record, claimable, expiry, fenced, no_execution};
-use crate::backend::{BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, WorkerInfo};
+use crate::backend::{
+    BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord, ExecutionStatus, WorkerInfo,
+};
 
 impl Store {
     /// Records a new execution (its id must be new), queued when it is pending, with the sealed
@@ -45,7 +47,13 @@ impl Store {
         if table.get(record.id.as_str()).map_err(|e| self.engine(e))?.is_some() {
             return Err(BackendError::Storage(format!("execution {} already exists", record.id)));
         }
-        table.insert(record.id.as_str(), self.encode(record)?.as_slice()).map_err(|e| self.engine(e))?;
+        // The definition is kept apart: written once here, never rewritten with the record.
+        let light = ExecutionRecord { definition: None, ..record.clone() };
+        table.insert(record.id.as_str(), self.encode(&light)?.as_slice()).map_err(|e| self.engine(e))?;
+        if let Some(definition) = &record.definition {
+            let mut definitions = txn.open_table(EXECUTION_DEFINITIONS).map_err(|e| self.engine(e))?;
+            definitions.insert(record.id.as_str(), self.encode(definition)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
         if record.status == ExecutionStatus::Pending {
             self.enqueue(txn, &record.queue, &record.id)?;
         }
@@ -103,6 +111,9 @@ impl Store {
             self.append_in(&txn, &record.id, None, &[raw])?;
             let secrets = txn.open_table(EXECUTION_SECRETS).map_err(|e| self.engine(e))?;
             let sealed = secrets.get(record.id.as_str()).map_err(|e| self.engine(e))?.map(|v| v.value().to_vec());
+            // Its worker runs the definition.
+            let definitions = txn.open_table(EXECUTION_DEFINITIONS).map_err(|e| self.engine(e))?;
+            record.definition = self.definition_in(&definitions, &record.id)?;
             (record, sealed)
         };
         self.commit_execution_write(txn)?;
@@ -333,13 +344,53 @@ impl Store {
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(error) => return Err(self.engine(error)),
         };
-        match table.get(id).map_err(|e| self.engine(e))? {
-            Some(value) => self.decode(value.value()).map(Some),
-            None => Ok(None),
+        let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
+            Some(value) => self.decode(value.value())?,
+            None => return Ok(None),
+        };
+        // A store of format 4 opened for reading only still keeps it in the record.
+        if record.definition.is_none() {
+            match txn.open_table(EXECUTION_DEFINITIONS) {
+                Ok(definitions) => record.definition = self.definition_in(&definitions, id)?,
+                Err(TableError::TableDoesNotExist(_)) => {}
+                Err(error) => return Err(self.engine(error)),
+            }
         }
+        Ok(Some(record))
     }
 
-    /// Executions matching the query, oldest first.
+    fn definition_in(
+        &self,
+        definitions: &impl ReadableTable<&'static str, &'static [u8]>,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        definitions.get(id).map_err(|e| self.engine(e))?.map(|value| self.decode(value.value())).transpose()
+    }
+
+    /// Moves every record's definition into [`EXECUTION_DEFINITIONS`] (the migration to format 5).
+    pub(super) fn move_definitions_out(&self, txn: &WriteTransaction) -> Result<(), BackendError> {
+        let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+        let mut definitions = txn.open_table(EXECUTION_DEFINITIONS).map_err(|e| self.engine(e))?;
+        let mut inline = Vec::new();
+        for entry in table.iter().map_err(|e| self.engine(e))? {
+            let (_, value) = entry.map_err(|e| self.engine(e))?;
+            let record: ExecutionRecord = self.decode(value.value())?;
+            if record.definition.is_some() {
+                inline.push(record);
+            }
+        }
+        for mut record in inline {
+            if let Some(definition) = record.definition.take() {
+                definitions
+                    .insert(record.id.as_str(), self.encode(&definition)?.as_slice())
+                    .map_err(|e| self.engine(e))?;
+            }
+            table.insert(record.id.as_str(), self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        Ok(())
+    }
+
+    /// Executions matching the query, oldest first, without their definitions.
     pub fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
         let txn = self.begin_read()?;
         let table = match txn.open_table(EXECUTIONS) {
@@ -350,16 +401,35 @@ impl Store {
         let mut found = Vec::new();
         for entry in table.iter().map_err(|e| self.engine(e))? {
             let (_, value) = entry.map_err(|e| self.engine(e))?;
-            let record: ExecutionRecord = self.decode(value.value())?;
-            let wanted = query.target.as_ref().is_none_or(|t| *t == record.target)
-                && query.status.is_none_or(|s| s == record.status)
-                && query.since.is_none_or(|since| record.started_at >= since);
-            if wanted {
+            // Most filters leave most records out: those are not read whole.
+            let head: Head<'_> = self.decode(value.value())?;
+            if head.admitted_by(query) {
+                let mut record: ExecutionRecord = self.decode(value.value())?;
+                record.definition = None;
                 found.push(record);
             }
         }
         found.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         Ok(found)
+    }
+
+    /// How many executions matching the query stand at each status.
+    pub fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        let txn = self.begin_read()?;
+        let table = match txn.open_table(EXECUTIONS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(ExecutionCounts::new()),
+            Err(error) => return Err(self.engine(error)),
+        };
+        let mut counts = ExecutionCounts::new();
+        for entry in table.iter().map_err(|e| self.engine(e))? {
+            let (_, value) = entry.map_err(|e| self.engine(e))?;
+            let head: Head<'_> = self.decode(value.value())?;
+            if head.admitted_by(query) {
+                *counts.entry(head.status).or_default() += 1;
+            }
+        }
+        Ok(counts)
     }
 
     /// An execution's events after sequence number `after` (0: from the first), with their
@@ -389,6 +459,22 @@ impl Store {
 /// A time as Unix milliseconds, the leases' key (times before 1970 are 0).
 fn millis(at: Timestamp) -> u64 {
     u64::try_from(at.as_millisecond()).unwrap_or(0)
+}
+
+/// The fields of a stored record a query looks at, read without the rest.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    #[serde(borrow)]
+    target: std::borrow::Cow<'a, str>,
+    status: ExecutionStatus,
+    started_at: Timestamp,
+}
+
+impl Head<'_> {
+    fn admitted_by(&self, query: &ExecutionQuery) -> bool {
+        query.admits(&self.target, self.status, self.started_at)
+    }
 }
 
 #[cfg(test)]

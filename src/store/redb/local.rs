@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use super::{OpenOptions, Store, WaitNotice};
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ResourceQuery,
-    Revision, ScheduleState, Storage, StoreBackend, StoredResource, WorkerInfo,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
+    ResourceQuery, Revision, ScheduleState, Storage, StoreBackend, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::secrets::KeySource;
@@ -146,6 +146,15 @@ impl Storage for RedbStorage {
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         let query = query.clone();
         self.reading(move |store| store.list(&query)).await
+    }
+
+    async fn list_setting(
+        &self,
+        query: &ResourceQuery,
+        path: &'static [&'static str],
+    ) -> Result<Vec<StoredResource>, BackendError> {
+        let query = query.clone();
+        self.reading(move |store| store.list_setting(&query, Some(path))).await
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {
@@ -289,6 +298,11 @@ impl Storage for RedbStorage {
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         let id = id.to_owned();
         self.reading(move |store| store.execution(&id)).await
+    }
+
+    async fn execution_counts(&self, query: &ExecutionQuery) -> Result<ExecutionCounts, BackendError> {
+        let query = query.clone();
+        self.reading(move |store| store.execution_counts(&query)).await
     }
 
     async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {

@@ -35,15 +35,15 @@ use redb::{
     Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableError,
     WriteTransaction,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use self::encoding::DecodeError;
 use self::tables::{
-    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EVENTS, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE,
-    EXECUTION_SECRETS, EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS, SCHEDULE_SLOTS, SCHEDULES,
-    SECRETS, WORKERS, kind_range, resource_key,
+    APPLY_SETS, AUDIT, COMMIT_COUNT_KEY, EVENTS, EXECUTION_DEFINITIONS, EXECUTION_EVENTS, EXECUTION_LEASES,
+    EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, FORMAT_VERSION_KEY, KEYRING, META, RESOURCES, REVISIONS,
+    SCHEDULE_SLOTS, SCHEDULES, SECRETS, WORKERS, kind_range, resource_key,
 };
+use crate::backend::probe;
 use crate::backend::storage::Author;
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ResourceQuery, Revision, StoredResource, Written, batch,
@@ -52,7 +52,7 @@ use crate::model::Kind;
 
 /// The store format this build writes, recorded in the `meta` table when a store is created.
 /// A store with a higher version was written by a newer stigmer and is refused.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The first pause between attempts to open a store that another handle holds.
 const FIRST_RETRY: Duration = Duration::from_millis(10);
@@ -224,6 +224,17 @@ impl Store {
 
     /// Resources matching the query, by dependency order of kind, then by name.
     pub fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
+        self.list_setting(query, None)
+    }
+
+    /// [`Store::list`], keeping only the resources whose manifest has a value at `path` when
+    /// one is given; the others are skipped without being decoded.
+    pub fn list_setting(
+        &self,
+        query: &ResourceQuery,
+        path: Option<&[&str]>,
+    ) -> Result<Vec<StoredResource>, BackendError> {
+        let stored_path = path.map(probe::in_manifest);
         let txn = self.begin_read()?;
         let table = txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
         let mut found = Vec::new();
@@ -232,6 +243,12 @@ impl Store {
                 let (start, end) = kind_range(kind);
                 for entry in table.range(start.as_str()..end.as_str()).map_err(|e| self.engine(e))? {
                     let (_, value) = entry.map_err(|e| self.engine(e))?;
+                    if let Some(path) = &stored_path {
+                        let json = encoding::json_of(value.value()).map_err(|e| self.decode_error(e))?;
+                        if !probe::sets(json, path) {
+                            continue;
+                        }
+                    }
                     found.push(self.decode::<StoredResource>(value.value())?);
                 }
             } else {
@@ -239,6 +256,9 @@ impl Store {
                     found.extend(self.read_resource(&table, &resource_key(kind, name))?);
                 }
             }
+        }
+        if let Some(path) = path {
+            found.retain(|resource| probe::value_sets(&resource.manifest, path));
         }
         found.retain(|resource| query.has_labels_of(resource));
         found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
@@ -484,16 +504,19 @@ impl Store {
         }
     }
 
-    /// Brings an older store to the current format in one transaction. Every format so far
-    /// only added tables (2: `secrets`, `keyring`; 3: `executions`, `execution_events`; 4: the
-    /// queue, leases, run secrets and workers), so
-    /// creating the missing ones is the whole migration; a format that changes a value layout
-    /// converts its values here, keyed on `from`.
+    /// Brings an older store to the current format in one transaction. Formats 2 to 4 only
+    /// added tables (2: `secrets`, `keyring`; 3: `executions`, `execution_events`; 4: the
+    /// queue, leases, run secrets and workers), so creating the missing ones is their whole
+    /// migration; 5 moved each execution's definition out of its record into
+    /// `execution_definitions`.
     fn migrate(&self, from: u64) -> Result<(), BackendError> {
         debug_assert!(from < u64::from(FORMAT_VERSION));
         let txn = self.begin_write()?;
         {
             self.create_tables(&txn)?;
+            if from < 5 {
+                self.move_definitions_out(&txn)?;
+            }
             let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
             meta.insert(FORMAT_VERSION_KEY, u64::from(FORMAT_VERSION)).map_err(|e| self.engine(e))?;
         }
@@ -538,15 +561,19 @@ impl Store {
         })
     }
 
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, BackendError> {
-        encoding::decode(bytes).map_err(|error| match error {
+    fn decode<'a, T: Deserialize<'a>>(&self, bytes: &'a [u8]) -> Result<T, BackendError> {
+        encoding::decode(bytes).map_err(|error| self.decode_error(error))
+    }
+
+    fn decode_error(&self, error: DecodeError) -> BackendError {
+        match error {
             DecodeError::Newer(found) => BackendError::NewerFormat {
                 path: self.path.clone(),
                 found: u32::from(found),
                 supported: FORMAT_VERSION,
             },
             other => self.corrupt(&other.to_string()),
-        })
+        }
     }
 
     fn corrupt(&self, detail: &str) -> BackendError {
@@ -584,6 +611,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(SECRETS)?;
     txn.open_table(KEYRING)?;
     txn.open_table(EXECUTIONS)?;
+    txn.open_table(EXECUTION_DEFINITIONS)?;
     txn.open_table(EXECUTION_EVENTS)?;
     txn.open_table(EXECUTION_QUEUE)?;
     txn.open_table(EXECUTION_LEASES)?;

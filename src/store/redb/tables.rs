@@ -49,8 +49,14 @@ pub(crate) const KEYRING: TableDefinition<&str, &[u8]> = TableDefinition::new("k
 /// The one key of [`KEYRING`].
 pub(crate) const DATA_KEY: &str = "data";
 
-/// Executions of workflows and agents, by id: an encoded `ExecutionRecord`. Added in format 3.
+/// Executions of workflows and agents, by id: an encoded `ExecutionRecord`, without its
+/// definition from format 5 on (see [`EXECUTION_DEFINITIONS`]). Added in format 3.
 pub(crate) const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
+
+/// What each execution runs, by execution id: the encoded definition of its `ExecutionRecord`.
+/// Kept apart because it is written once and can be large, while the record is rewritten at
+/// every claim, renewal and finish and read whole by every list. Added in format 5.
+pub(crate) const EXECUTION_DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("execution_definitions");
 
 /// Each execution's event log, keyed by (execution id, sequence number from 1), so one
 /// execution's events are one range scan, in order. Value: the event as encoded JSON. Added in

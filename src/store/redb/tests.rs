@@ -432,6 +432,43 @@ fn a_format_1_store_is_migrated_and_keeps_its_resources() {
 }
 
 #[test]
+fn a_format_4_store_moves_each_definition_out_of_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("local.db");
+    let mut record = crate::backend::ExecutionRecord::new(
+        "run-1".into(),
+        "workflow/w".into(),
+        "tester".into(),
+        json!({}),
+        crate::backend::ExecutionStatus::Completed,
+    );
+    record.definition = Some(json!({"workflow": {"document": {"name": "w"}}}));
+    {
+        // What stigmer with format 4 wrote: the definition inside the record.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert(tables::FORMAT_VERSION_KEY, 4).unwrap();
+            let mut bytes = vec![4_u8];
+            bytes.extend(serde_json::to_vec(&record).unwrap());
+            txn.open_table(tables::EXECUTIONS).unwrap().insert("run-1", bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.execution("run-1").unwrap().unwrap().definition, record.definition);
+    let listed = store.executions(&crate::backend::ExecutionQuery::default()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].definition, None);
+    let txn = store.begin_read().unwrap();
+    let stored = txn.open_table(tables::EXECUTIONS).unwrap().get("run-1").unwrap().unwrap().value().to_vec();
+    let stored: crate::backend::ExecutionRecord = encoding::decode(&stored).unwrap();
+    assert_eq!(stored.definition, None, "the record no longer carries it");
+    assert_eq!(store.dump().unwrap().executions[0].0.definition, record.definition, "a dump puts it back");
+}
+
+#[test]
 fn a_value_from_a_newer_stigmer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("local.db"));
