@@ -211,6 +211,18 @@ fn history_and_rollback(sandbox: &Sandbox) {
     let (code, _, err) = sandbox.run(&["rollback", "skill", "notes", "--to", "9"]);
     assert_eq!(code, 2);
     assert!(err.contains("skill/notes has no generation 9; it has 1, 2, 3"), "{err}");
+
+    // Deleted and created again, it counts its generations from 1 anew: `--to` names the
+    // current life's, not the earlier one's of the same number.
+    assert_eq!(sandbox.run(&["delete", "skill", "notes"]).0, 0);
+    let p = sandbox.project("p", "docs", &[("s.yaml", &skill("notes", "Three."))]);
+    sandbox.run(&["apply", "-f", p.to_str().unwrap()]);
+    let p = sandbox.project("p", "docs", &[("s.yaml", &skill("notes", "Four."))]);
+    sandbox.run(&["apply", "-f", p.to_str().unwrap()]);
+    let (code, out, _) = sandbox.run(&["rollback", "skill", "notes", "--to", "1"]);
+    assert_eq!((code, out.as_str()), (0, "skill/notes rolled back to generation 1 (now generation 3)\n"));
+    let (_, yaml, _) = sandbox.run(&["get", "skill", "notes", "-o", "yaml"]);
+    assert!(yaml.contains("skillMd: Three."), "{yaml}");
 }
 
 fn get_and_describe_show_what_is_stored(sandbox: &Sandbox) {

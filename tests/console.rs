@@ -339,6 +339,27 @@ async fn a_write_without_the_sessions_csrf_token_is_refused_and_changes_nothing(
 }
 
 #[tokio::test]
+async fn a_history_across_a_delete_rolls_back_within_the_current_life() {
+    let site = Site::start(&[]);
+    let editor = site.server.token("acme", "editor", "eve");
+    site.apply(&editor, &agent("One."));
+    site.apply(&editor, &agent("Two."));
+    site.cli(&editor, &["delete", "agent", "bot"]);
+    site.apply(&editor, &agent("Three."));
+    site.apply(&editor, &agent("Four."));
+    let eve = Visitor::log_in(&site.base, &editor).await;
+    let (status, page) = eve.get("/resources/agent/bot/history").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("an earlier life").count(), 2, "generations 1 and 2 of before the delete: {page}");
+    assert_eq!(page.matches("rollback?to=1").count(), 1, "one row offers generation 1: {page}");
+    assert_eq!(page.matches("<option value=\"1\"").count(), 2, "once in each of the diff's two choices");
+    let (status, _) = eve.post("/resources/agent/bot/rollback", &[("csrf", &eve.csrf), ("to", "1")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let now = site.cli(&editor, &["get", "agent", "bot", "-o", "yaml"]);
+    assert!(now.contains("Three.") && !now.contains("One."), "{now}");
+}
+
+#[tokio::test]
 async fn logging_out_or_revoking_the_token_ends_the_session() {
     let site = Site::start(&[]);
     let editor = site.server.token("acme", "editor", "eve");

@@ -51,8 +51,12 @@ pub(crate) async fn page<A: Authority>(signed: Signed<A>, Query(query): Query<Au
     );
     let rows = paged.items.iter().map(|entry| {
         let target = match entry.target.split_once('/') {
-            Some((kind, name)) => link(&format!("/resources/{kind}/{}", html::url_encode(name)), &entry.target),
-            None => esc(&entry.target),
+            Some((kind, name))
+                if crate::model::Kind::from_cli(kind).is_some_and(crate::model::Kind::is_declarative) =>
+            {
+                link(&format!("/resources/{kind}/{}", html::url_encode(name)), &entry.target)
+            }
+            _ => esc(&entry.target),
         };
         vec![
             time(entry.at),

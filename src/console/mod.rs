@@ -198,6 +198,7 @@ impl From<BackendError> for Failure {
         let status = match &error {
             BackendError::NotFound { .. } => StatusCode::NOT_FOUND,
             BackendError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            BackendError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             BackendError::Conflict { .. } => StatusCode::CONFLICT,
             BackendError::Unavailable(_) | BackendError::Busy { .. } | BackendError::Unreachable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -239,9 +239,19 @@ pub(crate) struct HistoryQuery {
     restored: Option<u64>,
 }
 
-/// The revision that produced generation `generation` (a deletion records no manifest of its own).
+/// The revision that produced generation `generation` (a deletion records no manifest of its
+/// own): the latest, since generations start again at 1 when a deleted resource is created again.
 fn revision(history: &[Revision], generation: u64) -> Option<&Revision> {
     history.iter().rev().find(|r| r.generation == generation && r.action != RevisionAction::Deleted)
+}
+
+/// Whether the revision at `index` of `history` is the one its generation names: not a deletion,
+/// and not of an earlier life whose number a later revision took again.
+fn named_by_generation(history: &[Revision], index: usize) -> bool {
+    history.get(index).is_some_and(|r| {
+        r.action != RevisionAction::Deleted
+            && revision(history, r.generation).is_some_and(|latest| std::ptr::eq(latest, r))
+    })
 }
 
 /// `GET /resources/{kind}/{name}/history`: every revision, and the diff between two of them.
@@ -259,8 +269,12 @@ pub(crate) async fn history<A: Authority>(
         ));
     }
     let current = signed.backend.get(kind, &name).await?;
-    let generations: Vec<u64> =
-        history.iter().filter(|r| r.action != RevisionAction::Deleted).map(|r| r.generation).collect();
+    let generations: Vec<u64> = history
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| named_by_generation(&history, *index))
+        .map(|(_, r)| r.generation)
+        .collect();
     let latest = generations.last().copied().unwrap_or(0);
     let to = query.to.filter(|g| generations.contains(g)).unwrap_or(latest);
     let from = query
@@ -277,18 +291,22 @@ pub(crate) async fn history<A: Authority>(
         );
     }
     let _ = write!(body, "<p>{}</p>", link(&href(kind, &name), "← the resource"));
-    // Newest first, as people read a history.
-    let newest_first: Vec<&Revision> = history.iter().rev().collect();
-    let paged = paginate(&newest_first, query.page.unwrap_or(1), &page, &[]);
+    // Newest first, as people read a history; each with whether its generation names it.
+    let newest_first: Vec<(&Revision, bool)> =
+        history.iter().enumerate().rev().map(|(index, r)| (r, named_by_generation(&history, index))).collect();
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    let paged = paginate(&newest_first, query.page.unwrap_or(1), &page, &[("from", &from_text), ("to", &to_text)]);
     let writes = signed.principal.role.writes() && current.is_some();
-    let rows = paged.items.iter().map(|r| {
-        let compare = if r.action == RevisionAction::Deleted {
+    let rows = paged.items.iter().map(|&(r, named)| {
+        let compare = if named {
+            link(&format!("{page}?from={}&to={to}", r.generation), "diff against shown")
+        } else if r.action == RevisionAction::Deleted {
             String::new()
         } else {
-            link(&format!("{page}?from={}&to={to}", r.generation), "diff against shown")
+            "<span class=\"muted\">an earlier life</span>".to_owned()
         };
         let rollback = match &current {
-            Some(current) if writes && r.action != RevisionAction::Deleted && r.generation != current.generation => {
+            Some(current) if writes && named && r.generation != current.generation => {
                 format!(
                     "<a class=\"button\" href=\"{}/rollback?to={}\">Roll back to this</a>",
                     esc(&href(kind, &name)),

@@ -198,10 +198,18 @@ pub(crate) struct LoginForm {
     login: String,
 }
 
-/// Where to go after logging in: a path of this site, never another one.
+/// Where to go after logging in: a path of this site, never another one. Browsers drop tabs
+/// and newlines from a URL and read `\\` as `/`, so `/\t/evil.example` would leave the site:
+/// a path with any of them, or with a space, goes to the overview instead.
 fn destination(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
+            path.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -316,7 +324,9 @@ mod tests {
         assert_eq!(cookie(&headers, COOKIE), Some("abc"));
         assert_eq!(cookie(&headers, LOGIN_COOKIE), None);
         assert_eq!(destination(Some("/executions?status=running")), "/executions?status=running");
-        for away in ["//evil.example", "https://evil.example", "\\\\evil", "/\\evil"] {
+        for away in
+            ["//evil.example", "https://evil.example", "\\\\evil", "/\\evil", "/\t/evil.example", "/\n/evil", "/ /evil"]
+        {
             assert_eq!(destination(Some(away)), "/", "{away}");
         }
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));

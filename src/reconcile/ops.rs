@@ -66,6 +66,8 @@ fn referrers_in(outgoing: &[(String, Vec<Reference>)], kind: Kind, name: &str) -
 }
 
 /// Plans re-applying the manifest of generation `to` as a new generation, keeping the owner.
+/// Generations start again at 1 when a deleted resource is created again: `to` names one of
+/// the current life's, the latest revision that produced it.
 ///
 /// # Errors
 /// The resource or the generation does not exist.
@@ -79,12 +81,13 @@ pub fn plan_rollback(
     let current = current.ok_or_else(|| ReconcileError::NotFound { address: address(kind, name) })?;
     let revision = history
         .iter()
+        .rev()
         .find(|r| r.generation == to && r.action != crate::backend::RevisionAction::Deleted)
         .ok_or_else(|| ReconcileError::NoSuchRevision {
-        address: address(kind, name),
-        generation: to,
-        available: history.iter().map(|r| r.generation).collect(),
-    })?;
+            address: address(kind, name),
+            generation: to,
+            available: history.iter().map(|r| r.generation).collect(),
+        })?;
     let hash = canonical::hash(&revision.manifest);
     let change = if hash == current.hash {
         Change::Unchanged { kind, name: name.to_owned(), generation: current.generation }

@@ -32,6 +32,12 @@ function follow(section) {
     fetching = true;
     try {
       const response = await fetch(section.dataset.fragment, { credentials: "same-origin" });
+      // An ended session answers with the login page: show it whole, not inside this one.
+      if (response.redirected) {
+        source.close();
+        window.location.reload();
+        return;
+      }
       if (response.ok) {
         section.innerHTML = await response.text();
         drawBars(section);
