@@ -339,6 +339,36 @@ async fn a_write_without_the_sessions_csrf_token_is_refused_and_changes_nothing(
 }
 
 #[tokio::test]
+async fn resource_lists_filter_by_label_value_or_presence_and_by_name() {
+    let site = Site::start(&[]);
+    let viewer = site.server.token("acme", "viewer", "vic");
+    let editor = site.server.token("acme", "editor", "eve");
+    let labelled = |name: &str, labels: &str| {
+        format!(
+            "apiVersion: agentic.stigmer.ai/v1\nkind: Agent\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  \
+             instructions: Hi.\n  model:\n    provider: ollama\n    name: qwen\n"
+        )
+    };
+    let yaml = [labelled("alpha", "team: cs, tier: gold"), labelled("beta", "team: ops"), labelled("gamma", "")];
+    site.apply(&editor, &yaml.join("---\n"));
+    let vic = Visitor::log_in(&site.base, &viewer).await;
+    for (query, listed) in [
+        ("label=team", &["alpha", "beta"][..]),
+        ("label=team%3Dcs", &["alpha"]),
+        ("label=team%3Dops%2Ctier", &[]),
+        ("label=tier%2C+team", &["alpha"]),
+        ("q=ET", &["beta"]),
+        ("", &["alpha", "beta", "gamma"]),
+    ] {
+        let (status, page) = vic.get(&format!("/resources/agent?{query}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let shown: Vec<&str> =
+            ["alpha", "beta", "gamma"].into_iter().filter(|name| page.contains(&format!(">{name}</a>"))).collect();
+        assert_eq!(shown, listed, "{query}");
+    }
+}
+
+#[tokio::test]
 async fn a_history_across_a_delete_rolls_back_within_the_current_life() {
     let site = Site::start(&[]);
     let editor = site.server.token("acme", "editor", "eve");

@@ -87,18 +87,27 @@ pub(crate) async fn list<A: Authority>(
     Query(query): Query<ListQuery>,
 ) -> Page {
     let kind = kind_of(&kind)?;
-    let labels: Vec<(&str, &str)> = query
+    // As kubectl's selectors: `team=cs` matches that value, a bare `team` any value of it.
+    let labels: Vec<(&str, Option<&str>)> = query
         .label
         .split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(key, value)| (key.trim(), value.trim()))
+        .map(str::trim)
+        .filter(|term| !term.is_empty())
+        .map(|term| match term.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(value.trim())),
+            None => (term, None),
+        })
         .collect();
     let catalog = console.catalogs.current(signed.principal.org.as_deref(), &signed.backend).await?;
     let needle = query.q.to_lowercase();
     let matching: Vec<_> = catalog
         .of_kind(kind)
         .filter(|entry| needle.is_empty() || entry.name.to_lowercase().contains(&needle))
-        .filter(|entry| labels.iter().all(|(key, value)| entry.labels.get(*key).is_some_and(|v| v == value)))
+        .filter(|entry| {
+            labels
+                .iter()
+                .all(|(key, value)| entry.labels.get(*key).is_some_and(|v| value.is_none_or(|value| v == value)))
+        })
         .collect();
     let base = format!("/resources/{}", kind.cli_name());
     let paged = paginate(&matching, query.page.unwrap_or(1), &base, &[("q", &query.q), ("label", &query.label)]);
