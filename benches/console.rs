@@ -98,7 +98,9 @@ fn main() -> BenchResult<()> {
     let (link, _ui) = start_ui(&bin, &home)?;
     let base = link.split("/login").next().unwrap_or_default().to_owned();
     let cookie = runtime.block_on(follow_link(&link))?;
-    runtime.block_on(measure_pages("stigmer ui, local store", &base, &cookie, &long))?;
+    let apply = |dir: &Path| cli(&["apply", "-f", &dir.display().to_string()]);
+    let after_applies = AfterApplies { apply: &apply, project: &project, edited: &edited };
+    runtime.block_on(measure_pages("stigmer ui, local store", &base, &cookie, &long, &after_applies))?;
     Ok(())
 }
 
@@ -115,7 +117,7 @@ fn measure_server(
     label: &str,
     scratch: &Path,
 ) -> BenchResult<()> {
-    for dir in [project, edited] {
+    let apply = |dir: &Path| -> BenchResult<()> {
         let output = Command::new(bin)
             .args(["apply", "-f"])
             .arg(dir)
@@ -123,17 +125,18 @@ fn measure_server(
             .env("STIGMER_ENDPOINT", &server.endpoint)
             .env("STIGMER_TOKEN", token)
             .output()?;
-        if !output.status.success() {
-            return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
-        }
-    }
+        if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned().into()) }
+    };
+    apply(project)?;
+    apply(edited)?;
     let options =
         RemoteOptions { endpoint: server.endpoint.clone(), token: token.to_owned(), org: None, ca_cert: None };
     let backend = RemoteBackend::new(&options)?;
     let long = runtime.block_on(fill_executions(Arc::new(backend)))?;
     let base = server.http.clone().ok_or("the server has no HTTP side")?;
     let cookie = runtime.block_on(log_in(&base, token))?;
-    runtime.block_on(measure_pages(label, &base, &cookie, &long))
+    let after_applies = AfterApplies { apply: &apply, project, edited };
+    runtime.block_on(measure_pages(label, &base, &cookie, &long, &after_applies))
 }
 
 fn raw(value: &Value) -> BenchResult<Box<serde_json::value::RawValue>> {
@@ -282,9 +285,24 @@ impl Drop for Killed {
     }
 }
 
+/// How to change the store's resources, for the overview after an apply: applying `project`
+/// over `edited` (or back) changes 100 of them.
+struct AfterApplies<'a> {
+    apply: &'a dyn Fn(&Path) -> BenchResult<()>,
+    project: &'a Path,
+    edited: &'a Path,
+}
+
 /// Times every page: the first request (cold: the resource catalog is read and cached then),
-/// then [`SAMPLES`] more; prints one line per page.
-async fn measure_pages(label: &str, base: &str, cookie: &str, long: &str) -> BenchResult<()> {
+/// then [`SAMPLES`] more; prints one line per page. Then the overview once a second after an
+/// apply (the catalog read again in the background meanwhile), and once right after one.
+async fn measure_pages(
+    label: &str,
+    base: &str,
+    cookie: &str,
+    long: &str,
+    after_applies: &AfterApplies<'_>,
+) -> BenchResult<()> {
     let client = client()?;
     let pages = [
         ("overview", "/".to_owned()),
@@ -335,6 +353,21 @@ async fn measure_pages(label: &str, base: &str, cookie: &str, long: &str) -> Ben
             ms(at(0.95)),
             ms(samples.last().copied().unwrap_or_default())
         );
+    }
+    for (dir, wait, name) in [
+        (after_applies.project, Duration::from_secs(1), "overview, 1 s after an apply"),
+        (after_applies.edited, Duration::ZERO, "overview, right after an apply"),
+    ] {
+        (after_applies.apply)(dir)?;
+        tokio::time::sleep(wait).await;
+        let asked = Instant::now();
+        let response = client.get(format!("{base}/")).header("cookie", cookie).send().await?;
+        let status = response.status();
+        response.bytes().await?;
+        if !status.is_success() {
+            return Err(format!("/ after an apply: {status}").into());
+        }
+        println!("  {name:<30} {:>7.1}", asked.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(())
 }

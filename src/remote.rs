@@ -377,9 +377,14 @@ fn millis(duration: Duration) -> u64 {
 }
 
 fn list_request(query: &ExecutionQuery) -> v1::ExecutionListRequest {
+    let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     v1::ExecutionListRequest {
         target: query.target.clone(),
         status: query.status.map(|s| s.as_str().to_owned()),
         since: query.since.map(|t| t.to_string()),
+        target_prefixes: query.target_prefixes.clone(),
+        target_contains: query.target_contains.clone(),
+        page_skip: query.page.map_or(0, |page| wide(page.skip)),
+        page_take: query.page.map(|page| wide(page.take)),
     }
 }

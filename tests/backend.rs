@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use stigmer::backend::{
-    ApplyBatch, ApplyReceipt, Backend, BackendError, BatchItem, ClaimRequest, ExecutionCounts, ExecutionQuery,
-    ExecutionRecord, ExecutionStatus, ResourceQuery, RevisionAction, StoredResource, WorkerInfo, Write,
+    ApplyBatch, ApplyReceipt, Backend, BackendError, BatchItem, ClaimRequest, ExecutionCounts, ExecutionPage,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, ResourceQuery, RevisionAction, StoredResource, WorkerInfo, Write,
 };
 use stigmer::model::{Agent, AgentSpec, AnyResource, Kind, Skill, SkillSpec};
 use stigmer::reconcile::{self, Desired, PlanOptions, plan};
@@ -457,6 +457,19 @@ async fn executions_are_listed_and_queues_kept_apart<H: Harness>(h: &H) {
     let later =
         ExecutionQuery { since: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60)), ..all.clone() };
     assert!(backend.execution_list(&later).await.unwrap().is_empty());
+    let newest = |skip, take| ExecutionQuery { page: Some(ExecutionPage { skip, take }), ..ExecutionQuery::default() };
+    assert_eq!(ids(backend.execution_list(&newest(0, 2)).await.unwrap()), [third, second], "a page is newest first");
+    assert_eq!(ids(backend.execution_list(&newest(2, 2)).await.unwrap()), [first]);
+    assert!(backend.execution_list(&newest(3, 2)).await.unwrap().is_empty());
+    let by_prefix =
+        ExecutionQuery { target_prefixes: vec!["agent/".into(), "workflow/o".into()], ..ExecutionQuery::default() };
+    assert_eq!(ids(backend.execution_list(&by_prefix).await.unwrap()), [second]);
+    let by_text = ExecutionQuery { target_contains: Some("OTH".into()), ..ExecutionQuery::default() };
+    assert_eq!(ids(backend.execution_list(&by_text).await.unwrap()), [second], "any case");
+    let paged_text = ExecutionQuery { page: Some(ExecutionPage { skip: 0, take: 5 }), ..by_text.clone() };
+    assert_eq!(ids(backend.execution_list(&paged_text).await.unwrap()), [second]);
+    let counted = backend.execution_counts(&by_text).await.unwrap();
+    assert_eq!(counted, ExecutionCounts::from([(ExecutionStatus::Pending, 1)]));
 
     backend.execution_finish(first, None, ExecutionStatus::Cancelled, None, None, Vec::new()).await.unwrap();
     let cancelled = ExecutionQuery { status: Some(ExecutionStatus::Cancelled), ..ExecutionQuery::default() };

@@ -166,10 +166,25 @@ impl ExecutionRecord {
 pub struct ExecutionQuery {
     /// Only those of this target (`workflow/ticket-triage`).
     pub target: Option<String>,
+    /// Only those whose target starts with one of these (`agent/`); any target when empty.
+    pub target_prefixes: Vec<String>,
+    /// Only those whose target holds this text, in any case (`triage`).
+    pub target_contains: Option<String>,
     /// Only those with this status.
     pub status: Option<ExecutionStatus>,
     /// Only those started at or after this time.
     pub since: Option<Timestamp>,
+    /// One page of them, newest first, instead of all of them oldest first.
+    pub page: Option<ExecutionPage>,
+}
+
+/// A page of a list of executions, newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutionPage {
+    /// How many of the newest to pass over.
+    pub skip: usize,
+    /// How many to list, at most.
+    pub take: usize,
 }
 
 impl ExecutionQuery {
@@ -177,6 +192,8 @@ impl ExecutionQuery {
     /// the query asks for.
     pub fn admits(&self, target: &str, status: ExecutionStatus, started_at: Timestamp) -> bool {
         self.target.as_deref().is_none_or(|t| t == target)
+            && (self.target_prefixes.is_empty() || self.target_prefixes.iter().any(|p| target.starts_with(p.as_str())))
+            && self.target_contains.as_deref().is_none_or(|part| target.to_lowercase().contains(&part.to_lowercase()))
             && self.status.is_none_or(|s| s == status)
             && self.since.is_none_or(|since| started_at >= since)
     }

@@ -22,8 +22,8 @@ use jiff::Timestamp;
 pub use error::BackendError;
 pub use events::EventReceipt;
 pub use execution::{
-    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, Definition, ExecutionCounts, ExecutionFeed, ExecutionQuery,
-    ExecutionRecord, ExecutionStatus, FeedUpdate, Lease, WorkerInfo,
+    Claim, ClaimRequest, DEFAULT_LEASE, DEFAULT_QUEUE, Definition, ExecutionCounts, ExecutionFeed, ExecutionPage,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Lease, WorkerInfo,
 };
 pub use schedule::{ScheduleInfo, ScheduleState};
 pub use storage::Storage;
@@ -156,15 +156,16 @@ pub trait Backend: Send + Sync {
     /// One execution, if it exists.
     fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
 
-    /// Executions matching the query, oldest first, without their definitions (a list never
-    /// needs what each one runs; [`Backend::execution_get`] has it).
+    /// Executions matching the query, oldest first — or, when it asks for a page, that page of
+    /// them newest first — without their definitions (a list never needs what each one runs;
+    /// [`Backend::execution_get`] has it).
     fn execution_list(
         &self,
         query: &ExecutionQuery,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, BackendError>> + Send;
 
     /// How many executions matching the query stand at each status (without reading them
-    /// whole, as a list would).
+    /// whole, as a list would; a page the query asks for is not counted apart).
     fn execution_counts(
         &self,
         query: &ExecutionQuery,

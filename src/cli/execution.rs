@@ -168,6 +168,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 target: workflow.as_ref().map(|name| crate::backend::address(Kind::Workflow, name)),
                 status: *status,
                 since: *since,
+                ..ExecutionQuery::default()
             };
             let records = backend.execution_list(&query).await?;
             if output::is_empty_table(output.output, &records) {

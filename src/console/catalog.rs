@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
@@ -85,29 +86,93 @@ impl Catalog {
     }
 }
 
-/// A catalog, with the store version it was read at.
-type AtVersion = (u64, Arc<Catalog>);
+/// How often a catalog that is being read is brought up to date in the background.
+const REFRESH: Duration = Duration::from_millis(500);
 
-/// The catalogs read so far, per org.
+/// A catalog nobody has read for this long is no longer brought up to date.
+const IDLE: Duration = Duration::from_mins(10);
+
+/// A catalog, with the store version it was read at.
+#[derive(Debug)]
+struct Kept {
+    version: u64,
+    catalog: Arc<Catalog>,
+    /// When a page last read it.
+    read_at: Instant,
+    /// Whether a task brings it up to date.
+    refreshed: bool,
+}
+
+type Kepts = Arc<Mutex<HashMap<Option<String>, Kept>>>;
+
+/// The catalogs read so far, per org, each kept up to date while pages read it: a task per org
+/// watches the store's version (a slow poll of one small read) and reads the catalog again when
+/// it moves, so the page after an apply finds it read already — an informer, as kube-rs has.
 #[derive(Debug, Default)]
-pub(crate) struct Catalogs(Mutex<HashMap<Option<String>, AtVersion>>);
+pub(crate) struct Catalogs(Kepts);
 
 impl Catalogs {
     /// The catalog of `backend` (org `org`) as it stands: the one read before while the store's
     /// version has not moved, else read again.
-    pub async fn current<B: Backend>(&self, org: Option<&str>, backend: &B) -> Result<Arc<Catalog>, BackendError> {
+    pub async fn current<B>(&self, org: Option<&str>, backend: &B) -> Result<Arc<Catalog>, BackendError>
+    where
+        B: Backend + Clone + Send + Sync + 'static,
+    {
         let version = backend.version().await?;
         let key = org.map(str::to_owned);
-        if let Ok(catalogs) = self.0.lock()
-            && let Some((at, catalog)) = catalogs.get(&key)
-            && *at == version
+        if let Ok(mut kept) = self.0.lock()
+            && let Some(kept) = kept.get_mut(&key)
+            && kept.version == version
         {
-            return Ok(catalog.clone());
+            kept.read_at = Instant::now();
+            return Ok(kept.catalog.clone());
         }
         let catalog = Arc::new(Catalog::of(&backend.list(&ResourceQuery::all()).await?));
-        if let Ok(mut catalogs) = self.0.lock() {
-            catalogs.insert(key, (version, catalog.clone()));
+        let start_refreshing = if let Ok(mut kepts) = self.0.lock() {
+            let refreshed = kepts.get(&key).is_some_and(|kept| kept.refreshed);
+            kepts.insert(
+                key.clone(),
+                Kept { version, catalog: catalog.clone(), read_at: Instant::now(), refreshed: true },
+            );
+            !refreshed
+        } else {
+            false
+        };
+        if start_refreshing {
+            tokio::spawn(refresh(self.0.clone(), key, backend.clone()));
         }
         Ok(catalog)
+    }
+}
+
+/// Reads `key`'s catalog again whenever the store's version moves, until nobody reads it.
+async fn refresh<B: Backend>(kepts: Kepts, key: Option<String>, backend: B) {
+    loop {
+        tokio::time::sleep(REFRESH).await;
+        let known = match kepts.lock() {
+            Ok(mut kepts) => match kepts.get_mut(&key) {
+                Some(kept) if kept.read_at.elapsed() > IDLE => {
+                    kept.refreshed = false;
+                    return;
+                }
+                Some(kept) => kept.version,
+                None => return,
+            },
+            Err(_) => return,
+        };
+        // A store that cannot be read now is tried again at the next round; pages say why.
+        let Ok(version) = backend.version().await else { continue };
+        if version == known {
+            continue;
+        }
+        let Ok(resources) = backend.list(&ResourceQuery::all()).await else { continue };
+        let catalog = Arc::new(Catalog::of(&resources));
+        if let Ok(mut kepts) = kepts.lock()
+            && let Some(kept) = kepts.get_mut(&key)
+            && kept.version < version
+        {
+            kept.version = version;
+            kept.catalog = catalog;
+        }
     }
 }

@@ -15,13 +15,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::html::{self, esc, link, paginate, status, table, time, took, url_encode};
+use super::html::{self, esc, link, status, table, time, took, url_encode};
 use super::resources::masked;
 use super::session::Signed;
 use super::timeline;
 use super::{Authority, Failure, Page};
 use crate::backend::execution::{self, ControlError};
-use crate::backend::{Backend, ExecutionQuery, ExecutionRecord, ExecutionStatus};
+use crate::backend::{Backend, ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionStatus};
 
 /// How many events an execution's page and each page of its events show.
 pub(crate) const EVENTS_PAGE: usize = 500;
@@ -107,26 +107,31 @@ fn target_link(target: &str) -> String {
 
 /// `GET /executions`: the executions, newest first, filtered.
 pub(crate) async fn list<A: Authority>(signed: Signed<A>, Query(query): Query<ListQuery>) -> Page {
-    let wanted_status = query.status.parse::<ExecutionStatus>().ok();
     let exact_target = query.target.contains('/').then(|| query.target.clone());
-    let backend_query =
-        ExecutionQuery { target: exact_target.clone(), status: wanted_status, since: window_start(&query.since) };
-    let records = signed.backend.execution_list(&backend_query).await?;
-    let part = query.target.to_lowercase();
     let kind_prefixes: &[&str] = match query.kind.as_str() {
         "workflow" => &["workflow/", "file:"],
         "agent" => &["agent/", "agentinstance/"],
         _ => &[],
     };
-    let matching: Vec<&ExecutionRecord> = records
-        .iter()
-        .rev()
-        .filter(|r| kind_prefixes.is_empty() || kind_prefixes.iter().any(|prefix| r.target.starts_with(prefix)))
-        .filter(|r| exact_target.is_some() || part.is_empty() || r.target.to_lowercase().contains(&part))
-        .collect();
-    let paged = paginate(
-        &matching,
-        query.page.unwrap_or(1),
+    let filter = ExecutionQuery {
+        target_contains: (exact_target.is_none() && !query.target.is_empty()).then(|| query.target.clone()),
+        target: exact_target,
+        target_prefixes: kind_prefixes.iter().map(|prefix| (*prefix).to_owned()).collect(),
+        status: query.status.parse::<ExecutionStatus>().ok(),
+        since: window_start(&query.since),
+        page: None,
+    };
+    // The store counts them and reads only the page shown.
+    let total: u64 = signed.backend.execution_counts(&filter).await?.values().sum();
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let (page, skip) = html::page_of(total, query.page.unwrap_or(1));
+    let shown = ExecutionQuery { page: Some(ExecutionPage { skip, take: html::PAGE_SIZE }), ..filter };
+    let records = signed.backend.execution_list(&shown).await?;
+    let listed: Vec<&ExecutionRecord> = records.iter().collect();
+    let links = html::page_links(
+        total,
+        page,
+        listed.len(),
         "/executions",
         &[("status", &query.status), ("kind", &query.kind), ("target", &query.target), ("since", &query.since)],
     );
@@ -151,8 +156,8 @@ pub(crate) async fn list<A: Authority>(signed: Signed<A>, Query(query): Query<Li
         ),
         esc(&query.target),
         since_select(&query.since),
-        table("executions", &COLUMNS, rows(paged.items)),
-        paged.links
+        table("executions", &COLUMNS, rows(&listed)),
+        links
     );
     Ok(html::layout(&signed.frame, "Executions", &body).into_response())
 }

@@ -179,10 +179,22 @@ pub const PAGE_SIZE: usize = 50;
 
 /// The page `page` of `items`.
 pub fn paginate<'a, T>(items: &'a [T], page: usize, base: &str, query: &[(&str, &str)]) -> Paged<'a, T> {
-    let pages = items.len().div_ceil(PAGE_SIZE).max(1);
-    let page = page.clamp(1, pages);
-    let start = (page - 1) * PAGE_SIZE;
+    let (page, start) = page_of(items.len(), page);
     let shown = &items[start.min(items.len())..(start + PAGE_SIZE).min(items.len())];
+    Paged { items: shown, links: page_links(items.len(), page, shown.len(), base, query) }
+}
+
+/// Which page of `total` items `page` (1-based) is once kept in range, and the index of its
+/// first item.
+pub fn page_of(total: usize, page: usize) -> (usize, usize) {
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page = page.clamp(1, pages);
+    (page, (page - 1) * PAGE_SIZE)
+}
+
+/// The line under a list: how many of how many it shows, and the links to the pages around.
+pub fn page_links(total: usize, page: usize, shown: usize, base: &str, query: &[(&str, &str)]) -> String {
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
     let href = |to: usize| {
         let mut parts: Vec<String> = query
             .iter()
@@ -192,7 +204,7 @@ pub fn paginate<'a, T>(items: &'a [T], page: usize, base: &str, query: &[(&str, 
         parts.push(format!("page={to}"));
         format!("{base}?{}", parts.join("&"))
     };
-    let mut links = format!("<p class=\"pages\">{} of {} · page {page} of {pages}", shown.len(), items.len());
+    let mut links = format!("<p class=\"pages\">{shown} of {total} · page {page} of {pages}");
     if page > 1 {
         let _ = write!(links, " · {}", link(&href(page - 1), "previous"));
     }
@@ -200,7 +212,7 @@ pub fn paginate<'a, T>(items: &'a [T], page: usize, base: &str, query: &[(&str, 
         let _ = write!(links, " · {}", link(&href(page + 1), "next"));
     }
     links.push_str("</p>");
-    Paged { items: shown, links }
+    links
 }
 
 /// JSON, pretty, escaped for a `<pre>`.

@@ -15,8 +15,8 @@ use tonic::{Request, Response, Status};
 use super::stores::{ServerBackend, Stores};
 use super::tokens::{Refusal, Role, TokenRecord, Tokens};
 use crate::backend::{
-    ApplyBatch, Backend, BackendError, ClaimRequest, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity,
-    ResourceQuery, StoreBackend, WorkerInfo,
+    ApplyBatch, Backend, BackendError, ClaimRequest, ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionStatus,
+    Identity, ResourceQuery, StoreBackend, WorkerInfo,
 };
 use crate::proto::{self, ORG_HEADER, PROTOCOL, PROTOCOL_HEADER, error_to_status, members_to_wire, v1};
 use crate::secrets::{KeySource, SecretValue};
@@ -673,5 +673,14 @@ impl v1::backend_service_server::BackendService for Service {
 fn execution_query(body: v1::ExecutionListRequest) -> Result<ExecutionQuery, Status> {
     let status = body.status.map(|s| s.parse()).transpose().map_err(|e: String| Status::invalid_argument(e))?;
     let since = body.since.as_deref().map(proto::time).transpose()?;
-    Ok(ExecutionQuery { target: body.target, status, since })
+    let narrow = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let page = body.page_take.map(|take| ExecutionPage { skip: narrow(body.page_skip), take: narrow(take) });
+    Ok(ExecutionQuery {
+        target: body.target,
+        target_prefixes: body.target_prefixes,
+        target_contains: body.target_contains,
+        status,
+        since,
+        page,
+    })
 }

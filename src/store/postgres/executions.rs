@@ -39,14 +39,16 @@ macro_rules! summary_columns {
     };
 }
 
-/// The executions of org `$1` an [`ExecutionQuery`] asks for, its target, status and start
-/// bound by [`matching`] as `$2` to `$4`.
+/// The executions of org `$1` an [`ExecutionQuery`] asks for, its target, status, start,
+/// target prefixes and target text bound by [`matching`] as `$2` to `$6`.
 macro_rules! matches_query {
     () => {
         " FROM stigmer.executions e WHERE e.org = $1 \
            AND ($2::text IS NULL OR e.target = $2) \
            AND ($3::text IS NULL OR e.status = $3) \
-           AND ($4::bigint IS NULL OR e.started_ns >= $4)"
+           AND ($4::bigint IS NULL OR e.started_ns >= $4) \
+           AND (cardinality($5::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest($5::text[]) p WHERE starts_with(e.target, p))) \
+           AND ($6::text IS NULL OR strpos(lower(e.target), lower($6)) > 0)"
     };
 }
 
@@ -60,7 +62,9 @@ fn matching<'q>(
         .bind(org)
         .bind(query.target.clone())
         .bind(query.status.map(ExecutionStatus::as_str))
-        .bind(query.since.map(to_ns).transpose()?))
+        .bind(query.since.map(to_ns).transpose()?)
+        .bind(query.target_prefixes.clone())
+        .bind(query.target_contains.clone()))
 }
 
 /// The statuses of an execution that is not over, as the rows keep them.
@@ -431,12 +435,32 @@ impl PgStorage {
     }
 
     pub(super) async fn execution_records(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>, BackendError> {
-        let rows = matching(concat!("SELECT ", summary_columns!(), matches_query!()), &self.org, query)?
-            .fetch_all(self.pool())
-            .await
-            .map_err(database_error)?;
+        let rows = match query.page {
+            Some(page) => {
+                // Ids compare byte by byte, as Rust compares them, whatever the database's locale.
+                let sql = concat!(
+                    "SELECT ",
+                    summary_columns!(),
+                    matches_query!(),
+                    " ORDER BY e.started_ns DESC, e.id COLLATE \"C\" DESC LIMIT $7 OFFSET $8"
+                );
+                matching(sql, &self.org, query)?
+                    .bind(i64::try_from(page.take).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(page.skip).unwrap_or(i64::MAX))
+                    .fetch_all(self.pool())
+                    .await
+            }
+            None => {
+                matching(concat!("SELECT ", summary_columns!(), matches_query!()), &self.org, query)?
+                    .fetch_all(self.pool())
+                    .await
+            }
+        }
+        .map_err(database_error)?;
         let mut found = rows.iter().map(record_from).collect::<Result<Vec<_>, _>>()?;
-        found.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        if query.page.is_none() {
+            found.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        }
         Ok(found)
     }
 

@@ -398,18 +398,40 @@ impl Store {
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(error) => return Err(self.engine(error)),
         };
-        let mut found = Vec::new();
+        let read = |value: &[u8]| -> Result<ExecutionRecord, BackendError> {
+            let mut record: ExecutionRecord = self.decode(value)?;
+            record.definition = None;
+            Ok(record)
+        };
+        let Some(page) = query.page else {
+            let mut found = Vec::new();
+            for entry in table.iter().map_err(|e| self.engine(e))? {
+                let (_, value) = entry.map_err(|e| self.engine(e))?;
+                // Most filters leave most records out: those are not read whole.
+                let head: Head<'_> = self.decode(value.value())?;
+                if head.admitted_by(query) {
+                    found.push(read(value.value())?);
+                }
+            }
+            found.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+            return Ok(found);
+        };
+        // A page: which ones, from the heads alone; then only the page's records read whole.
+        let mut admitted = Vec::new();
         for entry in table.iter().map_err(|e| self.engine(e))? {
-            let (_, value) = entry.map_err(|e| self.engine(e))?;
-            // Most filters leave most records out: those are not read whole.
+            let (key, value) = entry.map_err(|e| self.engine(e))?;
             let head: Head<'_> = self.decode(value.value())?;
             if head.admitted_by(query) {
-                let mut record: ExecutionRecord = self.decode(value.value())?;
-                record.definition = None;
-                found.push(record);
+                admitted.push((head.started_at, key.value().to_owned()));
             }
         }
-        found.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        admitted.sort_by(|a, b| b.cmp(a));
+        let mut found = Vec::new();
+        for (_, id) in admitted.into_iter().skip(page.skip).take(page.take) {
+            if let Some(value) = table.get(id.as_str()).map_err(|e| self.engine(e))? {
+                found.push(read(value.value())?);
+            }
+        }
         Ok(found)
     }
 
