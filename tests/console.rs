@@ -492,27 +492,15 @@ async fn an_execution_with_20000_events_opens_a_page_of_them_at_a_time() {
     let session = client.get(&link).send().await.unwrap();
     let cookie = set_cookie(&session, "stigmer_session").unwrap().split(';').next().unwrap().to_owned();
     let base = link.split("/login").next().unwrap();
-    let page = client
-        .get(format!("{base}/executions/{id}"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let get = |path: String| {
+        let request = client.get(format!("{base}{path}")).header("cookie", &cookie);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let page = get(format!("/executions/{id}")).await;
     assert_eq!(page.matches("<summary>JSON</summary>").count(), 500, "one page of events");
     assert!(page.contains("/events?after=500"), "and the way to the next");
     assert!(page.contains("&amp;status=1"), "a history this long is followed by its status only");
-    let next = client
-        .get(format!("{base}/executions/{id}/events?after=19800"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let next = get(format!("/executions/{id}/events?after=19800")).await;
     assert_eq!(next.matches("<summary>JSON</summary>").count(), 200, "the last page");
     assert!(next.contains("/do/0/loop/for/19999/step") && !next.contains("next →"));
 }
