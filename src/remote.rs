@@ -386,5 +386,6 @@ fn list_request(query: &ExecutionQuery) -> v1::ExecutionListRequest {
         target_contains: query.target_contains.clone(),
         page_skip: query.page.map_or(0, |page| wide(page.skip)),
         page_take: query.page.map(|page| wide(page.take)),
+        definitions: query.definitions,
     }
 }

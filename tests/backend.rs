@@ -452,6 +452,9 @@ async fn executions_are_listed_and_queues_kept_apart<H: Harness>(h: &H) {
     assert_eq!(ids(listed), [first, second, third]);
     let got = backend.execution_get(second).await.unwrap().unwrap();
     assert_eq!(got.definition.as_ref(), Some(&definition), "one execution comes whole");
+    let whole = ExecutionQuery { definitions: true, ..ExecutionQuery::default() };
+    let with: Vec<_> = backend.execution_list(&whole).await.unwrap().into_iter().map(|r| r.definition).collect();
+    assert_eq!(with, [None, Some(definition.clone()), None], "or a list, asked for them");
     let by_target = ExecutionQuery { target: Some("workflow/other".into()), ..ExecutionQuery::default() };
     assert_eq!(ids(backend.execution_list(&by_target).await.unwrap()), [second]);
     let later =

@@ -92,9 +92,8 @@ pub(crate) async fn publish<S: Storage>(backend: &StoreBackend<S>, event: Value)
     // Who may consume it: the executions not over whose workflow listens for such an event.
     let mut deliver = Vec::new();
     for status in [ExecutionStatus::Pending, ExecutionStatus::Running, ExecutionStatus::Waiting] {
-        let query = ExecutionQuery { status: Some(status), ..ExecutionQuery::default() };
-        for listed in backend.execution_list(&query).await? {
-            let Some(record) = backend.execution_get(&listed.id).await? else { continue };
+        let query = ExecutionQuery { status: Some(status), definitions: true, ..ExecutionQuery::default() };
+        for record in backend.execution_list(&query).await? {
             let listens = record
                 .definition
                 .as_ref()

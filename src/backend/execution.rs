@@ -176,6 +176,9 @@ pub struct ExecutionQuery {
     pub since: Option<Timestamp>,
     /// One page of them, newest first, instead of all of them oldest first.
     pub page: Option<ExecutionPage>,
+    /// With each one's definition, which a list leaves out otherwise (for the few callers that
+    /// look into what the executions run, in one read rather than one per execution).
+    pub definitions: bool,
 }
 
 /// A page of a list of executions, newest first.
@@ -188,6 +191,12 @@ pub struct ExecutionPage {
 }
 
 impl ExecutionQuery {
+    /// Whether it leaves any execution out: whether any filter is set (what it asks of each one
+    /// it keeps, a page or their definitions, aside).
+    pub fn narrows(&self) -> bool {
+        *self != Self { page: self.page, definitions: self.definitions, ..Self::default() }
+    }
+
     /// Whether an execution of `target`, standing at `status`, started at `started_at` is one
     /// the query asks for.
     pub fn admits(&self, target: &str, status: ExecutionStatus, started_at: Timestamp) -> bool {

@@ -157,8 +157,8 @@ pub trait Backend: Send + Sync {
     fn execution_get(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, BackendError>> + Send;
 
     /// Executions matching the query, oldest first — or, when it asks for a page, that page of
-    /// them newest first — without their definitions (a list never needs what each one runs;
-    /// [`Backend::execution_get`] has it).
+    /// them newest first — without their definitions unless it asks for them (most lists never
+    /// need what each one runs; [`Backend::execution_get`] has it).
     fn execution_list(
         &self,
         query: &ExecutionQuery,

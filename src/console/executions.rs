@@ -119,7 +119,7 @@ pub(crate) async fn list<A: Authority>(signed: Signed<A>, Query(query): Query<Li
         target_prefixes: kind_prefixes.iter().map(|prefix| (*prefix).to_owned()).collect(),
         status: query.status.parse::<ExecutionStatus>().ok(),
         since: window_start(&query.since),
-        page: None,
+        ..ExecutionQuery::default()
     };
     // The store counts them and reads only the page shown.
     let total: u64 = signed.backend.execution_counts(&filter).await?.values().sum();

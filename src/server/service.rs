@@ -682,5 +682,6 @@ fn execution_query(body: v1::ExecutionListRequest) -> Result<ExecutionQuery, Sta
         status,
         since,
         page,
+        definitions: body.definitions,
     })
 }

@@ -74,11 +74,11 @@ pub async fn open<B: Backend>(
     let query = ExecutionQuery {
         target: Some(target.to_owned()),
         status: Some(ExecutionStatus::Completed),
+        definitions: true,
         ..ExecutionQuery::default()
     };
     let mut steps = Vec::new();
-    for listed in backend.execution_list(&query).await? {
-        let Some(record) = backend.execution_get(&listed.id).await? else { continue };
+    for record in backend.execution_list(&query).await? {
         let in_session = record.definition.as_ref().and_then(|d| d.get("session")).and_then(|s| s.as_str());
         if in_session != Some(name) {
             continue;

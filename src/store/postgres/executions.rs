@@ -31,11 +31,13 @@ macro_rules! record_columns {
 
 pub(super) use record_columns;
 
-/// [`record_columns`] but the definition: what a list reads (a definition can be large, and
-/// no list shows it).
-macro_rules! summary_columns {
+/// [`record_columns`] with the definition only when `$7` is true: what a list reads (a definition
+/// can be large, and most lists never look into it).
+macro_rules! listed_columns {
     () => {
-        "e.id, e.target, e.status, e.started_ns, e.finished_ns, e.actor, e.input, e.output, e.error,          NULL::text AS definition, e.queue, e.lease_worker, e.lease_token, e.lease_epoch, e.lease_expires_ns,          e.attempts"
+        "e.id, e.target, e.status, e.started_ns, e.finished_ns, e.actor, e.input, e.output, e.error, \
+         CASE WHEN $7::boolean THEN e.definition END AS definition, e.queue, e.lease_worker, e.lease_token, \
+         e.lease_epoch, e.lease_expires_ns, e.attempts"
     };
 }
 
@@ -440,18 +442,20 @@ impl PgStorage {
                 // Ids compare byte by byte, as Rust compares them, whatever the database's locale.
                 let sql = concat!(
                     "SELECT ",
-                    summary_columns!(),
+                    listed_columns!(),
                     matches_query!(),
-                    " ORDER BY e.started_ns DESC, e.id COLLATE \"C\" DESC LIMIT $7 OFFSET $8"
+                    " ORDER BY e.started_ns DESC, e.id COLLATE \"C\" DESC LIMIT $8 OFFSET $9"
                 );
                 matching(sql, &self.org, query)?
+                    .bind(query.definitions)
                     .bind(i64::try_from(page.take).unwrap_or(i64::MAX))
                     .bind(i64::try_from(page.skip).unwrap_or(i64::MAX))
                     .fetch_all(self.pool())
                     .await
             }
             None => {
-                matching(concat!("SELECT ", summary_columns!(), matches_query!()), &self.org, query)?
+                matching(concat!("SELECT ", listed_columns!(), matches_query!()), &self.org, query)?
+                    .bind(query.definitions)
                     .fetch_all(self.pool())
                     .await
             }

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use redb::{ReadableTable, TableError, WriteTransaction};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableError, WriteTransaction};
 
 use super::Store;
 use super::tables::{
@@ -348,15 +348,35 @@ impl Store {
             Some(value) => self.decode(value.value())?,
             None => return Ok(None),
         };
-        // A store of format 4 opened for reading only still keeps it in the record.
-        if record.definition.is_none() {
-            match txn.open_table(EXECUTION_DEFINITIONS) {
-                Ok(definitions) => record.definition = self.definition_in(&definitions, id)?,
-                Err(TableError::TableDoesNotExist(_)) => {}
-                Err(error) => return Err(self.engine(error)),
-            }
-        }
+        self.put_definition_back(self.definitions(&txn)?.as_ref(), &mut record)?;
         Ok(Some(record))
+    }
+
+    /// The table of definitions, when the store has one (a store of format 4 opened for
+    /// reading only still keeps each in its record).
+    fn definitions(
+        &self,
+        txn: &ReadTransaction,
+    ) -> Result<Option<ReadOnlyTable<&'static str, &'static [u8]>>, BackendError> {
+        match txn.open_table(EXECUTION_DEFINITIONS) {
+            Ok(definitions) => Ok(Some(definitions)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(error) => Err(self.engine(error)),
+        }
+    }
+
+    /// Puts `record`'s definition, kept apart, back in it.
+    fn put_definition_back(
+        &self,
+        definitions: Option<&ReadOnlyTable<&'static str, &'static [u8]>>,
+        record: &mut ExecutionRecord,
+    ) -> Result<(), BackendError> {
+        if let Some(definitions) = definitions
+            && record.definition.is_none()
+        {
+            record.definition = self.definition_in(definitions, &record.id)?;
+        }
+        Ok(())
     }
 
     fn definition_in(
@@ -398,18 +418,23 @@ impl Store {
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(error) => return Err(self.engine(error)),
         };
+        let definitions = if query.definitions { self.definitions(&txn)? } else { None };
         let read = |value: &[u8]| -> Result<ExecutionRecord, BackendError> {
             let mut record: ExecutionRecord = self.decode(value)?;
-            record.definition = None;
+            if query.definitions {
+                self.put_definition_back(definitions.as_ref(), &mut record)?;
+            } else {
+                record.definition = None;
+            }
             Ok(record)
         };
         let Some(page) = query.page else {
+            let narrows = query.narrows();
             let mut found = Vec::new();
             for entry in table.iter().map_err(|e| self.engine(e))? {
                 let (_, value) = entry.map_err(|e| self.engine(e))?;
                 // Most filters leave most records out: those are not read whole.
-                let head: Head<'_> = self.decode(value.value())?;
-                if head.admitted_by(query) {
+                if !narrows || self.decode::<Head<'_>>(value.value())?.admitted_by(query) {
                     found.push(read(value.value())?);
                 }
             }
