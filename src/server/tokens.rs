@@ -46,6 +46,19 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+impl TokenRecord {
+    /// Refused when it was revoked or has expired at `now`.
+    fn may_act(&self, now: Timestamp) -> Result<(), Refusal> {
+        if let Some(at) = self.revoked_at {
+            return Err(Refusal::Revoked { id: self.id.clone(), at });
+        }
+        if let Some(at) = self.expires_at.filter(|at| *at <= now) {
+            return Err(Refusal::Expired { id: self.id.clone(), at });
+        }
+        Ok(())
+    }
+}
+
 /// Why a token operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -246,21 +259,14 @@ impl Tokens {
         let hash = hash(token);
         let record = self.current().await.map_err(|_| Refusal::Unavailable)?.into_iter().find(|r| r.hash == hash);
         let record = record.ok_or(Refusal::Unknown)?;
-        if let Some(at) = record.revoked_at {
-            return Err(Refusal::Revoked { id: record.id, at });
-        }
-        if let Some(at) = record.expires_at.filter(|at| *at <= now) {
-            return Err(Refusal::Expired { id: record.id, at });
-        }
+        record.may_act(now)?;
         Ok(record)
     }
 
     /// Whether the token with public id `id` may still act: neither revoked nor expired (a
     /// console session made with it ends as soon as it may not).
     pub async fn still_valid(&self, id: &str, now: Timestamp) -> bool {
-        self.current().await.is_ok_and(|records| {
-            records.iter().any(|r| r.id == id && r.revoked_at.is_none() && r.expires_at.is_none_or(|at| at > now))
-        })
+        self.current().await.is_ok_and(|records| records.iter().any(|r| r.id == id && r.may_act(now).is_ok()))
     }
 
     /// The records, read again only when they may have changed since the last read.

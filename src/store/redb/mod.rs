@@ -253,12 +253,10 @@ impl Store {
                 }
             } else {
                 for name in &query.names {
-                    found.extend(self.read_resource(&table, &resource_key(kind, name))?);
+                    let named = self.read_resource(&table, &resource_key(kind, name))?;
+                    found.extend(named.filter(|r| path.is_none_or(|path| probe::value_sets(&r.manifest, path))));
                 }
             }
-        }
-        if let Some(path) = path {
-            found.retain(|resource| probe::value_sets(&resource.manifest, path));
         }
         found.retain(|resource| query.has_labels_of(resource));
         found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
