@@ -328,6 +328,16 @@ async fn a_write_without_the_sessions_csrf_token_is_refused_and_changes_nothing(
         assert_eq!(status, StatusCode::FORBIDDEN, "{form:?}");
         assert!(page.contains("CSRF"), "{page}");
     }
+    // The execution controls too: refused for the token before the execution is even looked up.
+    for (path, form) in [
+        ("/executions/x/cancel", vec![("csrf", other.csrf.as_str())]),
+        ("/executions/x/signal", vec![("csrf", other.csrf.as_str()), ("type", "t")]),
+        ("/executions/x/signal", vec![("type", "t")]),
+    ] {
+        let (status, page) = eve.post(path, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} {form:?}");
+        assert!(page.contains("CSRF"), "{page}");
+    }
     assert!(site.cli(&editor, &["get", "agent", "bot", "-o", "yaml"]).contains("Two."));
     let (status, _) = eve.post("/resources/agent/bot/rollback", &[("csrf", &eve.csrf), ("to", "1")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -650,6 +660,21 @@ async fn over_tls_the_console_is_https_and_its_cookies_are_secure() {
     assert_eq!(form.status(), StatusCode::OK);
     let pairing = set_cookie(&form, "stigmer_login").unwrap();
     assert!(pairing.contains("; Secure") && pairing.contains("HttpOnly"), "{pairing}");
+    let login = hidden(&form.text().await.unwrap(), "login");
+    let token = server.token("acme", "viewer", "vic");
+    let signed_in = trusting
+        .post(format!("{base}/login"))
+        .header("cookie", pairing.split(';').next().unwrap())
+        .form_of(&[("token", token.as_str()), ("login", &login)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&signed_in, "stigmer_session").unwrap();
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
     let health = trusting.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK, "the rest of the HTTP side is served over TLS too");
     let plain = client().get(base.replace("https://", "http://") + "/login").send().await;

@@ -53,10 +53,10 @@ fn skill(name: &str, counter: u64) -> Value {
     })
 }
 
-/// What one writer knows after the load: the last counter acknowledged and the last tried.
-#[derive(Debug, Default, Clone, Copy)]
+/// What one writer knows after the load: every counter acknowledged, and the last tried.
+#[derive(Debug, Default, Clone)]
 struct Written {
-    acknowledged: u64,
+    acknowledged: Vec<u64>,
     tried: u64,
 }
 
@@ -80,7 +80,7 @@ async fn write_until(endpoints: [String; 2], token: String, name: String, stop: 
         };
         match backend.apply(batch).await {
             Ok(receipt) => {
-                written.acknowledged = written.tried;
+                written.acknowledged.push(written.tried);
                 generation = receipt.written.first().map(|w| w.generation);
             }
             // A write whose answer was lost may have committed: look again.
@@ -163,19 +163,27 @@ fn a_replica_killed_under_load_loses_no_acknowledged_write_and_runs_nothing_twic
     }
     assert!(answers.load(Ordering::Relaxed) > answered_before, "the surviving replica answered reads");
 
-    // Every acknowledged write is there (a later one whose answer was lost may be too).
+    // Every acknowledged write is there: in the history, each one, even those a later write
+    // replaced; and the last is current (or a later one whose answer was lost).
     let _entered = runtime.enter();
     let survivor = client(&b.endpoint, &editor);
+    let counter_of =
+        |manifest: &serde_json::Value| -> u64 { manifest["spec"]["skillMd"].as_str().unwrap().parse().unwrap() };
     for (n, written) in written.iter().enumerate() {
-        assert!(written.acknowledged > 0, "writer-{n} got something through: {written:?}");
-        let stored = runtime.block_on(survivor.get(Kind::Skill, &format!("writer-{n}"))).unwrap().unwrap();
-        let counter: u64 = stored.manifest["spec"]["skillMd"].as_str().unwrap().parse().unwrap();
+        let name = format!("writer-{n}");
+        let last = *written.acknowledged.last().unwrap_or_else(|| panic!("{name} got nothing through: {written:?}"));
+        let stored = runtime.block_on(survivor.get(Kind::Skill, &name)).unwrap().unwrap();
+        let counter = counter_of(&stored.manifest);
         assert!(
-            (written.acknowledged..=written.tried).contains(&counter),
-            "writer-{n}: stored {counter}, acknowledged {}, tried {}",
-            written.acknowledged,
+            (last..=written.tried).contains(&counter),
+            "{name}: stored {counter}, acknowledged {last}, tried {}",
             written.tried
         );
+        let history = runtime.block_on(survivor.history(Kind::Skill, &name)).unwrap();
+        let kept: Vec<u64> = history.iter().map(|revision| counter_of(&revision.manifest)).collect();
+        for acknowledged in &written.acknowledged {
+            assert!(kept.contains(acknowledged), "{name}: acknowledged {acknowledged} is not in its history {kept:?}");
+        }
     }
 
     // Every execution ends once, completed; no task that completed ran again. The worker on
