@@ -20,6 +20,14 @@ fn stigmer(home: &Path) -> Command {
     command
 }
 
+/// `stigmer server` on `store`, which should refuse to start: a server that starts instead is
+/// stopped after 30 s, and fails the test rather than hanging it.
+fn start_server(home: &Path, store: &str) -> std::process::Output {
+    let mut command = assert_cmd::Command::from_std(stigmer(home));
+    command.args(["server", "--listen", "127.0.0.1:0", "--store", store]).timeout(Duration::from_secs(30));
+    command.output().unwrap()
+}
+
 fn project(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
     let project = dir.join("project");
     std::fs::create_dir_all(&project).unwrap();
@@ -141,7 +149,7 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused_untouched() {
     assert!(!ok);
     assert!(err.contains("schema is at version 99") && err.contains("knows (2)"), "{err}");
     assert!(err.contains("hint: run a newer stigmer"), "{err}");
-    let started = stigmer(home.path()).args(["server", "--listen", "127.0.0.1:0", "--store", &url]).output().unwrap();
+    let started = start_server(home.path(), &url);
     assert_eq!(started.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&started.stderr).contains("version 99"));
     let versions =
@@ -155,7 +163,7 @@ fn a_database_that_cannot_be_used_is_said_at_start_without_its_password() {
     let home = tempfile::tempdir().unwrap();
     let start = |store: &str| {
         let begun = Instant::now();
-        let out = stigmer(home.path()).args(["server", "--listen", "127.0.0.1:0", "--store", store]).output().unwrap();
+        let out = start_server(home.path(), store);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
