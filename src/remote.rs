@@ -262,6 +262,40 @@ impl Backend for RemoteBackend {
         Ok(())
     }
 
+    async fn execution_park(
+        &self,
+        id: &str,
+        epoch: u64,
+        until: Option<Timestamp>,
+        last: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<(), BackendError> {
+        let request = v1::ExecutionParkRequest {
+            id: id.to_owned(),
+            epoch,
+            until: until.map(|until| until.to_string()),
+            last_events_json: last.iter().map(|e| e.get().as_bytes().to_vec()).collect(),
+        };
+        self.client.clone().execution_park(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn execution_decide(
+        &self,
+        id: &str,
+        after: u64,
+        decisions: Vec<crate::backend::approval::Decision>,
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        let request = v1::ExecutionDecideRequest {
+            id: id.to_owned(),
+            after,
+            decisions: decisions.iter().map(v1::ExecutionDecision::from).collect(),
+            requeue,
+        };
+        self.client.clone().execution_decide(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
     async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {
         let wire = v1::ExecutionClaimRequest {
             worker_json: encode_json(&request.worker),

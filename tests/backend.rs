@@ -546,6 +546,84 @@ async fn a_lapsed_lease_is_taken_over_and_its_holder_fenced<H: Harness>(h: &H) {
     assert!(seen.last_seen > jiff::Timestamp::UNIX_EPOCH, "the backend stamps when it heard from it");
 }
 
+/// A park lets the worker go: the execution waits, claimable by nobody, until every call it
+/// asked about is decided; a decision made on a history read before it moved is refused (two
+/// people deciding at once cannot both win); the last decision queues it again, and each one
+/// is in the history and the audit log under whoever made it. A park with a deadline is
+/// claimable once the deadline passes.
+async fn a_parked_execution_waits_for_its_decisions<H: Harness>(h: &H) {
+    let backend = &h.handle();
+    let id = uuid::Uuid::new_v4().to_string();
+    backend.execution_create(pending(&id), Vec::new()).await.unwrap();
+    let held = backend.execution_claim(claim("w1", Duration::ZERO)).await.unwrap().unwrap();
+    let ask = |call: &str| {
+        raw(
+            &serde_json::json!({"event": "approvalRequested", "agent": "a", "callId": call, "tool": "t", "arguments": {}}),
+        )
+    };
+    backend.execution_park(&id, held.epoch(), None, vec![ask("c1"), ask("c2")]).await.unwrap();
+    let record = backend.execution_get(&id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.lease.is_none()), (ExecutionStatus::Waiting, true), "{record:?}");
+    assert!(backend.execution_claim(claim("w2", Duration::ZERO)).await.unwrap().is_none(), "parked: nobody claims it");
+    let late = backend.execution_append(&id, Some(held.epoch()), vec![raw(&serde_json::json!({"late": 1}))]).await;
+    assert!(matches!(late, Err(BackendError::LeaseLost { .. })), "the parker let it go: {late:?}");
+
+    let last = |events: &[(u64, serde_json::Value)]| events.last().unwrap().0;
+    let after = last(&backend.execution_events(&id, 0, None).await.unwrap());
+    let decision = |call: &str| stigmer::backend::approval::Decision {
+        agent: "a".into(),
+        call_id: call.into(),
+        tool: "t".into(),
+        approved: call == "c1",
+        reason: (call != "c1").then(|| "no".to_owned()),
+    };
+    let stale = backend.execution_decide(&id, after - 1, vec![decision("c1")], false).await;
+    assert!(matches!(stale, Err(BackendError::Conflict { .. })), "{stale:?}");
+    backend.execution_decide(&id, after, vec![decision("c1")], false).await.unwrap();
+    assert_eq!(backend.execution_get(&id).await.unwrap().unwrap().status, ExecutionStatus::Waiting);
+    let raced = backend.execution_decide(&id, after, vec![decision("c2")], true).await;
+    assert!(matches!(raced, Err(BackendError::Conflict { .. })), "decided on an old read: {raced:?}");
+    let after = last(&backend.execution_events(&id, 0, None).await.unwrap());
+    backend.execution_decide(&id, after, vec![decision("c2")], true).await.unwrap();
+    let again = backend.execution_claim(claim("w2", Duration::ZERO)).await.unwrap().expect("decided: queued again");
+    assert_eq!((again.record.id.as_str(), again.epoch()), (id.as_str(), 2));
+    let after = last(&backend.execution_events(&id, 0, None).await.unwrap());
+    let running = backend.execution_decide(&id, after, vec![decision("c2")], true).await;
+    assert!(running.is_err(), "a running execution takes no decision: {running:?}");
+
+    let decided: Vec<serde_json::Value> = backend
+        .execution_events(&id, 0, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e["event"] == "approvalDecided")
+        .collect();
+    let who: Vec<(&str, bool, &str)> = decided
+        .iter()
+        .map(|e| (e["callId"].as_str().unwrap(), e["approved"] == true, e["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(who, [("c1", true, "tester"), ("c2", false, "tester")]);
+    let audit = backend.audit(None).await.unwrap();
+    let target = format!("execution/{id}");
+    let audited: Vec<(RevisionAction, Option<&str>)> =
+        audit.iter().filter(|e| e.target == target).map(|e| (e.action, e.detail.as_deref())).collect();
+    assert_eq!(
+        audited,
+        [(RevisionAction::Approved, Some("t (call c1)")), (RevisionAction::Rejected, Some("t (call c2)"))]
+    );
+
+    let timed = uuid::Uuid::new_v4().to_string();
+    backend.execution_create(pending(&timed), Vec::new()).await.unwrap();
+    let held = backend.execution_claim(claim("w1", Duration::ZERO)).await.unwrap().unwrap();
+    let until = jiff::Timestamp::now() + Duration::from_secs(1);
+    backend.execution_park(&timed, held.epoch(), Some(until), vec![ask("c1")]).await.unwrap();
+    assert!(backend.execution_claim(claim("w2", Duration::ZERO)).await.unwrap().is_none(), "before its deadline");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let woken = backend.execution_claim(claim("w2", Duration::ZERO)).await.unwrap().expect("its deadline passed");
+    assert_eq!(woken.record.id, timed);
+}
+
 /// What a backend needs to be tested: handles on one store, as many as a scenario asks for.
 trait Harness: Sized {
     type B: Backend + Clone + Send + Sync + 'static;
@@ -644,6 +722,7 @@ macro_rules! suite {
             a_waiting_claim_answers_when_work_arrives,
             events_are_kept_once_and_checked,
             schedules_are_listed_and_paused,
+            a_parked_execution_waits_for_its_decisions,
         );
     };
     ($harness:ty: $($scenario:ident),* $(,)?) => {

@@ -515,6 +515,75 @@ async fn an_execution_with_20000_events_opens_a_page_of_them_at_a_time() {
     assert!(next.contains("/do/0/loop/for/19999/step") && !next.contains("next →"));
 }
 
+/// A parked agent execution's page shows the call it waits on (tool, message, arguments
+/// escaped) with the forms that decide it; a decision made there is recorded under the
+/// session's actor and queues the execution again; a second one is refused.
+#[tokio::test]
+async fn a_call_waiting_for_approval_is_shown_and_decided_on_its_execution_page() {
+    use stigmer::backend::{Backend, ClaimRequest, ExecutionRecord, ExecutionStatus, WorkerInfo};
+    let home = tempfile::tempdir().unwrap();
+    let backend = stigmer::store::redb::LocalBackend::new(home.path().join("local.db"), "tester");
+    let id = "parked-run".to_owned();
+    let record =
+        ExecutionRecord::new(id.clone(), "agent/ops".into(), "tester".into(), json!({}), ExecutionStatus::Pending);
+    backend.execution_create(record, Vec::new()).await.unwrap();
+    let worker = WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        version: "v".into(),
+        queues: vec!["default".into()],
+        concurrency: 1,
+        running: 0,
+        last_seen: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let request = ClaimRequest {
+        worker,
+        lease: std::time::Duration::from_secs(30),
+        wait: std::time::Duration::ZERO,
+        id: Some(id.clone()),
+        take_over: None,
+    };
+    let claim = backend.execution_claim(request).await.unwrap().unwrap();
+    let asked = json!({"event": "approvalRequested", "agent": "ops", "callId": "c1", "tool": "tools__echo",
+        "arguments": {"text": "<b>deploy</b>"}, "message": "echo says things out loud"});
+    backend
+        .execution_park(&id, claim.epoch(), None, vec![serde_json::value::to_raw_value(&asked).unwrap()])
+        .await
+        .unwrap();
+
+    let (link, _ui) = start_ui(home.path());
+    let client = client();
+    let session = client.get(&link).send().await.unwrap();
+    let cookie = set_cookie(&session, "stigmer_session").unwrap().split(';').next().unwrap().to_owned();
+    let base = link.split("/login").next().unwrap().to_owned();
+    let page = client.get(format!("{base}/executions/{id}")).header("cookie", &cookie).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Waiting for approval") && page.contains("tools__echo"), "{page}");
+    assert!(page.contains("echo says things out loud"), "{page}");
+    assert!(page.contains("&lt;b&gt;deploy&lt;/b&gt;") && !page.contains("<b>deploy"), "arguments escaped: {page}");
+    assert!(page.contains("id=\"approve-c1\"") && page.contains("id=\"reject-c1\""), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let decide =
+        |csrf: String| {
+            let request = client
+                .post(format!("{base}/executions/{id}/approvals"))
+                .header("cookie", &cookie)
+                .form_of(&[("csrf", &csrf), ("call", "c1"), ("verdict", "reject"), ("reason", "not now")]);
+            async move { request.send().await.unwrap().status() }
+        };
+    assert_eq!(decide("forged".into()).await, StatusCode::FORBIDDEN, "no CSRF token, no decision");
+    assert_eq!(backend.execution_get(&id).await.unwrap().unwrap().status, ExecutionStatus::Waiting);
+    assert_eq!(decide(csrf.clone()).await, StatusCode::SEE_OTHER);
+    assert_eq!(decide(csrf).await, StatusCode::CONFLICT, "decided already");
+    assert_eq!(backend.execution_get(&id).await.unwrap().unwrap().status, ExecutionStatus::Pending);
+    let events = backend.execution_events(&id, 0, None).await.unwrap();
+    let decided = &events.last().unwrap().1;
+    assert_eq!(
+        (&decided["event"], &decided["approved"], &decided["reason"]),
+        (&json!("approvalDecided"), &json!(false), &json!("not now"))
+    );
+}
+
 /// `stigmer ui` on the local store in `home`: its login link, and the process.
 fn start_ui(home: &std::path::Path) -> (String, KillOnDrop) {
     let mut child = Command::new(stigmer_bin())

@@ -160,6 +160,7 @@ impl Outcome {
             actor: author.actor.to_owned(),
             apply_set: batch.apply_set.clone(),
             address: author.address.map(str::to_owned),
+            detail: None,
         });
         self.written.push(Written { kind, name, generation: resource.generation, action });
     }

@@ -5,6 +5,7 @@
 //! primitives [`StoreBackend`] builds the whole contract from; the wire (`proto`) and the
 //! remote client speak its types.
 
+pub mod approval;
 pub mod batch;
 mod error;
 pub mod events;
@@ -107,6 +108,29 @@ pub trait Backend: Send + Sync {
         output: Option<serde_json::Value>,
         error: Option<serde_json::Value>,
         last: Vec<Box<serde_json::value::RawValue>>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Parks a running execution (under lease `epoch`) after appending `last`: it waits for a
+    /// person's decision, held by no worker, until [`Backend::execution_decide`] requeues it —
+    /// or, with `until`, until that time passes and a worker claims it again.
+    fn execution_park(
+        &self,
+        id: &str,
+        epoch: u64,
+        until: Option<Timestamp>,
+        last: Vec<Box<serde_json::value::RawValue>>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Records decisions on the calls a parked execution waits on, made by whoever this
+    /// backend acts as, with an audit entry each; with `requeue`, queues it again. Refused
+    /// ([`BackendError::Conflict`]) when its history moved past `after`, the last event the
+    /// decider read.
+    fn execution_decide(
+        &self,
+        id: &str,
+        after: u64,
+        decisions: Vec<approval::Decision>,
+        requeue: bool,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Claims the next execution for a worker, waiting up to `request.wait` for one; `None`

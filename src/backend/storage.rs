@@ -159,10 +159,14 @@ impl Default for Changes {
 }
 
 /// Whether a claim may take the execution: pending, or running without a live lease (its
-/// worker died, or it was recorded before leases), or held by the worker `take_over` names.
+/// worker died, or it was recorded before leases), or held by the worker `take_over` names. A
+/// parked execution waits for a decision: only its deadline passing makes it claimable.
 pub fn claimable(record: &ExecutionRecord, now: Timestamp, take_over: Option<&str>) -> bool {
     match record.status {
         ExecutionStatus::Pending => true,
+        ExecutionStatus::Waiting if super::approval::is_parked(record) => {
+            record.lease.as_ref().is_some_and(|lease| lease.expires_at <= now)
+        }
         ExecutionStatus::Running | ExecutionStatus::Waiting => record
             .lease
             .as_ref()
@@ -222,6 +226,31 @@ pub fn claim_record(
     });
     serde_json::value::to_raw_value(&claimed)
         .map_err(|e| BackendError::Storage(format!("cannot encode the claim: {e}")))
+}
+
+/// The lease a parked execution holds: none, or until its deadline, of no worker.
+pub fn parked_lease(epoch: u64, until: Option<Timestamp>) -> Option<Lease> {
+    until.map(|expires_at| Lease {
+        worker: super::approval::PARKED.to_owned(),
+        token: String::new(),
+        epoch,
+        expires_at,
+    })
+}
+
+/// A decision refused: the execution is not parked.
+pub fn not_parked(record: &ExecutionRecord) -> BackendError {
+    BackendError::LeaseLost {
+        id: record.id.clone(),
+        reason: format!("it is {}, not waiting for an approval", record.status.as_str()),
+    }
+}
+
+/// A decision refused: the history it was made on moved on.
+pub fn history_moved(id: &str, after: u64, last: u64) -> BackendError {
+    BackendError::Conflict {
+        moved: vec![super::Moved { address: format!("execution/{id}"), expected: Some(after), found: Some(last) }],
+    }
 }
 
 /// An execution that does not exist.
@@ -355,6 +384,30 @@ pub trait Storage: Clone + Send + Sync + 'static {
         fence: Option<Fence<'_>>,
         finish: Finish<'_>,
         now: Timestamp,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Parks a running execution under `fence`, after appending `last`: `waiting`, its lease
+    /// released — or, with `until`, replaced by a lease of no worker ([`super::approval::PARKED`])
+    /// that lapses then, so a claim wakes it at that time.
+    fn park_execution(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        until: Option<Timestamp>,
+        last: &[Box<RawValue>],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Appends decisions to a parked execution whose last event is still `after`, with their
+    /// audit entries, and with `requeue` makes it pending in its queue again. Refused with
+    /// [`BackendError::Conflict`] when its history moved on, and [`BackendError::LeaseLost`]
+    /// when it is not parked.
+    fn decide_execution(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[Box<RawValue>],
+        audit: &[AuditEntry],
+        requeue: bool,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// One execution.

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use super::storage::{Author, EventEffects, Finish, Fire, Keyring, Reseal, SealedSecret, Storage};
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionCounts, ExecutionFeed,
-    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo,
-    ScheduleState, SecretInfo, StoredResource, WorkerInfo, Write,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, RevisionAction,
+    ScheduleInfo, ScheduleState, SecretInfo, StoredResource, WorkerInfo, Write,
 };
 use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
@@ -288,6 +288,45 @@ impl<S: Storage> Backend for StoreBackend<S> {
         let fence = fence.map(|epoch| (epoch, self.actor.as_str()));
         let finish = Finish { status, output: output.as_ref(), error: error.as_ref(), last: &last };
         self.storage.finish_execution(id, fence, finish, Timestamp::now()).await
+    }
+
+    async fn execution_park(
+        &self,
+        id: &str,
+        epoch: u64,
+        until: Option<Timestamp>,
+        mut last: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<(), BackendError> {
+        let parked = serde_json::json!({ "until": until });
+        last.push(super::approval::tagged(super::approval::PARKED_EVENT, Timestamp::now(), &parked)?);
+        self.storage.park_execution(id, (epoch, self.actor.as_str()), until, &last).await
+    }
+
+    async fn execution_decide(
+        &self,
+        id: &str,
+        after: u64,
+        decisions: Vec<super::approval::Decision>,
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        // Who decided is who this backend acts as (on a server: the caller's token).
+        let now = Timestamp::now();
+        let mut events = Vec::with_capacity(decisions.len());
+        let mut audit = Vec::with_capacity(decisions.len());
+        for decision in &decisions {
+            let recorded = decision.recorded(&self.actor, now);
+            events.push(super::approval::tagged(super::approval::DECIDED, now, &recorded)?);
+            audit.push(AuditEntry {
+                at: now,
+                action: if decision.approved { RevisionAction::Approved } else { RevisionAction::Rejected },
+                target: format!("execution/{id}"),
+                actor: self.actor.clone(),
+                apply_set: None,
+                address: self.address.clone(),
+                detail: Some(format!("{} (call {})", decision.tool, decision.call_id)),
+            });
+        }
+        self.storage.decide_execution(id, after, &events, &audit, requeue).await
     }
 
     async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {

@@ -59,6 +59,10 @@ pub enum RevisionAction {
     Updated,
     /// It was deleted (the manifest is the last one it had).
     Deleted,
+    /// A tool call an execution waited on was approved (audit only).
+    Approved,
+    /// A tool call an execution waited on was rejected (audit only).
+    Rejected,
 }
 
 impl RevisionAction {
@@ -68,6 +72,8 @@ impl RevisionAction {
             Self::Created => "created",
             Self::Updated => "updated",
             Self::Deleted => "deleted",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -232,6 +238,9 @@ pub struct AuditEntry {
     /// The network address the change came from, on a server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// What else says what was done (for a decision: the tool and the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What a token may do in its org.

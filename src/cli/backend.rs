@@ -122,6 +122,26 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.execution_finish(id, fence, status, output, error, last))
     }
 
+    async fn execution_park(
+        &self,
+        id: &str,
+        epoch: u64,
+        until: Option<jiff::Timestamp>,
+        last: Vec<Box<serde_json::value::RawValue>>,
+    ) -> Result<(), BackendError> {
+        delegate!(self, b => b.execution_park(id, epoch, until, last))
+    }
+
+    async fn execution_decide(
+        &self,
+        id: &str,
+        after: u64,
+        decisions: Vec<crate::backend::approval::Decision>,
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        delegate!(self, b => b.execution_decide(id, after, decisions, requeue))
+    }
+
     async fn execution_claim(&self, request: ClaimRequest) -> Result<Option<Claim>, BackendError> {
         delegate!(self, b => b.execution_claim(request))
     }

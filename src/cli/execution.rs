@@ -1,5 +1,5 @@
-//! `stigmer execution list|get|logs|resume|cancel|signal`: the recorded runs, their event logs,
-//! and what can be done to one still running.
+//! `stigmer execution list|get|logs|resume|cancel|signal|approvals|approve|reject`: the
+//! recorded runs, their event logs, and what can be done to one still running.
 
 use std::fmt::Write as _;
 
@@ -10,6 +10,7 @@ use super::common;
 use super::help;
 use super::output::{self, OutputArgs, OutputFormat};
 use super::{CommandContext, CommandError};
+use crate::backend::approval::Verdict;
 use crate::backend::execution::ControlError;
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionRecord, ExecutionStatus};
 use crate::model::Kind;
@@ -136,6 +137,55 @@ pub enum ExecutionCommand {
         #[arg(long)]
         subject: Option<String>,
     },
+    /// List the tool calls agents wait on a person to approve.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution approvals",
+            "stigmer execution approvals --all -o wide",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
+    Approvals {
+        /// Every call ever asked about, with its decision, not only those waiting.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Approve the tool calls an execution waits on: they run, and the agent goes on.
+    ///
+    /// Needs the editor role on a server; the decision is in the audit log and the history.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution approve 3f2a…",
+            "stigmer execution approve 3f2a… --call call_7",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
+    Approve {
+        /// The execution's id (see `stigmer execution approvals`).
+        id: String,
+        /// Only this call; every call it waits on otherwise.
+        #[arg(long = "call", value_name = "CALL_ID")]
+        call: Option<String>,
+    },
+    /// Reject the tool calls an execution waits on: the agent reads the reason as the result.
+    #[command(after_help = help::after(
+        &[
+            "stigmer execution reject 3f2a… --reason \"not on production\"",
+        ],
+        &[help::COLOR, help::HOME, help::BACKEND],
+    ))]
+    Reject {
+        /// The execution's id (see `stigmer execution approvals`).
+        id: String,
+        /// Why: the agent reads it as the tool's result.
+        #[arg(long)]
+        reason: String,
+        /// Only this call; every call it waits on otherwise.
+        #[arg(long = "call", value_name = "CALL_ID")]
+        call: Option<String>,
+    },
     /// Show an execution's event log.
     ///
     /// Every task transition, agent step and event, in order. Followed with -f, `-o json`
@@ -205,7 +255,12 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
         }
         ExecutionCommand::Resume { id, env, secret, output } => {
             let record = get(&backend, id).await?;
-            if record.status.is_final() || record.status == ExecutionStatus::Pending {
+            if crate::backend::approval::is_parked(&record) {
+                return Err(CommandError::user(format!("execution {id} waits for a tool call's approval"))
+                    .hint("`stigmer execution approvals` lists it; approve or reject it, then resume"));
+            }
+            let decided = record.status == ExecutionStatus::Pending && crate::worker::agent::is_agent(&record.target);
+            if record.status.is_final() || (record.status == ExecutionStatus::Pending && !decided) {
                 return Err(CommandError::user(format!(
                     "execution {id} is {}; only an interrupted (running) execution can be resumed",
                     record.status.as_str()
@@ -249,6 +304,15 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                 other @ ControlError::Backend(_) => control_error(other),
             })?;
             ctx.out(&format!("sent {type_} to execution {id} (event {event_id})\n"))
+        }
+        ExecutionCommand::Approvals { all, output } => super::approval::list(ctx, &backend, *all, output.output).await,
+        ExecutionCommand::Approve { id, call } => {
+            let verdict = Verdict { approve: true, reason: None };
+            super::approval::decide(ctx, &backend, id, call.as_deref(), &verdict).await
+        }
+        ExecutionCommand::Reject { id, reason, call } => {
+            let verdict = Verdict { approve: false, reason: Some(reason.clone()) };
+            super::approval::decide(ctx, &backend, id, call.as_deref(), &verdict).await
         }
         ExecutionCommand::Events { id, follow, output } => {
             let events = backend.execution_events(id, 0, None).await?;
@@ -402,6 +466,14 @@ pub(super) fn line(event: &Value) -> String {
                 .unwrap_or_default()
         )),
         "toolResult" => Some(format!(" {}{}", text("tool"), if event["isError"] == true { " (error)" } else { "" })),
+        "approvalRequested" => Some(format!(" {} (call {})", text("tool"), text("callId"))),
+        "approvalDecided" => Some(format!(
+            " {} by {} (call {}){}",
+            if event["approved"] == true { "approved" } else { "rejected" },
+            text("by"),
+            text("callId"),
+            event.get("reason").and_then(Value::as_str).map(|r| format!(": {r}")).unwrap_or_default()
+        )),
         "assistantMessage" => {
             let calls: Vec<&str> =
                 event["toolCalls"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();

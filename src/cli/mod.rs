@@ -3,6 +3,7 @@
 
 mod agent;
 mod apply;
+mod approval;
 mod audit;
 mod backend;
 mod common;

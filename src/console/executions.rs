@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use super::html::{self, esc, link, status, table, time, took, url_encode};
 use super::resources::masked;
 use super::session::Signed;
-use super::timeline;
 use super::{Authority, Failure, Page};
+use super::{approvals, timeline};
 use crate::backend::execution::{self, ControlError};
 use crate::backend::{Backend, ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionStatus};
 
@@ -187,7 +187,9 @@ pub(crate) async fn detail<A: Authority>(
     let events = signed.backend.execution_events(&id, 0, Some(EVENTS_PAGE + 1)).await?;
     let more = events.len() > EVENTS_PAGE;
     let events = &events[..events.len().min(EVENTS_PAGE)];
-    let live = live_section(&record, events, more);
+    let pending = approvals::pending(&signed.backend, &record).await?;
+    let waiting = approvals::section(&id, &pending, &signed.frame, signed.principal.role.writes());
+    let live = live_section(&record, events, more, &waiting);
     if query.fragment.as_deref() == Some("live") {
         return Ok(Html(live).into_response());
     }
@@ -220,8 +222,10 @@ pub(crate) async fn detail<A: Authority>(
     Ok(html::layout(&signed.frame, &format!("Execution {id}"), &body).into_response())
 }
 
-/// What changes while an execution runs: its facts, controls, timeline and events.
-fn live_section(record: &ExecutionRecord, events: &[(u64, Value)], more: bool) -> String {
+/// What changes while an execution runs: its facts, the calls it waits on a person for (a
+/// parked run changes nothing while it waits, so what is typed in their forms is kept), its
+/// timeline and events.
+fn live_section(record: &ExecutionRecord, events: &[(u64, Value)], more: bool, waiting: &str) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -238,6 +242,7 @@ fn live_section(record: &ExecutionRecord, events: &[(u64, Value)], more: bool) -
         record.attempts,
         esc(record.lease.as_ref().map_or("—", |lease| lease.worker.as_str())),
     );
+    out.push_str(waiting);
     if let Some(error) = &record.error {
         out.push_str("<h2>Error</h2>");
         out.push_str(&error_box(error));

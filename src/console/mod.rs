@@ -14,8 +14,9 @@
 //!
 //! The console decides nothing the CLI does not: it reads and writes through the `Backend`
 //! trait and the same library functions (`reconcile::plan_rollback`, `backend::execution::cancel`
-//! and `signal`).
+//! and `signal`, `backend::approval::decide`).
 
+mod approvals;
 mod audit;
 mod catalog;
 mod executions;
@@ -141,6 +142,7 @@ pub fn router<A: Authority>(console: Arc<Console<A>>) -> Router {
         .route("/executions/{id}/live", get(executions::live::<A>))
         .route("/executions/{id}/cancel", post(executions::cancel::<A>))
         .route("/executions/{id}/signal", post(executions::signal::<A>))
+        .route("/executions/{id}/approvals", post(approvals::decide::<A>))
         .route("/audit", get(audit::page::<A>))
         .route("/assets/console.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))

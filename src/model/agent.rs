@@ -47,6 +47,35 @@ pub struct AgentSpec {
     /// default. Read together with `envSpec`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, VariableSpec>,
+    /// Which MCP tool calls need a person's approval: `listed` (the default: as each usage's
+    /// `toolApprovalOverrides` say), `always` (every one) or `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_approval: Option<ToolApproval>,
+    /// How long a call waits for approval before it is rejected, as an ISO 8601 duration
+    /// (`PT15M`); forever when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout: Option<String>,
+}
+
+/// Which tool calls of an agent need a person's approval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolApproval {
+    /// As each usage's `toolApprovalOverrides` say.
+    #[default]
+    Listed,
+    /// Every MCP tool call.
+    Always,
+    /// None.
+    Never,
+}
+
+impl AgentSpec {
+    /// The approval timeout, when one is set and reads as a duration.
+    #[must_use]
+    pub fn approval_timeout(&self) -> Option<std::time::Duration> {
+        self.approval_timeout.as_deref().and_then(|text| super::dsl::duration::iso8601(text).ok())
+    }
 }
 
 /// The model behind an agent.

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use prost::Message as _;
 use tonic::{Code, Status};
 
+use crate::backend::approval::Decision;
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, BatchItem, Identity, Moved, ResourceQuery, Revision,
     RevisionAction, SecretInfo, StoredResource, Write, Written,
@@ -26,7 +27,7 @@ pub mod v1 {
 
 /// The wire protocol revision. A client and a server speaking different ones refuse each other
 /// with a clear message instead of misreading messages.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// Request metadata naming the protocol revision the client speaks.
 pub const PROTOCOL_HEADER: &str = "x-stigmer-protocol";
@@ -195,6 +196,8 @@ fn action_to_wire(action: RevisionAction) -> i32 {
         RevisionAction::Created => v1::RevisionAction::Created,
         RevisionAction::Updated => v1::RevisionAction::Updated,
         RevisionAction::Deleted => v1::RevisionAction::Deleted,
+        RevisionAction::Approved => v1::RevisionAction::Approved,
+        RevisionAction::Rejected => v1::RevisionAction::Rejected,
     }
     .into()
 }
@@ -204,6 +207,8 @@ fn action_from_wire(action: i32) -> Result<RevisionAction, WireError> {
         Ok(v1::RevisionAction::Created) => Ok(RevisionAction::Created),
         Ok(v1::RevisionAction::Updated) => Ok(RevisionAction::Updated),
         Ok(v1::RevisionAction::Deleted) => Ok(RevisionAction::Deleted),
+        Ok(v1::RevisionAction::Approved) => Ok(RevisionAction::Approved),
+        Ok(v1::RevisionAction::Rejected) => Ok(RevisionAction::Rejected),
         Ok(v1::RevisionAction::Unspecified) | Err(_) => Err(WireError(format!("unknown revision action {action}"))),
     }
 }
@@ -291,6 +296,7 @@ impl From<&AuditEntry> for v1::AuditEntry {
             actor: e.actor.clone(),
             apply_set: e.apply_set.clone(),
             address: e.address.clone(),
+            detail: e.detail.clone(),
         }
     }
 }
@@ -305,7 +311,26 @@ impl TryFrom<v1::AuditEntry> for AuditEntry {
             actor: e.actor,
             apply_set: e.apply_set,
             address: e.address,
+            detail: e.detail,
         })
+    }
+}
+
+impl From<&Decision> for v1::ExecutionDecision {
+    fn from(d: &Decision) -> Self {
+        Self {
+            agent: d.agent.clone(),
+            call_id: d.call_id.clone(),
+            tool: d.tool.clone(),
+            approved: d.approved,
+            reason: d.reason.clone(),
+        }
+    }
+}
+
+impl From<v1::ExecutionDecision> for Decision {
+    fn from(d: v1::ExecutionDecision) -> Self {
+        Self { agent: d.agent, call_id: d.call_id, tool: d.tool, approved: d.approved, reason: d.reason }
     }
 }
 

@@ -474,6 +474,37 @@ impl v1::backend_service_server::BackendService for Service {
         .await
     }
 
+    async fn execution_park(
+        &self,
+        request: Request<v1::ExecutionParkRequest>,
+    ) -> Result<Response<v1::ExecutionParkResponse>, Status> {
+        self.handle("ExecutionPark", Access::Work, request, |backend, _, body| async move {
+            let until = body
+                .until
+                .as_deref()
+                .map(str::parse::<jiff::Timestamp>)
+                .transpose()
+                .map_err(|e| Status::invalid_argument(format!("until: {e}")))?;
+            let last = body.last_events_json.iter().map(|e| proto::decode_json(e)).collect::<Result<Vec<_>, _>>()?;
+            backend.execution_park(&body.id, body.epoch, until, last).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionParkResponse {})
+        })
+        .await
+    }
+
+    async fn execution_decide(
+        &self,
+        request: Request<v1::ExecutionDecideRequest>,
+    ) -> Result<Response<v1::ExecutionDecideResponse>, Status> {
+        // Deciding what an agent may do is a change made by a person: editors and admins.
+        self.handle("ExecutionDecide", Access::Write, request, |backend, _, body| async move {
+            let decisions = body.decisions.into_iter().map(Into::into).collect();
+            backend.execution_decide(&body.id, body.after, decisions, body.requeue).await.map_err(|e| failed(&e))?;
+            Ok(v1::ExecutionDecideResponse {})
+        })
+        .await
+    }
+
     async fn execution_claim(
         &self,
         request: Request<v1::ExecutionClaimRequest>,

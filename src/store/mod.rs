@@ -164,6 +164,27 @@ impl Storage for AnyStorage {
         delegate!(self, s => s.finish_execution(id, fence, finish, now))
     }
 
+    async fn park_execution(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        until: Option<Timestamp>,
+        last: &[Box<RawValue>],
+    ) -> Result<(), BackendError> {
+        delegate!(self, s => s.park_execution(id, fence, until, last))
+    }
+
+    async fn decide_execution(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[Box<RawValue>],
+        audit: &[AuditEntry],
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        delegate!(self, s => s.decide_execution(id, after, events, audit, requeue))
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         delegate!(self, s => s.execution(id))
     }

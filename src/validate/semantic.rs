@@ -230,6 +230,15 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                     ));
                 }
             }
+            if let Some(timeout) = &agent.spec.approval_timeout
+                && let Err(why) = crate::model::dsl::duration::iso8601(timeout)
+            {
+                out.push((
+                    "/spec/approvalTimeout".to_owned(),
+                    format!("{address}: approvalTimeout {why}"),
+                    "write it as an ISO 8601 duration, like PT15M or PT1H".to_owned(),
+                ));
+            }
             let available = agent.spec.mcp_server_names();
             for (i, sub) in agent.spec.sub_agents.iter().enumerate() {
                 match (&sub.instructions, &sub.agent_ref) {

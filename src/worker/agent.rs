@@ -12,13 +12,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Held, Outcome, PrepareError};
+use super::{Close, Held, Outcome, PrepareError};
 use crate::backend::{Backend, Claim, ExecutionStatus};
 use crate::runner::agent::conversation::{self, AgentError, AgentEvent, AgentObserver, Answer, Limits};
 use crate::runner::agent::definition::AgentRun;
 use crate::runner::agent::launch::{self, Launched};
 use crate::runner::agent::prepare;
 use crate::runner::agent::provider::StreamEvent;
+use crate::runner::agent::resume::Past;
 use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::record::EventSink;
 use crate::secrets::Redactor;
@@ -36,6 +37,8 @@ pub struct PreparedAgent {
     message: String,
     launched: Launched,
     redactor: Redactor,
+    /// What the execution recorded before: the run carries on from it.
+    past: Past,
 }
 
 impl PreparedAgent {
@@ -93,8 +96,10 @@ pub async fn prepare<B: Backend>(
     let redactor = variables.redactor();
     let workspace = workspaces.join(&id);
     let launched = launch::start(&run.resources, target, variables, run.model.as_deref(), &workspace).await?;
-    let after = backend.execution_events(&id, 0, None).await?.last().map_or(0, |(sequence, _)| *sequence);
-    Ok(PreparedAgent { held: Held { id, epoch, lease, after }, run, message, launched, redactor })
+    let history = backend.execution_events(&id, 0, None).await?;
+    let after = history.last().map_or(0, |(sequence, _)| *sequence);
+    let past = Past::of(&history);
+    Ok(PreparedAgent { held: Held { id, epoch, lease, after }, run, message, launched, redactor, past })
 }
 
 /// Runs a prepared agent execution to its end: every step goes to `observer` and, redacted, to
@@ -106,24 +111,25 @@ pub async fn run<B: Backend>(
     observer: &mut dyn AgentObserver,
     stop: impl Future<Output = ()>,
 ) -> Outcome<Result<Answer, AgentError>> {
-    let PreparedAgent { held, run, message, launched, redactor } = prepared;
+    let PreparedAgent { held, run, message, launched, redactor, past } = prepared;
     let history = conversation::messages_from_events(&run.history, &launched.agent.name);
-    let limits = Limits { max_steps: run.max_steps };
+    let limits = Limits { max_steps: run.max_steps, approval_timeout: run.agent.approval_timeout() };
     let work = |sink| {
-        let (agent, toolset) = (&launched.agent, &launched.toolset);
+        let (agent, toolset, past) = (&launched.agent, &launched.toolset, &past);
         async move {
             let mut tee = Tee { sink, observer };
-            conversation::converse(agent, toolset, history, message, limits, &mut tee).await
+            conversation::resume(agent, toolset, history, message, limits, past, &mut tee).await
         }
     };
     let session = run.session.clone();
     let finish = |result: &Result<Answer, AgentError>| match result {
-        Ok(answer) => (
+        Ok(answer) => Close::Finish(
             ExecutionStatus::Completed,
             Some(redactor.redact_json(json!({ "answer": answer.text, "session": session }))),
             None,
         ),
-        Err(error) => (
+        Err(AgentError::AwaitingApproval { until, .. }) => Close::Park(*until),
+        Err(error) => Close::Finish(
             ExecutionStatus::Faulted,
             None,
             Some(

@@ -197,8 +197,8 @@ pub async fn run<B: Backend, O: Observer + Send>(
         interpreter::run(&workflow, input, &options, &mut tee).await
     };
     let finish = |result: &Result<Value, WorkflowError>| match result {
-        Ok(value) => (ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None),
-        Err(error) => (ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
+        Ok(value) => Close::Finish(ExecutionStatus::Completed, Some(redactor.redact_json(value.clone())), None),
+        Err(error) => Close::Finish(ExecutionStatus::Faulted, None, Some(redactor.redact_json(error.to_value()))),
     };
     drive(backend, &held, &redactor, Some(&bus), work, stop, finish).await
 }
@@ -211,8 +211,13 @@ struct Held {
     after: u64,
 }
 
-/// What a run records when it ends by itself: its status, output and error.
-type Finish = (ExecutionStatus, Option<Value>, Option<Value>);
+/// What a run records when it ends by itself.
+enum Close {
+    /// Its status, output and error.
+    Finish(ExecutionStatus, Option<Value>, Option<Value>),
+    /// It waits for a person, held by no worker, until the time given (or a decision).
+    Park(Option<jiff::Timestamp>),
+}
 
 /// Runs `work` under the lease `held`: what it sends to its sink is appended, redacted, under the
 /// lease's epoch; the watch renews the lease, feeds sent events to `bus` and stops the work when
@@ -229,7 +234,7 @@ async fn drive<B, R, W, F>(
 where
     B: Backend,
     W: Future<Output = R>,
-    F: FnOnce(&R) -> Finish,
+    F: FnOnce(&R) -> Close,
 {
     let Held { id, epoch, lease, after } = held;
     let (sink, batches) = record::channel(redactor.clone());
@@ -249,10 +254,10 @@ where
     let (ended, (mut recorded, last)) = tokio::join!(running, recording);
     let finished = match &ended {
         Ended::Ran(result) => Some(finish(result)),
-        Ended::Interrupted => Some((ExecutionStatus::Cancelled, None, None)),
+        Ended::Interrupted => Some(Close::Finish(ExecutionStatus::Cancelled, None, None)),
         Ended::Cancelled | Ended::LeaseLost(_) => None,
     };
-    let Some((status, output, error)) = finished else {
+    let Some(close) = finished else {
         // Ended elsewhere: what the run still had to say is refused if the lease is gone.
         if !last.is_empty()
             && let Err(error) = backend.execution_append(id, Some(*epoch), last).await
@@ -261,7 +266,13 @@ where
         }
         return Outcome { ended, recorded };
     };
-    if let Err(error) = backend.execution_finish(id, Some(*epoch), status, output, error, last).await {
+    let closed = match close {
+        Close::Finish(status, output, error) => {
+            backend.execution_finish(id, Some(*epoch), status, output, error, last).await
+        }
+        Close::Park(until) => backend.execution_park(id, *epoch, until, last).await,
+    };
+    if let Err(error) = closed {
         if let BackendError::LeaseLost { reason, .. } = &error {
             return Outcome { ended: Ended::LeaseLost(reason.clone()), recorded };
         }

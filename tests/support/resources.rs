@@ -524,6 +524,8 @@ pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedS
                 sub_agents: Vec::new(),
                 env_spec,
                 env,
+                tool_approval: None,
+                approval_timeout: None,
             };
             let available: Vec<String> = spec.mcp_server_names().into_iter().map(str::to_owned).collect();
             let sub_agents = prop::collection::vec(sub_agent(available, earlier_agents.clone(), &skills), 0..3)

@@ -8,6 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::super::approval::{self, AfterPark};
 use super::super::common;
 use super::super::help;
 use super::super::placement::{self, Placement};
@@ -16,7 +17,7 @@ use super::super::workflow::{RunOutput, key_value, overrides};
 use super::super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::{Backend, DEFAULT_LEASE, ExecutionRecord, ExecutionStatus};
 use crate::cli::backend::AnyBackend;
-use crate::runner::agent::conversation::{self, AgentEvent, AgentObserver, Limits};
+use crate::runner::agent::conversation::{self, AgentError, AgentEvent, AgentObserver, Limits};
 use crate::runner::agent::definition::{Ask, NewRun};
 use crate::runner::agent::launch::LaunchError;
 use crate::runner::agent::provider::{StreamEvent, excerpt};
@@ -76,7 +77,7 @@ pub async fn run(ctx: &CommandContext, args: &ExecuteArgs) -> Result<(), Command
         message: &args.message,
         session: &session,
         model: args.model.as_deref(),
-        limits: Limits { max_steps: args.max_steps },
+        limits: Limits { max_steps: args.max_steps, ..Limits::default() },
         overrides: &overrides,
     };
     let new = Box::pin(NewRun::read(&backend, &ask)).await.map_err(launch_failure)?;
@@ -115,40 +116,55 @@ pub(in super::super) async fn run_here(
     extra: Overrides,
     output: RunOutput,
 ) -> Result<(), CommandError> {
-    let claim = placement::claim_here(backend, id).await?;
-    let workspaces = ctx.settings.home.join("workspaces");
-    let preparing = worker::agent::prepare(backend, claim.clone(), extra, DEFAULT_LEASE, &workspaces);
-    let prepared = match Box::pin(preparing).await {
-        Ok(prepared) => prepared,
-        Err(why) => {
-            // Recorded as faulted, so the execution does not stay running with no runner.
-            let _ = worker::fault(backend, &claim, &why).await;
-            return Err(match why {
-                worker::PrepareError::Agent(error) => launch_failure(error),
-                other => CommandError::new(ErrorKind::User, other),
-            });
-        }
-    };
-    let redactor = prepared.redactor().clone();
-    let mut terminal = Terminal::new(ctx, output, redactor.clone(), prepared.agent(), false);
-    let (session, model) = (prepared.session().to_owned(), prepared.model().to_owned());
     let started = Instant::now();
-    let outcome = Box::pin(worker::agent::run(backend, prepared, &mut terminal, common::shutdown())).await;
-    if let Err(error) = outcome.recorded {
-        return Err(
-            CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
-        );
+    let workspaces = ctx.settings.home.join("workspaces");
+    let mut terminal: Option<Terminal<'_>> = None;
+    // Each pass runs until the end, or until a tool call waits on a person: then this process
+    // waits for the decision (asking for it on a terminal) and runs the execution on.
+    loop {
+        let claim = placement::claim_here(backend, id).await?;
+        let preparing = worker::agent::prepare(backend, claim.clone(), extra.clone(), DEFAULT_LEASE, &workspaces);
+        let prepared = match Box::pin(preparing).await {
+            Ok(prepared) => prepared,
+            Err(why) => {
+                // Recorded as faulted, so the execution does not stay running with no runner.
+                let _ = worker::fault(backend, &claim, &why).await;
+                return Err(match why {
+                    worker::PrepareError::Agent(error) => launch_failure(error),
+                    other => CommandError::new(ErrorKind::User, other),
+                });
+            }
+        };
+        let redactor = prepared.redactor().clone();
+        let shown =
+            terminal.get_or_insert_with(|| Terminal::new(ctx, output, redactor.clone(), (prepared.agent(), id), false));
+        let (session, model) = (prepared.session().to_owned(), prepared.model().to_owned());
+        let outcome = Box::pin(worker::agent::run(backend, prepared, shown, common::shutdown())).await;
+        if let Err(error) = outcome.recorded {
+            return Err(
+                CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))
+            );
+        }
+        if let Ended::Ran(Err(AgentError::AwaitingApproval { .. })) = &outcome.ended {
+            match approval::await_decision(ctx, backend, id).await? {
+                AfterPark::Again => continue,
+                AfterPark::Over(record) => {
+                    let tally = terminal.take().map(|t| t.finish(model)).unwrap_or_default();
+                    return report_recorded(ctx, output, &record, tally, started, &redactor);
+                }
+            }
+        }
+        let status = outcome.ended.status();
+        let stopped = placement::stopped(&outcome.ended);
+        let (answer, error) = match outcome.ended {
+            Ended::Ran(Ok(answer)) => (Some(answer.text), None),
+            Ended::Ran(Err(error)) => (None, Some(Failure { detail: error.to_string(), hint: error.hint() })),
+            _ => (None, None),
+        };
+        let tally = terminal.take().map(|t| t.finish(model)).unwrap_or_default();
+        let ending = Ending { id, status, session: &session, answer, error, stopped, tally, took: started.elapsed() };
+        return report(ctx, output, &ending, &redactor);
     }
-    let status = outcome.ended.status();
-    let stopped = placement::stopped(&outcome.ended);
-    let (answer, error) = match outcome.ended {
-        Ended::Ran(Ok(answer)) => (Some(answer.text), None),
-        Ended::Ran(Err(error)) => (None, Some(Failure { detail: error.to_string(), hint: error.hint() })),
-        _ => (None, None),
-    };
-    let tally = terminal.finish(model);
-    let ending = Ending { id, status, session: &session, answer, error, stopped, tally, took: started.elapsed() };
-    report(ctx, output, &ending, &redactor)
 }
 
 /// Follows an agent execution queued on the server: its steps as they are recorded, then its
@@ -164,7 +180,7 @@ async fn follow(
     let started = Instant::now();
     // What the server sends was redacted by the worker.
     let redactor = Redactor::default();
-    let mut terminal = Terminal::new(ctx, output, redactor.clone(), agent, true);
+    let mut terminal = Terminal::new(ctx, output, redactor.clone(), (agent, id), true);
     let record = placement::follow_to_end(ctx, backend, id, cancel_on_interrupt, |events| {
         for (_, event) in events {
             if let Ok(step) = serde_json::from_value::<AgentEvent>(event.clone()) {
@@ -174,6 +190,19 @@ async fn follow(
         Ok(())
     })
     .await?;
+    report_recorded(ctx, output, &record, terminal.finish(String::new()), started, &redactor)
+}
+
+/// Reports how an execution ended from its record: one followed on a server, or one that ended
+/// elsewhere while this process waited on it.
+fn report_recorded(
+    ctx: &CommandContext,
+    output: RunOutput,
+    record: &ExecutionRecord,
+    tally: Tally,
+    started: Instant,
+    redactor: &Redactor,
+) -> Result<(), CommandError> {
     let text =
         |value: Option<&Value>, key: &str| value.and_then(|v| v.get(key)).and_then(Value::as_str).map(str::to_owned);
     let session =
@@ -184,16 +213,16 @@ async fn follow(
     });
     let stopped = (record.status == ExecutionStatus::Cancelled).then(|| "cancelled".to_owned());
     let ending = Ending {
-        id,
+        id: &record.id,
         status: record.status,
         session: &session,
         answer: text(record.output.as_ref(), "answer"),
         error,
         stopped,
-        tally: terminal.finish(String::new()),
+        tally,
         took: started.elapsed(),
     };
-    report(ctx, output, &ending, &redactor)
+    report(ctx, output, &ending, redactor)
 }
 
 /// A launch failure as the CLI reports it: a user error when the fault is in what was asked.
@@ -298,6 +327,8 @@ struct Terminal<'a> {
     redactor: Redactor,
     /// The agent run (its sub-agents' text is not shown, only their calls).
     root: String,
+    /// The execution shown.
+    execution: String,
     tally: Tally,
     ctx: &'a CommandContext,
 }
@@ -314,8 +345,15 @@ struct Tally {
 }
 
 impl<'a> Terminal<'a> {
-    fn new(ctx: &'a CommandContext, output: RunOutput, redactor: Redactor, root: &str, followed: bool) -> Self {
+    fn new(
+        ctx: &'a CommandContext,
+        output: RunOutput,
+        redactor: Redactor,
+        (root, execution): (&str, &str),
+        followed: bool,
+    ) -> Self {
         Self {
+            execution: execution.to_owned(),
             live: output == RunOutput::Text,
             followed,
             style: Style::new(ctx.settings.color_stdout),
@@ -374,6 +412,26 @@ impl AgentObserver for Terminal<'_> {
                     let line = format!("  {} {who}{}({arguments})", self.style.dim("→"), call.name);
                     self.line(&line);
                 }
+            }
+            // Run here, the wait for a decision says this itself (on stderr, with how to decide).
+            AgentEvent::ApprovalRequested(request) if self.followed => {
+                let arguments = excerpt(&request.arguments.to_string(), 120);
+                let line = format!(
+                    "  {} waiting for approval: {}({arguments}) — `stigmer execution approve {}` or `reject`",
+                    self.style.warning("⏸"),
+                    request.tool,
+                    self.execution
+                );
+                self.line(&line);
+            }
+            AgentEvent::ApprovalDecided(decision) => {
+                let line = if decision.approved {
+                    format!("  {} approved by {}", self.style.good("✓"), decision.by)
+                } else {
+                    let reason = decision.reason.as_deref().unwrap_or("no reason given");
+                    format!("  {} rejected by {}: {reason}", self.style.error("✗"), decision.by)
+                };
+                self.line(&line);
             }
             AgentEvent::ToolResult { tool, is_error: true, content, .. } => {
                 let line = format!("  {} {tool}: {}", self.style.error("✗"), excerpt(content, 200));

@@ -16,7 +16,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,6 +28,8 @@ use super::provider::{
     AnyProvider, Completion, CompletionRequest, Message, Provider, ProviderError, ProviderSettings, StreamEvent,
     StreamSink, ToolCall, ToolDefinition, ToolResult, Usage,
 };
+use super::resume::{Asked, Entry, Past};
+use crate::backend::approval::{ApprovalDecision, ApprovalRequest};
 
 /// How many steps an agent takes at most unless told otherwise.
 pub const DEFAULT_MAX_STEPS: u32 = 25;
@@ -161,6 +165,9 @@ pub enum AgentEvent {
         agent: String,
         /// The message.
         text: String,
+        /// For a sub-agent: the parent's call that gave it the message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<String>,
     },
     /// One answer of the model.
     AssistantMessage {
@@ -201,6 +208,10 @@ pub enum AgentEvent {
         /// The answer.
         text: String,
     },
+    /// A call that waits for a person's approval.
+    ApprovalRequested(ApprovalRequest),
+    /// A person's decision on such a call (or its deadline passing).
+    ApprovalDecided(ApprovalDecision),
 }
 
 impl AgentEvent {
@@ -211,6 +222,8 @@ impl AgentEvent {
             | Self::AssistantMessage { agent, .. }
             | Self::ToolResult { agent, .. }
             | Self::Answer { agent, .. } => agent,
+            Self::ApprovalRequested(request) => &request.agent,
+            Self::ApprovalDecided(decision) => &decision.agent,
         }
     }
 }
@@ -261,16 +274,16 @@ pub enum AgentError {
         #[source]
         source: ProviderError,
     },
-    /// The model asked for a call that needs a person's approval, which this runtime cannot ask
-    /// for: the run stops before making it (or any other call of that answer).
-    #[error("agent `{agent}` asked to call `{tool}`, which needs approval{}; nothing was called", .message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())]
-    ApprovalRequired {
+    /// The model asked for calls that need a person's approval: the run waits for the
+    /// decisions (an agent execution parks; anything else that runs an agent stops here).
+    #[error("agent `{agent}` is waiting for approval of {}", .tools.join(", "))]
+    AwaitingApproval {
         /// The agent.
         agent: String,
-        /// The tool, as the model named it.
-        tool: String,
-        /// The override's message.
-        message: Option<String>,
+        /// The tools called, as the model named them.
+        tools: Vec<String>,
+        /// The earliest deadline of the requests, after which they are rejected.
+        until: Option<Timestamp>,
     },
     /// The model kept calling tools.
     #[error("agent `{agent}` reached its limit of {limit} steps without a final answer")]
@@ -290,8 +303,8 @@ impl AgentError {
             Self::StepLimit { .. } => {
                 Some("raise it with --max-steps, or make the instructions say when to stop".to_owned())
             }
-            Self::ApprovalRequired { .. } => Some(
-                "this runtime cannot ask a person to approve tool calls yet: set requiresApproval: false in the usage's toolApprovalOverrides, or leave the tool out of enabledTools".to_owned(),
+            Self::AwaitingApproval { .. } => Some(
+                "approve or reject with `stigmer execution approve|reject`; a workflow's `call: agent` cannot wait for a person: set requiresApproval: false in the usage's toolApprovalOverrides there".to_owned(),
             ),
         }
     }
@@ -314,11 +327,13 @@ pub struct Answer {
 pub struct Limits {
     /// Most model answers per agent.
     pub max_steps: u32,
+    /// How long a call waits for a person's approval before it is rejected; forever when `None`.
+    pub approval_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_steps: DEFAULT_MAX_STEPS }
+        Self { max_steps: DEFAULT_MAX_STEPS, approval_timeout: None }
     }
 }
 
@@ -327,7 +342,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Runs `agent` on `message`, after the `history` of its session.
 ///
 /// # Errors
-/// The model's endpoint failed, or the agent reached its step limit.
+/// The model's endpoint failed, the agent reached its step limit, or it waits for approval.
 pub fn converse<'a, S: ToolServers>(
     agent: &'a PreparedAgent,
     servers: &'a S,
@@ -336,16 +351,110 @@ pub fn converse<'a, S: ToolServers>(
     limits: Limits,
     observer: &'a mut dyn AgentObserver,
 ) -> BoxFuture<'a, Result<Answer, AgentError>> {
+    resume(agent, servers, history, message, limits, &NOTHING_BEFORE, observer)
+}
+
+static NOTHING_BEFORE: Past = Past::NONE;
+
+/// Runs `agent` on `message` from where `past` (what this execution recorded before) left it:
+/// the steps recorded are not taken again, the calls of its last answer that have no result are
+/// made — once a person decided the ones that wait for approval.
+///
+/// # Errors
+/// The model's endpoint failed, the agent reached its step limit, or it waits for approval.
+pub fn resume<'a, S: ToolServers>(
+    agent: &'a PreparedAgent,
+    servers: &'a S,
+    history: Vec<Message>,
+    message: String,
+    limits: Limits,
+    past: &'a Past,
+    observer: &'a mut dyn AgentObserver,
+) -> BoxFuture<'a, Result<Answer, AgentError>> {
     Box::pin(async move {
-        observer.event(&AgentEvent::UserMessage { agent: agent.name.clone(), text: message.clone() });
+        let run = Run { servers, limits, past };
+        let so_far = past.unfinished(&agent.name, Entry::Root);
+        talk(agent, &run, history, message, None, so_far, observer).await
+    })
+}
+
+/// What every agent of one run shares.
+struct Run<'a, S> {
+    servers: &'a S,
+    limits: Limits,
+    past: &'a Past,
+}
+
+/// One agent's conversation: `so_far` holds its steps when it resumes; `call` is the
+/// parent's call when it is a sub-agent.
+fn talk<'a, S: ToolServers>(
+    agent: &'a PreparedAgent,
+    run: &'a Run<'a, S>,
+    history: Vec<Message>,
+    message: String,
+    call: Option<&'a str>,
+    so_far: Option<Vec<&'a AgentEvent>>,
+    observer: &'a mut dyn AgentObserver,
+) -> BoxFuture<'a, Result<Answer, AgentError>> {
+    Box::pin(async move {
         let mut request = agent.settings.request();
         request.system = Some(agent.system.clone()).filter(|system| !system.is_empty());
         request.tools = agent.tools.iter().map(|tool| tool.definition.clone()).collect();
+        let first_new = history.len();
         request.messages = history;
-        let first_new = request.messages.len();
-        request.messages.push(Message::user(message));
         let mut usage = Usage::default();
-        for step in 1..=limits.max_steps {
+        let mut step = 0;
+        let mut pending: Vec<ToolCall> = Vec::new();
+        let mut asked = Asked::default();
+        let resumed = so_far.is_some();
+        match &so_far {
+            None => {
+                observer.event(&AgentEvent::UserMessage {
+                    agent: agent.name.clone(),
+                    text: message.clone(),
+                    call: call.map(str::to_owned),
+                });
+                request.messages.push(Message::user(message));
+            }
+            Some(steps) => {
+                request.messages.extend(messages_from_events(steps.iter().copied(), &agent.name));
+                for step_so_far in steps {
+                    if let AgentEvent::AssistantMessage { input_tokens, output_tokens, .. } = step_so_far {
+                        step += 1;
+                        usage.input_tokens += input_tokens;
+                        usage.output_tokens += output_tokens;
+                    }
+                }
+                // The last answer's calls that have no result yet are still to be made.
+                if let Some(at) = steps.iter().rposition(|s| matches!(s, AgentEvent::AssistantMessage { .. }))
+                    && let AgentEvent::AssistantMessage { tool_calls, .. } = steps[at]
+                {
+                    let done: Vec<&str> = steps[at..]
+                        .iter()
+                        .filter_map(|s| match s {
+                            AgentEvent::ToolResult { call_id, .. } => Some(call_id.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    pending = tool_calls
+                        .iter()
+                        .filter(|c| !done.contains(&c.id.as_str()))
+                        .map(|c| ToolCall::new(c.id.clone(), c.name.clone(), c.arguments.clone()))
+                        .collect();
+                    asked = Asked::among(&steps[at + 1..]);
+                }
+            }
+        }
+        let mut answer_resumed = resumed;
+        loop {
+            if !pending.is_empty() {
+                let calls = Calls { calls: &pending, resumed: answer_resumed };
+                make_calls(agent, run, calls, &mut asked, &mut request, observer).await?;
+            }
+            if step >= run.limits.max_steps {
+                return Err(AgentError::StepLimit { agent: agent.name.clone(), limit: run.limits.max_steps });
+            }
+            step += 1;
             let completion = ask(agent, &request, observer).await?;
             usage.input_tokens += completion.usage.input_tokens;
             usage.output_tokens += completion.usage.output_tokens;
@@ -364,37 +473,105 @@ pub fn converse<'a, S: ToolServers>(
                 let messages = request.messages.split_off(first_new);
                 return Ok(Answer { text: completion.text, messages, usage });
             }
-            // A call that needs approval stops the run before any call of this answer is made.
-            if let Some((call, gate)) = completion.tool_calls.iter().find_map(|call| {
-                let tool = agent.tools.iter().find(|tool| tool.definition.name == call.name)?;
-                Some((call, tool.approval.as_ref()?))
-            }) {
-                return Err(AgentError::ApprovalRequired {
-                    agent: agent.name.clone(),
-                    tool: call.name.clone(),
-                    message: gate.message.clone(),
-                });
-            }
-            for call in &completion.tool_calls {
-                let started = Instant::now();
-                let outcome = call_tool(agent, servers, call, limits, observer).await?;
-                observer.event(&AgentEvent::ToolResult {
-                    agent: agent.name.clone(),
-                    call_id: call.id.clone(),
-                    tool: call.name.clone(),
-                    content: outcome.content.clone(),
-                    is_error: outcome.is_error,
-                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                });
-                request.messages.push(Message::ToolResult(ToolResult {
-                    call_id: call.id.clone(),
-                    content: outcome.content,
-                    is_error: outcome.is_error,
-                }));
-            }
+            pending = completion.tool_calls;
+            asked = Asked::default();
+            answer_resumed = false;
         }
-        Err(AgentError::StepLimit { agent: agent.name.clone(), limit: limits.max_steps })
     })
+}
+
+/// The calls of one answer still to make, and whether that answer was recorded before this run
+/// (so a sub-agent call in flight resumes rather than starts again).
+struct Calls<'c> {
+    calls: &'c [ToolCall],
+    resumed: bool,
+}
+
+/// Makes the calls of one answer in order, each result given back to the model. Every call that
+/// needs a person is asked about first, before any call of the answer is made; while any waits,
+/// nothing is called and the run stops with [`AgentError::AwaitingApproval`].
+async fn make_calls<S: ToolServers>(
+    agent: &PreparedAgent,
+    run: &Run<'_, S>,
+    calls: Calls<'_>,
+    asked: &mut Asked<'_>,
+    request: &mut CompletionRequest,
+    observer: &mut dyn AgentObserver,
+) -> Result<(), AgentError> {
+    let now = Timestamp::now();
+    let mut waiting = Vec::new();
+    let mut until: Option<Timestamp> = None;
+    for call in calls.calls {
+        let Some(gate) = gate(agent, call) else { continue };
+        if asked.decision(&call.id).is_some() {
+            continue;
+        }
+        let deadline = match asked.request(&call.id) {
+            Some(request) if request.deadline.is_some_and(|deadline| deadline <= now) => {
+                let decision = ApprovalDecision {
+                    agent: agent.name.clone(),
+                    call_id: call.id.clone(),
+                    approved: false,
+                    reason: None,
+                    by: "timeout".to_owned(),
+                    at: now,
+                };
+                observer.event(&AgentEvent::ApprovalDecided(decision.clone()));
+                asked.decided(decision);
+                continue;
+            }
+            Some(request) => request.deadline,
+            None => {
+                let deadline = run.limits.approval_timeout.and_then(|timeout| now.checked_add(timeout).ok());
+                observer.event(&AgentEvent::ApprovalRequested(ApprovalRequest {
+                    agent: agent.name.clone(),
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    message: gate.message.clone(),
+                    deadline,
+                }));
+                deadline
+            }
+        };
+        waiting.push(call.name.clone());
+        until = match (until, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if !waiting.is_empty() {
+        return Err(AgentError::AwaitingApproval { agent: agent.name.clone(), tools: waiting, until });
+    }
+    for call in calls.calls {
+        let started = Instant::now();
+        let refused = gate(agent, call).and(asked.decision(&call.id)).filter(|decision| !decision.approved);
+        let outcome = match refused {
+            Some(decision) => ToolOutcome { content: decision.refusal(), is_error: true },
+            None => call_tool(agent, run, call, calls.resumed, observer).await?,
+        };
+        observer.event(&AgentEvent::ToolResult {
+            agent: agent.name.clone(),
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            content: outcome.content.clone(),
+            is_error: outcome.is_error,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        request.messages.push(Message::ToolResult(ToolResult {
+            call_id: call.id.clone(),
+            content: outcome.content,
+            is_error: outcome.is_error,
+        }));
+    }
+    Ok(())
+}
+
+/// The approval gate of the tool `call` names, when its calls need one (a call whose
+/// arguments are malformed is never made, so it needs none).
+fn gate<'t>(agent: &'t PreparedAgent, call: &ToolCall) -> Option<&'t ApprovalGate> {
+    call.checked_arguments().ok()?;
+    agent.tools.iter().find(|tool| tool.definition.name == call.name)?.approval.as_ref()
 }
 
 /// One model answer, its stream forwarded to the observer.
@@ -412,12 +589,13 @@ async fn ask(
 }
 
 /// Runs one tool call wherever it is served; every failure is an error outcome the model
-/// reads, except a sub-agent's call that needs approval, which stops the whole run.
+/// reads, except a sub-agent's call that waits for approval, which stops the whole run.
+/// `resumed`: the call was in flight before this run, so a sub-agent carries on its steps.
 async fn call_tool<S: ToolServers>(
     agent: &PreparedAgent,
-    servers: &S,
+    run: &Run<'_, S>,
     call: &ToolCall,
-    limits: Limits,
+    resumed: bool,
     observer: &mut dyn AgentObserver,
 ) -> Result<ToolOutcome, AgentError> {
     let arguments = match call.checked_arguments() {
@@ -432,7 +610,7 @@ async fn call_tool<S: ToolServers>(
         });
     };
     Ok(match &tool.route {
-        Route::Mcp(exposed) => servers.call(exposed, arguments).await,
+        Route::Mcp(exposed) => run.servers.call(exposed, arguments).await,
         Route::SubAgent(index) => {
             let Some(sub_agent) = agent.sub_agents.get(*index) else {
                 return Ok(ToolOutcome {
@@ -441,9 +619,10 @@ async fn call_tool<S: ToolServers>(
                 });
             };
             let message = sub_agent_message(arguments);
-            match converse(sub_agent, servers, Vec::new(), message, limits, observer).await {
+            let so_far = if resumed { run.past.unfinished(&sub_agent.name, Entry::Call(&call.id)) } else { None };
+            match talk(sub_agent, run, Vec::new(), message, Some(&call.id), so_far, observer).await {
                 Ok(answer) => ToolOutcome { content: answer.text, is_error: false },
-                Err(error @ AgentError::ApprovalRequired { .. }) => return Err(error),
+                Err(error @ AgentError::AwaitingApproval { .. }) => return Err(error),
                 Err(error) => ToolOutcome { content: format!("the sub-agent failed: {error}"), is_error: true },
             }
         }
@@ -474,7 +653,9 @@ pub fn messages_from_events<'e>(events: impl IntoIterator<Item = &'e AgentEvent>
     let mut messages = Vec::new();
     for event in events {
         match event {
-            AgentEvent::UserMessage { agent: who, text } if who == agent => messages.push(Message::user(text.clone())),
+            AgentEvent::UserMessage { agent: who, text, .. } if who == agent => {
+                messages.push(Message::user(text.clone()));
+            }
             AgentEvent::AssistantMessage { agent: who, text, tool_calls, .. } if who == agent => {
                 messages.push(Message::Assistant {
                     text: text.clone(),
@@ -606,7 +787,7 @@ mod tests {
         .await;
         let lead = agent("lead", &server, Vec::new(), Vec::new());
         let mut events = Vec::new();
-        let limits = Limits { max_steps: 2 };
+        let limits = Limits { max_steps: 2, ..Limits::default() };
         let error = converse(&lead, &(), Vec::new(), "Go.".to_owned(), limits, &mut events).await.unwrap_err();
         assert!(matches!(error, AgentError::StepLimit { limit: 2, .. }), "{error}");
         assert!(error.hint().unwrap().contains("--max-steps"));

@@ -20,6 +20,7 @@ pub mod mcp;
 pub mod prepare;
 pub mod provider;
 pub mod resources;
+pub mod resume;
 pub mod session;
 // A scripted LLM server for the unit tests; test code, so it lives with the integration tests.
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::resources::Resources;
 use crate::backend::{BackendError, address};
 use crate::model::{
     AgentSpec, AnyResource, Declarations, Environment, Kind, McpServerSpec, ModelConfig, ResourceRef, SkillSpec,
+    ToolApproval,
 };
 
 /// How deep sub-agents may nest (an agent that names itself as its sub-agent stops here).
@@ -204,6 +205,12 @@ async fn mcp_configs<R: Resources>(
         if let Some(server) = used.get(&usage.mcp_server_ref.name) {
             configs.push(McpServerConfig::from_usage(usage, server)?);
         }
+    }
+    // The agent-wide mode over the usages' lists: an empty list gates every tool.
+    match spec.tool_approval.unwrap_or_default() {
+        ToolApproval::Listed => {}
+        ToolApproval::Always => configs.iter_mut().for_each(|config| config.approvals = Some(Vec::new())),
+        ToolApproval::Never => configs.iter_mut().for_each(|config| config.approvals = None),
     }
     Ok(configs)
 }

@@ -42,7 +42,8 @@ pub enum SessionError {
 /// Opens session `name` for `agent` (the target's name, as its executions record it): creates
 /// it when it does not exist yet, and returns the agent's own steps in its completed executions,
 /// in order (what [`super::conversation::messages_from_events`] makes the conversation of). An execution that was
-/// claimed again ran its turn again: only its last attempt counts.
+/// claimed again after its worker died ran its turn again from its last park: only the steps
+/// that count do (see [`crate::backend::approval::effective`]).
 ///
 /// # Errors
 /// The name is invalid, the session belongs to another agent, or the backend failed.
@@ -84,11 +85,10 @@ pub async fn open<B: Backend>(
             continue;
         }
         let events = backend.execution_events(&record.id, 0, None).await?;
-        let last_attempt = events.iter().rposition(|(_, event)| event["event"] == "claimed").map_or(0, |at| at + 1);
         steps.extend(
-            events[last_attempt..]
-                .iter()
-                .filter_map(|(_, event)| serde_json::from_value::<AgentEvent>(event.clone()).ok())
+            crate::backend::approval::effective(&events)
+                .into_iter()
+                .filter_map(|event| serde_json::from_value::<AgentEvent>(event.clone()).ok())
                 .filter(|event| event.agent() == agent),
         );
     }

@@ -14,7 +14,8 @@ use sqlx::{PgExecutor, Row as _};
 
 use super::{PgStorage, database_error, from_ns, from_text, to_i64, to_ns, to_text, to_u64};
 use crate::backend::storage::{
-    Claimed, EventEffects, Fence, Finish, Fire, claim_record, claimable, fenced, no_execution,
+    Claimed, EventEffects, Fence, Finish, Fire, claim_record, claimable, fenced, history_moved, no_execution,
+    not_parked,
 };
 use crate::backend::{
     BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord, ExecutionStatus, Lease,
@@ -420,6 +421,95 @@ impl PgStorage {
             Some(_) => Ok(()),
             None => Err(self.refused(id, fence).await),
         }
+    }
+
+    pub(super) async fn park(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        until: Option<Timestamp>,
+        last: &[Box<RawValue>],
+    ) -> Result<(), BackendError> {
+        let bodies: Vec<String> = last.iter().map(|event| event.get().to_owned()).collect();
+        // No worker holds it from here: a lease of none, lapsing at `until`, or no lease at all.
+        let row = sqlx::query(concat!(
+            "WITH e AS ( \
+                 UPDATE stigmer.executions SET status = 'waiting', \
+                     lease_worker = CASE WHEN $6::bigint IS NULL THEN NULL ELSE $7 END, \
+                     lease_token = CASE WHEN $6::bigint IS NULL THEN NULL ELSE '' END, \
+                     lease_epoch = CASE WHEN $6::bigint IS NULL THEN NULL ELSE lease_epoch END, \
+                     lease_expires_ns = $6, \
+                     last_event = last_event + $3 \
+                 WHERE org = $1 AND id = $2 AND lease_epoch = $4 AND lease_token = $5 AND status IN ",
+            live!(),
+            " \
+                 RETURNING last_event \
+             ), added AS ( \
+                 INSERT INTO stigmer.execution_events (org, id, sequence, body) \
+                 SELECT $1, $2, e.last_event - $3 + v.n, v.b FROM e, unnest($8::text[]) WITH ORDINALITY AS v(b, n) \
+             ) \
+             SELECT last_event FROM e"
+        ))
+        .bind(&self.org)
+        .bind(id)
+        .bind(i64::try_from(bodies.len()).unwrap_or(i64::MAX))
+        .bind(to_i64(fence.0))
+        .bind(fence.1)
+        .bind(until.map(to_ns).transpose()?)
+        .bind(crate::backend::approval::PARKED)
+        .bind(bodies)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(database_error)?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(self.refused(id, Some(fence)).await),
+        }
+    }
+
+    pub(super) async fn decide(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[Box<RawValue>],
+        audit: &[crate::backend::AuditEntry],
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        let mut txn = self.pool().begin().await.map_err(database_error)?;
+        let row = sqlx::query(concat!(
+            "SELECT e.last_event, ",
+            record_columns!(),
+            " FROM stigmer.executions e WHERE e.org = $1 AND e.id = $2 FOR UPDATE OF e"
+        ))
+        .bind(&self.org)
+        .bind(id)
+        .fetch_optional(&mut *txn)
+        .await
+        .map_err(database_error)?;
+        let Some(row) = row else { return Err(no_execution(id)) };
+        let record = record_from(&row)?;
+        if !crate::backend::approval::is_parked(&record) {
+            return Err(not_parked(&record));
+        }
+        let last = to_u64(row.try_get("last_event").map_err(database_error)?);
+        if last != after {
+            return Err(history_moved(id, after, last));
+        }
+        append(&mut *txn, &self.org, id, None, events).await?;
+        if requeue {
+            sqlx::query(
+                "UPDATE stigmer.executions SET status = 'pending', queued = nextval('stigmer.queue_order'), \
+                     lease_worker = NULL, lease_token = NULL, lease_epoch = NULL, lease_expires_ns = NULL \
+                 WHERE org = $1 AND id = $2",
+            )
+            .bind(&self.org)
+            .bind(id)
+            .execute(&mut *txn)
+            .await
+            .map_err(database_error)?;
+        }
+        self.audit_entries(&mut txn, audit).await?;
+        txn.commit().await.map_err(database_error)
     }
 
     pub(super) async fn execution_record(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {

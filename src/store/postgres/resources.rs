@@ -413,20 +413,32 @@ impl PgStorage {
             actor: author.actor.to_owned(),
             apply_set: None,
             address: author.address.map(str::to_owned),
+            detail: None,
         };
-        sqlx::query(
-            "WITH counted AS ( \
-                 UPDATE stigmer.orgs SET commit_count = commit_count + 1, audit_sequence = audit_sequence + 1 \
-                 WHERE org = $1 RETURNING audit_sequence \
-             ) \
-             INSERT INTO stigmer.audit (org, sequence, at_ns, body) SELECT $1, audit_sequence, $2, $3 FROM counted",
-        )
-        .bind(&self.org)
-        .bind(to_ns(now)?)
-        .bind(to_text(&entry)?)
-        .execute(&mut **txn)
-        .await
-        .map_err(database_error)?;
+        self.audit_entries(txn, std::slice::from_ref(&entry)).await
+    }
+
+    /// Appends audit entries, each counted as a commit.
+    pub(super) async fn audit_entries(
+        &self,
+        txn: &mut Transaction<'_, Postgres>,
+        entries: &[AuditEntry],
+    ) -> Result<(), BackendError> {
+        for entry in entries {
+            sqlx::query(
+                "WITH counted AS ( \
+                     UPDATE stigmer.orgs SET commit_count = commit_count + 1, audit_sequence = audit_sequence + 1 \
+                     WHERE org = $1 RETURNING audit_sequence \
+                 ) \
+                 INSERT INTO stigmer.audit (org, sequence, at_ns, body) SELECT $1, audit_sequence, $2, $3 FROM counted",
+            )
+            .bind(&self.org)
+            .bind(to_ns(entry.at)?)
+            .bind(to_text(entry)?)
+            .execute(&mut **txn)
+            .await
+            .map_err(database_error)?;
+        }
         Ok(())
     }
 }

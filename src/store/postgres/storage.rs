@@ -138,6 +138,27 @@ impl Storage for PgStorage {
         self.finish(id, fence, finish, now).await
     }
 
+    async fn park_execution(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        until: Option<Timestamp>,
+        last: &[Box<RawValue>],
+    ) -> Result<(), BackendError> {
+        self.park(id, fence, until, last).await
+    }
+
+    async fn decide_execution(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[Box<RawValue>],
+        audit: &[AuditEntry],
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        self.decide(id, after, events, audit, requeue).await
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         self.execution_record(id).await
     }

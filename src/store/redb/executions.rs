@@ -18,7 +18,10 @@ use super::tables::{
     EXECUTION_DEFINITIONS, EXECUTION_EVENTS, EXECUTION_LEASES, EXECUTION_QUEUE, EXECUTION_SECRETS, EXECUTIONS, META,
     QUEUE_SEQUENCE_KEY, WORKERS,
 };
-use crate::backend::storage::{Claimed, Fence, Finish, claim_record, claimable, expiry, fenced, no_execution};
+use crate::backend::storage::{
+    Claimed, Fence, Finish, claim_record, claimable, expiry, fenced, history_moved, no_execution, not_parked,
+    parked_lease,
+};
 use crate::backend::{
     BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord, ExecutionStatus, WorkerInfo,
 };
@@ -299,6 +302,96 @@ impl Store {
             table.insert(id, self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
         }
         self.commit_execution_write(txn)
+    }
+
+    /// Parks a running execution under `fence`: see [`crate::backend::Storage::park_execution`].
+    pub fn park_execution(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        until: Option<Timestamp>,
+        last: &[Box<serde_json::value::RawValue>],
+    ) -> Result<(), BackendError> {
+        let txn = self.begin_write()?;
+        if !last.is_empty() {
+            self.append_in(&txn, id, Some(fence), last)?;
+        }
+        {
+            let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+            let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
+                Some(value) => self.decode(value.value())?,
+                None => return Err(no_execution(id)),
+            };
+            fenced(&record, Some(fence))?;
+            let mut leases = txn.open_table(EXECUTION_LEASES).map_err(|e| self.engine(e))?;
+            if let Some(lease) = record.lease.take() {
+                leases.remove((millis(lease.expires_at), id)).map_err(|e| self.engine(e))?;
+            }
+            record.lease = parked_lease(fence.0, until);
+            if let Some(lease) = &record.lease {
+                leases.insert((millis(lease.expires_at), id), lease.epoch).map_err(|e| self.engine(e))?;
+            }
+            record.status = ExecutionStatus::Waiting;
+            table.insert(id, self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        self.commit_execution_write(txn)
+    }
+
+    /// Appends decisions to a parked execution: see
+    /// [`crate::backend::Storage::decide_execution`].
+    pub fn decide_execution(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[Box<serde_json::value::RawValue>],
+        audit: &[crate::backend::AuditEntry],
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        let txn = self.begin_write()?;
+        {
+            let table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+            let mut record: ExecutionRecord = match table.get(id).map_err(|e| self.engine(e))? {
+                Some(value) => self.decode(value.value())?,
+                None => return Err(no_execution(id)),
+            };
+            if !crate::backend::approval::is_parked(&record) {
+                return Err(not_parked(&record));
+            }
+            drop(table);
+            let last = self.append_in(&txn, id, None, &[])?;
+            if last != after {
+                return Err(history_moved(id, after, last));
+            }
+            self.append_in(&txn, id, None, events)?;
+            if requeue {
+                if let Some(lease) = record.lease.take() {
+                    let mut leases = txn.open_table(EXECUTION_LEASES).map_err(|e| self.engine(e))?;
+                    leases.remove((millis(lease.expires_at), id)).map_err(|e| self.engine(e))?;
+                }
+                record.status = ExecutionStatus::Pending;
+                self.enqueue(&txn, &record.queue, id)?;
+                let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+                table.insert(id, self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+            }
+            self.audit_in(&txn, audit)?;
+        }
+        self.commit_execution_write(txn)
+    }
+
+    /// Appends audit entries and counts the commit, in the caller's transaction.
+    fn audit_in(&self, txn: &WriteTransaction, entries: &[crate::backend::AuditEntry]) -> Result<(), BackendError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut audit = txn.open_table(super::tables::AUDIT).map_err(|e| self.engine(e))?;
+        let mut sequence = audit.last().map_err(|e| self.engine(e))?.map_or(0, |(key, _)| key.value());
+        for entry in entries {
+            sequence += 1;
+            audit.insert(sequence, self.encode(entry)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
+        self.count_commit(&mut meta)?;
+        Ok(())
     }
 
     /// Records that a worker is alive, as it describes itself.

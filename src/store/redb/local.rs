@@ -295,6 +295,29 @@ impl Storage for RedbStorage {
         .await
     }
 
+    async fn park_execution(
+        &self,
+        id: &str,
+        fence: Fence<'_>,
+        until: Option<Timestamp>,
+        last: &[Box<RawValue>],
+    ) -> Result<(), BackendError> {
+        let (id, (epoch, token), last) = (id.to_owned(), (fence.0, fence.1.to_owned()), last.to_vec());
+        self.writing(move |store| store.park_execution(&id, (epoch, &token), until, &last)).await
+    }
+
+    async fn decide_execution(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[Box<RawValue>],
+        audit: &[AuditEntry],
+        requeue: bool,
+    ) -> Result<(), BackendError> {
+        let (id, events, audit) = (id.to_owned(), events.to_vec(), audit.to_vec());
+        self.writing(move |store| store.decide_execution(&id, after, &events, &audit, requeue)).await
+    }
+
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, BackendError> {
         let id = id.to_owned();
         self.reading(move |store| store.execution(&id)).await

@@ -184,6 +184,7 @@ impl Store {
             actor: author.actor.to_owned(),
             apply_set: None,
             address: author.address.map(str::to_owned),
+            detail: None,
         };
         audit.insert(sequence, self.encode(&entry)?.as_slice()).map_err(|e| self.engine(e))?;
         let mut meta = txn.open_table(META).map_err(|e| self.engine(e))?;
