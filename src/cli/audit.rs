@@ -54,7 +54,7 @@ pub async fn run(ctx: &CommandContext, args: &AuditArgs) -> Result<(), CommandEr
     ctx.out(&output::list(format, &entries, table, |e| e.target.clone())?)
 }
 
-fn since(text: &str) -> Result<jiff::Timestamp, CommandError> {
+pub(super) fn since(text: &str) -> Result<jiff::Timestamp, CommandError> {
     if let Ok(at) = text.parse::<jiff::Timestamp>() {
         return Ok(at);
     }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::runner::agent::usage::Prices;
 use serde::{Deserialize, Serialize};
 
 use super::CommandError;
@@ -52,7 +53,7 @@ impl Context {
 }
 
 /// The configuration file's contents.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     /// The context commands use when neither `--context` nor the environment names one.
@@ -61,6 +62,10 @@ pub struct Config {
     /// Every saved context (the local one is implicit).
     #[serde(default)]
     pub contexts: Vec<Context>,
+    /// What each model costs per million tokens (`{input, output, cached}`), for the cost
+    /// `usage` and `execution get` show and for agents' `maxCost`.
+    #[serde(default, alias = "model_prices", skip_serializing_if = "Prices::is_empty")]
+    pub model_prices: Prices,
 }
 
 impl Config {

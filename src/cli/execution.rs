@@ -224,12 +224,27 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
             if output::is_empty_table(output.output, &records) {
                 return ctx.err("No executions found.\n");
             }
+            // Wide shows what each agent execution spent (read from its history).
+            let mut spending = Vec::new();
+            if output.output == OutputFormat::Wide {
+                let prices = super::config::Config::load(&ctx.settings.home)?.model_prices;
+                for record in &records {
+                    let spent = if crate::worker::agent::is_agent(&record.target) {
+                        let spent = super::usage::spent(&backend, record).await?;
+                        let cost = (!prices.is_empty()).then(|| format!("{:.4}", prices.cost(&spent).amount));
+                        (spent.total().total().to_string(), cost.unwrap_or_else(|| "-".to_owned()))
+                    } else {
+                        ("-".to_owned(), "-".to_owned())
+                    };
+                    spending.push(spent);
+                }
+            }
             let table = |wide: bool| {
                 let mut header = vec!["ID", "TARGET", "STATUS", "STARTED", "FINISHED"];
                 if wide {
-                    header.extend(["ACTOR", "DURATION", "ERROR"]);
+                    header.extend(["ACTOR", "DURATION", "TOKENS", "COST", "ERROR"]);
                 }
-                let rows = records.iter().map(|r| {
+                let rows = records.iter().enumerate().map(|(i, r)| {
                     let mut row = vec![
                         r.id.clone(),
                         r.target.clone(),
@@ -240,6 +255,8 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
                     if wide {
                         row.push(r.actor.clone());
                         row.push(r.finished_at.map_or_else(|| "-".to_owned(), |end| duration(r.started_at, end)));
+                        let (tokens, cost) = spending.get(i).cloned().unwrap_or_default();
+                        row.extend([tokens, cost]);
                         let error = r.error.as_ref().and_then(|e| e.get("title").or_else(|| e.get("type")));
                         row.push(error.and_then(Value::as_str).unwrap_or("-").to_owned());
                     }
@@ -251,7 +268,13 @@ pub async fn run(ctx: &CommandContext, args: &ExecutionArgs) -> Result<(), Comma
         }
         ExecutionCommand::Get { id, output } => {
             let record = get(&backend, id).await?;
-            ctx.out(&output::one(output.output, &record, |_| describe(&record), |r| r.id.clone())?)
+            let mut text = describe(&record);
+            if crate::worker::agent::is_agent(&record.target) {
+                let prices = super::config::Config::load(&ctx.settings.home)?.model_prices;
+                let spent = super::usage::spent(&backend, &record).await?;
+                let _ = writeln!(text, "Usage:     {}", super::usage::line(&spent, &prices));
+            }
+            ctx.out(&output::one(output.output, &record, |_| text.clone(), |r| r.id.clone())?)
         }
         ExecutionCommand::Resume { id, env, secret, output } => {
             let record = get(&backend, id).await?;

@@ -36,6 +36,7 @@ mod secret;
 mod server;
 mod settings;
 mod ui;
+mod usage;
 mod validate;
 mod watch;
 mod whoami;
@@ -110,6 +111,7 @@ pub enum Command {
     Context(context::ContextArgs),
     Whoami(whoami::WhoamiArgs),
     Audit(audit::AuditArgs),
+    Usage(usage::UsageArgs),
     Workflow(workflow::WorkflowArgs),
     Execution(execution::ExecutionArgs),
     Worker(worker::WorkerArgs),
@@ -159,6 +161,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Context(args) => context::run(ctx, args).await,
         Command::Whoami(args) => whoami::run(ctx, args).await,
         Command::Audit(args) => audit::run(ctx, args).await,
+        Command::Usage(args) => usage::run(ctx, args).await,
         Command::Workflow(args) => workflow::run(ctx, args).await,
         Command::Execution(args) => execution::run(ctx, args).await,
         Command::Worker(args) => worker::run(ctx, args).await,

@@ -93,7 +93,7 @@ async fn work(ctx: &CommandContext, args: &WorkerArgs) -> Result<(), CommandErro
         },
     };
     let id = format!("{}-{}", pool::host(), std::process::id());
-    let config = pool_config(id.clone(), args.queues.clone(), args.concurrency, args.lease, &ctx.settings.home);
+    let config = pool_config(id.clone(), args.queues.clone(), args.concurrency, args.lease, &ctx.settings.home)?;
     ctx.err(&format!(
         "stigmer worker {id} serving queue{} {} of {} ({} at once)\n",
         if args.queues.len() == 1 { "" } else { "s" },
@@ -116,8 +116,14 @@ async fn work(ctx: &CommandContext, args: &WorkerArgs) -> Result<(), CommandErro
 }
 
 /// How a pool of `workers` slots works, with workspaces under the stigmer home.
-pub(super) fn pool_config(id: String, queues: Vec<String>, workers: u32, lease: Duration, home: &Path) -> WorkerConfig {
-    WorkerConfig {
+pub(super) fn pool_config(
+    id: String,
+    queues: Vec<String>,
+    workers: u32,
+    lease: Duration,
+    home: &Path,
+) -> Result<WorkerConfig, CommandError> {
+    Ok(WorkerConfig {
         id,
         queues,
         concurrency: workers,
@@ -125,7 +131,8 @@ pub(super) fn pool_config(id: String, queues: Vec<String>, workers: u32, lease: 
         // Well inside the server's longest wait, so an idle worker asks again at once.
         wait: Duration::from_secs(20),
         workspaces: home.join("workspaces"),
-    }
+        prices: super::config::Config::load(home)?.model_prices,
+    })
 }
 
 /// Logs what a pool reports: one line per execution claimed and ended.

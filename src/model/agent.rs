@@ -55,6 +55,33 @@ pub struct AgentSpec {
     /// (`PT15M`); forever when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout: Option<String>,
+    /// Most model answers a run may take, its sub-agents' included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u64>,
+    /// Most tokens (input and output) a run may spend, its sub-agents' included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Most a run may cost under the price table (`model_prices` in the runner's
+    /// `config.yaml`); a run of a model with no price is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+    /// Longest a run may take, as an ISO 8601 duration (`PT10M`); waiting for a person is not
+    /// counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
+}
+
+/// The limits of one run, from its agent (or instance): unset ones do not apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunLimits {
+    /// Most model answers, sub-agents' included.
+    pub max_turns: Option<u64>,
+    /// Most tokens (input and output), sub-agents' included.
+    pub max_tokens: Option<u64>,
+    /// Most cost, under the price table.
+    pub max_cost: Option<f64>,
+    /// Longest the run may take (waiting for a person not counted).
+    pub max_duration: Option<std::time::Duration>,
 }
 
 /// Which tool calls of an agent need a person's approval.
@@ -75,6 +102,17 @@ impl AgentSpec {
     #[must_use]
     pub fn approval_timeout(&self) -> Option<std::time::Duration> {
         self.approval_timeout.as_deref().and_then(|text| super::dsl::duration::iso8601(text).ok())
+    }
+
+    /// The run limits it sets.
+    #[must_use]
+    pub fn run_limits(&self) -> RunLimits {
+        RunLimits {
+            max_turns: self.max_turns,
+            max_tokens: self.max_tokens,
+            max_cost: self.max_cost,
+            max_duration: self.max_duration.as_deref().and_then(|text| super::dsl::duration::iso8601(text).ok()),
+        }
     }
 }
 

@@ -49,8 +49,8 @@ pub mod skill;
 pub mod workflow;
 
 pub use agent::{
-    Agent, AgentSpec, McpServerDefinition, McpServerUsage, ModelConfig, SubAgent, ToolApproval, ToolApprovalOverride,
-    ToolSelection,
+    Agent, AgentSpec, McpServerDefinition, McpServerUsage, ModelConfig, RunLimits, SubAgent, ToolApproval,
+    ToolApprovalOverride, ToolSelection,
 };
 pub use environment::{Declaration, Declarations, Environment, EnvironmentSpec, EnvironmentValue, VariableSpec};
 pub use instance::{AgentInstance, AgentInstanceSpec, WorkflowInstance, WorkflowInstanceSpec};

@@ -230,13 +230,26 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                     ));
                 }
             }
-            if let Some(timeout) = &agent.spec.approval_timeout
-                && let Err(why) = crate::model::dsl::duration::iso8601(timeout)
+            let durations =
+                [("approvalTimeout", &agent.spec.approval_timeout), ("maxDuration", &agent.spec.max_duration)];
+            for (field, text) in durations {
+                if let Some(text) = text
+                    && let Err(why) = crate::model::dsl::duration::iso8601(text)
+                {
+                    out.push((
+                        format!("/spec/{field}"),
+                        format!("{address}: {field} {why}"),
+                        "write it as an ISO 8601 duration, like PT15M or PT1H".to_owned(),
+                    ));
+                }
+            }
+            if let Some(cost) = agent.spec.max_cost
+                && !(cost.is_finite() && cost > 0.0)
             {
                 out.push((
-                    "/spec/approvalTimeout".to_owned(),
-                    format!("{address}: approvalTimeout {why}"),
-                    "write it as an ISO 8601 duration, like PT15M or PT1H".to_owned(),
+                    "/spec/maxCost".to_owned(),
+                    format!("{address}: maxCost must be a positive number, not {cost}"),
+                    "give the most a run may cost, in the currency of model_prices".to_owned(),
                 ));
             }
             let available = agent.spec.mcp_server_names();

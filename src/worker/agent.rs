@@ -20,6 +20,7 @@ use crate::runner::agent::launch::{self, Launched};
 use crate::runner::agent::prepare;
 use crate::runner::agent::provider::StreamEvent;
 use crate::runner::agent::resume::Past;
+use crate::runner::agent::usage::Prices;
 use crate::runner::environment::{self, Overrides};
 use crate::runner::workflow::record::EventSink;
 use crate::secrets::Redactor;
@@ -108,12 +109,18 @@ pub async fn prepare<B: Backend>(
 pub async fn run<B: Backend>(
     backend: &B,
     prepared: PreparedAgent,
+    prices: &Prices,
     observer: &mut dyn AgentObserver,
     stop: impl Future<Output = ()>,
 ) -> Outcome<Result<Answer, AgentError>> {
     let PreparedAgent { held, run, message, launched, redactor, past } = prepared;
     let history = conversation::messages_from_events(&run.history, &launched.agent.name);
-    let limits = Limits { max_steps: run.max_steps, approval_timeout: run.agent.approval_timeout() };
+    let limits = Limits {
+        max_steps: run.max_steps,
+        approval_timeout: run.agent.approval_timeout(),
+        run: run.agent.run_limits(),
+        prices: prices.clone(),
+    };
     let work = |sink| {
         let (agent, toolset, past) = (&launched.agent, &launched.toolset, &past);
         async move {

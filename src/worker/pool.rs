@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub wait: Duration,
     /// Where `call: agent` tasks get their workspaces.
     pub workspaces: PathBuf,
+    /// What each model costs, for agents' `maxCost`.
+    pub prices: crate::runner::agent::usage::Prices,
 }
 
 impl WorkerConfig {
@@ -232,7 +234,9 @@ async fn execute<B: Backend + Clone + 'static>(
     let ran = if super::agent::is_agent(&claim.record.target) {
         match super::agent::prepare(backend, claim.clone(), extra, config.lease, &config.workspaces).await {
             Ok(prepared) => {
-                let outcome = Box::pin(super::agent::run(backend, prepared, &mut (), std::future::pending())).await;
+                let outcome =
+                    Box::pin(super::agent::run(backend, prepared, &config.prices, &mut (), std::future::pending()))
+                        .await;
                 Ok((outcome.ended.status(), outcome.ended.lost().map(str::to_owned), outcome.recorded))
             }
             Err(why) => Err(why),

@@ -360,7 +360,9 @@ pub(crate) fn openai_chunk(model: &str, delta: &Value, finish_reason: Option<&st
     format!("data: {chunk}\n\n")
 }
 
-/// The usage chunk (`choices: []`) sent when `stream_options.include_usage` is set.
+/// The usage chunk (`choices: []`) sent when `stream_options.include_usage` is set. A quarter
+/// of the prompt is reported as read from the provider's cache, as OpenAI reports a reused
+/// prefix.
 pub(crate) fn openai_usage(model: &str, input: u64, output: u64) -> String {
     let chunk = json!({
         "id": "chatcmpl-7",
@@ -368,7 +370,12 @@ pub(crate) fn openai_usage(model: &str, input: u64, output: u64) -> String {
         "created": 1_735_000_000,
         "model": model,
         "choices": [],
-        "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output },
+        "usage": {
+            "prompt_tokens": input,
+            "completion_tokens": output,
+            "total_tokens": input + output,
+            "prompt_tokens_details": { "cached_tokens": input / 4 },
+        },
     });
     format!("data: {chunk}\n\n")
 }

@@ -526,6 +526,10 @@ pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedS
                 env,
                 tool_approval: None,
                 approval_timeout: None,
+                max_turns: None,
+                max_tokens: None,
+                max_cost: None,
+                max_duration: None,
             };
             let available: Vec<String> = spec.mcp_server_names().into_iter().map(str::to_owned).collect();
             let sub_agents = prop::collection::vec(sub_agent(available, earlier_agents.clone(), &skills), 0..3)

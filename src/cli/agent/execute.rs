@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::super::approval::{self, AfterPark};
 use super::super::common;
+use super::super::config::Config;
 use super::super::help;
 use super::super::placement::{self, Placement};
 use super::super::render::Style;
@@ -118,6 +119,7 @@ pub(in super::super) async fn run_here(
 ) -> Result<(), CommandError> {
     let started = Instant::now();
     let workspaces = ctx.settings.home.join("workspaces");
+    let prices = Config::load(&ctx.settings.home)?.model_prices;
     let mut terminal: Option<Terminal<'_>> = None;
     // Each pass runs until the end, or until a tool call waits on a person: then this process
     // waits for the decision (asking for it on a terminal) and runs the execution on.
@@ -139,7 +141,7 @@ pub(in super::super) async fn run_here(
         let shown =
             terminal.get_or_insert_with(|| Terminal::new(ctx, output, redactor.clone(), (prepared.agent(), id), false));
         let (session, model) = (prepared.session().to_owned(), prepared.model().to_owned());
-        let outcome = Box::pin(worker::agent::run(backend, prepared, shown, common::shutdown())).await;
+        let outcome = Box::pin(worker::agent::run(backend, prepared, &prices, shown, common::shutdown())).await;
         if let Err(error) = outcome.recorded {
             return Err(
                 CommandError::from(error).hint(format!("the run finished, but its log is incomplete (execution {id})"))

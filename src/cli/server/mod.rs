@@ -279,17 +279,17 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandErr
         );
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pool = super::worker::pool_config(
+        format!("server-{}-{}", crate::worker::pool::host(), std::process::id()),
+        args.queues.clone(),
+        args.workers,
+        args.lease,
+        &ctx.settings.home,
+    )?;
     let workers = (args.workers > 0).then(|| {
-        let config = super::worker::pool_config(
-            format!("server-{}-{}", crate::worker::pool::host(), std::process::id()),
-            args.queues.clone(),
-            args.workers,
-            args.lease,
-            &ctx.settings.home,
-        );
         let source = Arc::new(crate::worker::pool::Orgs(service.clone()));
         let mut stopped = stopped.clone();
-        tokio::spawn(crate::worker::pool::serve(source, config, Arc::new(super::worker::log), async move {
+        tokio::spawn(crate::worker::pool::serve(source, pool, Arc::new(super::worker::log), async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }))
     });

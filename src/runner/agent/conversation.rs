@@ -29,7 +29,9 @@ use super::provider::{
     StreamSink, ToolCall, ToolDefinition, ToolResult, Usage,
 };
 use super::resume::{Asked, Entry, Past};
+use super::usage::{Budget, LimitExceeded, Prices};
 use crate::backend::approval::{ApprovalDecision, ApprovalRequest};
+use crate::model::RunLimits;
 
 /// How many steps an agent takes at most unless told otherwise.
 pub const DEFAULT_MAX_STEPS: u32 = 25;
@@ -185,6 +187,9 @@ pub enum AgentEvent {
         input_tokens: u64,
         /// Tokens written.
         output_tokens: u64,
+        /// Tokens of the prompt read from the provider's cache (a part of `input_tokens`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        cached_tokens: u64,
     },
     /// A tool call's result.
     ToolResult {
@@ -285,6 +290,15 @@ pub enum AgentError {
         /// The earliest deadline of the requests, after which they are rejected.
         until: Option<Timestamp>,
     },
+    /// The run reached one of its limits (`maxTurns`, `maxTokens`, `maxCost`, `maxDuration`).
+    #[error("agent `{agent}`: {source}")]
+    Limit {
+        /// The agent that was stopped.
+        agent: String,
+        /// Which limit.
+        #[source]
+        source: LimitExceeded,
+    },
     /// The model kept calling tools.
     #[error("agent `{agent}` reached its limit of {limit} steps without a final answer")]
     StepLimit {
@@ -302,6 +316,12 @@ impl AgentError {
             Self::Provider { source, .. } => source.hint(),
             Self::StepLimit { .. } => {
                 Some("raise it with --max-steps, or make the instructions say when to stop".to_owned())
+            }
+            Self::Limit { source: LimitExceeded::Unpriced { model }, .. } => Some(format!(
+                "give {model} a price under model_prices in the runner's config.yaml, or drop maxCost"
+            )),
+            Self::Limit { .. } => {
+                Some("raise the limit in the agent's spec, or make the instructions say when to stop".to_owned())
             }
             Self::AwaitingApproval { .. } => Some(
                 "approve or reject with `stigmer execution approve|reject`; a workflow's `call: agent` cannot wait for a person: set requiresApproval: false in the usage's toolApprovalOverrides there".to_owned(),
@@ -323,18 +343,32 @@ pub struct Answer {
 }
 
 /// The limits of a run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Most model answers per agent.
     pub max_steps: u32,
     /// How long a call waits for a person's approval before it is rejected; forever when `None`.
     pub approval_timeout: Option<Duration>,
+    /// The agent's run limits, over all of its sub-agents.
+    pub run: RunLimits,
+    /// What each model costs, for `maxCost`.
+    pub prices: Prices,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_steps: DEFAULT_MAX_STEPS, approval_timeout: None }
+        Self {
+            max_steps: DEFAULT_MAX_STEPS,
+            approval_timeout: None,
+            run: RunLimits::default(),
+            prices: Prices::default(),
+        }
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if takes a reference")]
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -372,7 +406,8 @@ pub fn resume<'a, S: ToolServers>(
     observer: &'a mut dyn AgentObserver,
 ) -> BoxFuture<'a, Result<Answer, AgentError>> {
     Box::pin(async move {
-        let run = Run { servers, limits, past };
+        let budget = Budget::new(limits.run, limits.prices.clone());
+        let run = Run { servers, limits, past, budget };
         let so_far = past.unfinished(&agent.name, Entry::Root);
         talk(agent, &run, history, message, None, so_far, observer).await
     })
@@ -383,6 +418,8 @@ struct Run<'a, S> {
     servers: &'a S,
     limits: Limits,
     past: &'a Past,
+    /// What the run spent, against its limits.
+    budget: Budget,
 }
 
 /// One agent's conversation: `so_far` holds its steps when it resumes; `call` is the
@@ -419,10 +456,19 @@ fn talk<'a, S: ToolServers>(
             Some(steps) => {
                 request.messages.extend(messages_from_events(steps.iter().copied(), &agent.name));
                 for step_so_far in steps {
-                    if let AgentEvent::AssistantMessage { input_tokens, output_tokens, .. } = step_so_far {
+                    if let AgentEvent::AssistantMessage { model, input_tokens, output_tokens, cached_tokens, .. } =
+                        step_so_far
+                    {
                         step += 1;
+                        let spent = Usage {
+                            input_tokens: *input_tokens,
+                            output_tokens: *output_tokens,
+                            cached_tokens: *cached_tokens,
+                        };
                         usage.input_tokens += input_tokens;
                         usage.output_tokens += output_tokens;
+                        usage.cached_tokens += cached_tokens;
+                        run.budget.count(model, spent);
                     }
                 }
                 // The last answer's calls that have no result yet are still to be made.
@@ -454,10 +500,19 @@ fn talk<'a, S: ToolServers>(
             if step >= run.limits.max_steps {
                 return Err(AgentError::StepLimit { agent: agent.name.clone(), limit: run.limits.max_steps });
             }
+            let limit = |source| AgentError::Limit { agent: agent.name.clone(), source };
+            run.budget.check().map_err(limit)?;
             step += 1;
-            let completion = ask(agent, &request, observer).await?;
+            let completion = match run.budget.time_left() {
+                None => ask(agent, &request, observer).await?,
+                Some(left) => match tokio::time::timeout(left, ask(agent, &request, observer)).await {
+                    Ok(completion) => completion?,
+                    Err(_) => return Err(limit(run.budget.timed_out())),
+                },
+            };
             usage.input_tokens += completion.usage.input_tokens;
             usage.output_tokens += completion.usage.output_tokens;
+            usage.cached_tokens += completion.usage.cached_tokens;
             observer.event(&AgentEvent::AssistantMessage {
                 agent: agent.name.clone(),
                 step,
@@ -466,7 +521,10 @@ fn talk<'a, S: ToolServers>(
                 model: completion.model.clone(),
                 input_tokens: completion.usage.input_tokens,
                 output_tokens: completion.usage.output_tokens,
+                cached_tokens: completion.usage.cached_tokens,
             });
+            // Charged once recorded: the history keeps what was spent, even past a limit.
+            run.budget.charge(&completion.model, completion.usage).map_err(limit)?;
             request.messages.push(Message::assistant(&completion));
             if completion.tool_calls.is_empty() {
                 observer.event(&AgentEvent::Answer { agent: agent.name.clone(), text: completion.text.clone() });
@@ -743,7 +801,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.text, "The answer is 42.");
-        assert_eq!(answer.usage, Usage { input_tokens: 40, output_tokens: 11 });
+        assert_eq!(answer.usage, Usage { input_tokens: 40, output_tokens: 11, cached_tokens: 10 });
 
         let requests = server.requests();
         assert_eq!(requests.len(), 3);

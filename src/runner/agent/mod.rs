@@ -22,6 +22,7 @@ pub mod provider;
 pub mod resources;
 pub mod resume;
 pub mod session;
+pub mod usage;
 // A scripted LLM server for the unit tests; test code, so it lives with the integration tests.
 #[cfg(test)]
 #[path = "../../../tests/support/llm.rs"]

@@ -202,8 +202,11 @@ impl Decoder for EventDecoder<'_> {
                     model.clone_into(&mut self.model);
                 }
                 if let Some(usage) = message.get("usage") {
-                    self.usage =
-                        Usage { input_tokens: input_tokens(usage), output_tokens: tokens(usage, "output_tokens") };
+                    self.usage = Usage {
+                        input_tokens: input_tokens(usage),
+                        output_tokens: tokens(usage, "output_tokens"),
+                        cached_tokens: tokens(usage, "cache_read_input_tokens"),
+                    };
                 }
             }
             "content_block_start" => {
@@ -257,6 +260,7 @@ impl Decoder for EventDecoder<'_> {
                     }
                     if usage.get("input_tokens").is_some() {
                         self.usage.input_tokens = input_tokens(usage);
+                        self.usage.cached_tokens = tokens(usage, "cache_read_input_tokens");
                     }
                 }
             }

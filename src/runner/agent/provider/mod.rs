@@ -274,6 +274,8 @@ pub struct Usage {
     pub input_tokens: u64,
     /// Tokens of the answer.
     pub output_tokens: u64,
+    /// Tokens of the prompt the provider read from its cache (a part of `input_tokens`).
+    pub cached_tokens: u64,
 }
 
 /// Why the model stopped.

@@ -228,6 +228,10 @@ impl Decoder for ChunkDecoder<'_> {
             self.usage = Usage {
                 input_tokens: tokens(usage, "prompt_tokens"),
                 output_tokens: tokens(usage, "completion_tokens"),
+                cached_tokens: usage
+                    .pointer("/prompt_tokens_details/cached_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or_default(),
             };
         }
         // Only the first choice is asked for (no `n`), so only it is read.

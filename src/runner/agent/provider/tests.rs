@@ -126,7 +126,7 @@ async fn openai_text_arrives_in_deltas_in_order_and_as_the_final_text() {
     let completion = result.unwrap();
     assert_eq!(texts(&events), ["Hel", "lo, ", "wor", "ld!"]);
     assert_eq!(completion.text, "Hello, world!");
-    assert_eq!(completion.usage, Usage { input_tokens: 21, output_tokens: 5 });
+    assert_eq!(completion.usage, Usage { input_tokens: 21, output_tokens: 5, cached_tokens: 5 });
     assert_eq!(completion.stop_reason, StopReason::EndTurn);
     assert_eq!(completion.model, reported);
     assert!(completion.tool_calls.is_empty());
@@ -178,7 +178,7 @@ async fn openai_tool_call_split_across_fragments_is_assembled_with_parsed_argume
         [ToolCall::new("call_k3Xq", "get_weather", json!({ "city": "Paris", "days": 3 }))]
     );
     assert_eq!(completion.stop_reason, StopReason::ToolUse);
-    assert_eq!(completion.usage, Usage { input_tokens: 80, output_tokens: 22 });
+    assert_eq!(completion.usage, Usage { input_tokens: 80, output_tokens: 22, cached_tokens: 20 });
     assert_eq!(events, [StreamEvent::ToolCallStarted { id: "call_k3Xq".to_owned(), name: "get_weather".to_owned() }]);
     assert_eq!(server.only_request().header("authorization"), Some(format!("Bearer {KEY}").as_str()));
 }
@@ -311,7 +311,7 @@ async fn anthropic_text_arrives_in_deltas_with_usage_and_the_reported_model() {
     let completion = result.unwrap();
     assert_eq!(texts(&events), ["Hello", " from", " Claude."]);
     assert_eq!(completion.text, "Hello from Claude.");
-    assert_eq!(completion.usage, Usage { input_tokens: 25, output_tokens: 9 });
+    assert_eq!(completion.usage, Usage { input_tokens: 25, output_tokens: 9, cached_tokens: 0 });
     assert_eq!(completion.stop_reason, StopReason::EndTurn);
     assert_eq!(completion.model, reported);
 
@@ -353,7 +353,7 @@ async fn anthropic_two_tool_uses_from_input_json_deltas_are_assembled() {
         ]
     );
     assert_eq!(completion.stop_reason, StopReason::ToolUse);
-    assert_eq!(completion.usage, Usage { input_tokens: 310, output_tokens: 120 });
+    assert_eq!(completion.usage, Usage { input_tokens: 310, output_tokens: 120, cached_tokens: 0 });
     assert_eq!(
         events,
         [
