@@ -801,7 +801,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.text, "The answer is 42.");
-        assert_eq!(answer.usage, Usage { input_tokens: 40, output_tokens: 11, cached_tokens: 10 });
+        assert_eq!(answer.usage, Usage { input_tokens: 40, output_tokens: 11, cached_tokens: 9 });
 
         let requests = server.requests();
         assert_eq!(requests.len(), 3);
