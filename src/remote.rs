@@ -262,6 +262,21 @@ impl Backend for RemoteBackend {
         Ok(())
     }
 
+    async fn conditions(&self) -> Result<Vec<crate::backend::condition::Observed>, BackendError> {
+        let response = self.client.clone().conditions(v1::ConditionsRequest {}).await.map_err(|s| self.error(&s))?;
+        Ok(response.into_inner().observed_json.iter().map(|one| decode_json(one)).collect::<Result<_, _>>()?)
+    }
+
+    async fn conditions_record(&self, observed: Vec<crate::backend::condition::Observed>) -> Result<(), BackendError> {
+        let observed_json = observed
+            .iter()
+            .map(|one| serde_json::to_vec(one).map_err(|e| BackendError::Storage(format!("cannot encode: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = v1::ConditionsRecordRequest { observed_json };
+        self.client.clone().conditions_record(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
     async fn execution_park(
         &self,
         id: &str,

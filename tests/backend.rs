@@ -624,6 +624,35 @@ async fn a_parked_execution_waits_for_its_decisions<H: Harness>(h: &H) {
     assert_eq!(woken.record.id, timed);
 }
 
+/// Observed conditions are recorded apart from the resources (no version moves): one whose
+/// status holds keeps its transition time, one that changes gets a new one, and a type not
+/// observed again is kept.
+async fn conditions_are_recorded_and_keep_their_transition_time<H: Harness>(h: &H) {
+    use stigmer::backend::condition::{Condition, ConditionStatus, Observed};
+    let backend = &h.handle();
+    let version = backend.version().await.unwrap();
+    let mut ready = Condition::now("Ready", ConditionStatus::True, "Connected", "2 tools");
+    ready.last_transition_time = jiff::Timestamp::UNIX_EPOCH;
+    let reachable = Condition::now("Reachable", ConditionStatus::True, "Listed", "ok");
+    let first = Observed { address: "agent/a".into(), conditions: vec![ready, reachable] };
+    backend.conditions_record(vec![first]).await.unwrap();
+    assert_eq!(backend.version().await.unwrap(), version, "an observation is not a change");
+    let again = |status, reason: &str| Observed {
+        address: "agent/a".into(),
+        conditions: vec![Condition::now("Ready", status, reason, "")],
+    };
+    backend.conditions_record(vec![again(ConditionStatus::True, "Connected")]).await.unwrap();
+    let recorded = backend.conditions().await.unwrap();
+    let agent = recorded.iter().find(|o| o.address == "agent/a").unwrap();
+    assert_eq!(agent.condition("Ready").unwrap().last_transition_time, jiff::Timestamp::UNIX_EPOCH);
+    assert!(agent.condition("Reachable").is_some(), "not observed again: kept");
+    backend.conditions_record(vec![again(ConditionStatus::False, "StartFailed")]).await.unwrap();
+    let recorded = backend.conditions().await.unwrap();
+    let ready = recorded.iter().find(|o| o.address == "agent/a").unwrap().condition("Ready").unwrap().clone();
+    assert_eq!((ready.status, ready.reason.as_str()), (ConditionStatus::False, "StartFailed"));
+    assert_ne!(ready.last_transition_time, jiff::Timestamp::UNIX_EPOCH, "it changed: a new transition");
+}
+
 /// What a backend needs to be tested: handles on one store, as many as a scenario asks for.
 trait Harness: Sized {
     type B: Backend + Clone + Send + Sync + 'static;
@@ -723,6 +752,7 @@ macro_rules! suite {
             events_are_kept_once_and_checked,
             schedules_are_listed_and_paused,
             a_parked_execution_waits_for_its_decisions,
+            conditions_are_recorded_and_keep_their_transition_time,
         );
     };
     ($harness:ty: $($scenario:ident),* $(,)?) => {

@@ -136,9 +136,9 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused_untouched() {
     let migrate = || output(stigmer(home.path()), &["server", "migrate", "--store", &url]);
     let (ok, out, err) = migrate();
     assert!(ok, "{err}");
-    assert!(out.contains("migrated the stigmer schema from version 0 to 2"), "{out}");
+    assert!(out.contains("migrated the stigmer schema from version 0 to 3"), "{out}");
     let (ok, out, _) = migrate();
-    assert!(ok && out.contains("at version 2; nothing to do"), "{out}");
+    assert!(ok && out.contains("at version 3; nothing to do"), "{out}");
 
     postgres::sql(
         &url,
@@ -147,14 +147,14 @@ fn the_schema_is_migrated_once_and_a_newer_one_is_refused_untouched() {
     .unwrap();
     let (ok, _, err) = migrate();
     assert!(!ok);
-    assert!(err.contains("schema is at version 99") && err.contains("knows (2)"), "{err}");
+    assert!(err.contains("schema is at version 99") && err.contains("knows (3)"), "{err}");
     assert!(err.contains("hint: run a newer stigmer"), "{err}");
     let started = start_server(home.path(), &url);
     assert_eq!(started.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&started.stderr).contains("version 99"));
     let versions =
         postgres::query(&url, "SELECT version::text FROM stigmer.schema_migrations ORDER BY version").unwrap();
-    assert_eq!(versions, ["1", "2", "99"], "left as it was");
+    assert_eq!(versions, ["1", "2", "3", "99"], "left as it was");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 pub mod approval;
 pub mod batch;
+pub mod condition;
 mod error;
 pub mod events;
 pub mod execution;
@@ -119,6 +120,16 @@ pub trait Backend: Send + Sync {
         epoch: u64,
         until: Option<Timestamp>,
         last: Vec<Box<serde_json::value::RawValue>>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Every resource's observed conditions (see [`condition`]).
+    fn conditions(&self) -> impl Future<Output = Result<Vec<condition::Observed>, BackendError>> + Send;
+
+    /// Records resources' observed conditions: a condition whose status did not change keeps
+    /// its last transition time; types not observed again are kept.
+    fn conditions_record(
+        &self,
+        observed: Vec<condition::Observed>,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Records decisions on the calls a parked execution waits on, made by whoever this

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::condition::Observed;
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
     ExecutionStatus, Lease, ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
@@ -440,6 +441,12 @@ pub trait Storage: Clone + Send + Sync + 'static {
 
     /// Every worker that claimed work here, by id.
     fn workers(&self) -> impl Future<Output = Result<Vec<WorkerInfo>, BackendError>> + Send;
+
+    /// Every resource's observed conditions.
+    fn conditions(&self) -> impl Future<Output = Result<Vec<Observed>, BackendError>> + Send;
+
+    /// Records resources' observed conditions, replacing what each had.
+    fn put_conditions(&self, observed: Vec<Observed>) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Every scheduled workflow's state, by workflow name.
     fn schedule_states(&self) -> impl Future<Output = Result<Vec<(String, ScheduleState)>, BackendError>> + Send;

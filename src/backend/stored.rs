@@ -290,6 +290,23 @@ impl<S: Storage> Backend for StoreBackend<S> {
         self.storage.finish_execution(id, fence, finish, Timestamp::now()).await
     }
 
+    async fn conditions(&self) -> Result<Vec<super::condition::Observed>, BackendError> {
+        self.storage.conditions().await
+    }
+
+    async fn conditions_record(&self, observed: Vec<super::condition::Observed>) -> Result<(), BackendError> {
+        // Merged here, below the trait, so every store keeps transition times the same way.
+        let before = self.storage.conditions().await?;
+        let merged = observed
+            .into_iter()
+            .map(|new| {
+                let old = before.iter().find(|old| old.address == new.address);
+                super::condition::merged(old, new)
+            })
+            .collect();
+        self.storage.put_conditions(merged).await
+    }
+
     async fn execution_park(
         &self,
         id: &str,

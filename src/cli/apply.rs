@@ -44,6 +44,13 @@ pub struct ApplyArgs {
     /// to the backend behind the files' back.
     #[arg(long, value_name = "DURATION", requires = "watch", value_parser = common::parse_positive_duration)]
     pub interval: Option<std::time::Duration>,
+    /// After applying, wait until everything applied is ready (see `stigmer status`), or fail
+    /// with the conditions that are not once `--wait-timeout` passes.
+    #[arg(long, conflicts_with = "watch")]
+    pub wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, value_name = "DURATION", default_value = "2m", requires = "wait", value_parser = common::parse_positive_duration)]
+    pub wait_timeout: std::time::Duration,
 }
 
 /// The flags that shape a plan, shared by `apply`, `import` and `diff`.
@@ -102,16 +109,21 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
         let plan = args.options.plan.options(&common::load_project(&args.files))?;
         return super::watch::run(ctx, &args.files, plan, args.interval).await;
     }
-    apply_files(ctx, &args.files, &args.options).await
+    let set = common::load(&args.files);
+    let backend = ctx.settings.backend_for(set.project.as_ref())?;
+    let applied = apply_set(ctx, set, &args.options).await?;
+    if args.wait && !args.options.dry_run {
+        super::status::wait_ready(ctx, &backend, &applied, args.wait_timeout).await?;
+    }
+    Ok(())
 }
 
-/// The shared body of `apply` and `import`.
-pub async fn apply_files(ctx: &CommandContext, files: &[String], options: &ApplyOptions) -> Result<(), CommandError> {
-    apply_set(ctx, common::load(files), options).await
-}
-
-/// Applies manifests already read into `set`.
-pub async fn apply_set(ctx: &CommandContext, set: ManifestSet, options: &ApplyOptions) -> Result<(), CommandError> {
+/// Applies manifests already read into `set`; returns the address of every resource it names.
+pub async fn apply_set(
+    ctx: &CommandContext,
+    set: ManifestSet,
+    options: &ApplyOptions,
+) -> Result<Vec<String>, CommandError> {
     let plan_options = options.plan.options(&set)?;
     let backend = ctx.settings.backend_for(set.project.as_ref())?;
     let progress = Progress::start(ctx, set.documents.len());
@@ -137,9 +149,11 @@ pub async fn apply_set(ctx: &CommandContext, set: ManifestSet, options: &ApplyOp
     progress.finish();
     let (secrets, receipt) = applied?;
     match options.output {
-        ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, &secrets, options.dry_run)),
-        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &secrets, &receipt, options.dry_run))?),
+        ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, &secrets, options.dry_run))?,
+        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &secrets, &receipt, options.dry_run))?)?,
     }
+    let named = plan.changes.iter().filter(|change| !matches!(change, Change::Delete { .. }));
+    Ok(named.map(Change::address).collect())
 }
 
 fn text_report(ctx: &CommandContext, plan: &Plan, secrets: &[(String, SecretChange)], dry_run: bool) -> String {

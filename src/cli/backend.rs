@@ -122,6 +122,14 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.execution_finish(id, fence, status, output, error, last))
     }
 
+    async fn conditions(&self) -> Result<Vec<crate::backend::condition::Observed>, BackendError> {
+        delegate!(self, b => b.conditions())
+    }
+
+    async fn conditions_record(&self, observed: Vec<crate::backend::condition::Observed>) -> Result<(), BackendError> {
+        delegate!(self, b => b.conditions_record(observed))
+    }
+
     async fn execution_park(
         &self,
         id: &str,

@@ -11,6 +11,7 @@ use super::get::{age, take_bundle, with_status};
 use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
+use crate::backend::condition::Condition;
 use crate::backend::{Backend, BackendError, ResourceQuery, Revision, StoredResource, address};
 use crate::model::AnyResource;
 use crate::reconcile::canonical;
@@ -64,7 +65,15 @@ pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), Comman
         .collect();
     let incoming = crate::reconcile::referrers(&everything, kind, &resource.name);
     let recent: Vec<&Revision> = history.iter().rev().take(RECENT_REVISIONS).collect();
-    let described = Described { resource, outgoing: &outgoing, incoming: &incoming, recent: &recent };
+    let observed = backend.conditions().await?;
+    let conditions = observed.into_iter().find(|o| o.address == resource.address()).map(|o| o.conditions);
+    let described = Described {
+        resource,
+        outgoing: &outgoing,
+        incoming: &incoming,
+        recent: &recent,
+        conditions: conditions.as_deref().unwrap_or_default(),
+    };
     let object = described.object();
     let text = output::one(args.output.output, &object, |_| described.text(), |_| resource.address())?;
     ctx.out(&text)
@@ -78,6 +87,8 @@ struct Described<'a> {
     incoming: &'a [String],
     /// The last revisions, newest first.
     recent: &'a [&'a Revision],
+    /// What was last observed of it.
+    conditions: &'a [Condition],
 }
 
 impl Described<'_> {
@@ -104,6 +115,9 @@ impl Described<'_> {
             status.insert("references".to_owned(), Value::from(references));
             status.insert("referencedBy".to_owned(), json!(self.incoming));
             status.insert("revisions".to_owned(), Value::from(revisions));
+            if !self.conditions.is_empty() {
+                status.insert("conditions".to_owned(), serde_json::to_value(self.conditions).unwrap_or_default());
+            }
         }
         object
     }
@@ -167,6 +181,21 @@ impl Described<'_> {
         if let Some(status) = &resource.status {
             let _ = writeln!(out, "Status:");
             for line in canonical::to_yaml(status).lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        if !self.conditions.is_empty() {
+            let _ = writeln!(out, "Conditions:");
+            let rows = self.conditions.iter().map(|c| {
+                vec![
+                    c.kind.clone(),
+                    c.status.as_str().to_owned(),
+                    c.reason.clone(),
+                    format!("{} ago", age(now, c.last_transition_time)),
+                    c.message.clone(),
+                ]
+            });
+            for line in common::table(&["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], rows).lines() {
                 let _ = writeln!(out, "  {line}");
             }
         }

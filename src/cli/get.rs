@@ -7,6 +7,7 @@ use super::common::{self, parse_kind};
 use super::help;
 use super::output::{self, OutputArgs};
 use super::{CommandContext, CommandError};
+use crate::backend::condition::{self, Observed};
 use crate::backend::{Backend, ResourceQuery, StoredResource};
 use crate::model::{Kind, SkillBundle};
 
@@ -70,9 +71,11 @@ pub async fn run(ctx: &CommandContext, args: &GetArgs) -> Result<(), CommandErro
     }
     let format = args.output.output;
     let single_kind = kinds.len() == 1;
-    let table = |wide| table(&resources, single_kind, wide, next_fire.as_ref());
+    let observed = backend.conditions().await?;
+    let ready = Ready::of(&resources, &observed);
+    let table = |wide| table(&resources, single_kind, wide, next_fire.as_ref(), ready.as_ref());
     let name = |resource: &Value| address_of(resource);
-    let objects: Vec<Value> = resources.iter().map(with_status).collect();
+    let objects: Vec<Value> = resources.iter().map(|r| with_conditions(with_status(r), r, &observed)).collect();
     // `get KIND NAME` shows that object; every other form lists.
     let text = match (args.names.len(), objects.as_slice()) {
         (1, [object]) => output::one(format, object, table, name)?,
@@ -146,13 +149,52 @@ pub fn take_bundle(kind: Kind, manifest: &mut Value) -> Option<Value> {
     })
 }
 
+/// The READY column: each listed resource's primary condition (see
+/// `backend::condition::primary`), when any listed kind has one.
+struct Ready(std::collections::HashMap<String, String>);
+
+impl Ready {
+    fn of(resources: &[StoredResource], observed: &[Observed]) -> Option<Self> {
+        let any = resources.iter().any(|r| condition::primary(r.kind).is_some());
+        any.then(|| {
+            Self(
+                resources
+                    .iter()
+                    .filter_map(|r| {
+                        let at = r.address();
+                        let wanted = condition::primary(r.kind)?;
+                        let found = observed.iter().find(|o| o.address == at)?.condition(wanted)?;
+                        Some((at, found.status.as_str().to_owned()))
+                    })
+                    .collect(),
+            )
+        })
+    }
+}
+
+/// The manifest as shown, with the resource's observed conditions in `status.conditions`.
+pub fn with_conditions(mut object: Value, resource: &StoredResource, observed: &[Observed]) -> Value {
+    let at = resource.address();
+    if let Some(found) = observed.iter().find(|o| o.address == at)
+        && let Some(status) = object.get_mut("status").and_then(Value::as_object_mut)
+    {
+        status.insert("conditions".to_owned(), serde_json::to_value(&found.conditions).unwrap_or_default());
+    }
+    object
+}
+
 fn table(
     resources: &[StoredResource],
     single_kind: bool,
     wide: bool,
     next_fire: Option<&std::collections::HashMap<String, String>>,
+    ready: Option<&Ready>,
 ) -> String {
-    let mut header = vec!["NAME", "GENERATION", "SET", "AGE"];
+    let mut header = vec!["NAME"];
+    if ready.is_some() {
+        header.push("READY");
+    }
+    header.extend(["GENERATION", "SET", "AGE"]);
     if next_fire.is_some() {
         header.push("NEXT FIRE");
     }
@@ -162,12 +204,15 @@ fn table(
     let now = jiff::Timestamp::now();
     let rows = resources.iter().map(|r| {
         let name = if single_kind { r.name.clone() } else { r.address() };
-        let mut row = vec![
-            name,
+        let mut row = vec![name];
+        if let Some(ready) = ready {
+            row.push(ready.0.get(&r.address()).cloned().unwrap_or_else(|| "-".to_owned()));
+        }
+        row.extend([
             r.generation.to_string(),
             r.apply_set.clone().unwrap_or_else(|| "-".to_owned()),
             age(now, r.updated_at),
-        ];
+        ]);
         if let Some(next_fire) = next_fire {
             row.push(next_fire.get(&r.name).cloned().unwrap_or_else(|| "-".to_owned()));
         }

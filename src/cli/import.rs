@@ -43,5 +43,5 @@ pub async fn run(ctx: &CommandContext, args: &ImportArgs) -> Result<(), CommandE
         common::report(ctx, &set, &warnings)?;
         return ctx.err("nothing to import\n");
     }
-    apply_set(ctx, set, &args.options).await
+    apply_set(ctx, set, &args.options).await.map(drop)
 }

@@ -35,6 +35,7 @@ mod schema;
 mod secret;
 mod server;
 mod settings;
+mod status;
 mod ui;
 mod usage;
 mod validate;
@@ -105,13 +106,14 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     Init(init::InitArgs),
     Secret(secret::SecretArgs),
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     Login(login::LoginArgs),
     Logout(logout::LogoutArgs),
     Context(context::ContextArgs),
     Whoami(whoami::WhoamiArgs),
     Audit(audit::AuditArgs),
     Usage(usage::UsageArgs),
+    Status(status::StatusArgs),
     Workflow(workflow::WorkflowArgs),
     Execution(execution::ExecutionArgs),
     Worker(worker::WorkerArgs),
@@ -162,6 +164,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
         Command::Whoami(args) => whoami::run(ctx, args).await,
         Command::Audit(args) => audit::run(ctx, args).await,
         Command::Usage(args) => usage::run(ctx, args).await,
+        Command::Status(args) => status::run(ctx, args).await,
         Command::Workflow(args) => workflow::run(ctx, args).await,
         Command::Execution(args) => execution::run(ctx, args).await,
         Command::Worker(args) => worker::run(ctx, args).await,

@@ -27,7 +27,7 @@ pub mod v1 {
 
 /// The wire protocol revision. A client and a server speaking different ones refuse each other
 /// with a clear message instead of misreading messages.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// Request metadata naming the protocol revision the client speaks.
 pub const PROTOCOL_HEADER: &str = "x-stigmer-protocol";

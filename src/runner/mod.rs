@@ -5,5 +5,6 @@
 
 pub mod agent;
 pub mod environment;
+pub mod health;
 pub mod skills;
 pub mod workflow;

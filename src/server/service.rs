@@ -474,6 +474,32 @@ impl v1::backend_service_server::BackendService for Service {
         .await
     }
 
+    async fn conditions(
+        &self,
+        request: Request<v1::ConditionsRequest>,
+    ) -> Result<Response<v1::ConditionsResponse>, Status> {
+        self.handle("Conditions", Access::Read, request, |backend, _, _| async move {
+            let observed = backend.conditions().await.map_err(|e| failed(&e))?;
+            let observed_json = observed.iter().map(|one| serde_json::to_vec(one).unwrap_or_default()).collect();
+            Ok(v1::ConditionsResponse { observed_json })
+        })
+        .await
+    }
+
+    async fn conditions_record(
+        &self,
+        request: Request<v1::ConditionsRecordRequest>,
+    ) -> Result<Response<v1::ConditionsRecordResponse>, Status> {
+        // Probing runs what the resources name (MCP servers, model calls): editors and workers.
+        self.handle("ConditionsRecord", Access::Work, request, |backend, _, body| async move {
+            let observed =
+                body.observed_json.iter().map(|one| proto::decode_json(one)).collect::<Result<Vec<_>, _>>()?;
+            backend.conditions_record(observed).await.map_err(|e| failed(&e))?;
+            Ok(v1::ConditionsRecordResponse {})
+        })
+        .await
+    }
+
     async fn execution_park(
         &self,
         request: Request<v1::ExecutionParkRequest>,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::value::RawValue;
 
+use crate::backend::condition::Observed;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
@@ -212,6 +213,14 @@ impl Storage for AnyStorage {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, BackendError> {
         delegate!(self, s => s.workers())
+    }
+
+    async fn conditions(&self) -> Result<Vec<Observed>, BackendError> {
+        delegate!(self, s => s.conditions())
+    }
+
+    async fn put_conditions(&self, observed: Vec<Observed>) -> Result<(), BackendError> {
+        delegate!(self, s => s.put_conditions(observed))
     }
 
     async fn schedule_states(&self) -> Result<Vec<(String, ScheduleState)>, BackendError> {

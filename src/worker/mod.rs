@@ -12,6 +12,7 @@
 //!   lease was taken over is refused, stops, and writes nothing more.
 
 pub mod agent;
+pub mod health;
 pub mod pool;
 pub mod replay;
 

@@ -91,6 +91,10 @@ pub struct ServerArgs {
     /// How long a worker's claim on an execution lasts unless renewed (every third of it)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = common::parse_positive_duration)]
     pub lease: std::time::Duration,
+    /// How often the server probes the health of what its agents depend on (MCP servers, model
+    /// endpoints, secrets), besides soon after every apply (0: never)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = common::parse_duration)]
+    pub health_interval: std::time::Duration,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -293,6 +297,12 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandErr
             let _ = stopped.wait_for(|stop| *stop).await;
         }))
     });
+    let health = (!args.health_interval.is_zero()).then(|| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(crate::worker::health::run(service.clone(), args.health_interval, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
     let scheduling = {
         let mut stopped = stopped.clone();
         tokio::spawn(server::scheduler::run(service.clone(), async move {
@@ -314,6 +324,9 @@ async fn serve(ctx: &CommandContext, args: &ServerArgs) -> Result<(), CommandErr
         let _ = workers.await;
     }
     let _ = scheduling.await;
+    if let Some(health) = health {
+        let _ = health.await;
+    }
     if let Some(http) = http {
         let _ = http.await;
     }

@@ -7,6 +7,7 @@
 //! is one org's view of it, a [`crate::backend::Storage`]. Secret values are sealed by the
 //! backend before they get here: the database never sees a plaintext.
 
+mod conditions;
 mod executions;
 mod resources;
 pub mod schema;

@@ -22,10 +22,11 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "the server's store", sql: INITIAL },
     Migration { version: 2, name: "console sessions", sql: CONSOLE_SESSIONS },
+    Migration { version: 3, name: "observed conditions", sql: CONDITIONS },
 ];
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock migrations take, so two replicas never migrate at once ("stgm").
 const MIGRATION_LOCK: i64 = 0x7374_676d;
@@ -212,6 +213,17 @@ CREATE TABLE stigmer.console_sessions (
     expires_at bigint NOT NULL
 );
 CREATE INDEX console_sessions_expiry ON stigmer.console_sessions (expires_at);
+";
+
+/// Each resource's observed conditions (health probes), by org and address: observations, not
+/// desired state, so apart from the resources and their revisions.
+const CONDITIONS: &str = r"
+CREATE TABLE stigmer.conditions (
+    org text NOT NULL,
+    address text NOT NULL,
+    body text NOT NULL,
+    PRIMARY KEY (org, address)
+);
 ";
 
 /// What a migration run did.

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::value::RawValue;
 
 use super::PgStorage;
+use crate::backend::condition::Observed;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
@@ -186,6 +187,14 @@ impl Storage for PgStorage {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, BackendError> {
         self.worker_rows().await
+    }
+
+    async fn conditions(&self) -> Result<Vec<Observed>, BackendError> {
+        self.condition_rows().await
+    }
+
+    async fn put_conditions(&self, observed: Vec<Observed>) -> Result<(), BackendError> {
+        self.put_condition_rows(&observed).await
     }
 
     async fn schedule_states(&self) -> Result<Vec<(String, ScheduleState)>, BackendError> {

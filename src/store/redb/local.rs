@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde_json::value::RawValue;
 
 use super::{OpenOptions, Store, WaitNotice};
+use crate::backend::condition::Observed;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
@@ -350,6 +351,14 @@ impl Storage for RedbStorage {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, BackendError> {
         self.reading(Store::workers).await
+    }
+
+    async fn conditions(&self) -> Result<Vec<Observed>, BackendError> {
+        self.reading(Store::conditions).await
+    }
+
+    async fn put_conditions(&self, observed: Vec<Observed>) -> Result<(), BackendError> {
+        self.writing(move |store| store.put_conditions(&observed)).await
     }
 
     async fn schedule_states(&self) -> Result<Vec<(String, ScheduleState)>, BackendError> {

@@ -10,6 +10,7 @@
 //! rewrites its header whenever a writable handle opens and closes — and a store that does not
 //! exist yet reads as an empty one without being created.
 
+mod conditions;
 mod dump;
 mod encoding;
 mod executions;

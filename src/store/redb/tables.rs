@@ -83,6 +83,11 @@ pub(crate) const WORKERS: TableDefinition<&str, &[u8]> = TableDefinition::new("w
 /// Added in format 4.
 pub(crate) const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
 
+/// Each resource's observed conditions, by address: an encoded `Observed`. Added after format
+/// 5 without a new format: a store without the table has observed nothing, and an older binary
+/// leaves it alone.
+pub(crate) const CONDITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conditions");
+
 /// Every schedule slot that fired, keyed by (workflow name, slot time in Unix milliseconds):
 /// written in the transaction that creates the slot's execution, so a slot fires once however
 /// often the server restarts. Value: the execution id. Added in format 4.

@@ -26,6 +26,7 @@
 mod anthropic;
 mod error;
 mod openai;
+pub mod probe;
 pub mod settings;
 mod stream;
 #[cfg(test)]
