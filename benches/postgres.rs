@@ -136,7 +136,7 @@ async fn count_applies(url: &str) -> BenchResult<Vec<(usize, Work)>> {
             })
             .collect();
         reset(url)?;
-        backend.apply(ApplyBatch { apply_set: Some("bench".into()), items, dry_run: false }).await?;
+        backend.apply(ApplyBatch { apply_set: Some("bench".into()), items, dry_run: false, correcting: false }).await?;
         let statements = statements(url)?;
         let work = statements.iter().filter(|(query, _, _)| !is_background(query)).fold(
             Work::default(),

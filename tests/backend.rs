@@ -288,7 +288,7 @@ async fn write<B: Backend>(
     set: Option<&str>,
     items: Vec<BatchItem>,
 ) -> Result<ApplyReceipt, BackendError> {
-    backend.apply(ApplyBatch { apply_set: set.map(str::to_owned), items, dry_run: false }).await
+    backend.apply(ApplyBatch { apply_set: set.map(str::to_owned), items, dry_run: false, correcting: false }).await
 }
 
 fn manifest(kind: Kind, name: &str, labels: &serde_json::Value, text: &str) -> serde_json::Value {
@@ -394,7 +394,7 @@ async fn ownership_moves_and_dry_runs_write_nothing<H: Harness>(h: &H) {
     assert!(backend.inventory("a").await.unwrap().is_empty());
 
     let version = backend.version().await.unwrap();
-    let dry = |items| ApplyBatch { apply_set: Some("b".into()), items, dry_run: true };
+    let dry = |items| ApplyBatch { apply_set: Some("b".into()), items, dry_run: true, correcting: false };
     let receipt = backend.apply(dry(vec![create("z", &serde_json::json!({}))])).await.unwrap();
     assert_eq!((receipt.committed, receipt.written.len()), (false, 1));
     let stale = BatchItem { kind: Kind::Skill, name: "x".into(), write: Write::Delete { expected_generation: 1 } };

@@ -77,6 +77,7 @@ async fn write_until(endpoints: [String; 2], token: String, name: String, stop: 
             apply_set: Some("load".into()),
             items: vec![BatchItem { kind: Kind::Skill, name: name.clone(), write }],
             dry_run: false,
+            correcting: false,
         };
         match backend.apply(batch).await {
             Ok(receipt) => {
@@ -243,7 +244,7 @@ fn writers_on_two_replicas_conflict_instead_of_losing_an_update() {
         name: "shared".into(),
         write: Write::Update { manifest: skill("shared", counter), expected_generation: 1 },
     };
-    let batch = |item| ApplyBatch { apply_set: None, items: vec![item], dry_run: false };
+    let batch = |item| ApplyBatch { apply_set: None, items: vec![item], dry_run: false, correcting: false };
     runtime.block_on(on_a.apply(batch(create(1)))).unwrap();
     // Both planned against generation 1; the one that commits second is refused, on the other
     // replica, and what the first wrote stands.
@@ -347,7 +348,7 @@ fn two_schedulers_racing_for_the_same_slots_fire_each_once() {
             "spec": {"schedule": {"every": "PT1S"}, "schedulePolicy": {"overlap": "allow"}, "do": [{"a": {"set": {"x": 1}}}]},
         });
         let item = BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest } };
-        one.apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false }).await.unwrap();
+        one.apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false, correcting: false }).await.unwrap();
         // Both read the schedule at second 0, then tick the same seconds at once: each
         // believes every slot is its to fire.
         let start = jiff::Timestamp::from_second(1_900_000_000).unwrap();

@@ -425,6 +425,7 @@ fn the_server_itself_refuses_a_write_for_another_org() {
         apply_set: None,
         items: vec![BatchItem { kind, name: name.into(), write: Write::Create { manifest } }],
         dry_run: false,
+        correcting: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let refused =
@@ -488,8 +489,13 @@ spec:
     )
 }
 
+/// The last message's content the model was sent in `request`.
+fn last_result_of(request: &llm::RecordedRequest) -> String {
+    request.json()["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_owned()
+}
+
 #[test]
-fn placeholders_resolve_from_spec_env_and_an_approval_gated_call_stops_the_run() {
+fn placeholders_resolve_from_spec_env_and_an_approval_gated_call_waits_for_a_person() {
     let sandbox = Sandbox::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut http = std::process::Command::new(mcp_server::test_server())
@@ -512,31 +518,36 @@ fn placeholders_resolve_from_spec_env_and_an_approval_gated_call_stops_the_run()
         call("c3", "local__echo", r#"{"text": "said for you"}"#),
         Reply::sse(openai_text(MODEL, &["never asked"], (1, 1))),
     ]));
-    let output = sandbox
+    let run = sandbox
         .command()
         .env("STIGMER_LLM_PROVIDER", "ollama")
         .env("STIGMER_LLM_BASE_URL", format!("{}/v1", server.base_url()))
         .args(["agent", "execute", "careful", "go", "-o", "json"])
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("agent `careful` asked to call `local__echo`, which needs approval (echo speaks for you); nothing was called"),
-        "{err}"
-    );
-    assert!(err.contains("hint: this runtime cannot ask a person to approve tool calls yet"), "{err}");
-    let requests = server.requests();
-    assert_eq!(requests.len(), 3, "the run stopped at the gated call");
-    let last_result = |request: usize| {
-        requests[request].json()["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_owned()
+    // The gated call waits for a person; nothing of it runs meanwhile.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let waiting = loop {
+        let (_, listed, _) = sandbox.run(&["execution", "approvals", "-o", "json"]);
+        let items = json_of(&listed)["items"].as_array().cloned().unwrap_or_default();
+        if let Some(first) = items.first() {
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the gated call never waited: {listed}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    assert_eq!((&waiting["tool"], &waiting["message"]), (&"local__echo".into(), &"echo speaks for you".into()));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "the run waits at the gated call");
+    let last_result = |request: usize| last_result_of(&requests[request]);
     assert_eq!(last_result(1), "Bearer token-from-env-default", "the header's ${{WEB_TOKEN}} came from spec.env");
     assert_eq!(last_result(2), "hello-from-env-default", "the stdio env's ${{GREETING}} came from spec.env");
 
     // Nothing was called: the log has the two results before it, not a third.
-    let (_, listed, _) = sandbox.run(&["execution", "list", "-o", "json"]);
-    let id = json_of(&listed)["items"][0]["id"].as_str().unwrap().to_owned();
+    let id = waiting["execution"].as_str().unwrap().to_owned();
     let (_, events, _) = sandbox.run(&["execution", "events", &id, "-o", "json"]);
     let results: Vec<Value> = json_of(&events)["items"]
         .as_array()
@@ -546,6 +557,12 @@ fn placeholders_resolve_from_spec_env_and_an_approval_gated_call_stops_the_run()
         .cloned()
         .collect();
     assert_eq!(results.len(), 2, "{results:?}");
+    let (code, _, err) = sandbox.run(&["execution", "reject", &id, "--reason", "not now"]);
+    assert_eq!(code, 0, "{err}");
+    let output = run.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let requests = server.requests();
+    assert!(last_result_of(&requests[3]).contains("rejected it: not now"), "the model read the refusal");
     // WEB_TOKEN is declared secret: what the run recorded masks it.
     assert!(!events.contains("token-from-env-default") && events.contains("Bearer ***"), "{events}");
     drop(http.stdin.take());

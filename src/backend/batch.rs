@@ -78,7 +78,7 @@ pub fn decide(
                     manifest: manifest.clone(),
                     status: None,
                 };
-                (RevisionAction::Created, Some(resource))
+                (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Created }, Some(resource))
             }
             (Write::Update { manifest, expected_generation }, Some(existing))
                 if existing.generation == *expected_generation =>
@@ -91,7 +91,7 @@ pub fn decide(
                     manifest: manifest.clone(),
                     ..existing
                 };
-                (RevisionAction::Updated, Some(resource))
+                (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Updated }, Some(resource))
             }
             (Write::Delete { expected_generation }, Some(existing)) if existing.generation == *expected_generation => {
                 // The revision of a deletion keeps the last manifest it had.

@@ -77,6 +77,20 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// Whether it says something is wrong: a `False` condition, or a `True` one of a type that
+    /// names a problem (`Drifted`).
+    #[must_use]
+    pub fn is_problem(&self) -> bool {
+        let names_a_problem = self.kind == "Drifted";
+        match self.status {
+            ConditionStatus::True => names_a_problem,
+            ConditionStatus::False => !names_a_problem,
+            ConditionStatus::Unknown => false,
+        }
+    }
+}
+
 /// The conditions of one resource (`agent/support`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

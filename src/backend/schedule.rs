@@ -339,7 +339,10 @@ mod tests {
             },
         });
         let item = BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest } };
-        backend.apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false }).await.unwrap();
+        backend
+            .apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false, correcting: false })
+            .await
+            .unwrap();
         backend
     }
 

@@ -63,6 +63,8 @@ pub enum RevisionAction {
     Approved,
     /// A tool call an execution waited on was rejected (audit only).
     Rejected,
+    /// It drifted from its files and was put back to their version (created or updated).
+    Corrected,
 }
 
 impl RevisionAction {
@@ -74,6 +76,7 @@ impl RevisionAction {
             Self::Deleted => "deleted",
             Self::Approved => "approved",
             Self::Rejected => "rejected",
+            Self::Corrected => "corrected",
         }
     }
 }
@@ -191,6 +194,10 @@ pub struct ApplyBatch {
     pub items: Vec<BatchItem>,
     /// Check the preconditions but commit nothing.
     pub dry_run: bool,
+    /// The writes put back the files' version of resources changed by another path (watch
+    /// mode's `--drift correct`): their revisions say `corrected`.
+    #[serde(default)]
+    pub correcting: bool,
 }
 
 /// What an applied batch did.

@@ -11,6 +11,7 @@ use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::backend::ApplyReceipt;
 use crate::manifest::ManifestSet;
+use crate::reconcile::watch::DriftMode;
 use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
 
 /// Make the backend hold exactly what the manifests declare.
@@ -44,6 +45,12 @@ pub struct ApplyArgs {
     /// to the backend behind the files' back.
     #[arg(long, value_name = "DURATION", requires = "watch", value_parser = common::parse_positive_duration)]
     pub interval: Option<std::time::Duration>,
+    /// With --watch, check on the interval (30s unless given) whether the store drifted from
+    /// the files by another path, and: `detect` report it, `warn` also mark the resource
+    /// `Drifted` (see `stigmer status`), `correct` put the files' version back (history says
+    /// `corrected`)
+    #[arg(long, value_enum, value_name = "MODE", requires = "watch")]
+    pub drift: Option<DriftArg>,
     /// After applying, wait until everything applied is ready (see `stigmer status`), or fail
     /// with the conditions that are not once `--wait-timeout` passes.
     #[arg(long, conflicts_with = "watch")]
@@ -51,6 +58,17 @@ pub struct ApplyArgs {
     /// How long `--wait` waits.
     #[arg(long, value_name = "DURATION", default_value = "2m", requires = "wait", value_parser = common::parse_positive_duration)]
     pub wait_timeout: std::time::Duration,
+}
+
+/// `apply --watch --drift MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftArg {
+    /// Report each drifted resource, and who changed it.
+    Detect,
+    /// Report it, and mark the resource `Drifted`.
+    Warn,
+    /// Put the files' version back, recorded as `corrected`.
+    Correct,
 }
 
 /// The flags that shape a plan, shared by `apply`, `import` and `diff`.
@@ -107,7 +125,12 @@ pub enum ApplyOutput {
 pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandError> {
     if args.watch {
         let plan = args.options.plan.options(&common::load_project(&args.files))?;
-        return super::watch::run(ctx, &args.files, plan, args.interval).await;
+        let drift = args.drift.map(|mode| match mode {
+            DriftArg::Detect => DriftMode::Detect,
+            DriftArg::Warn => DriftMode::Warn,
+            DriftArg::Correct => DriftMode::Correct,
+        });
+        return super::watch::run(ctx, &args.files, plan, args.interval, drift).await;
     }
     let set = common::load(&args.files);
     let backend = ctx.settings.backend_for(set.project.as_ref())?;

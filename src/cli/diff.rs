@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::apply::PlanFlags;
+use super::backend::AnyBackend;
 use super::common;
 use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::reconcile;
 use crate::reconcile::diff::{Line, unified};
+use crate::reconcile::{self, Change, Plan, SecretChange};
 
 /// Show what `apply` would change, as a unified diff of the canonical YAML.
 ///
@@ -39,9 +40,15 @@ pub async fn run(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandErr
     diff(ctx, args).await.map_err(|e| if e.kind == ErrorKind::Failed { e } else { e.with_kind(ErrorKind::User) })
 }
 
-async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
-    let set = common::load(&args.files);
-    let options = args.plan.options(&set)?;
+/// The files planned against the backend, as `diff` and `drift` compare them: the backend,
+/// the plan, and how the inline secrets compare (their values never shown).
+pub(super) async fn planned(
+    ctx: &CommandContext,
+    files: &[String],
+    flags: &PlanFlags,
+) -> Result<(AnyBackend, Plan, Vec<(String, SecretChange)>), CommandError> {
+    let set = common::load(files);
+    let options = flags.options(&set)?;
     let backend = ctx.settings.backend_for(set.project.as_ref())?;
     let prepared = reconcile::prepare(&backend, &set, &options)
         .await
@@ -50,20 +57,31 @@ async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError>
     let Some(plan) = prepared.plan else {
         return Err(CommandError::reported(ErrorKind::User));
     };
-    // Inline secrets are compared with the stored ones; their values are never shown.
     let secrets = reconcile::sync_inline(&backend, &prepared.secrets, true).await?;
+    Ok((backend, plan, secrets))
+}
+
+/// A change as unified diff lines, colored.
+pub(super) fn unified_text(change: &Change, style: Style) -> String {
+    let mut out = String::new();
+    for line in unified(change) {
+        let _ = match line {
+            Line::Header(text) => writeln!(out, "{}", style.hint(&text)),
+            Line::Hunk(text) => writeln!(out, "{}", style.dim(&text)),
+            Line::Removed(text) => writeln!(out, "{}", style.error(&format!("-{text}"))),
+            Line::Added(text) => writeln!(out, "{}", style.good(&format!("+{text}"))),
+            Line::Context(text) => writeln!(out, " {text}"),
+        };
+    }
+    out
+}
+
+async fn diff(ctx: &CommandContext, args: &DiffArgs) -> Result<(), CommandError> {
+    let (_, plan, secrets) = planned(ctx, &args.files, &args.plan).await?;
     let style = Style::new(ctx.settings.color_stdout);
     let mut out = super::apply::secret_lines(&secrets);
     for change in &plan.changes {
-        for line in unified(change) {
-            let _ = match line {
-                Line::Header(text) => writeln!(out, "{}", style.hint(&text)),
-                Line::Hunk(text) => writeln!(out, "{}", style.dim(&text)),
-                Line::Removed(text) => writeln!(out, "{}", style.error(&format!("-{text}"))),
-                Line::Added(text) => writeln!(out, "{}", style.good(&format!("+{text}"))),
-                Line::Context(text) => writeln!(out, " {text}"),
-            };
-        }
+        out.push_str(&unified_text(change, style));
     }
     let _ = writeln!(out, "{}", common::plan_summary(plan.counts()));
     ctx.out(&out)?;

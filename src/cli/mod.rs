@@ -13,6 +13,7 @@ mod context;
 mod delete;
 mod describe;
 mod diff;
+mod drift;
 mod error;
 mod event;
 mod execution;
@@ -94,6 +95,7 @@ pub struct Cli {
 pub enum Command {
     Apply(apply::ApplyArgs),
     Diff(diff::DiffArgs),
+    Drift(drift::DriftArgs),
     Get(get::GetArgs),
     Describe(describe::DescribeArgs),
     Delete(delete::DeleteArgs),
@@ -145,6 +147,7 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> Result<(), Command
     match command {
         Command::Apply(args) => apply::run(ctx, args).await,
         Command::Diff(args) => diff::run(ctx, args).await,
+        Command::Drift(args) => drift::run(ctx, args).await,
         Command::Get(args) => get::run(ctx, args).await,
         Command::Describe(args) => describe::run(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,

@@ -1,5 +1,5 @@
-//! `stigmer status`: the health of everything stored, failing conditions first; exits 1 when a
-//! condition is `False`, for CI after an apply.
+//! `stigmer status`: the health of everything stored, problems first; exits 1 when a condition
+//! says something is wrong (a `False` one, or `Drifted`), for CI after an apply.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::backend::condition::{Condition, ConditionStatus, Observed};
 use crate::runner::health::{self, ProbeOptions};
 
-/// Show the health of every resource: MCP servers, models, secrets, skills, agents.
+/// Show the health of every resource: MCP servers, models, secrets, skills, agents, drift.
 ///
 /// On the local store the probes run now (each MCP server is started and asked for its tools,
 /// each model endpoint for its models); a server probes by itself after each apply and every
@@ -55,13 +55,13 @@ pub async fn run(ctx: &CommandContext, args: &StatusArgs) -> Result<(), CommandE
         .iter()
         .flat_map(|o| o.conditions.iter().map(|condition| Line { resource: &o.address, condition }))
         .collect();
-    // Failing first, then unknown, then the rest, each by resource.
-    let rank = |status: ConditionStatus| match status {
-        ConditionStatus::False => 0,
+    // Problems first, then unknown, then the rest, each by resource.
+    let rank = |condition: &Condition| match condition.status {
+        _ if condition.is_problem() => 0,
         ConditionStatus::Unknown => 1,
-        ConditionStatus::True => 2,
+        _ => 2,
     };
-    lines.sort_by(|a, b| (rank(a.condition.status), a.resource).cmp(&(rank(b.condition.status), b.resource)));
+    lines.sort_by(|a, b| (rank(a.condition), a.resource).cmp(&(rank(b.condition), b.resource)));
     let format = args.output.output;
     if output::is_empty_table(format, &lines) {
         ctx.err("Nothing to probe: no MCP servers, environments, skills or agents are stored.\n")?;
@@ -91,7 +91,7 @@ pub async fn run(ctx: &CommandContext, args: &StatusArgs) -> Result<(), CommandE
         common::table(&header, rows)
     };
     ctx.out(&output::list(format, &lines, table, |line| format!("{} {}", line.resource, line.condition.kind))?)?;
-    let failing = lines.iter().filter(|line| line.condition.status == ConditionStatus::False).count();
+    let failing = lines.iter().filter(|line| line.condition.is_problem()).count();
     if failing > 0 {
         ctx.err(&format!("{} not ready\n", common::counted(failing, "condition")))?;
         return Err(CommandError::reported(ErrorKind::Failed));

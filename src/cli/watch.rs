@@ -6,11 +6,14 @@ use std::time::Duration;
 use super::common;
 use super::render::Style;
 use super::{CommandContext, CommandError};
-use crate::reconcile::watch::{self, WatchOptions, WatchReport};
+use crate::reconcile::watch::{self, DriftMode, WatchOptions, WatchReport};
 use crate::reconcile::{Change, PlanOptions};
 
 /// How long the files must be quiet after a change before reconciling.
 const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// How often `--drift` checks when `--interval` does not say.
+const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How many changed resources a line names before "and N more".
 const NAMED_CHANGES: usize = 5;
@@ -21,9 +24,12 @@ pub async fn run(
     files: &[String],
     plan: PlanOptions,
     interval: Option<Duration>,
+    drift: Option<DriftMode>,
 ) -> Result<(), CommandError> {
     let inputs = common::inputs(files);
-    let options = WatchOptions { plan, interval, debounce: DEBOUNCE };
+    // A drift mode checks on a period: every 30 s unless one is given.
+    let interval = interval.or(drift.map(|_| DEFAULT_DRIFT_INTERVAL));
+    let options = WatchOptions { plan, interval, drift, debounce: DEBOUNCE };
     let backend = ctx.settings.backend_for(common::load_project(files).project.as_ref())?;
     let mut first = true;
     let result = watch::run(
@@ -69,6 +75,24 @@ fn show(ctx: &CommandContext, report: WatchReport, first: bool) -> Result<(), Co
             common::counted(files_read, "file")
         )),
         WatchReport::Unchanged { .. } => Ok(()),
+        WatchReport::Drifted { at, mode, drifted } => {
+            let done = match mode {
+                DriftMode::Detect => "left as it is (--drift detect)",
+                DriftMode::Warn => "marked Drifted (--drift warn)",
+                DriftMode::Correct => "put back to the files' version (--drift correct)",
+            };
+            let mut text = String::new();
+            for drift in &drifted {
+                let _ = writeln!(
+                    text,
+                    "{} drift: {} {}; {done}",
+                    style.dim(&clock(at)),
+                    style.warning(&drift.address),
+                    drift.story()
+                );
+            }
+            ctx.out(&text)
+        }
         WatchReport::Invalid { at, set, diagnostics } => {
             common::report(ctx, &set, &diagnostics)?;
             ctx.err(&format!(

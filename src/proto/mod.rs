@@ -161,7 +161,7 @@ impl From<&ApplyBatch> for v1::ApplyRequest {
                 v1::BatchItem { kind: item.kind.as_str().to_owned(), name: item.name.clone(), write: Some(write) }
             })
             .collect();
-        Self { apply_set: batch.apply_set.clone(), items, dry_run: batch.dry_run }
+        Self { apply_set: batch.apply_set.clone(), items, dry_run: batch.dry_run, correcting: batch.correcting }
     }
 }
 
@@ -187,7 +187,7 @@ impl TryFrom<v1::ApplyRequest> for ApplyBatch {
                 Ok(BatchItem { kind: kind(&item.kind)?, name: item.name, write })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { apply_set: request.apply_set, items, dry_run: request.dry_run })
+        Ok(Self { apply_set: request.apply_set, items, dry_run: request.dry_run, correcting: request.correcting })
     }
 }
 
@@ -198,6 +198,7 @@ fn action_to_wire(action: RevisionAction) -> i32 {
         RevisionAction::Deleted => v1::RevisionAction::Deleted,
         RevisionAction::Approved => v1::RevisionAction::Approved,
         RevisionAction::Rejected => v1::RevisionAction::Rejected,
+        RevisionAction::Corrected => v1::RevisionAction::Corrected,
     }
     .into()
 }
@@ -209,6 +210,7 @@ fn action_from_wire(action: i32) -> Result<RevisionAction, WireError> {
         Ok(v1::RevisionAction::Deleted) => Ok(RevisionAction::Deleted),
         Ok(v1::RevisionAction::Approved) => Ok(RevisionAction::Approved),
         Ok(v1::RevisionAction::Rejected) => Ok(RevisionAction::Rejected),
+        Ok(v1::RevisionAction::Corrected) => Ok(RevisionAction::Corrected),
         Ok(v1::RevisionAction::Unspecified) | Err(_) => Err(WireError(format!("unknown revision action {action}"))),
     }
 }
@@ -588,6 +590,7 @@ mod tests {
                 BatchItem { kind: Kind::Skill, name: "c".into(), write: Write::Delete { expected_generation: 7 } },
             ],
             dry_run: true,
+            correcting: true,
         };
         assert_eq!(ApplyBatch::try_from(v1::ApplyRequest::from(&batch)).unwrap(), batch);
     }

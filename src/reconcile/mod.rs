@@ -5,6 +5,7 @@
 
 pub use crate::model::canonical;
 pub mod diff;
+pub mod drift;
 pub mod export;
 mod ids;
 mod ops;
@@ -191,4 +192,16 @@ pub async fn apply<B: Backend>(backend: &B, plan: &Plan, dry_run: bool) -> Resul
         return Ok(ApplyReceipt::default());
     }
     Ok(backend.apply(plan.to_batch(dry_run)).await?)
+}
+
+/// Applies `plan` to put back resources that drifted from their files: as [`apply`], with
+/// revisions that say `corrected`.
+///
+/// # Errors
+/// As [`apply`].
+pub async fn correct<B: Backend>(backend: &B, plan: &Plan) -> Result<ApplyReceipt, ReconcileError> {
+    if !plan.has_changes() {
+        return Ok(ApplyReceipt::default());
+    }
+    Ok(backend.apply(plan.to_correcting_batch()).await?)
 }

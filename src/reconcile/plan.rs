@@ -197,12 +197,22 @@ impl Plan {
     /// The batch that applies this plan (unchanged resources are not sent).
     #[must_use]
     pub fn to_batch(&self, dry_run: bool) -> ApplyBatch {
+        self.batch(dry_run, false)
+    }
+
+    /// The batch that puts back drifted resources: its revisions say `corrected`.
+    #[must_use]
+    pub fn to_correcting_batch(&self) -> ApplyBatch {
+        self.batch(false, true)
+    }
+
+    fn batch(&self, dry_run: bool, correcting: bool) -> ApplyBatch {
         let items = self
             .changes
             .iter()
             .filter_map(|c| Some(BatchItem { kind: c.kind(), name: c.name().to_owned(), write: c.write()? }))
             .collect();
-        ApplyBatch { apply_set: self.apply_set.clone(), items, dry_run }
+        ApplyBatch { apply_set: self.apply_set.clone(), items, dry_run, correcting }
     }
 }
 

@@ -28,13 +28,37 @@ pub struct WatchOptions {
     pub plan: PlanOptions,
     /// Also reconcile on this period, to put back changes made to the backend behind our back.
     pub interval: Option<Duration>,
+    /// What the periodic reconcile does about a store that changed behind the files' back:
+    /// put it back without a word when `None`.
+    pub drift: Option<DriftMode>,
     /// How long the files must stay quiet after an event before reconciling.
     pub debounce: Duration,
+}
+
+/// What watch mode does when the periodic check finds the store drifted from the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftMode {
+    /// Report it.
+    Detect,
+    /// Report it, and mark each drifted resource with a `Drifted` condition (cleared when it
+    /// matches again).
+    Warn,
+    /// Put the files' version back, recorded in history as `corrected`.
+    Correct,
 }
 
 /// What one reconcile of watch mode did, for the caller to show.
 #[derive(Debug)]
 pub enum WatchReport {
+    /// The periodic check found the store drifted from the files.
+    Drifted {
+        /// When.
+        at: Timestamp,
+        /// What was done about it.
+        mode: DriftMode,
+        /// Each drifted resource, with the store's last change to it.
+        drifted: Vec<super::drift::Drifted>,
+    },
     /// Changes were applied.
     Applied {
         /// When the reconcile finished.
@@ -343,6 +367,7 @@ pub async fn run<B: Backend>(
     let mut watched_roots = HashSet::new();
     watch_new_roots(&mut watcher, &workspace, &mut watched_roots)?;
     let mut observed = ObservedCache::default();
+    let mut marked = std::collections::BTreeSet::new();
     let outcome = reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await;
     let mut retry = Retry::default();
     retry.after(outcome);
@@ -385,7 +410,10 @@ pub async fn run<B: Backend>(
             () = tick => {
                 let started = Instant::now();
                 let read = workspace.refresh(&HashSet::new());
-                reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await
+                match options.drift {
+                    Some(mode) => check_drift(backend, &mut observed, &workspace, options, mode, &mut marked, &mut report).await,
+                    None => reconcile(backend, &mut observed, &workspace, options, read, started, &mut report).await,
+                }
             }
             () = retry_due => {
                 let started = Instant::now();
@@ -469,14 +497,7 @@ async fn reconcile<B: Backend>(
     let (set, outcomes) = workspace.snapshot();
     // One retry when the backend moved between plan and apply: the second plan sees the move.
     for attempt in 0..2 {
-        let org = if names_an_org(&outcomes) { observed.org(backend).await } else { Ok(None) };
-        let prepared = match (org, observed.current(backend).await) {
-            (Ok(org), Ok(resources)) => {
-                prepare_observed(&set, outcomes.clone(), Observed { resources, org: org.as_deref() }, &options.plan)
-            }
-            (Err(error), _) | (_, Err(error)) => Err(error.into()),
-        };
-        let prepared = match prepared {
+        let prepared = match planned(backend, observed, &set, outcomes.clone(), options).await {
             Ok(prepared) => prepared,
             Err(error) => return failed(report, error),
         };
@@ -502,6 +523,64 @@ async fn reconcile<B: Backend>(
             Err(ReconcileError::Backend(BackendError::Conflict { .. })) if attempt == 0 => {}
             Err(error) => return failed(report, error),
         }
+    }
+    Outcome::Done
+}
+
+/// The files of `set` planned against the backend as the cache sees it.
+async fn planned<B: Backend>(
+    backend: &B,
+    observed: &mut ObservedCache,
+    set: &ManifestSet,
+    outcomes: Vec<DocumentOutcome>,
+    options: &WatchOptions,
+) -> Result<super::Prepared, ReconcileError> {
+    let org = if names_an_org(&outcomes) { observed.org(backend).await? } else { None };
+    let resources = observed.current(backend).await?;
+    prepare_observed(set, outcomes, Observed { resources, org: org.as_deref() }, &options.plan)
+}
+
+/// The periodic check of a drift mode: the files as they are against the store as it is, and
+/// what the mode says about any difference. Inline secrets are left alone: a changed secret
+/// value is not drift anyone can see.
+async fn check_drift<B: Backend>(
+    backend: &B,
+    observed: &mut ObservedCache,
+    workspace: &Workspace,
+    options: &WatchOptions,
+    mode: DriftMode,
+    marked: &mut std::collections::BTreeSet<String>,
+    report: &mut impl FnMut(WatchReport),
+) -> Outcome {
+    let (set, outcomes) = workspace.snapshot();
+    let prepared = match planned(backend, observed, &set, outcomes, options).await {
+        Ok(prepared) => prepared,
+        Err(error) => return failed(report, error),
+    };
+    let Some(plan) = prepared.plan else {
+        report(WatchReport::Invalid { at: Timestamp::now(), diagnostics: prepared.validation.diagnostics, set });
+        return Outcome::Done;
+    };
+    let drifted = match super::drift::drifted(backend, &plan).await {
+        Ok(drifted) => drifted,
+        Err(error) => return failed(report, error.into()),
+    };
+    let result = match mode {
+        DriftMode::Detect => Ok(()),
+        DriftMode::Warn => super::drift::mark(backend, &drifted, marked).await.map_err(ReconcileError::from),
+        DriftMode::Correct => match super::correct(backend, &plan).await {
+            Ok(receipt) => {
+                observed.record(backend, &receipt).await;
+                Ok(())
+            }
+            Err(error) => Err(error),
+        },
+    };
+    if let Err(error) = result {
+        return failed(report, error);
+    }
+    if !drifted.is_empty() {
+        report(WatchReport::Drifted { at: Timestamp::now(), mode, drifted });
     }
     Outcome::Done
 }

@@ -17,8 +17,8 @@ use stigmer::model::{
     Agent, AgentInstance, AgentInstanceSpec, AgentSpec, AnyResource, DockerTransport, Environment, EnvironmentSpec,
     EnvironmentValue, HttpTransport, McpServer, McpServerDefinition, McpServerSpec, McpServerUsage, ModelConfig,
     ObjectMeta, PortMapping, ResourceRef, Skill, SkillBundle, SkillFile, SkillSpec, StdioTransport, SubAgent,
-    ToolApprovalOverride, ToolSelection, VariableSpec, Visibility, VolumeMount, Workflow, WorkflowInstance,
-    WorkflowInstanceSpec, WorkflowSpec,
+    ToolApproval, ToolApprovalOverride, ToolSelection, VariableSpec, Visibility, VolumeMount, Workflow,
+    WorkflowInstance, WorkflowInstanceSpec, WorkflowSpec,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -467,6 +467,24 @@ pub fn model_config() -> BoxedStrategy<ModelConfig> {
 
 /// An agent: inline MCP servers with distinct names, usages of shared servers, skills, and
 /// sub-agents (inline, selecting among the agent's servers, or earlier agents by reference).
+/// An agent's approval mode and timeout, and its run limits (costs exact in binary, so they
+/// survive every text form unchanged).
+#[allow(clippy::type_complexity, reason = "the tuple is the strategy's value, named where it is taken apart")]
+fn operations()
+-> impl Strategy<Value = (Option<ToolApproval>, Option<String>, Option<u64>, Option<u64>, Option<f64>, Option<String>)>
+{
+    let mode = prop_oneof![Just(ToolApproval::Listed), Just(ToolApproval::Always), Just(ToolApproval::Never)];
+    let duration = prop_oneof![Just("PT30S".to_owned()), Just("PT15M".to_owned()), Just("PT1H".to_owned())];
+    (
+        prop::option::of(mode),
+        prop::option::of(duration.clone()),
+        prop::option::of(1..500u64),
+        prop::option::of(1..1_000_000u64),
+        prop::option::of(prop_oneof![Just(0.5), Just(2.25), Just(10.0)]),
+        prop::option::of(duration),
+    )
+}
+
 pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedStrategy<AnyResource> {
     let inline_servers = prop::collection::btree_map(key(), (transport(), texts()), 0..3).prop_map(|servers| {
         servers
@@ -498,6 +516,7 @@ pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedS
         references(&names.skills, "Skill"),
         prop::option::of(environment_spec()),
         variables(),
+        operations(),
     );
     let skills = names.skills.clone();
     base.prop_flat_map(
@@ -512,6 +531,7 @@ pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedS
             skill_refs,
             env_spec,
             env,
+            (tool_approval, approval_timeout, max_turns, max_tokens, max_cost, max_duration),
         )| {
             let spec = AgentSpec {
                 description,
@@ -524,12 +544,12 @@ pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedS
                 sub_agents: Vec::new(),
                 env_spec,
                 env,
-                tool_approval: None,
-                approval_timeout: None,
-                max_turns: None,
-                max_tokens: None,
-                max_cost: None,
-                max_duration: None,
+                tool_approval,
+                approval_timeout,
+                max_turns,
+                max_tokens,
+                max_cost,
+                max_duration,
             };
             let available: Vec<String> = spec.mcp_server_names().into_iter().map(str::to_owned).collect();
             let sub_agents = prop::collection::vec(sub_agent(available, earlier_agents.clone(), &skills), 0..3)

@@ -432,6 +432,7 @@ mod tests {
             apply_set: Some("demo".into()),
             items: vec![create(Kind::Agent, "bot"), create(Kind::Skill, "refunds")],
             dry_run: false,
+            correcting: false,
         };
         let receipt = backend.apply(batch).await.unwrap();
         assert!(receipt.committed);

@@ -56,7 +56,7 @@ fn delete(kind: Kind, name: &str, expected_generation: u64) -> BatchItem {
 }
 
 fn batch(apply_set: Option<&str>, items: Vec<BatchItem>) -> ApplyBatch {
-    ApplyBatch { apply_set: apply_set.map(str::to_owned), items, dry_run: false }
+    ApplyBatch { apply_set: apply_set.map(str::to_owned), items, dry_run: false, correcting: false }
 }
 
 fn names(resources: &[StoredResource]) -> Vec<String> {
