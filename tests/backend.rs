@@ -341,6 +341,75 @@ async fn history_outlives_a_delete<H: Harness>(h: &H) {
     assert!(backend.history(Kind::Skill, "never").await.unwrap().is_empty());
 }
 
+/// A rename keeps the resource (its uid, its next generation), moves its history, its
+/// inventory membership, the executions of the agent and its sessions to the new name, and
+/// frees the old one; a rename onto a taken name is refused.
+async fn a_rename_takes_history_executions_and_sessions_along<H: Harness>(h: &H) {
+    let backend = &h.handle();
+    let agent = |name: &str, text: &str| {
+        serde_json::json!({"apiVersion": "agentic.stigmer.ai/v1", "kind": "Agent",
+            "metadata": {"name": name}, "spec": {"instructions": text}})
+    };
+    let old =
+        BatchItem { kind: Kind::Agent, name: "scout".into(), write: Write::Create { manifest: agent("scout", "v1") } };
+    write(backend, Some("team"), vec![old]).await.unwrap();
+    let session = serde_json::json!({"apiVersion": "agentic.stigmer.ai/v1", "kind": "Session",
+        "metadata": {"name": "chat"}, "spec": {"agentRef": "scout"}});
+    let session = BatchItem { kind: Kind::Session, name: "chat".into(), write: Write::Create { manifest: session } };
+    write(backend, None, vec![session]).await.unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let run = ExecutionRecord::new(
+        id.clone(),
+        "agent/scout".into(),
+        "tester".into(),
+        serde_json::json!({}),
+        ExecutionStatus::Completed,
+    );
+    backend.execution_create(run, Vec::new()).await.unwrap();
+    let uid = backend.get(Kind::Agent, "scout").await.unwrap().unwrap().uid;
+
+    let rename = |expected_generation| BatchItem {
+        kind: Kind::Agent,
+        name: "ranger".into(),
+        write: Write::Rename { from: "scout".into(), manifest: agent("ranger", "v2"), expected_generation },
+    };
+    let stale = write(backend, Some("team"), vec![rename(7)]).await;
+    assert!(matches!(stale, Err(BackendError::Conflict { .. })), "{stale:?}");
+    let receipt = write(backend, Some("team"), vec![rename(1)]).await.unwrap();
+    assert_eq!(receipt.written[0].action, RevisionAction::Renamed);
+    assert!(backend.get(Kind::Agent, "scout").await.unwrap().is_none(), "the old name is free");
+    let renamed = backend.get(Kind::Agent, "ranger").await.unwrap().unwrap();
+    assert_eq!((renamed.uid.as_str(), renamed.generation), (uid.as_str(), 2));
+    let history: Vec<(RevisionAction, String, u64)> = backend
+        .history(Kind::Agent, "ranger")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.name, r.generation))
+        .collect();
+    assert_eq!(
+        history,
+        [(RevisionAction::Created, "ranger".into(), 1), (RevisionAction::Renamed, "ranger".into(), 2)],
+        "the old name's history moved"
+    );
+    assert!(backend.history(Kind::Agent, "scout").await.unwrap().is_empty());
+    assert_eq!(backend.inventory("team").await.unwrap(), [(Kind::Agent, "ranger".to_owned())]);
+    assert_eq!(backend.execution_get(&id).await.unwrap().unwrap().target, "agent/ranger");
+    let chat = backend.get(Kind::Session, "chat").await.unwrap().unwrap();
+    assert_eq!((&chat.manifest["spec"]["agentRef"], chat.apply_set.as_deref()), (&serde_json::json!("ranger"), None));
+
+    let again =
+        BatchItem { kind: Kind::Agent, name: "scout".into(), write: Write::Create { manifest: agent("scout", "v1") } };
+    write(backend, Some("team"), vec![again]).await.unwrap();
+    let onto_taken = BatchItem {
+        kind: Kind::Agent,
+        name: "ranger".into(),
+        write: Write::Rename { from: "scout".into(), manifest: agent("ranger", "v3"), expected_generation: 1 },
+    };
+    let taken = write(backend, Some("team"), vec![onto_taken]).await;
+    assert!(matches!(taken, Err(BackendError::Conflict { .. })), "{taken:?}");
+}
+
 /// Lists filter by kind, name and every label asked for, in dependency order then by name.
 async fn lists_filter_by_kind_name_and_label<H: Harness>(h: &H) {
     let backend = &h.handle();
@@ -753,6 +822,7 @@ macro_rules! suite {
             schedules_are_listed_and_paused,
             a_parked_execution_waits_for_its_decisions,
             conditions_are_recorded_and_keep_their_transition_time,
+            a_rename_takes_history_executions_and_sessions_along,
         );
     };
     ($harness:ty: $($scenario:ident),* $(,)?) => {

@@ -53,8 +53,13 @@ fn apply(observed: &[StoredResource], changes: &[Change], set: Option<&str>) -> 
     for change in changes {
         let key = (change.kind(), change.name().to_owned());
         match change {
-            Change::Create { after, .. } | Change::Update { after, .. } => {
-                let generation = by_key.get(&key).map_or(0, |r| r.generation) + 1;
+            Change::Create { after, .. } | Change::Update { after, .. } | Change::Rename { after, .. } => {
+                // A rename takes the old name's resource (and its generation) under the new name.
+                let old = match change {
+                    Change::Rename { from, .. } => by_key.remove(&(key.0, from.clone())),
+                    _ => by_key.get(&key).cloned(),
+                };
+                let generation = old.map_or(0, |r| r.generation) + 1;
                 by_key.insert(
                     key.clone(),
                     StoredResource {
@@ -89,7 +94,7 @@ proptest! {
 
     #[test]
     fn planning_after_applying_yields_no_change(before in desired_state(), after in desired_state(), prune in any::<bool>()) {
-        let options = PlanOptions { apply_set: Some("set".into()), prune, force_ownership: false };
+        let options = PlanOptions { apply_set: Some("set".into()), prune, ..PlanOptions::default() };
         let first = plan(&desired(&before), &[], &options).unwrap();
         let observed = apply(&[], &first.changes, Some("set"));
         // Prune may be refused when a kept resource would lose a reference; that is fine here.
@@ -119,7 +124,7 @@ proptest! {
 
     #[test]
     fn prune_never_touches_other_sets_or_hand_made_resources(state in desired_state(), theirs in desired_state()) {
-        let mine = PlanOptions { apply_set: Some("mine".into()), prune: true, force_ownership: false };
+        let mine = PlanOptions { apply_set: Some("mine".into()), prune: true, ..PlanOptions::default() };
         let observed = apply(&[], &plan(&desired(&theirs), &[], &PlanOptions { apply_set: Some("theirs".into()), ..PlanOptions::default() }).unwrap().changes, Some("theirs"));
         let hand_made = apply(&[], &plan(&desired(&theirs), &[], &PlanOptions::default()).unwrap().changes, None);
         for observed in [observed, hand_made] {

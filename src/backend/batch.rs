@@ -30,15 +30,23 @@ pub struct Outcome {
     pub resources: BTreeMap<ResourceKey, Option<StoredResource>>,
     /// Each resource whose apply set changed: the set it leaves, the set it joins.
     pub owners: Vec<(ResourceKey, Option<String>, Option<String>)>,
+    /// Each rename: the old key, the new one. The store moves the old key's revisions to the
+    /// new one, and an agent's executions; [`follow_renames`] moves its sessions.
+    pub renames: Vec<(ResourceKey, ResourceKey)>,
 }
 
 /// The resources a batch touches, each once, in the order it first names them.
 pub fn touched(batch: &ApplyBatch) -> Vec<ResourceKey> {
     let mut keys: Vec<ResourceKey> = Vec::new();
     for item in &batch.items {
-        let key = (item.kind, item.name.clone());
-        if !keys.contains(&key) {
-            keys.push(key);
+        let mut named = vec![(item.kind, item.name.clone())];
+        if let Write::Rename { from, .. } = &item.write {
+            named.push((item.kind, from.clone()));
+        }
+        for key in named {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
         }
     }
     keys
@@ -93,6 +101,34 @@ pub fn decide(
                 };
                 (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Updated }, Some(resource))
             }
+            (Write::Rename { from, manifest, expected_generation }, None) => {
+                let old_key = (item.kind, from.clone());
+                let old = match now_stand.get(&old_key) {
+                    Some(current) => current.clone(),
+                    None => before.get(&old_key).cloned(),
+                };
+                let Some(existing) = old.filter(|old| old.generation == *expected_generation) else {
+                    let found = now_stand.get(&old_key).cloned().unwrap_or_else(|| before.get(&old_key).cloned());
+                    moved.push(Moved {
+                        address: address(item.kind, from),
+                        expected: Some(*expected_generation),
+                        found: found.map(|resource| resource.generation),
+                    });
+                    continue;
+                };
+                let resource = StoredResource {
+                    name: item.name.clone(),
+                    generation: existing.generation + 1,
+                    updated_at: now,
+                    hash: canonical::hash(manifest),
+                    apply_set: batch.apply_set.clone(),
+                    manifest: manifest.clone(),
+                    ..existing
+                };
+                now_stand.insert(old_key.clone(), None);
+                outcome.renames.push((old_key, key.clone()));
+                (RevisionAction::Renamed, Some(resource))
+            }
             (Write::Delete { expected_generation }, Some(existing)) if existing.generation == *expected_generation => {
                 // The revision of a deletion keeps the last manifest it had.
                 outcome.push(&key, RevisionAction::Deleted, &existing, batch, author, now);
@@ -100,8 +136,9 @@ pub fn decide(
                 continue;
             }
             (write, current) => {
+                // A rename whose new name is taken is refused as a create would be.
                 let expected = match write {
-                    Write::Create { .. } => None,
+                    Write::Create { .. } | Write::Rename { .. } => None,
                     Write::Update { expected_generation, .. } | Write::Delete { expected_generation } => {
                         Some(*expected_generation)
                     }
@@ -128,6 +165,39 @@ pub fn decide(
     }
     outcome.resources = now_stand;
     Ok(outcome)
+}
+
+/// Moves the sessions of renamed agents (and agent instances) to their new names: each session
+/// among `sessions` whose `agentRef` names an old name is rewritten, with a revision and an
+/// audit entry, in the batch's transaction; it keeps its own apply set.
+pub fn follow_renames(outcome: &mut Outcome, sessions: &[StoredResource], author: Author<'_>, now: Timestamp) {
+    let renamed: Vec<(String, String)> = outcome
+        .renames
+        .iter()
+        .filter(|((kind, _), _)| matches!(kind, Kind::Agent | Kind::AgentInstance))
+        .map(|((_, from), (_, to))| (from.clone(), to.clone()))
+        .collect();
+    for session in sessions.iter().filter(|s| s.kind == Kind::Session) {
+        let reference = &session.manifest["spec"]["agentRef"];
+        let named = reference.as_str().or_else(|| reference["name"].as_str());
+        let Some((_, to)) = renamed.iter().find(|(from, _)| Some(from.as_str()) == named) else { continue };
+        let mut manifest = session.manifest.clone();
+        match &mut manifest["spec"]["agentRef"] {
+            serde_json::Value::String(name) => name.clone_from(to),
+            reference => reference["name"] = serde_json::Value::from(to.as_str()),
+        }
+        let resource = StoredResource {
+            generation: session.generation + 1,
+            updated_at: now,
+            hash: canonical::hash(&manifest),
+            manifest,
+            ..session.clone()
+        };
+        // The session keeps its own set: it follows its agent, it does not join the batch's.
+        let own = ApplyBatch { apply_set: session.apply_set.clone(), ..ApplyBatch::default() };
+        outcome.push(&(Kind::Session, session.name.clone()), RevisionAction::Updated, &resource, &own, author, now);
+        outcome.resources.insert((Kind::Session, session.name.clone()), Some(resource));
+    }
 }
 
 impl Outcome {

@@ -65,6 +65,8 @@ pub enum RevisionAction {
     Rejected,
     /// It drifted from its files and was put back to their version (created or updated).
     Corrected,
+    /// It took a new name (the revision is under the new one; the old ones moved with it).
+    Renamed,
 }
 
 impl RevisionAction {
@@ -77,6 +79,7 @@ impl RevisionAction {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Corrected => "corrected",
+            Self::Renamed => "renamed",
         }
     }
 }
@@ -167,6 +170,16 @@ pub enum Write {
     },
     /// Delete; the resource must be at `expected_generation`.
     Delete {
+        /// The generation seen when planning.
+        expected_generation: u64,
+    },
+    /// The resource named `from` (at `expected_generation`) takes the item's name, which must
+    /// be free, and `manifest`; its history, and the executions and sessions of an agent, follow.
+    Rename {
+        /// The old name.
+        from: String,
+        /// The canonical manifest under the new name.
+        manifest: serde_json::Value,
         /// The generation seen when planning.
         expected_generation: u64,
     },

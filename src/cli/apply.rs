@@ -95,7 +95,8 @@ impl PlanFlags {
                     .hint("use lower-case letters, digits and '-'")
             })?;
         }
-        Ok(PlanOptions { apply_set, prune: self.prune, force_ownership: self.force_ownership })
+        let moved = set.project.as_ref().map(|p| p.moved.clone()).unwrap_or_default();
+        Ok(PlanOptions { apply_set, prune: self.prune, force_ownership: self.force_ownership, moved })
     }
 }
 
@@ -186,6 +187,7 @@ fn text_report(ctx: &CommandContext, plan: &Plan, secrets: &[(String, SecretChan
         let painted = match change {
             Change::Create { .. } => style.good(change.verb()),
             Change::Update { .. } => style.warning(change.verb()),
+            Change::Rename { from, .. } => style.warning(&format!("renamed from {from}")),
             Change::Delete { .. } => style.error(change.verb()),
             Change::Unchanged { .. } => change.verb().to_owned(),
         };
@@ -283,7 +285,9 @@ impl<'a> JsonReport<'a> {
             .map(|change| {
                 let written = receipt.written.iter().find(|w| w.kind == change.kind() && w.name == change.name());
                 let generation = match change {
-                    Change::Create { .. } | Change::Update { .. } => written.map(|w| w.generation),
+                    Change::Create { .. } | Change::Update { .. } | Change::Rename { .. } => {
+                        written.map(|w| w.generation)
+                    }
                     Change::Delete { .. } => None,
                     Change::Unchanged { generation, .. } => Some(*generation),
                 };

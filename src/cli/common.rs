@@ -63,8 +63,9 @@ pub fn parse_kind(name: &str) -> Result<Kind, CommandError> {
 /// What a plan does, in one line: `3 created, 1 updated, 0 deleted, 12 unchanged` (`apply`,
 /// `diff` and `apply --watch` print it alike).
 pub fn plan_summary(counts: crate::reconcile::Counts) -> String {
+    let renamed = if counts.renamed > 0 { format!(", {} renamed", counts.renamed) } else { String::new() };
     format!(
-        "{} created, {} updated, {} deleted, {} unchanged",
+        "{} created, {} updated{renamed}, {} deleted, {} unchanged",
         counts.created, counts.updated, counts.deleted, counts.unchanged
     )
 }

@@ -62,6 +62,8 @@ pub struct Project {
     pub name: String,
     /// The context to use when none is chosen on the command line.
     pub context: Option<String>,
+    /// Resources renamed (`moved`).
+    pub moved: Vec<Moved>,
     /// Where the project file is.
     pub location: Location,
 }
@@ -386,6 +388,44 @@ struct ProjectFile {
     name: String,
     #[serde(default)]
     context: Option<String>,
+    #[serde(default)]
+    moved: Vec<MovedEntry>,
+}
+
+/// One entry of the project file's `moved`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MovedEntry {
+    from: String,
+    to: String,
+}
+
+/// A rename the project file declares: `moved: [{from: agent/old, to: agent/new}]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The kind (both sides name the same one).
+    pub kind: crate::model::Kind,
+    /// The old name.
+    pub from: String,
+    /// The new name.
+    pub to: String,
+}
+
+/// Reads one `moved` entry: two addresses of the same kind.
+fn moved_entry(entry: &MovedEntry) -> Result<Moved, String> {
+    let split = |address: &str| -> Result<(crate::model::Kind, String), String> {
+        let (kind, name) =
+            address.split_once('/').ok_or_else(|| format!("\"{address}\" is not an address like agent/name"))?;
+        let kind = crate::model::Kind::from_cli(kind).ok_or_else(|| format!("\"{kind}\" is not a kind"))?;
+        check_name(name).map_err(|e| format!("\"{name}\" {e}"))?;
+        Ok((kind, name.to_owned()))
+    };
+    let (kind, from) = split(&entry.from)?;
+    let (to_kind, to) = split(&entry.to)?;
+    if kind != to_kind {
+        return Err(format!("{} and {} are of different kinds", entry.from, entry.to));
+    }
+    Ok(Moved { kind, from, to })
 }
 
 impl ManifestSet {
@@ -433,7 +473,24 @@ fn add_project(set: &mut ManifestSet, file: &mut FileLoad) {
                 );
                 return;
             }
-            set.project = Some(Project { name: project.name, context: project.context, location });
+            let mut moved = Vec::new();
+            for entry in &project.moved {
+                match moved_entry(entry) {
+                    Ok(one) => moved.push(one),
+                    Err(why) => {
+                        let at = document
+                            .root
+                            .get("moved")
+                            .map_or(location.clone(), |e| set.location(document, e.value.position));
+                        set.diagnostics.push(
+                            Diagnostic::error("bad-moved", format!("moved: {why}"))
+                                .at(at)
+                                .hint("write each rename as {from: agent/old-name, to: agent/new-name}"),
+                        );
+                    }
+                }
+            }
+            set.project = Some(Project { name: project.name, context: project.context, moved, location });
         }
         Err(e) => set
             .diagnostics

@@ -11,6 +11,6 @@ pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Location, Note, Severity, did_you_mean};
 pub use load::{
-    Discovery, Entry, FileLoad, InputPath, LoadedDocument, MAX_MANIFEST_BYTES, ManifestSet, PROJECT_FILE, Project,
-    Source, discover, load, read_manifest,
+    Discovery, Entry, FileLoad, InputPath, LoadedDocument, MAX_MANIFEST_BYTES, ManifestSet, Moved, PROJECT_FILE,
+    Project, Source, discover, load, read_manifest,
 };

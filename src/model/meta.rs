@@ -37,6 +37,10 @@ pub struct ObjectMeta {
     /// Key/value notes for people and tools; not used for selection.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Names the resource had before: applied under its new name, the stored one of an old name
+    /// is renamed, keeping its history, sessions and executions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_names: Vec<String>,
 }
 
 /// Who may see a resource. Stigmer's API spells the values `visibility_private`,

@@ -145,17 +145,24 @@ impl From<&ApplyBatch> for v1::ApplyRequest {
                     Write::Create { manifest } => v1::Write {
                         op: v1::write::Op::Create.into(),
                         manifest_json: json_bytes(manifest),
-                        expected_generation: 0,
+                        ..v1::Write::default()
                     },
                     Write::Update { manifest, expected_generation } => v1::Write {
                         op: v1::write::Op::Update.into(),
                         manifest_json: json_bytes(manifest),
                         expected_generation: *expected_generation,
+                        ..v1::Write::default()
                     },
                     Write::Delete { expected_generation } => v1::Write {
                         op: v1::write::Op::Delete.into(),
                         expected_generation: *expected_generation,
                         ..v1::Write::default()
+                    },
+                    Write::Rename { from, manifest, expected_generation } => v1::Write {
+                        op: v1::write::Op::Rename.into(),
+                        manifest_json: json_bytes(manifest),
+                        expected_generation: *expected_generation,
+                        from: from.clone(),
                     },
                 };
                 v1::BatchItem { kind: item.kind.as_str().to_owned(), name: item.name.clone(), write: Some(write) }
@@ -180,6 +187,11 @@ impl TryFrom<v1::ApplyRequest> for ApplyBatch {
                         expected_generation: write.expected_generation,
                     },
                     Ok(v1::write::Op::Delete) => Write::Delete { expected_generation: write.expected_generation },
+                    Ok(v1::write::Op::Rename) => Write::Rename {
+                        from: write.from,
+                        manifest: json(&write.manifest_json)?,
+                        expected_generation: write.expected_generation,
+                    },
                     Ok(v1::write::Op::Unspecified) | Err(_) => {
                         return Err(WireError(format!("unknown write op {}", write.op)));
                     }
@@ -199,6 +211,7 @@ fn action_to_wire(action: RevisionAction) -> i32 {
         RevisionAction::Approved => v1::RevisionAction::Approved,
         RevisionAction::Rejected => v1::RevisionAction::Rejected,
         RevisionAction::Corrected => v1::RevisionAction::Corrected,
+        RevisionAction::Renamed => v1::RevisionAction::Renamed,
     }
     .into()
 }
@@ -211,6 +224,7 @@ fn action_from_wire(action: i32) -> Result<RevisionAction, WireError> {
         Ok(v1::RevisionAction::Approved) => Ok(RevisionAction::Approved),
         Ok(v1::RevisionAction::Rejected) => Ok(RevisionAction::Rejected),
         Ok(v1::RevisionAction::Corrected) => Ok(RevisionAction::Corrected),
+        Ok(v1::RevisionAction::Renamed) => Ok(RevisionAction::Renamed),
         Ok(v1::RevisionAction::Unspecified) | Err(_) => Err(WireError(format!("unknown revision action {action}"))),
     }
 }
@@ -588,6 +602,15 @@ mod tests {
                     write: Write::Update { manifest: serde_json::json!([]), expected_generation: 3 },
                 },
                 BatchItem { kind: Kind::Skill, name: "c".into(), write: Write::Delete { expected_generation: 7 } },
+                BatchItem {
+                    kind: Kind::Agent,
+                    name: "new".into(),
+                    write: Write::Rename {
+                        from: "old".into(),
+                        manifest: serde_json::json!({}),
+                        expected_generation: 2,
+                    },
+                },
             ],
             dry_run: true,
             correcting: true,

@@ -37,6 +37,12 @@ pub fn unified(change: &Change) -> Vec<Line> {
         Change::Update { before, after, generation, .. } => {
             (before, after, format!("{address} (generation {generation})"), format!("{address} (desired)"))
         }
+        Change::Rename { from, before, after, generation, .. } => (
+            before,
+            after,
+            format!("{} (generation {generation})", crate::backend::address(change.kind(), from)),
+            format!("{address} (renamed)"),
+        ),
         Change::Delete { before, generation, .. } => {
             (before, &none, format!("{address} (generation {generation})"), "(deleted)".to_owned())
         }

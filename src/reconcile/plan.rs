@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::backend::{ApplyBatch, BatchItem, StoredResource, Write, address};
+use crate::manifest::Moved;
 use crate::model::canonical::Canonical;
 use crate::model::{AnyResource, Kind};
 
@@ -40,6 +41,8 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Take over resources that another apply set owns.
     pub force_ownership: bool,
+    /// Renames the project file declares (`moved`); a resource's own `previousNames` count too.
+    pub moved: Vec<Moved>,
 }
 
 /// One change, with what the plan saw.
@@ -71,6 +74,22 @@ pub enum Change {
         #[serde(skip_serializing_if = "Option::is_none")]
         previous_owner: Option<Option<String>>,
     },
+    /// A stored resource takes its new name (and the manifest declared under it), keeping its
+    /// history, sessions and executions.
+    Rename {
+        /// Kind.
+        kind: Kind,
+        /// The new name.
+        name: String,
+        /// The old name.
+        from: String,
+        /// The stored manifest.
+        before: Value,
+        /// The manifest to store.
+        after: Value,
+        /// The generation seen.
+        generation: u64,
+    },
     /// The resource is pruned.
     Delete {
         /// Kind.
@@ -100,6 +119,7 @@ impl Change {
         match self {
             Self::Create { kind, .. }
             | Self::Update { kind, .. }
+            | Self::Rename { kind, .. }
             | Self::Delete { kind, .. }
             | Self::Unchanged { kind, .. } => *kind,
         }
@@ -111,6 +131,7 @@ impl Change {
         match self {
             Self::Create { name, .. }
             | Self::Update { name, .. }
+            | Self::Rename { name, .. }
             | Self::Delete { name, .. }
             | Self::Unchanged { name, .. } => name,
         }
@@ -129,6 +150,7 @@ impl Change {
         match self {
             Self::Create { .. } => "created",
             Self::Update { .. } => "updated",
+            Self::Rename { .. } => "renamed",
             Self::Delete { .. } => "deleted",
             Self::Unchanged { .. } => "unchanged",
         }
@@ -142,10 +164,18 @@ impl Change {
             Self::Update { after, generation, .. } => {
                 Some(Write::Update { manifest: after.clone(), expected_generation: *generation })
             }
+            Self::Rename { from, after, generation, .. } => {
+                Some(Write::Rename { from: from.clone(), manifest: after.clone(), expected_generation: *generation })
+            }
             Self::Delete { generation, .. } => Some(Write::Delete { expected_generation: *generation }),
             Self::Unchanged { .. } => None,
         }
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if takes a reference")]
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// How many of each change a plan holds.
@@ -155,6 +185,9 @@ pub struct Counts {
     pub created: usize,
     /// Updates.
     pub updated: usize,
+    /// Renames.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub renamed: usize,
     /// Deletes.
     pub deleted: usize,
     /// Unchanged.
@@ -181,6 +214,7 @@ impl Plan {
             match change {
                 Change::Create { .. } => counts.created += 1,
                 Change::Update { .. } => counts.updated += 1,
+                Change::Rename { .. } => counts.renamed += 1,
                 Change::Delete { .. } => counts.deleted += 1,
                 Change::Unchanged { .. } => counts.unchanged += 1,
             }
@@ -250,12 +284,40 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
         observed.iter().map(|r| ((r.kind, r.name.as_str()), r)).collect();
     let mut changes = Vec::new();
     let mut foreign = Vec::new();
+    let declared: BTreeSet<(Kind, &str)> = desired.iter().map(|d| (d.resource.kind(), d.resource.name())).collect();
+    // The stored resources that take a new name: not declared themselves, their new name free.
+    let mut renamed_from: BTreeSet<(Kind, String)> = BTreeSet::new();
     for wanted in desired {
         let kind = wanted.resource.kind();
         let found = observed_by_key.get(&(kind, wanted.resource.name())).copied();
         let name = wanted.resource.name().to_owned();
         let Some(current) = found else {
-            changes.push(Change::Create { kind, name, after: wanted.canonical.manifest.clone() });
+            let old = previous_names(wanted, options).into_iter().find_map(|old| {
+                let stored = observed_by_key.get(&(kind, old.as_str())).copied()?;
+                (!declared.contains(&(kind, old.as_str())) && !renamed_from.contains(&(kind, old.clone())))
+                    .then_some(stored)
+            });
+            match old {
+                Some(stored)
+                    if stored.apply_set != options.apply_set
+                        && !options.force_ownership
+                        && stored.apply_set.is_some() =>
+                {
+                    foreign.push((stored.address(), stored.apply_set.clone().unwrap_or_default()));
+                }
+                Some(stored) => {
+                    renamed_from.insert((kind, stored.name.clone()));
+                    changes.push(Change::Rename {
+                        kind,
+                        name,
+                        from: stored.name.clone(),
+                        before: stored.manifest.clone(),
+                        after: wanted.canonical.manifest.clone(),
+                        generation: stored.generation,
+                    });
+                }
+                None => changes.push(Change::Create { kind, name, after: wanted.canonical.manifest.clone() }),
+            }
             continue;
         };
         let owner_changes = current.apply_set != options.apply_set;
@@ -284,9 +346,12 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
     }
     if options.prune {
         let Some(set) = &options.apply_set else { return Err(PlanError::PruneWithoutSet) };
-        let declared: BTreeSet<(Kind, &str)> = desired.iter().map(|d| (d.resource.kind(), d.resource.name())).collect();
         for current in observed {
-            if current.apply_set.as_ref() == Some(set) && !declared.contains(&(current.kind, current.name.as_str())) {
+            let renamed = renamed_from.contains(&(current.kind, current.name.clone()));
+            if current.apply_set.as_ref() == Some(set)
+                && !declared.contains(&(current.kind, current.name.as_str()))
+                && !renamed
+            {
                 changes.push(Change::Delete {
                     kind: current.kind,
                     name: current.name.clone(),
@@ -299,6 +364,16 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
     }
     order(&mut changes);
     Ok(Plan { apply_set: options.apply_set.clone(), changes })
+}
+
+/// The names `wanted` had before: its `metadata.previousNames`, then the project file's `moved`.
+fn previous_names(wanted: &Desired, options: &PlanOptions) -> Vec<String> {
+    let kind = wanted.resource.kind();
+    let mut names = wanted.resource.metadata().previous_names.clone();
+    names.extend(
+        options.moved.iter().filter(|m| m.kind == kind && m.to == wanted.resource.name()).map(|m| m.from.clone()),
+    );
+    names
 }
 
 /// Creates, updates and unchanged in dependency order (kind, then name); deletes after them in

@@ -320,11 +320,43 @@ fn check_references(
     out: &mut Vec<Diagnostic>,
 ) {
     let mut existing_cache: HashMap<Kind, BTreeSet<String>> = HashMap::new();
+    // Old names of renamed resources: the rename frees them, so nothing may point at one.
+    let mut renamed: HashMap<(Kind, String), String> = HashMap::new();
+    for resource in resources {
+        let r = &resource.resource;
+        for old in &r.metadata().previous_names {
+            renamed.insert((r.kind(), old.clone()), r.name().to_owned());
+        }
+    }
+    for moved in set.project.iter().flat_map(|p| &p.moved) {
+        renamed.insert((moved.kind, moved.from.clone()), moved.to.clone());
+    }
+    renamed.retain(|(kind, old), _| !declared.contains_key(&(*kind, old.as_str())));
     for resource in resources {
         let document = &set.documents[resource.document];
         for reference in resource.resource.references() {
             // Locations are only worked out for problems: most references resolve.
             let location = || location_of(set, document, &reference.pointer, None);
+            if let Some((kind, new)) = reference
+                .kinds
+                .iter()
+                .find_map(|kind| renamed.get(&(*kind, reference.name.clone())).map(|new| (*kind, new)))
+            {
+                out.push(
+                    Diagnostic::error(
+                        "renamed-reference",
+                        format!(
+                            "{} references {} \"{}\", which is renamed to \"{new}\"",
+                            resource.resource.address(),
+                            kind.cli_name(),
+                            reference.name
+                        ),
+                    )
+                    .at(location())
+                    .hint(format!("refer to it by its new name: {new}")),
+                );
+                continue;
+            }
             let expected = reference.kinds.first().copied().unwrap_or(Kind::Agent);
             if let Some(written) = &reference.written_kind {
                 let matches = reference.kinds.iter().any(|k| Kind::from_cli(written) == Some(*k));

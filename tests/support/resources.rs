@@ -224,13 +224,15 @@ pub fn metadata(name: String) -> BoxedStrategy<ObjectMeta> {
         prop::option::of(prop::sample::select(&Visibility::ALL[..])),
         prop::collection::btree_map(key(), text(), 0..3),
         prop::collection::btree_map(key(), text(), 0..3),
+        prop::collection::vec(key(), 0..2),
     )
-        .prop_map(move |(org, visibility, labels, annotations)| ObjectMeta {
+        .prop_map(move |(org, visibility, labels, annotations, previous_names)| ObjectMeta {
             name: name.clone(),
             org,
             visibility,
             labels,
             annotations,
+            previous_names,
         })
         .boxed()
 }

@@ -231,6 +231,21 @@ impl AgentEvent {
             Self::ApprovalDecided(decision) => &decision.agent,
         }
     }
+
+    /// The step as the agent's own under `name` (its executions recorded an old name).
+    #[must_use]
+    pub fn as_agent(mut self, name: &str) -> Self {
+        let agent = match &mut self {
+            Self::UserMessage { agent, .. }
+            | Self::AssistantMessage { agent, .. }
+            | Self::ToolResult { agent, .. }
+            | Self::Answer { agent, .. } => agent,
+            Self::ApprovalRequested(request) => &mut request.agent,
+            Self::ApprovalDecided(decision) => &mut decision.agent,
+        };
+        name.clone_into(agent);
+        self
+    }
 }
 
 /// A tool call as recorded.

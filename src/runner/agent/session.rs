@@ -85,12 +85,18 @@ pub async fn open<B: Backend>(
             continue;
         }
         let events = backend.execution_events(&record.id, 0, None).await?;
-        steps.extend(
-            crate::backend::approval::effective(&events)
-                .into_iter()
-                .filter_map(|event| serde_json::from_value::<AgentEvent>(event.clone()).ok())
-                .filter(|event| event.agent() == agent),
-        );
+        let recorded: Vec<AgentEvent> = crate::backend::approval::effective(&events)
+            .into_iter()
+            .filter_map(|event| serde_json::from_value::<AgentEvent>(event.clone()).ok())
+            .collect();
+        // The root agent is the one the run's message went to: under the name it had then (an
+        // agent renamed since keeps its sessions).
+        let root = recorded.iter().find_map(|event| match event {
+            AgentEvent::UserMessage { agent, call: None, .. } => Some(agent.clone()),
+            _ => None,
+        });
+        let Some(root) = root else { continue };
+        steps.extend(recorded.into_iter().filter(|event| event.agent() == root).map(|event| event.as_agent(agent)));
     }
     Ok(steps)
 }

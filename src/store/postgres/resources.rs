@@ -115,10 +115,44 @@ impl PgStorage {
             let resource: StoredResource = from_text(row.try_get("body").map_err(database_error)?, "resource")?;
             before.insert((resource.kind, resource.name.clone()), resource);
         }
-        let outcome = batch::decide(&batch, &before, author, now)?;
+        let mut outcome = batch::decide(&batch, &before, author, now)?;
         if batch.dry_run {
             txn.rollback().await.map_err(database_error)?;
             return Ok(ApplyReceipt { written: outcome.written, committed: false, version: None });
+        }
+        if !outcome.renames.is_empty() {
+            let rows = sqlx::query("SELECT body FROM stigmer.resources WHERE org = $1 AND kind = $2")
+                .bind(&self.org)
+                .bind(Kind::Session.as_str())
+                .fetch_all(&mut *txn)
+                .await
+                .map_err(database_error)?;
+            let sessions = rows
+                .iter()
+                .map(|row| from_text(row.try_get("body").map_err(database_error)?, "resource"))
+                .collect::<Result<Vec<StoredResource>, BackendError>>()?;
+            batch::follow_renames(&mut outcome, &sessions, author, now);
+            // What the old name recorded moves to the new one, before the rename's own revision
+            // is written under it; so do an agent's executions.
+            for ((kind, old), (_, new)) in &outcome.renames {
+                sqlx::query(
+                    "UPDATE stigmer.revisions SET name = $4, body = jsonb_set(body::jsonb, '{name}', to_jsonb($4::text))::text                      WHERE org = $1 AND kind = $2 AND name = $3",
+                )
+                .bind(&self.org)
+                .bind(kind.as_str())
+                .bind(old)
+                .bind(new)
+                .execute(&mut *txn)
+                .await
+                .map_err(database_error)?;
+                sqlx::query("UPDATE stigmer.executions SET target = $3 WHERE org = $1 AND target = $2")
+                    .bind(&self.org)
+                    .bind(crate::backend::address(*kind, old))
+                    .bind(crate::backend::address(*kind, new))
+                    .execute(&mut *txn)
+                    .await
+                    .map_err(database_error)?;
+            }
         }
         let mut changes = Changes::default();
         for ((kind, name), after) in &outcome.resources {

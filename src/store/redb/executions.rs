@@ -39,6 +39,25 @@ impl Store {
         self.commit_execution_write(txn)
     }
 
+    /// Points every execution of `from` (an address) at `to`, in the caller's transaction: the
+    /// executions of a renamed agent follow it.
+    pub(super) fn retarget_executions(&self, txn: &WriteTransaction, from: &str, to: &str) -> Result<(), BackendError> {
+        let mut table = txn.open_table(EXECUTIONS).map_err(|e| self.engine(e))?;
+        let mut following = Vec::new();
+        for entry in table.iter().map_err(|e| self.engine(e))? {
+            let (_, value) = entry.map_err(|e| self.engine(e))?;
+            let record: ExecutionRecord = self.decode(value.value())?;
+            if record.target == from {
+                following.push(record);
+            }
+        }
+        for mut record in following {
+            to.clone_into(&mut record.target);
+            table.insert(record.id.as_str(), self.encode(&record)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        Ok(())
+    }
+
     /// [`Store::create_execution`] in the caller's transaction.
     pub(super) fn insert_execution(
         &self,

@@ -377,7 +377,17 @@ impl Store {
                 before.insert((kind, name), resource);
             }
         }
-        let outcome = batch::decide(batch, &before, Author { actor, address: from }, now)?;
+        let author = Author { actor, address: from };
+        let mut outcome = batch::decide(batch, &before, author, now)?;
+        if !outcome.renames.is_empty() {
+            let (start, end) = kind_range(Kind::Session);
+            let mut sessions = Vec::new();
+            for entry in resources.range(start.as_str()..end.as_str()).map_err(|e| self.engine(e))? {
+                let (_, value) = entry.map_err(|e| self.engine(e))?;
+                sessions.push(self.decode::<StoredResource>(value.value())?);
+            }
+            batch::follow_renames(&mut outcome, &sessions, author, now);
+        }
         for ((kind, name), after) in &outcome.resources {
             let key = resource_key(*kind, name);
             match after {
@@ -397,6 +407,10 @@ impl Store {
                 .map_err(|e| self.engine(e))?;
             audit.insert(sequence, self.encode(entry)?.as_slice()).map_err(|e| self.engine(e))?;
         }
+        for ((kind, old), (_, new)) in &outcome.renames {
+            self.move_history(&mut revisions, *kind, old, new)?;
+            self.retarget_executions(txn, &crate::backend::address(*kind, old), &crate::backend::address(*kind, new))?;
+        }
         let mut inventories = Inventories::new();
         for (member, leaves, joins) in &outcome.owners {
             self.change_owner(&mut inventories, &apply_sets, member.clone(), leaves.as_deref(), joins.as_deref())?;
@@ -409,6 +423,34 @@ impl Store {
             }
         }
         Ok((outcome.written, self.count_commit(&mut meta)?))
+    }
+
+    /// Moves the revisions of `kind/old` under `kind/new`, each keeping its sequence number
+    /// (so the history stays in order) and naming the new name.
+    fn move_history(
+        &self,
+        revisions: &mut Table<'_, (&'static str, u64), &'static [u8]>,
+        kind: Kind,
+        old: &str,
+        new: &str,
+    ) -> Result<(), BackendError> {
+        let (old_key, new_key) = (resource_key(kind, old), resource_key(kind, new));
+        let mut moved = Vec::new();
+        for entry in
+            revisions.range((old_key.as_str(), 0)..=(old_key.as_str(), u64::MAX)).map_err(|e| self.engine(e))?
+        {
+            let (key, value) = entry.map_err(|e| self.engine(e))?;
+            let mut revision: crate::backend::Revision = self.decode(value.value())?;
+            new.clone_into(&mut revision.name);
+            moved.push((key.value().1, revision));
+        }
+        for (sequence, revision) in moved {
+            revisions.remove((old_key.as_str(), sequence)).map_err(|e| self.engine(e))?;
+            revisions
+                .insert((new_key.as_str(), sequence), self.encode(&revision)?.as_slice())
+                .map_err(|e| self.engine(e))?;
+        }
+        Ok(())
     }
 
     /// Counts one more committed batch in `meta`; returns the new count (the store's version).
