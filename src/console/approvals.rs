@@ -9,8 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Redirect};
 use serde::Deserialize;
 
-use super::executions::href;
-use super::html::{self, esc, time};
+use super::html::{self, esc, execution_href as href, time};
 use super::resources::masked;
 use super::session::Signed;
 use super::{Authority, Failure, Page};

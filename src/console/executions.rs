@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::html::{self, esc, link, status, table, time, took, url_encode};
+use super::html::{self, esc, execution_href as href, link, status, table, time, took, url_encode};
 use super::resources::masked;
 use super::session::Signed;
 use super::{Authority, Failure, Page};
@@ -45,11 +45,6 @@ pub(crate) fn window_start(since: &str) -> Option<Timestamp> {
 pub(crate) fn since_select(selected: &str) -> String {
     let options: Vec<(&str, &str)> = SINCE.iter().map(|(key, label, _)| (*key, *label)).collect();
     html::select("since", &options, selected)
-}
-
-/// An execution's page.
-pub(crate) fn href(id: &str) -> String {
-    format!("/executions/{}", url_encode(id))
 }
 
 /// How long an execution ran (or has been running).

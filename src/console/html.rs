@@ -76,6 +76,11 @@ impl Frame {
     }
 }
 
+/// An execution's page.
+pub(crate) fn execution_href(id: &str) -> String {
+    format!("/executions/{}", url_encode(id))
+}
+
 /// A whole page: the frame around `body` (already HTML), titled `title`.
 pub fn layout(frame: &Frame, title: &str, body: &str) -> Html<String> {
     let mut nav = String::new();

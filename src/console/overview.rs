@@ -73,8 +73,8 @@ pub(crate) async fn page<A: Authority>(console: Shared<A>, signed: Signed<A>) ->
     body.push_str(&table("workers", &["Worker", "Host", "Queues", "Running", "Last heartbeat", "Version"], rows));
     let rows = schedules.iter().map(|schedule| {
         let last = match (&schedule.last_execution, schedule.last_status) {
-            (Some(id), Some(state)) => format!("{} {}", link(&executions::href(id), id), html::status(state)),
-            (Some(id), None) => link(&executions::href(id), id),
+            (Some(id), Some(state)) => format!("{} {}", link(&html::execution_href(id), id), html::status(state)),
+            (Some(id), None) => link(&html::execution_href(id), id),
             _ => "—".to_owned(),
         };
         vec![

@@ -15,6 +15,7 @@
 
 pub mod conversation;
 pub mod definition;
+pub mod event;
 pub mod launch;
 pub mod mcp;
 pub mod prepare;

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::conversation::AgentEvent;
+use super::event::AgentEvent;
 use crate::backend::approval::{self, ApprovalDecision, ApprovalRequest};
 
 /// The steps an execution recorded that count (see [`approval::effective`]), oldest first.
