@@ -47,7 +47,15 @@ spec:
   stdio:
     command: {server}
   defaultEnabledTools: [add]
-{}{}{}{}",
+{}{}{}{}---
+apiVersion: agentic.stigmer.ai/v1
+kind: AgentInstance
+metadata:
+  name: counter-once
+spec:
+  agent_ref: counter
+  max_turns: 1
+",
         agent("counter", ""),
         agent("short", "  max_turns: 1\n"),
         agent("frugal", "  max_tokens: 20\n"),
@@ -141,6 +149,7 @@ fn each_run_limit_stops_the_run_with_a_clear_error() {
         ("short", "limit exceeded: maxTurns 1 (spent 1 turns)", 1),
         ("frugal", "limit exceeded: maxTokens 20 (spent 39 tokens)", 2),
         ("cheap", "limit exceeded: maxCost 0.01 (spent 0.0190)", 1),
+        ("counter-once", "limit exceeded: maxTurns 1 (spent 1 turns)", 1),
     ] {
         let llm = script(&runtime);
         let (code, _, err) = execute(&sandbox, &llm, agent);
@@ -152,5 +161,5 @@ fn each_run_limit_stops_the_run_with_a_clear_error() {
     let (_, list, _) = sandbox.run(&["execution", "list", "-o", "json"]);
     let list: Value = serde_json::from_str(&list).unwrap();
     let faulted = list["items"].as_array().unwrap().iter().filter(|r| r["status"] == "faulted").count();
-    assert_eq!(faulted, 3, "{list:#}");
+    assert_eq!(faulted, 4, "{list:#}");
 }

@@ -31,6 +31,18 @@ pub struct AgentInstanceSpec {
     /// `Environment`s providing the agent's variables, in order; later ones win.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment_refs: Vec<ResourceRef>,
+    /// Most model answers a run may take, instead of the agent's `maxTurns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u64>,
+    /// Most tokens a run may spend, instead of the agent's `maxTokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Most a run may cost, instead of the agent's `maxCost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+    /// Longest a run may take (ISO 8601), instead of the agent's `maxDuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
 }
 
 /// A workflow bound to environments.
@@ -83,7 +95,21 @@ impl AgentInstanceSpec {
             agent_id: None,
             description: None,
             environment_refs: Vec::new(),
+            max_turns: None,
+            max_tokens: None,
+            max_cost: None,
+            max_duration: None,
         }
+    }
+
+    /// `agent` with this instance's run limits over its own.
+    #[must_use]
+    pub fn limiting(&self, mut agent: super::AgentSpec) -> super::AgentSpec {
+        agent.max_turns = self.max_turns.or(agent.max_turns);
+        agent.max_tokens = self.max_tokens.or(agent.max_tokens);
+        agent.max_cost = self.max_cost.or(agent.max_cost);
+        agent.max_duration = self.max_duration.clone().or(agent.max_duration);
+        agent
     }
 
     /// Adds an environment (after those already added, so it wins over them).

@@ -230,28 +230,12 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                     ));
                 }
             }
-            let durations =
-                [("approvalTimeout", &agent.spec.approval_timeout), ("maxDuration", &agent.spec.max_duration)];
-            for (field, text) in durations {
-                if let Some(text) = text
-                    && let Err(why) = crate::model::dsl::duration::iso8601(text)
-                {
-                    out.push((
-                        format!("/spec/{field}"),
-                        format!("{address}: {field} {why}"),
-                        "write it as an ISO 8601 duration, like PT15M or PT1H".to_owned(),
-                    ));
-                }
-            }
-            if let Some(cost) = agent.spec.max_cost
-                && !(cost.is_finite() && cost > 0.0)
-            {
-                out.push((
-                    "/spec/maxCost".to_owned(),
-                    format!("{address}: maxCost must be a positive number, not {cost}"),
-                    "give the most a run may cost, in the currency of model_prices".to_owned(),
-                ));
-            }
+            check_limits(
+                &address,
+                &[("approvalTimeout", &agent.spec.approval_timeout), ("maxDuration", &agent.spec.max_duration)],
+                agent.spec.max_cost,
+                &mut out,
+            );
             let available = agent.spec.mcp_server_names();
             for (i, sub) in agent.spec.sub_agents.iter().enumerate() {
                 match (&sub.instructions, &sub.agent_ref) {
@@ -306,10 +290,40 @@ fn kind_rules(resource: &AnyResource) -> Vec<(String, String, String)> {
                     .filter_map(|(n, s)| s.then_some(n))
                     .collect();
             exactly_one(&mut out, "/spec".to_owned(), "the agent instance", &set, "agentRef or agentId");
+            check_limits(&address, &[("maxDuration", &instance.spec.max_duration)], instance.spec.max_cost, &mut out);
         }
         _ => {}
     }
     out
+}
+
+/// Durations written as ISO 8601, and a cost limit that is a positive number.
+fn check_limits(
+    address: &str,
+    durations: &[(&str, &Option<String>)],
+    max_cost: Option<f64>,
+    out: &mut Vec<(String, String, String)>,
+) {
+    for (field, text) in durations {
+        if let Some(text) = text
+            && let Err(why) = crate::model::dsl::duration::iso8601(text)
+        {
+            out.push((
+                format!("/spec/{field}"),
+                format!("{address}: {field} {why}"),
+                "write it as an ISO 8601 duration, like PT15M or PT1H".to_owned(),
+            ));
+        }
+    }
+    if let Some(cost) = max_cost
+        && !(cost.is_finite() && cost > 0.0)
+    {
+        out.push((
+            "/spec/maxCost".to_owned(),
+            format!("{address}: maxCost must be a positive number, not {cost}"),
+            "give the most a run may cost, in the currency of model_prices".to_owned(),
+        ));
+    }
 }
 
 fn check_references(
@@ -337,10 +351,14 @@ fn check_references(
         for reference in resource.resource.references() {
             // Locations are only worked out for problems: most references resolve.
             let location = || location_of(set, document, &reference.pointer, None);
+            // Refused only when nothing declared answers to the name (a reference that may be
+            // an agent or an agent instance can mean the other one).
+            let declared_as_any = reference.kinds.iter().any(|k| declared.contains_key(&(*k, reference.name.as_str())));
             if let Some((kind, new)) = reference
                 .kinds
                 .iter()
                 .find_map(|kind| renamed.get(&(*kind, reference.name.clone())).map(|new| (*kind, new)))
+                .filter(|_| !declared_as_any)
             {
                 out.push(
                     Diagnostic::error(

@@ -467,26 +467,33 @@ pub fn model_config() -> BoxedStrategy<ModelConfig> {
         .boxed()
 }
 
-/// An agent: inline MCP servers with distinct names, usages of shared servers, skills, and
-/// sub-agents (inline, selecting among the agent's servers, or earlier agents by reference).
-/// An agent's approval mode and timeout, and its run limits (costs exact in binary, so they
-/// survive every text form unchanged).
-#[allow(clippy::type_complexity, reason = "the tuple is the strategy's value, named where it is taken apart")]
-fn operations()
--> impl Strategy<Value = (Option<ToolApproval>, Option<String>, Option<u64>, Option<u64>, Option<f64>, Option<String>)>
-{
-    let mode = prop_oneof![Just(ToolApproval::Listed), Just(ToolApproval::Always), Just(ToolApproval::Never)];
-    let duration = prop_oneof![Just("PT30S".to_owned()), Just("PT15M".to_owned()), Just("PT1H".to_owned())];
+/// An ISO 8601 duration.
+fn duration() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![Just("PT30S".to_owned()), Just("PT15M".to_owned()), Just("PT1H".to_owned())]
+}
+
+/// Run limits: turns, tokens, cost (exact in binary, so it survives every text form unchanged)
+/// and duration.
+fn limits() -> impl Strategy<Value = (Option<u64>, Option<u64>, Option<f64>, Option<String>)> {
     (
-        prop::option::of(mode),
-        prop::option::of(duration.clone()),
         prop::option::of(1..500u64),
         prop::option::of(1..1_000_000u64),
         prop::option::of(prop_oneof![Just(0.5), Just(2.25), Just(10.0)]),
-        prop::option::of(duration),
+        prop::option::of(duration()),
     )
 }
 
+/// An agent's approval mode and timeout, and its run limits.
+#[allow(clippy::type_complexity, reason = "the tuple is the strategy's value, named where it is taken apart")]
+fn operations()
+-> impl Strategy<Value = (Option<ToolApproval>, Option<String>, (Option<u64>, Option<u64>, Option<f64>, Option<String>))>
+{
+    let mode = prop_oneof![Just(ToolApproval::Listed), Just(ToolApproval::Always), Just(ToolApproval::Never)];
+    (prop::option::of(mode), prop::option::of(duration()), limits())
+}
+
+/// An agent: inline MCP servers with distinct names, usages of shared servers, skills, and
+/// sub-agents (inline, selecting among the agent's servers, or earlier agents by reference).
 pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedStrategy<AnyResource> {
     let inline_servers = prop::collection::btree_map(key(), (transport(), texts()), 0..3).prop_map(|servers| {
         servers
@@ -533,7 +540,7 @@ pub fn agent(name: String, earlier_agents: Vec<String>, names: &Names) -> BoxedS
             skill_refs,
             env_spec,
             env,
-            (tool_approval, approval_timeout, max_turns, max_tokens, max_cost, max_duration),
+            (tool_approval, approval_timeout, (max_turns, max_tokens, max_cost, max_duration)),
         )| {
             let spec = AgentSpec {
                 description,
@@ -620,7 +627,7 @@ pub fn sub_agent(available: Vec<String>, agents: Vec<String>, skills: &[String])
 }
 
 pub fn agent_instance(name: String, names: &Names) -> BoxedStrategy<AnyResource> {
-    instance(
+    let bare = instance(
         name,
         &names.environments,
         names.agents.clone(),
@@ -628,12 +635,28 @@ pub fn agent_instance(name: String, names: &Names) -> BoxedStrategy<AnyResource>
         |metadata, agent_ref, description, environment_refs| {
             AgentInstance {
                 metadata,
-                spec: AgentInstanceSpec { agent_ref: Some(agent_ref), agent_id: None, description, environment_refs },
+                spec: AgentInstanceSpec {
+                    agent_ref: Some(agent_ref),
+                    description,
+                    environment_refs,
+                    ..AgentInstanceSpec::new("")
+                },
                 status: None,
             }
             .into()
         },
-    )
+    );
+    (bare, limits())
+        .prop_map(|(mut resource, (max_turns, max_tokens, max_cost, max_duration))| {
+            if let AnyResource::AgentInstance(instance) = &mut resource {
+                instance.spec.max_turns = max_turns;
+                instance.spec.max_tokens = max_tokens;
+                instance.spec.max_cost = max_cost;
+                instance.spec.max_duration = max_duration;
+            }
+            resource
+        })
+        .boxed()
 }
 
 pub fn workflow_instance(name: String, names: &Names) -> BoxedStrategy<AnyResource> {

@@ -22,7 +22,8 @@ use crate::secrets::SecretValue;
 pub struct AgentRun {
     /// What was asked for: an agent or an agent instance.
     pub name: String,
-    /// The agent that runs, as it was stored (for people reading the record).
+    /// The agent that runs, as it was stored (for people reading the record), with its
+    /// instance's run limits over its own.
     pub agent: AgentSpec,
     /// The session the run continues.
     pub session: String,

@@ -141,6 +141,8 @@ pub async fn target<R: Resources>(resources: &R, name: &str) -> Result<Target, P
         address: address(Kind::Agent, &agent_name),
         needed_by: instance_address.clone(),
     })?;
+    // The run is limited as the instance says, where it says.
+    let spec = instance.spec.limiting(spec);
     let mut environments = Vec::new();
     for reference in &instance.spec.environment_refs {
         let stored =
