@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 
 use std::io::Read as _;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -269,6 +269,53 @@ on_both_backends!(
     a_rejected_call_is_not_run_and_the_model_reads_why,
     an_unanswered_call_is_rejected_when_its_approval_timeout_passes,
 );
+
+/// On a terminal, the waiting CLI asks the person at it (a real pseudo-terminal, made by
+/// util-linux's `script`); their answer decides, and the run goes on.
+#[test]
+fn on_a_terminal_the_waiting_cli_asks_and_the_answer_decides() {
+    use std::io::Write as _;
+    if Command::new("script").arg("--version").output().is_err() {
+        // bsdutils (which has `script`) is essential on Debian: CI always has it.
+        eprintln!("skipped: no `script` to make a pseudo-terminal with");
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = Sandbox::new();
+    apply(&sandbox, "");
+    let llm = script(&runtime);
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let inner = [
+        quote(&support::stigmer_bin().display().to_string()),
+        "agent".into(),
+        "execute".into(),
+        "ops".into(),
+        quote("Deploy, and tell everyone."),
+    ]
+    .join(" ");
+    let mut run = Command::new("script")
+        .current_dir(support::root())
+        .env("NO_COLOR", "1")
+        .env("STIGMER_HOME", sandbox.home())
+        .env("USER", "tester")
+        .env("STIGMER_LLM_PROVIDER", "ollama")
+        .env("STIGMER_LLM_BASE_URL", format!("{}/v1", llm.base_url()))
+        .env("STIGMER_LLM_MODEL", MODEL)
+        .env("TERM", "dumb")
+        .args(["-qefc", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    waiting_approvals(&sandbox);
+    run.stdin.as_mut().unwrap().write_all(b"n\nnot on a friday\n").unwrap();
+    let (code, out, err) = finish(run, Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("approve? [y]es / [n]o"), "it asked: {out}");
+    assert!(out.contains("tools__echo rejected by tester: not on a friday"), "{out}");
+    assert_eq!(tool_results(&llm, 1)[1].1, "error: the call was not run: tester rejected it: not on a friday");
+}
 
 /// On a server: a parked execution holds no worker slot (a worker of concurrency one runs
 /// another execution meanwhile); a viewer may not decide, an editor may.
