@@ -228,7 +228,12 @@ fn a_server_probes_after_an_apply_and_status_reads_what_it_found() {
         ("STIGMER_LLM_MODEL", "gpt-4o"),
         ("OPENAI_API_KEY", "sk-test-key"),
     ];
-    let server = support::Server::launch(&dir.path().join("server"), "127.0.0.1:0", &["--workers", "0"], &env);
+    let server = support::Server::launch(
+        &dir.path().join("server"),
+        "127.0.0.1:0",
+        &["--workers", "0", "--health-interval", "1h"],
+        &env,
+    );
     let editor = server.token("acme", "editor", "ana");
     let home = dir.path().join("home");
     let project = dir.path().join("agents");

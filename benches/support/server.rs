@@ -41,6 +41,8 @@ impl Server {
             .env("STIGMER_MASTER_KEY", BENCH_MASTER_KEY)
             .args(["server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            // The health loop would probe every applied resource while the bench measures.
+            .args(["--health-interval", "0"])
             .args(flags)
             .args(extra.split_whitespace())
             .env("NO_COLOR", "1")

@@ -65,15 +65,19 @@ impl Server {
         Self::launch(data, listen, extra, &[])
     }
 
-    /// Starts a server on `listen` with extra flags and environment variables.
+    /// Starts a server on `listen` with extra flags and environment variables. Its health loop
+    /// is off unless `extra` sets `--health-interval`: probes in the background would add
+    /// conditions to what other tests compare, at a moment no test controls.
     pub fn launch(data: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(data).unwrap();
         let log = data.with_extension("log");
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let health: &[&str] = if extra.contains(&"--health-interval") { &[] } else { &["--health-interval", "0"] };
         let mut child = Command::new(stigmer_bin())
             .args(["server", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
+            .args(health)
             .env("NO_COLOR", "1")
             .env("STIGMER_HOME", data.with_extension("home"))
             .envs(env.iter().copied())
