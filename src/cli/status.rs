@@ -64,7 +64,13 @@ pub async fn run(ctx: &CommandContext, args: &StatusArgs) -> Result<(), CommandE
     lines.sort_by(|a, b| (rank(a.condition), a.resource).cmp(&(rank(b.condition), b.resource)));
     let format = args.output.output;
     if output::is_empty_table(format, &lines) {
-        ctx.err("Nothing to probe: no MCP servers, environments, skills or agents are stored.\n")?;
+        let why = if args.probe || matches!(backend, AnyBackend::Local(_)) {
+            "Nothing to probe: no MCP servers, environments, skills or agents are stored.\n"
+        } else {
+            "Nothing observed yet: the server probes within seconds of an apply (unless started with \
+             --health-interval 0); `stigmer status --probe` probes from here.\n"
+        };
+        ctx.err(why)?;
         return Ok(());
     }
     let now = jiff::Timestamp::now();
