@@ -21,7 +21,7 @@ use stigmer::manifest::{InputPath, ManifestSet, load};
 use stigmer::model::canonical::Canonical;
 use stigmer::reconcile::{self, Desired, Observed, PlanOptions, plan};
 use stigmer::store::redb::LocalBackend;
-use stigmer::validate::{NoResources, validate};
+use stigmer::validate::{NoResources, check_documents, validate};
 
 mod support;
 
@@ -439,7 +439,7 @@ fn in_process_phases(project: &Path, homes: &Path, applied: &Path, phases: &mut 
     }
     let prepared =
         timed(&mut *phases, "reconcile::prepare, whole (list + validate + canonical + plan), no-op", || {
-            runtime.block_on(reconcile::prepare(&backend, &set, &options))
+            runtime.block_on(reconcile::prepare(&backend, &set, check_documents(&set), &options))
         })?;
     if prepared.plan.is_none_or(|p| p.has_changes()) {
         return Err("the in-process no-op prepare has changes".into());
@@ -505,10 +505,13 @@ fn only_kind(set: &ManifestSet, kind: &str) -> ManifestSet {
     let documents = set
         .documents
         .iter()
-        .filter(|d| d.root.to_json().get("kind").and_then(serde_json::Value::as_str) == Some(kind))
+        .filter(|d| set.tree(d).to_json().get("kind").and_then(serde_json::Value::as_str) == Some(kind))
         .cloned()
         .collect();
-    ManifestSet { sources: set.sources.clone(), documents, project: set.project.clone(), diagnostics: Vec::new() }
+    let mut subset = set.clone();
+    subset.documents = documents;
+    subset.diagnostics.clear();
+    subset
 }
 
 // ---------------------------------------------------------------------------------------------

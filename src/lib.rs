@@ -11,6 +11,7 @@ pub mod console;
 pub mod expr;
 pub mod manifest;
 pub mod model;
+pub mod parallel;
 pub mod private_fs;
 pub mod proto;
 pub mod reconcile;

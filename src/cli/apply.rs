@@ -13,6 +13,7 @@ use crate::backend::ApplyReceipt;
 use crate::manifest::ManifestSet;
 use crate::reconcile::watch::DriftMode;
 use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
+use crate::validate::Checked;
 
 /// Make the backend hold exactly what the manifests declare.
 ///
@@ -133,26 +134,27 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
         });
         return super::watch::run(ctx, &args.files, plan, args.interval, drift).await;
     }
-    let set = common::load(&args.files);
-    let backend = ctx.settings.backend_for(set.project.as_ref())?;
-    let applied = apply_set(ctx, set, &args.options).await?;
+    let checked = common::load_checked(&args.files);
+    let backend = ctx.settings.backend_for(checked.set.project.as_ref())?;
+    let applied = apply_set(ctx, checked, &args.options).await?;
     if args.wait && !args.options.dry_run {
         super::status::wait_ready(ctx, &backend, &applied, args.wait_timeout).await?;
     }
     Ok(())
 }
 
-/// Applies manifests already read into `set`; returns the address of every resource it names.
+/// Applies manifests already read and checked; returns the address of every resource it names.
 pub async fn apply_set(
     ctx: &CommandContext,
-    set: ManifestSet,
+    checked: Checked,
     options: &ApplyOptions,
 ) -> Result<Vec<String>, CommandError> {
+    let Checked { set, outcomes } = checked;
     let plan_options = options.plan.options(&set)?;
     let backend = ctx.settings.backend_for(set.project.as_ref())?;
     let progress = Progress::start(ctx, set.documents.len());
     progress.phase(&format!("validating and planning {} manifests", set.documents.len()));
-    let prepared = reconcile::prepare(&backend, &set, &plan_options).await;
+    let prepared = reconcile::prepare(&backend, &set, outcomes, &plan_options).await;
     progress.finish();
     let prepared = prepared?;
     common::report(ctx, &set, &prepared.validation.diagnostics)?;

@@ -14,6 +14,12 @@ pub fn load(files: &[String]) -> ManifestSet {
     manifest::load(&inputs(files), &mut std::io::stdin().lock())
 }
 
+/// Reads every `-f` argument and checks each document on its own (the first stages of
+/// `validate`, `apply` and `diff`).
+pub fn load_checked(files: &[String]) -> crate::validate::Checked {
+    crate::validate::load_checked(&inputs(files), &mut std::io::stdin().lock())
+}
+
 /// The `-f` arguments as inputs.
 pub fn inputs(files: &[String]) -> Vec<InputPath> {
     files.iter().map(|f| InputPath::from(f.as_str())).collect()

@@ -12,6 +12,7 @@ use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
 use crate::reconcile::diff::{Line, unified};
 use crate::reconcile::{self, Change, Plan, SecretChange};
+use crate::validate::Checked;
 
 /// Show what `apply` would change, as a unified diff of the canonical YAML.
 ///
@@ -47,10 +48,10 @@ pub(super) async fn planned(
     files: &[String],
     flags: &PlanFlags,
 ) -> Result<(AnyBackend, Plan, Vec<(String, SecretChange)>), CommandError> {
-    let set = common::load(files);
+    let Checked { set, outcomes } = common::load_checked(files);
     let options = flags.options(&set)?;
     let backend = ctx.settings.backend_for(set.project.as_ref())?;
-    let prepared = reconcile::prepare(&backend, &set, &options)
+    let prepared = reconcile::prepare(&backend, &set, outcomes, &options)
         .await
         .map_err(|e| CommandError::from(e).with_kind(ErrorKind::User))?;
     common::report(ctx, &set, &prepared.validation.diagnostics)?;

@@ -31,7 +31,8 @@ pub struct ImportArgs {
 
 /// Runs `stigmer import`.
 pub async fn run(ctx: &CommandContext, args: &ImportArgs) -> Result<(), CommandError> {
-    let set = common::load(&args.files);
+    let checked = common::load_checked(&args.files);
+    let set = &checked.set;
     // What `export` writes for an empty store imports as nothing, so the round trip holds
     // there too. Pruning to an empty stream would delete the whole set: that stays an error.
     let only_empty_files = set.documents.is_empty()
@@ -40,8 +41,8 @@ pub async fn run(ctx: &CommandContext, args: &ImportArgs) -> Result<(), CommandE
     if only_empty_files && !args.options.plan.prune {
         let warnings: Vec<Diagnostic> =
             set.diagnostics.iter().map(|d| Diagnostic { severity: Severity::Warning, ..d.clone() }).collect();
-        common::report(ctx, &set, &warnings)?;
+        common::report(ctx, set, &warnings)?;
         return ctx.err("nothing to import\n");
     }
-    apply_set(ctx, set, &args.options).await.map(drop)
+    apply_set(ctx, checked, &args.options).await.map(drop)
 }

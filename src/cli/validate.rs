@@ -10,7 +10,7 @@ use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError};
 use crate::manifest::{Diagnostic, Location};
-use crate::validate::{NoResources, validate};
+use crate::validate::{Checked, NoResources, check_set};
 
 /// Check manifests without applying them.
 ///
@@ -64,8 +64,8 @@ struct ResourceEntry {
 
 /// Runs `stigmer validate`.
 pub async fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), CommandError> {
-    let set = common::load(&args.files);
-    let validation = validate(&set, &NoResources);
+    let Checked { set, outcomes } = common::load_checked(&args.files);
+    let validation = check_set(&set, outcomes, &NoResources);
 
     match args.output {
         ValidateOutput::Json => {
@@ -77,7 +77,7 @@ pub async fn run(ctx: &CommandContext, args: &ValidateArgs) -> Result<(), Comman
                     ResourceEntry {
                         kind: r.resource.kind().as_str(),
                         name: r.resource.name().to_owned(),
-                        location: set.location(document, document.root.position),
+                        location: set.location(document, document.position),
                     }
                 })
                 .collect();

@@ -389,7 +389,7 @@ fn from_file(
         common::report(ctx, &set, &unreadable)?;
         return Err(CommandError::reported(ErrorKind::User));
     }
-    let is_manifest = set.documents.first().is_some_and(|document| document.root.get("kind").is_some());
+    let is_manifest = set.documents.first().is_some_and(|document| set.tree(document).get("kind").is_some());
     if !is_manifest {
         let text = set.sources.first().map_or("", |source| source.text.as_str());
         let rewritten = summary_from_description(ctx, &set)?;
@@ -426,7 +426,7 @@ fn from_file(
 /// does for manifests): the document's text with the field renamed, or `None` when it has none.
 fn summary_from_description(ctx: &CommandContext, set: &ManifestSet) -> Result<Option<String>, CommandError> {
     let Some(document) = set.documents.first() else { return Ok(None) };
-    let mut value = document.root.to_json();
+    let mut value = set.tree(document).to_json();
     let Some(diagnostic) = crate::validate::description_as_summary(set, document, &mut value, "") else {
         return Ok(None);
     };

@@ -1,15 +1,16 @@
 //! Turning `-f` arguments into parsed documents, refusing hostile input early.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
 
 use super::diagnostic::{Diagnostic, Location};
 use super::file::{self, FileError, SpecialFile};
-use super::yaml::{self, Node, Position, SyntaxKind};
+use super::yaml::{self, Node, NodeValue, Position, SyntaxKind};
 use crate::model::meta::check_name;
 
 /// The largest manifest file read; larger ones are refused before reading.
@@ -51,8 +52,17 @@ pub struct LoadedDocument {
     pub source: usize,
     /// 0-based index of the document within its source.
     pub index: usize,
-    /// The parsed tree (shared with the file's cache in watch mode).
-    pub root: std::sync::Arc<Node>,
+    /// Where the document starts.
+    pub position: Position,
+    /// The parsed tree while the set keeps it (see [`ManifestSet::release_trees`]); shared with
+    /// the file's cache in watch mode.
+    tree: Option<Arc<Node>>,
+}
+
+impl LoadedDocument {
+    fn new(source: usize, document: yaml::Document) -> Self {
+        Self { source, index: document.index, position: document.root.position, tree: Some(document.root) }
+    }
 }
 
 /// The project file's content.
@@ -79,6 +89,20 @@ pub struct ManifestSet {
     pub project: Option<Project>,
     /// Problems met while reading and parsing.
     pub diagnostics: Vec<Diagnostic>,
+    /// The trees of sources parsed again after [`ManifestSet::release_trees`], by source.
+    reparsed: Mutex<HashMap<usize, Vec<Arc<Node>>>>,
+}
+
+impl Clone for ManifestSet {
+    fn clone(&self) -> Self {
+        Self {
+            sources: self.sources.clone(),
+            documents: self.documents.clone(),
+            project: self.project.clone(),
+            diagnostics: self.diagnostics.clone(),
+            reparsed: Mutex::default(),
+        }
+    }
 }
 
 impl ManifestSet {
@@ -95,6 +119,42 @@ impl ManifestSet {
         Location { file, position }
     }
 
+    /// A document's parse tree: the one kept, or, once released, parsed again from the source
+    /// text (the few documents a diagnostic must point into pay for it, not every document).
+    #[must_use]
+    pub fn tree(&self, document: &LoadedDocument) -> Arc<Node> {
+        if let Some(tree) = &document.tree {
+            return Arc::clone(tree);
+        }
+        let mut reparsed = self.reparsed.lock().unwrap_or_else(PoisonError::into_inner);
+        let trees = reparsed.entry(document.source).or_insert_with(|| {
+            let text = self.sources.get(document.source).map_or("", |source| source.text.as_str());
+            yaml::parse_stream(text).documents.into_iter().map(|document| document.root).collect()
+        });
+        trees
+            .get(document.index)
+            .map_or_else(|| Arc::new(Node { position: document.position, value: NodeValue::Null }), Arc::clone)
+    }
+
+    /// Drops every document's parse tree, keeping the source texts: once documents are checked
+    /// their trees are the largest part of a set, and only diagnostics need them again.
+    pub fn release_trees(&mut self) {
+        for document in &mut self.documents {
+            document.tree = None;
+        }
+    }
+
+    /// Moves every source, document and diagnostic of `other` (a file read on its own) into
+    /// this set, after those already here.
+    pub fn append(&mut self, other: Self) {
+        let offset = self.sources.len();
+        self.sources.extend(other.sources);
+        self.documents.extend(
+            other.documents.into_iter().map(|document| LoadedDocument { source: document.source + offset, ..document }),
+        );
+        self.diagnostics.extend(other.diagnostics);
+    }
+
     /// The text of the source with this display name.
     #[must_use]
     pub fn text_of(&self, name: &str) -> Option<&str> {
@@ -106,14 +166,19 @@ impl ManifestSet {
 ///
 /// Directories are read recursively (`*.yaml`, `*.yml`, hidden entries skipped, symlinks
 /// followed once). A `stigmer.yaml` at the root of a directory argument is the project file.
+/// Files are read and parsed on all cores.
 pub fn load(inputs: &[InputPath], stdin: &mut dyn Read) -> ManifestSet {
     let discovery = discover(inputs);
     let mut set = ManifestSet { diagnostics: discovery.diagnostics, ..ManifestSet::default() };
-    for entry in discovery.entries {
-        match entry {
-            Entry::Stdin => set.add_file(read_stdin(stdin)),
-            Entry::Manifest(path) => set.add_file(read_manifest(&path)),
-            Entry::Project(path) => set.add_project_file(read_manifest(&path)),
+    let files = crate::parallel::map(&discovery.entries, |entry| match entry {
+        Entry::Manifest(path) | Entry::Project(path) => Some(read_manifest(path)),
+        Entry::Stdin => None,
+    });
+    for (entry, file) in discovery.entries.iter().zip(files) {
+        match (entry, file) {
+            (Entry::Project(_), Some(file)) => set.add_project_file(file),
+            (Entry::Manifest(_), Some(file)) => set.add_file(file),
+            _ => set.add_file(read_stdin(stdin)),
         }
     }
     set
@@ -231,7 +296,8 @@ pub fn read_manifest(path: &Path) -> FileLoad {
     }
 }
 
-fn read_stdin(stdin: &mut dyn Read) -> FileLoad {
+/// Reads and parses standard input, bounded as a manifest file is.
+pub fn read_stdin(stdin: &mut dyn Read) -> FileLoad {
     let mut bytes = Vec::new();
     match stdin.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes) {
         Ok(_) => parse_bytes("<stdin>".to_owned(), None, &bytes),
@@ -246,9 +312,7 @@ impl ManifestSet {
         let Some(source) = file.source else { return };
         self.sources.push(source);
         let index = self.sources.len() - 1;
-        for document in file.documents {
-            self.documents.push(LoadedDocument { source: index, index: document.index, root: document.root });
-        }
+        self.documents.extend(file.documents.into_iter().map(|document| LoadedDocument::new(index, document)));
     }
 }
 
@@ -443,15 +507,14 @@ fn add_project(set: &mut ManifestSet, file: &mut FileLoad) {
         diagnostics: std::mem::take(&mut file.diagnostics),
     });
     let Some(first) = documents.into_iter().next() else { return };
-    let document = LoadedDocument { source: set.sources.len().saturating_sub(1), index: first.index, root: first.root };
-    let document = &document;
-    let location = set.location(document, document.root.position);
+    let root = Arc::clone(&first.root);
+    let document = &LoadedDocument::new(set.sources.len().saturating_sub(1), first);
+    let location = set.location(document, document.position);
     let hint = "a project file holds `name: my-project` and, optionally, `context: NAME`";
-    match serde_json::from_value::<ProjectFile>(document.root.to_json()) {
+    match serde_json::from_value::<ProjectFile>(root.to_json()) {
         Ok(project) => {
             if let Err(e) = check_name(&project.name) {
-                let at =
-                    document.root.get("name").map_or(location.clone(), |e| set.location(document, e.value.position));
+                let at = root.get("name").map_or(location.clone(), |e| set.location(document, e.value.position));
                 set.diagnostics.push(
                     Diagnostic::error("bad-project-name", format!("project name \"{}\" {e}", project.name)).at(at),
                 );
@@ -478,10 +541,8 @@ fn add_project(set: &mut ManifestSet, file: &mut FileLoad) {
                 match moved_entry(entry) {
                     Ok(one) => moved.push(one),
                     Err(why) => {
-                        let at = document
-                            .root
-                            .get("moved")
-                            .map_or(location.clone(), |e| set.location(document, e.value.position));
+                        let at =
+                            root.get("moved").map_or(location.clone(), |e| set.location(document, e.value.position));
                         set.diagnostics.push(
                             Diagnostic::error("bad-moved", format!("moved: {why}"))
                                 .at(at)

@@ -12,5 +12,5 @@ pub mod yaml;
 pub use diagnostic::{Diagnostic, Location, Note, Severity, did_you_mean};
 pub use load::{
     Discovery, Entry, FileLoad, InputPath, LoadedDocument, MAX_MANIFEST_BYTES, ManifestSet, Moved, PROJECT_FILE,
-    Project, Source, discover, load, read_manifest,
+    Project, Source, discover, load, read_manifest, read_stdin,
 };

@@ -16,7 +16,7 @@ pub mod watch;
 use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
 use crate::manifest::ManifestSet;
 use crate::model::Kind;
-use crate::validate::{DocumentOutcome, ResourceLookup, Validation, check_document, check_set};
+use crate::validate::{DocumentOutcome, ResourceLookup, Validation, check_set};
 
 pub use ops::{plan_create, plan_delete, plan_rollback, referrers};
 pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, plan};
@@ -121,25 +121,13 @@ pub fn apply_set(flag: Option<&str>, set: &ManifestSet) -> Option<String> {
     flag.map(str::to_owned).or_else(|| set.project.as_ref().map(|p| p.name.clone()))
 }
 
-/// Validates the manifests against what the backend holds and plans the changes.
+/// Finishes validating manifests already read and checked document by document (the checks
+/// across documents, references resolved against what the backend holds) and plans the changes.
 ///
 /// # Errors
 /// Fails when the backend cannot be read or the plan is refused; invalid manifests are not an
 /// error here but come back as diagnostics with no plan.
 pub async fn prepare<B: Backend>(
-    backend: &B,
-    set: &ManifestSet,
-    options: &PlanOptions,
-) -> Result<Prepared, ReconcileError> {
-    let outcomes = set.documents.iter().map(|document| check_document(set, document)).collect();
-    prepare_checked(backend, set, outcomes, options).await
-}
-
-/// [`prepare`] with the per-document checks already done (watch mode keeps them per file).
-///
-/// # Errors
-/// As [`prepare`].
-pub async fn prepare_checked<B: Backend>(
     backend: &B,
     set: &ManifestSet,
     outcomes: Vec<DocumentOutcome>,
@@ -157,7 +145,7 @@ pub fn names_an_org(outcomes: &[DocumentOutcome]) -> bool {
     outcomes.iter().filter_map(|o| o.resource.as_deref()).any(|resource| !resource.named_orgs().is_empty())
 }
 
-/// [`prepare_checked`] against resources already listed (watch mode keeps them while the
+/// [`prepare`] against resources already listed (watch mode keeps them while the
 /// backend's version stays the same).
 ///
 /// # Errors

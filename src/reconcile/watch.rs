@@ -19,7 +19,7 @@ use super::{Observed, Plan, PlanOptions, ReconcileError, apply, names_an_org, pr
 use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
 use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
 use crate::model::AnyResource;
-use crate::validate::{DocumentOutcome, check_document, resolve_expressions};
+use crate::validate::{Checked, DocumentOutcome, check_file};
 
 /// How to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +121,10 @@ pub struct Workspace {
 
 #[derive(Debug)]
 struct CachedFile {
-    load: FileLoad,
-    outcomes: Vec<DocumentOutcome>,
+    /// A project file as read (its document is the project, not a resource).
+    project: Option<FileLoad>,
+    /// A manifest file, checked on its own.
+    checked: Checked,
     stamp: Option<(SystemTime, u64)>,
 }
 
@@ -209,7 +211,7 @@ impl Workspace {
         let mut dirs = Vec::new();
         for (manifest, cached) in &self.files {
             let base = manifest.parent().unwrap_or(Path::new(""));
-            for resource in cached.outcomes.iter().filter_map(|o| o.resource.as_deref()) {
+            for resource in cached.checked.outcomes.iter().filter_map(|o| o.resource.as_deref()) {
                 let AnyResource::Skill(skill) = resource else { continue };
                 let Some(path) = &skill.spec.path else { continue };
                 let dir = base.join(path);
@@ -224,44 +226,30 @@ impl Workspace {
 
     /// The manifest set as it is now, with every document's checks.
     #[must_use]
-    pub fn snapshot(&self) -> (ManifestSet, Vec<DocumentOutcome>) {
-        let mut set = ManifestSet { diagnostics: self.discovery_diagnostics.clone(), ..ManifestSet::default() };
-        let mut outcomes = Vec::new();
+    pub fn snapshot(&self) -> Checked {
+        let mut snapshot = Checked::default();
+        snapshot.set.diagnostics.clone_from(&self.discovery_diagnostics);
         for entry in &self.order {
-            match entry {
-                Entry::Project(path) => {
-                    if let Some(cached) = self.files.get(path) {
-                        set.add_project_file(cached.load.clone());
-                    }
-                }
-                Entry::Manifest(path) => {
-                    if let Some(cached) = self.files.get(path) {
-                        set.add_file(cached.load.clone());
-                        outcomes.extend(cached.outcomes.iter().cloned());
-                    }
-                }
-                Entry::Stdin => {}
+            let (Entry::Project(path) | Entry::Manifest(path)) = entry else { continue };
+            let Some(cached) = self.files.get(path) else { continue };
+            if let Some(project) = &cached.project {
+                snapshot.set.add_project_file(project.clone());
+            } else {
+                snapshot.set.append(cached.checked.set.clone());
+                snapshot.outcomes.extend(cached.checked.outcomes.iter().cloned());
             }
         }
-        (set, outcomes)
+        snapshot
     }
 }
 
 impl CachedFile {
     fn read(path: &Path, stamp: Option<(SystemTime, u64)>, project: bool) -> Self {
         let load = read_manifest(path);
-        let outcomes = if project {
-            Vec::new()
-        } else {
-            // Checked on its own: diagnostics name the file, so they stay right in any set.
-            let mut alone = ManifestSet::default();
-            alone.add_file(load.clone());
-            let mut outcomes: Vec<DocumentOutcome> =
-                alone.documents.iter().map(|document| check_document(&alone, document)).collect();
-            resolve_expressions(&mut outcomes);
-            outcomes
-        };
-        Self { load, outcomes, stamp }
+        if project {
+            return Self { project: Some(load), checked: Checked::default(), stamp };
+        }
+        Self { project: None, checked: check_file(load), stamp }
     }
 }
 
@@ -494,7 +482,7 @@ async fn reconcile<B: Backend>(
     started: Instant,
     report: &mut impl FnMut(WatchReport),
 ) -> Outcome {
-    let (set, outcomes) = workspace.snapshot();
+    let Checked { set, outcomes } = workspace.snapshot();
     // One retry when the backend moved between plan and apply: the second plan sees the move.
     for attempt in 0..2 {
         let prepared = match planned(backend, observed, &set, outcomes.clone(), options).await {
@@ -552,7 +540,7 @@ async fn check_drift<B: Backend>(
     marked: &mut std::collections::BTreeSet<String>,
     report: &mut impl FnMut(WatchReport),
 ) -> Outcome {
-    let (set, outcomes) = workspace.snapshot();
+    let Checked { set, outcomes } = workspace.snapshot();
     let prepared = match planned(backend, observed, &set, outcomes, options).await {
         Ok(prepared) => prepared,
         Err(error) => return failed(report, error),
@@ -658,7 +646,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("s4.yaml")).unwrap();
         std::fs::write(dir.path().join("s9.yaml"), skill("s9")).unwrap();
         assert_eq!(workspace.refresh(&HashSet::new()), 1, "only the new file");
-        let (set, outcomes) = workspace.snapshot();
+        let Checked { set, outcomes } = workspace.snapshot();
         assert_eq!(set.documents.len(), 5);
         assert_eq!(outcomes.len(), 5);
         assert!(outcomes.iter().all(|o| o.resource.is_some()));

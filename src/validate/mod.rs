@@ -2,6 +2,7 @@
 //! resources (names, duplicates, references, workflow documents). Every diagnostic is returned
 //! at once; nothing stops at the first problem.
 
+mod checked;
 pub mod locate;
 mod semantic;
 mod skill_path;
@@ -18,6 +19,7 @@ use crate::model::{API_VERSION, AnyResource, Kind};
 use locate::locate;
 use structure::{KnownFields, SchemaProblem};
 
+pub use checked::{Checked, check_file, load_checked};
 pub use workflow::TASK_KINDS;
 
 /// Resources that exist outside the manifests being validated (in a backend), so references to
@@ -93,8 +95,13 @@ impl Validation {
 /// Validates everything loaded, resolving references within the set and in `existing`.
 #[must_use]
 pub fn validate(set: &ManifestSet, existing: &dyn ResourceLookup) -> Validation {
-    let outcomes = set.documents.iter().map(|document| check_document(set, document)).collect();
-    check_set(set, outcomes, existing)
+    check_set(set, check_documents(set), existing)
+}
+
+/// Checks every document of a set on its own ([`check_document`]), on all cores.
+#[must_use]
+pub fn check_documents(set: &ManifestSet) -> Vec<DocumentOutcome> {
+    crate::parallel::map(&set.documents, |document| check_document(set, document))
 }
 
 /// What checking one document on its own found: the typed resource, if it could be read, and
@@ -188,10 +195,11 @@ fn conceal_inline_secrets(set: &ManifestSet, diagnostics: &mut [Diagnostic]) {
     }
     let mut secrets = Vec::new();
     for document in &set.documents {
-        let kind = document.root.get("kind").map(|kind| kind.value.to_json());
+        let root = set.tree(document);
+        let kind = root.get("kind").map(|kind| kind.value.to_json());
         let is_environment =
             kind.as_ref().and_then(Value::as_str).and_then(Kind::from_manifest) == Some(Kind::Environment);
-        let Some(spec) = document.root.get("spec").filter(|_| is_environment) else { continue };
+        let Some(spec) = root.get("spec").filter(|_| is_environment) else { continue };
         let spec = spec.value.to_json();
         let Some(data) = spec.get("data").and_then(Value::as_object) else { continue };
         for entry in data.values() {
@@ -226,12 +234,13 @@ pub(crate) fn location_of(
     pointer: &str,
     at_key: Option<&str>,
 ) -> Location {
+    let root = set.tree(document);
     let position = match at_key {
         Some(field) => {
-            let found = locate(&document.root, &format!("{pointer}/{}", locate::escape(field)));
+            let found = locate(&root, &format!("{pointer}/{}", locate::escape(field)));
             found.key.filter(|_| found.exact).unwrap_or(found.value)
         }
-        None => locate(&document.root, pointer).value,
+        None => locate(&root, pointer).value,
     };
     set.location(document, position)
 }
@@ -266,7 +275,7 @@ impl DocumentCheck<'_> {
     }
 
     fn run(&mut self) -> Option<AnyResource> {
-        let mut json = self.document.root.to_json();
+        let mut json = self.set.tree(self.document).to_json();
         let Some(fields) = json.as_object() else {
             self.error(
                 "not-a-manifest",
