@@ -9,8 +9,9 @@ use super::common;
 use super::help;
 use super::render::Style;
 use super::{CommandContext, CommandError, ErrorKind};
-use crate::backend::ApplyReceipt;
+use crate::backend::{ApplyReceipt, Backend as _};
 use crate::manifest::ManifestSet;
+use crate::reconcile::digest_cache::{Applied, ApplyKey, DigestCache};
 use crate::reconcile::watch::DriftMode;
 use crate::reconcile::{self, Change, Counts, Plan, PlanOptions, SecretChange};
 use crate::validate::Checked;
@@ -59,6 +60,10 @@ pub struct ApplyArgs {
     /// How long `--wait` waits.
     #[arg(long, value_name = "DURATION", default_value = "2m", requires = "wait", value_parser = common::parse_positive_duration)]
     pub wait_timeout: std::time::Duration,
+    /// Read and plan every file even when none changed since the last apply of them to this
+    /// backend, and the backend did not change either (otherwise that apply's result is reused).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `apply --watch --drift MODE`.
@@ -134,9 +139,27 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
         });
         return super::watch::run(ctx, &args.files, plan, args.interval, drift).await;
     }
-    let checked = common::load_checked(&args.files);
-    let backend = ctx.settings.backend_for(checked.set.project.as_ref())?;
-    let applied = apply_set(ctx, checked, &args.options).await?;
+    let backend = ctx.settings.backend_for(common::load_project(&args.files).project.as_ref())?;
+    let cache = DigestCache::new(ctx.settings.home.join("cache").join("apply"));
+    let key = if args.no_cache {
+        None
+    } else {
+        let flags = &args.options.plan;
+        let identity = backend.whoami().await?;
+        let inputs = common::inputs(&args.files);
+        ApplyKey::new(&inputs, &identity, flags.apply_set.as_deref(), flags.prune, flags.force_ownership)
+    };
+    let unchanged = match &key {
+        Some(key) => cache.unchanged(&backend, key).await?,
+        None => None,
+    };
+    let applied = if let Some(plan) = unchanged {
+        // Nothing the apply reads changed since the last one: its result stands.
+        report(ctx, &plan, &[], &ApplyReceipt::default(), &args.options)?
+    } else {
+        let checked = common::load_checked(&args.files);
+        apply_set(ctx, checked, &args.options, key.as_ref().map(|key| (&cache, key))).await?
+    };
     if args.wait && !args.options.dry_run {
         super::status::wait_ready(ctx, &backend, &applied, args.wait_timeout).await?;
     }
@@ -144,14 +167,21 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
 }
 
 /// Applies manifests already read and checked; returns the address of every resource it names.
+/// With a cache, remembers what it applied under the key, for the next apply to skip reading.
 pub async fn apply_set(
     ctx: &CommandContext,
     checked: Checked,
     options: &ApplyOptions,
+    cache: Option<(&DigestCache, &ApplyKey)>,
 ) -> Result<Vec<String>, CommandError> {
     let Checked { set, outcomes } = checked;
     let plan_options = options.plan.options(&set)?;
     let backend = ctx.settings.backend_for(set.project.as_ref())?;
+    // Read before listing: a cache entry may only claim a version whose every change it saw.
+    let version = match cache {
+        Some(_) => Some(backend.version().await?),
+        None => None,
+    };
     let progress = Progress::start(ctx, set.documents.len());
     progress.phase(&format!("validating and planning {} manifests", set.documents.len()));
     let prepared = reconcile::prepare(&backend, &set, outcomes, &plan_options).await;
@@ -174,9 +204,30 @@ pub async fn apply_set(
     .await;
     progress.finish();
     let (secrets, receipt) = applied?;
+    if let (Some((cache, key)), Some(version)) = (cache, version) {
+        let clean = prepared.validation.diagnostics.is_empty() && prepared.secrets.is_empty();
+        if clean && !options.dry_run {
+            let applied =
+                Applied { set: &set, skill_dirs: &prepared.skill_dirs, version, plan: &plan, receipt: &receipt };
+            cache.record(&backend, key, applied).await;
+        } else if !options.dry_run {
+            cache.forget(key);
+        }
+    }
+    report(ctx, &plan, &secrets, &receipt, options)
+}
+
+/// Prints what an apply did; returns the address of every resource the plan names.
+fn report(
+    ctx: &CommandContext,
+    plan: &Plan,
+    secrets: &[(String, SecretChange)],
+    receipt: &ApplyReceipt,
+    options: &ApplyOptions,
+) -> Result<Vec<String>, CommandError> {
     match options.output {
-        ApplyOutput::Text => ctx.out(&text_report(ctx, &plan, &secrets, options.dry_run))?,
-        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(&plan, &secrets, &receipt, options.dry_run))?)?,
+        ApplyOutput::Text => ctx.out(&text_report(ctx, plan, secrets, options.dry_run))?,
+        ApplyOutput::Json => ctx.out(&common::json(&JsonReport::new(plan, secrets, receipt, options.dry_run))?)?,
     }
     let named = plan.changes.iter().filter(|change| !matches!(change, Change::Delete { .. }));
     Ok(named.map(Change::address).collect())

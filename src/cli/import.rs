@@ -44,5 +44,5 @@ pub async fn run(ctx: &CommandContext, args: &ImportArgs) -> Result<(), CommandE
         common::report(ctx, set, &warnings)?;
         return ctx.err("nothing to import\n");
     }
-    apply_set(ctx, checked, &args.options).await.map(drop)
+    apply_set(ctx, checked, &args.options, None).await.map(drop)
 }

@@ -5,6 +5,7 @@
 
 pub use crate::model::canonical;
 pub mod diff;
+pub mod digest_cache;
 pub mod drift;
 pub mod export;
 mod ids;
@@ -113,6 +114,9 @@ pub struct Prepared {
     /// Values the manifests wrote inline as secrets, moved out of the resources; applying stores
     /// them with [`sync_inline`].
     pub secrets: Vec<InlineSecret>,
+    /// The skill directories whose files the plan carries (besides the manifests, what the
+    /// plan was made from).
+    pub skill_dirs: Vec<std::path::PathBuf>,
 }
 
 /// The apply set of an apply: `--set` wins over the project file's name.
@@ -158,8 +162,9 @@ pub fn prepare_observed(
 ) -> Result<Prepared, ReconcileError> {
     let mut validation = check_set(set, outcomes, &observed);
     if validation.has_errors() {
-        return Ok(Prepared { validation, plan: None, secrets: Vec::new() });
+        return Ok(Prepared { validation, plan: None, secrets: Vec::new(), skill_dirs: Vec::new() });
     }
+    let skill_dirs = crate::validate::skill_dirs(set, &validation.resources);
     // The canonical forms were computed with the documents' checks; move them, do not redo them.
     let desired: Vec<Desired> = std::mem::take(&mut validation.resources)
         .into_iter()
@@ -168,7 +173,7 @@ pub fn prepare_observed(
     let desired = ids::resolve_agent_ids(desired, observed.resources);
     let (desired, secrets) = secrets::extract_inline(desired);
     let plan = plan(&desired, observed.resources, options)?;
-    Ok(Prepared { validation, plan: Some(plan), secrets })
+    Ok(Prepared { validation, plan: Some(plan), secrets, skill_dirs })
 }
 
 /// Applies a plan as one batch (nothing at all when it changes nothing).

@@ -20,6 +20,7 @@ use locate::locate;
 use structure::{KnownFields, SchemaProblem};
 
 pub use checked::{Checked, check_file, load_checked};
+pub use skill_path::skill_dirs;
 pub use workflow::TASK_KINDS;
 
 /// Resources that exist outside the manifests being validated (in a backend), so references to

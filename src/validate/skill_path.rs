@@ -21,7 +21,7 @@ pub fn bundle_skills(set: &ManifestSet, resources: &mut [ValidResource], out: &m
         let Some(path) = &skill.spec.path else { continue };
         let document = &set.documents[resource.document];
         let manifest = set.sources.get(document.source).and_then(|s| s.path.as_deref());
-        let base = manifest.and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = base_of(manifest);
         let at = || location_of(set, document, "/spec/path", None);
         let base_name = if manifest.is_some() {
             "the manifest's directory"
@@ -50,6 +50,29 @@ pub fn bundle_skills(set: &ManifestSet, resources: &mut [ValidResource], out: &m
             ),
         }
     }
+}
+
+/// The directory a skill path is relative to: its manifest's, or the working directory.
+fn base_of(manifest: Option<&Path>) -> &Path {
+    manifest.and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// The directory of every skill that carries one (`spec.path`), as its files are read.
+#[must_use]
+pub fn skill_dirs(set: &ManifestSet, resources: &[ValidResource]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = resources
+        .iter()
+        .filter_map(|resource| {
+            let AnyResource::Skill(skill) = &*resource.resource else { return None };
+            let path = skill.spec.path.as_deref()?;
+            let document = set.documents.get(resource.document)?;
+            let manifest = set.sources.get(document.source).and_then(|s| s.path.as_deref());
+            Some(base_of(manifest).join(path))
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// What is wrong with a skill path resolved from `base` (the manifest's directory, or the
