@@ -65,6 +65,12 @@ impl Revisions {
 
 /// Writes the project (or rewrites its files); returns its size in bytes.
 pub fn generate(dir: &Path, revisions: &Revisions) -> BenchResult<u64> {
+    generate_scaled(dir, revisions, 1)
+}
+
+/// [`generate`] with `scale` times as many resources of every kind ([`TOTAL`] × `scale`),
+/// references spread over all of them.
+pub fn generate_scaled(dir: &Path, revisions: &Revisions, scale: usize) -> BenchResult<u64> {
     fs::create_dir_all(dir)?;
     let project = "# The apply set of every manifest below.\nname: bench\n";
     fs::write(dir.join("stigmer.yaml"), project)?;
@@ -72,13 +78,13 @@ pub fn generate(dir: &Path, revisions: &Revisions) -> BenchResult<u64> {
     let mut ordinal = 0;
     for (kind, sub, count) in KINDS {
         fs::create_dir_all(dir.join(sub))?;
-        for file in 0..count / PER_FILE {
+        for file in 0..count * scale / PER_FILE {
             let mut text = String::with_capacity(PER_FILE * 1500);
             for i in file * PER_FILE..(file + 1) * PER_FILE {
                 if i > file * PER_FILE {
                     text.push_str("---\n");
                 }
-                document(&mut text, kind, i, revisions.revision(ordinal))?;
+                document(&mut text, kind, i, revisions.revision(ordinal), scale)?;
                 ordinal += 1;
             }
             let path = dir.join(sub).join(format!("{sub}-{file:02}.yaml"));
@@ -92,16 +98,16 @@ pub fn generate(dir: &Path, revisions: &Revisions) -> BenchResult<u64> {
     Ok(bytes)
 }
 
-fn document(out: &mut String, kind: Kind, i: usize, rev: u32) -> fmt::Result {
+fn document(out: &mut String, kind: Kind, i: usize, rev: u32, scale: usize) -> fmt::Result {
     writeln!(out, "apiVersion: agentic.stigmer.ai/v1")?;
     match kind {
         Kind::Environment => environment(out, i, rev),
         Kind::Skill => skill(out, i, rev),
         Kind::McpServer => mcp_server(out, i, rev),
-        Kind::Agent => agent(out, i, rev),
-        Kind::AgentInstance => agent_instance(out, i, rev),
-        Kind::Workflow => workflow(out, i, rev),
-        Kind::WorkflowInstance => workflow_instance(out, i, rev),
+        Kind::Agent => agent(out, i, rev, scale),
+        Kind::AgentInstance => agent_instance(out, i, rev, scale),
+        Kind::Workflow => workflow(out, i, rev, scale),
+        Kind::WorkflowInstance => workflow_instance(out, i, rev, scale),
         // Runtime kinds are never written in manifests.
         Kind::Session | Kind::AgentExecution | Kind::WorkflowExecution => Ok(()),
     }
@@ -234,11 +240,11 @@ fn mcp_server(out: &mut String, i: usize, rev: u32) -> fmt::Result {
     Ok(())
 }
 
-fn agent(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+fn agent(out: &mut String, i: usize, rev: u32, scale: usize) -> fmt::Result {
     let (topic, team) = (topic(i), team(i));
     let (provider, model) = MODELS[i % MODELS.len()];
-    let first_server = i % MCP_SERVERS;
-    let second_server = (i + MCP_SERVERS / 2) % MCP_SERVERS;
+    let first_server = i % (MCP_SERVERS * scale);
+    let second_server = (i + MCP_SERVERS * scale / 2) % (MCP_SERVERS * scale);
     writeln!(out, "kind: Agent")?;
     writeln!(out, "metadata:\n  name: {}", agent_name(i))?;
     writeln!(out, "  labels:\n    team: {team}\n    tier: \"{}\"\n    topic: {topic}", 1 + i % 3)?;
@@ -255,7 +261,7 @@ fn agent(out: &mut String, i: usize, rev: u32) -> fmt::Result {
     writeln!(out, "  skillRefs:")?;
     let skills = if i.is_multiple_of(3) { 3 } else { 2 };
     for k in 0..skills {
-        writeln!(out, "    - {}", skill_name((i * 3 + k) % SKILLS))?;
+        writeln!(out, "    - {}", skill_name((i * 3 + k) % (SKILLS * scale)))?;
     }
     writeln!(out, "  mcpServerUsages:")?;
     let [search, get, _] = tools(first_server);
@@ -279,23 +285,26 @@ fn agent(out: &mut String, i: usize, rev: u32) -> fmt::Result {
     Ok(())
 }
 
-fn agent_instance(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+fn agent_instance(out: &mut String, i: usize, rev: u32, scale: usize) -> fmt::Result {
     writeln!(out, "kind: AgentInstance")?;
     writeln!(out, "metadata:\n  name: {}\n  labels:\n    stage: {}", agent_instance_name(i), stage(i))?;
     writeln!(out, "spec:\n  agentRef: {}", agent_name(i))?;
     writeln!(out, "  description: {} with {} settings (revision {rev}).", agent_name(i), stage(i))?;
-    writeln!(out, "  environmentRefs:\n    - {}", environment_name(i % ENVIRONMENTS))?;
+    writeln!(out, "  environmentRefs:\n    - {}", environment_name(i % (ENVIRONMENTS * scale)))?;
     if i.is_multiple_of(2) {
-        writeln!(out, "    - {}", environment_name((i + 1) % ENVIRONMENTS))?;
+        writeln!(out, "    - {}", environment_name((i + 1) % (ENVIRONMENTS * scale)))?;
     }
     Ok(())
 }
 
-fn workflow(out: &mut String, i: usize, rev: u32) -> fmt::Result {
+fn workflow(out: &mut String, i: usize, rev: u32, scale: usize) -> fmt::Result {
     let (name, topic, team) = (workflow_name(i), topic(i), team(i));
-    let escalate = agent_name((i * 2 + 1) % AGENTS);
-    let answer =
-        if i.is_multiple_of(4) { agent_instance_name(i % AGENT_INSTANCES) } else { agent_name((i * 2) % AGENTS) };
+    let escalate = agent_name((i * 2 + 1) % (AGENTS * scale));
+    let answer = if i.is_multiple_of(4) {
+        agent_instance_name(i % (AGENT_INSTANCES * scale))
+    } else {
+        agent_name((i * 2) % (AGENTS * scale))
+    };
     writeln!(out, "kind: Workflow")?;
     writeln!(out, "metadata:\n  name: {name}\n  labels:\n    team: {team}\n    topic: {topic}")?;
     writeln!(
@@ -332,8 +341,8 @@ fn workflow(out: &mut String, i: usize, rev: u32) -> fmt::Result {
     Ok(())
 }
 
-fn workflow_instance(out: &mut String, i: usize, rev: u32) -> fmt::Result {
-    let workflow = workflow_name((i * 3) % WORKFLOWS);
+fn workflow_instance(out: &mut String, i: usize, rev: u32, scale: usize) -> fmt::Result {
+    let workflow = workflow_name((i * 3) % (WORKFLOWS * scale));
     writeln!(out, "kind: WorkflowInstance")?;
     writeln!(out, "metadata:\n  name: {workflow}-{}", stage(i))?;
     writeln!(out, "spec:\n  workflowRef: {workflow}")?;
@@ -341,8 +350,8 @@ fn workflow_instance(out: &mut String, i: usize, rev: u32) -> fmt::Result {
     writeln!(
         out,
         "  environmentRefs:\n    - {}\n    - {}",
-        environment_name(i % ENVIRONMENTS),
-        environment_name((i + 7) % ENVIRONMENTS)
+        environment_name(i % (ENVIRONMENTS * scale)),
+        environment_name((i + 7) % (ENVIRONMENTS * scale))
     )?;
     Ok(())
 }

@@ -332,14 +332,15 @@ struct JsonChange {
 
 impl<'a> JsonReport<'a> {
     fn new(plan: &'a Plan, secrets: &[(String, SecretChange)], receipt: &ApplyReceipt, dry_run: bool) -> Self {
+        let written: std::collections::HashMap<_, u64> =
+            receipt.written.iter().map(|w| ((w.kind, w.name.as_str()), w.generation)).collect();
         let changes = plan
             .changes
             .iter()
             .map(|change| {
-                let written = receipt.written.iter().find(|w| w.kind == change.kind() && w.name == change.name());
                 let generation = match change {
                     Change::Create { .. } | Change::Update { .. } | Change::Rename { .. } => {
-                        written.map(|w| w.generation)
+                        written.get(&(change.kind(), change.name())).copied()
                     }
                     Change::Delete { .. } => None,
                     Change::Unchanged { generation, .. } => Some(*generation),

@@ -193,9 +193,8 @@ impl DigestCache {
             .collect::<Option<Vec<_>>>();
         let skill_dirs = skill_dirs.iter().map(|dir| Some((dir.clone(), dir_digest(dir)?))).collect::<Option<Vec<_>>>();
         let (Some(files), Some(skill_dirs)) = (files, skill_dirs) else { return self.forget(key) };
-        let written = |kind: Kind, name: &str| {
-            receipt.written.iter().find(|w| w.kind == kind && w.name == name).map(|w| w.generation)
-        };
+        let written: std::collections::HashMap<(Kind, &str), u64> =
+            receipt.written.iter().map(|w| ((w.kind, w.name.as_str()), w.generation)).collect();
         // What the next plan of the same files finds: every resource declared, unchanged, at
         // the generation this apply left it (deletes are gone).
         let resources = plan
@@ -205,7 +204,7 @@ impl DigestCache {
             .map(|change| {
                 let generation = match change {
                     Change::Unchanged { generation, .. } => Some(*generation),
-                    _ => written(change.kind(), change.name()),
+                    _ => written.get(&(change.kind(), change.name())).copied(),
                 }?;
                 Some((change.kind(), change.name().to_owned(), generation))
             })
