@@ -191,11 +191,17 @@ pub fn check_set(set: &ManifestSet, mut outcomes: Vec<DocumentOutcome>, existing
 /// rule reported it: an error on the line that holds a secret must not print the secret. Read
 /// from the documents as written, so a document that failed its checks is masked too.
 fn conceal_inline_secrets(set: &ManifestSet, diagnostics: &mut [Diagnostic]) {
+    const MARKS: [&str; 2] = ["isSecret", "is_secret"];
     if diagnostics.is_empty() {
         return; // the usual case, and a large set need not be walked for it
     }
     let mut secrets = Vec::new();
     for document in &set.documents {
+        // Trees are released after the checks: parse again only the files that can hold a mark.
+        let text = set.sources.get(document.source).map_or("", |source| source.text.as_str());
+        if !MARKS.iter().any(|mark| text.contains(mark)) {
+            continue;
+        }
         let root = set.tree(document);
         let kind = root.get("kind").map(|kind| kind.value.to_json());
         let is_environment =
@@ -204,7 +210,7 @@ fn conceal_inline_secrets(set: &ManifestSet, diagnostics: &mut [Diagnostic]) {
         let spec = spec.value.to_json();
         let Some(data) = spec.get("data").and_then(Value::as_object) else { continue };
         for entry in data.values() {
-            let marked = ["isSecret", "is_secret"].iter().any(|key| entry.get(key) == Some(&Value::Bool(true)));
+            let marked = MARKS.iter().any(|key| entry.get(key) == Some(&Value::Bool(true)));
             if let (true, Some(value)) = (marked, entry.get("value").and_then(Value::as_str)) {
                 secrets.push(value.to_owned());
             }
