@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::backend::AnyBackend;
 use super::common;
 use super::help;
 use super::render::Style;
@@ -158,7 +159,7 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
         report(ctx, &plan, &[], &ApplyReceipt::default(), &args.options)?
     } else {
         let checked = common::load_checked(&args.files);
-        apply_set(ctx, checked, &args.options, key.as_ref().map(|key| (&cache, key))).await?
+        apply_set(ctx, &backend, checked, &args.options, key.as_ref().map(|key| (&cache, key))).await?
     };
     if args.wait && !args.options.dry_run {
         super::status::wait_ready(ctx, &backend, &applied, args.wait_timeout).await?;
@@ -170,13 +171,13 @@ pub async fn run(ctx: &CommandContext, args: &ApplyArgs) -> Result<(), CommandEr
 /// With a cache, remembers what it applied under the key, for the next apply to skip reading.
 pub async fn apply_set(
     ctx: &CommandContext,
+    backend: &AnyBackend,
     checked: Checked,
     options: &ApplyOptions,
     cache: Option<(&DigestCache, &ApplyKey)>,
 ) -> Result<Vec<String>, CommandError> {
     let Checked { set, outcomes } = checked;
     let plan_options = options.plan.options(&set)?;
-    let backend = ctx.settings.backend_for(set.project.as_ref())?;
     // Read before listing: a cache entry may only claim a version whose every change it saw.
     let version = match cache {
         Some(_) => Some(backend.version().await?),
@@ -184,7 +185,7 @@ pub async fn apply_set(
     };
     let progress = Progress::start(ctx, set.documents.len());
     progress.phase(&format!("validating and planning {} manifests", set.documents.len()));
-    let prepared = reconcile::prepare(&backend, &set, outcomes, &plan_options).await;
+    let prepared = reconcile::prepare(backend, &set, outcomes, &plan_options).await;
     progress.finish();
     let prepared = prepared?;
     common::report(ctx, &set, &prepared.validation.diagnostics)?;
@@ -198,8 +199,8 @@ pub async fn apply_set(
     ));
     // Inline secrets first, so the references the batch writes find their secrets.
     let applied = async {
-        let secrets = reconcile::sync_inline(&backend, &prepared.secrets, options.dry_run).await?;
-        Ok::<_, reconcile::ReconcileError>((secrets, reconcile::apply(&backend, &plan, options.dry_run).await?))
+        let secrets = reconcile::sync_inline(backend, &prepared.secrets, options.dry_run).await?;
+        Ok::<_, reconcile::ReconcileError>((secrets, reconcile::apply(backend, &plan, options.dry_run).await?))
     }
     .await;
     progress.finish();
@@ -209,7 +210,7 @@ pub async fn apply_set(
         if clean && !options.dry_run {
             let applied =
                 Applied { set: &set, skill_dirs: &prepared.skill_dirs, version, plan: &plan, receipt: &receipt };
-            cache.record(&backend, key, applied).await;
+            cache.record(backend, key, applied).await;
         } else if !options.dry_run {
             cache.forget(key);
         }

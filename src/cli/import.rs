@@ -44,5 +44,6 @@ pub async fn run(ctx: &CommandContext, args: &ImportArgs) -> Result<(), CommandE
         common::report(ctx, set, &warnings)?;
         return ctx.err("nothing to import\n");
     }
-    apply_set(ctx, checked, &args.options, None).await.map(drop)
+    let backend = ctx.settings.backend_for(set.project.as_ref())?;
+    apply_set(ctx, &backend, checked, &args.options, None).await.map(drop)
 }
