@@ -12,19 +12,15 @@
 //! - Tool arguments that were not JSON are sent back as `{}` (the API takes only an object);
 //!   the error tool result answering the call tells the model what was wrong.
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use super::settings::ANTHROPIC_DEFAULT_MAX_TOKENS;
 use super::stream::{Decoder, Failure, Progress, RetryCause, Retryable, parse_arguments, parse_data, tokens};
-use super::transport::{Endpoint, credential_header};
+use super::transport::{Endpoint, auth_headers};
 use super::{
     Completion, CompletionRequest, Message, Provider, ProviderError, ProviderKind, ProviderSettings, StopReason,
     StreamEvent, StreamSink, ToolCall, Usage,
 };
-
-/// The API version this code speaks.
-const API_VERSION: &str = "2023-06-01";
 
 /// Anthropic's Messages API.
 #[derive(Debug, Clone)]
@@ -35,20 +31,13 @@ pub struct Anthropic {
 impl Anthropic {
     /// The provider at `settings.base_url`, sending the key as `x-api-key`.
     pub fn new(settings: &ProviderSettings) -> Result<Self, ProviderError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(API_VERSION));
-        match &settings.api_key {
-            Some(key) => {
-                headers.insert(HeaderName::from_static("x-api-key"), credential_header(settings.kind, key)?);
-            }
-            None => {
-                return Err(ProviderError::ApiKeyMissing {
-                    provider: ProviderKind::Anthropic,
-                    variable: super::ENV_ANTHROPIC_API_KEY,
-                });
-            }
+        if settings.api_key.is_none() {
+            return Err(ProviderError::ApiKeyMissing {
+                provider: ProviderKind::Anthropic,
+                variable: super::ENV_ANTHROPIC_API_KEY,
+            });
         }
-        Ok(Self { endpoint: Endpoint::new(settings, "/v1/messages", headers)? })
+        Ok(Self { endpoint: Endpoint::new(settings, "/v1/messages", auth_headers(settings)?)? })
     }
 }
 

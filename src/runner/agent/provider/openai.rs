@@ -13,16 +13,14 @@
 //! - A stream that ends without `[DONE]` is accepted when a `finish_reason` came, since some
 //!   servers close without the marker; without either it broke off.
 
-use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Map, Value, json};
 
 use super::stream::{Decoder, Failure, Progress, RetryCause, Retryable, parse_arguments, parse_data, tokens};
-use super::transport::{Endpoint, credential_header};
+use super::transport::{Endpoint, auth_headers};
 use super::{
     Completion, CompletionRequest, Message, Provider, ProviderError, ProviderKind, ProviderSettings, StopReason,
     StreamEvent, StreamSink, ToolCall, Usage,
 };
-use crate::secrets::SecretValue;
 
 /// A server speaking OpenAI's chat completions API.
 #[derive(Debug, Clone)]
@@ -35,12 +33,7 @@ pub struct OpenAiCompatible {
 impl OpenAiCompatible {
     /// The provider at `settings.base_url`, sending the key (if any) as a bearer token.
     pub fn new(settings: &ProviderSettings) -> Result<Self, ProviderError> {
-        let mut headers = HeaderMap::new();
-        if let Some(key) = &settings.api_key {
-            let bearer = SecretValue::new(format!("Bearer {}", key.expose()));
-            headers.insert(AUTHORIZATION, credential_header(settings.kind, &bearer)?);
-        }
-        let endpoint = Endpoint::new(settings, "/chat/completions", headers)?;
+        let endpoint = Endpoint::new(settings, "/chat/completions", auth_headers(settings)?)?;
         let is_openai = settings.base_url == ProviderKind::OpenAi.default_base_url();
         Ok(Self { endpoint, is_openai })
     }

@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-
-use super::transport::credential_header;
+use super::transport::auth_headers;
 use super::{ProviderKind, ProviderSettings};
 
 /// The endpoint answered.
@@ -74,19 +72,7 @@ impl Unreachable {
 pub async fn reachable(settings: &ProviderSettings, timeout: Duration) -> Result<Reached, Unreachable> {
     let path = if settings.kind == ProviderKind::Anthropic { "/v1/models" } else { "/models" };
     let url = format!("{}{path}", settings.base_url.trim_end_matches('/'));
-    let mut headers = HeaderMap::new();
-    if let Some(key) = &settings.api_key {
-        let value = match settings.kind {
-            ProviderKind::Anthropic => key.clone(),
-            _ => crate::secrets::SecretValue::new(format!("Bearer {}", key.expose())),
-        };
-        let header = credential_header(settings.kind, &value).map_err(|e| Unreachable::Settings(e.to_string()))?;
-        let name = if settings.kind == ProviderKind::Anthropic { "x-api-key" } else { "authorization" };
-        headers.insert(HeaderName::from_static(name), header);
-    }
-    if settings.kind == ProviderKind::Anthropic {
-        headers.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static("2023-06-01"));
-    }
+    let headers = auth_headers(settings).map_err(|e| Unreachable::Settings(e.to_string()))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(timeout)

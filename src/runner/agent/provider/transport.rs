@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures_util::StreamExt as _;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
 use serde_json::Value;
 
@@ -249,8 +249,28 @@ impl Endpoint {
     }
 }
 
+/// The Anthropic API version this code speaks.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The headers that say who calls, as each API wants them: the key as a bearer token
+/// (OpenAI-compatible), or as `x-api-key` with the API version (Anthropic); no key, no credential.
+pub(super) fn auth_headers(settings: &ProviderSettings) -> Result<HeaderMap, ProviderError> {
+    let mut headers = HeaderMap::new();
+    if settings.kind == ProviderKind::Anthropic {
+        headers.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(ANTHROPIC_VERSION));
+    }
+    if let Some(key) = &settings.api_key {
+        let (name, value) = match settings.kind {
+            ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.clone()),
+            _ => (AUTHORIZATION, SecretValue::new(format!("Bearer {}", key.expose()))),
+        };
+        headers.insert(name, credential_header(settings.kind, &value)?);
+    }
+    Ok(headers)
+}
+
 /// A credential as a header value marked sensitive, so `Debug` never shows it.
-pub(super) fn credential_header(kind: ProviderKind, value: &SecretValue) -> Result<HeaderValue, ProviderError> {
+fn credential_header(kind: ProviderKind, value: &SecretValue) -> Result<HeaderValue, ProviderError> {
     let mut header = HeaderValue::from_str(value.expose()).map_err(|_| ProviderError::InvalidSetting {
         setting: kind.api_key_variable().unwrap_or("the API key").to_owned(),
         // Never the value itself: it is a secret, even when malformed.
