@@ -264,10 +264,54 @@ fn an_unanswered_call_is_rejected_when_its_approval_timeout_passes(sandbox: &San
     assert_eq!((&all["items"][0]["state"], &all["items"][0]["decidedBy"]), (&"rejected".into(), &"timeout".into()));
 }
 
+/// A secret the model puts into a gated call's arguments is masked where a person decides on it
+/// (the approvals list, the history, the terminal) and stored nowhere. The history keeps only
+/// the mask, so the approved call is not made with `***` in the secret's place: the model reads
+/// why and can make it again.
+fn a_secret_in_a_gated_call_is_masked_where_a_person_decides(sandbox: &Sandbox) {
+    const SECRET: &str = "deploy-s3cr3t-token";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    apply(sandbox, "");
+    let llm = runtime.block_on(ScriptedServer::start([
+        call("c1", "tools__echo", &format!(r#"{{"text": "{SECRET}"}}"#)),
+        text(&["Done."]),
+    ]));
+    let mut args = vec!["agent".to_owned(), "execute".to_owned(), "ops".to_owned(), "Deploy.".to_owned()];
+    args.extend(llm_settings(&llm));
+    args.extend(["--secret".to_owned(), format!("DEPLOY_TOKEN={SECRET}")]);
+    let run = sandbox
+        .command()
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let approvals = waiting_approvals(sandbox);
+    assert_eq!(approvals[0]["arguments"]["text"], "***", "{approvals:?}");
+    let id = approvals[0]["execution"].as_str().unwrap().to_owned();
+    let (_, table, _) = sandbox.run(&["execution", "approvals", "-o", "wide"]);
+    assert!(!table.contains(SECRET), "{table}");
+    let (code, _, err) = sandbox.run(&["execution", "approve", &id]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = finish(run, Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains(SECRET) && !err.contains(SECRET), "{out}\n{err}");
+    let results = tool_results(&llm, 1);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].0, "c1");
+    assert!(results[0].1.contains("was not made") && !results[0].1.contains(SECRET), "{results:?}");
+    let (_, logs, _) = sandbox.run(&["execution", "logs", &id]);
+    assert!(!logs.contains(SECRET), "{logs}");
+    sandbox.assert_stored_nowhere(&[SECRET]);
+}
+
 on_both_backends!(
     a_gated_call_waits_until_another_process_approves_it,
     a_rejected_call_is_not_run_and_the_model_reads_why,
     an_unanswered_call_is_rejected_when_its_approval_timeout_passes,
+    a_secret_in_a_gated_call_is_masked_where_a_person_decides,
 );
 
 /// On a terminal, the waiting CLI asks the person at it (a real pseudo-terminal, made by

@@ -314,9 +314,18 @@ impl Redactor {
         Self { values }
     }
 
+    /// The text that stands for a secret value once masked.
+    pub const MASK: &'static str = "***";
+
+    /// Whether it masks anything at all (the run has secret values).
+    #[must_use]
+    pub fn masks_anything(&self) -> bool {
+        !self.values.is_empty()
+    }
+
     /// The text with every known value replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        self.values.iter().fold(text.to_owned(), |text, value| text.replace(&value.0, "***"))
+        self.values.iter().fold(text.to_owned(), |text, value| text.replace(&value.0, Self::MASK))
     }
 
     /// JSON text with every value masked, in its raw and its JSON-escaped spelling (a value with
@@ -328,16 +337,16 @@ impl Redactor {
         }
         let mut text = raw.get().to_owned();
         for value in &self.values {
-            text = text.replace(&value.0, "***");
+            text = text.replace(&value.0, Self::MASK);
             if let Ok(quoted) = serde_json::to_string(&value.0) {
                 let escaped = &quoted[1..quoted.len() - 1];
                 if escaped != value.0 {
-                    text = text.replace(escaped, "***");
+                    text = text.replace(escaped, Self::MASK);
                 }
             }
         }
         serde_json::value::RawValue::from_string(text)
-            .unwrap_or_else(|_| serde_json::value::to_raw_value("***").unwrap_or_default())
+            .unwrap_or_else(|_| serde_json::value::to_raw_value(Self::MASK).unwrap_or_default())
     }
 
     /// A JSON value with every string (and object key) redacted, for what is stored.

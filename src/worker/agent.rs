@@ -99,7 +99,7 @@ pub async fn prepare<B: Backend>(
     let launched = launch::start(&run.resources, target, variables, run.model.as_deref(), &workspace).await?;
     let history = backend.execution_events(&id, 0, None).await?;
     let after = history.last().map_or(0, |(sequence, _)| *sequence);
-    let past = Past::of(&history);
+    let past = Past::of(&history, redactor.masks_anything());
     Ok(PreparedAgent { held: Held { id, epoch, lease, after }, run, message, launched, redactor, past })
 }
 

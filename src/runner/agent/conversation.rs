@@ -513,6 +513,14 @@ async fn make_calls<S: ToolServers>(
         let refused = gate(agent, call).and(asked.decision(&call.id)).filter(|decision| !decision.approved);
         let outcome = match refused {
             Some(decision) => ToolOutcome { content: decision.refusal(), is_error: true },
+            // The history keeps secrets masked: a call it recorded with one cannot be made
+            // faithfully, and is never made with the mask in the secret's place.
+            None if calls.resumed && run.past.lost_a_secret(&call.arguments) => ToolOutcome {
+                content: "this call was not made: its arguments held a secret value, which the execution's \
+                          history keeps only masked (***); make the call again"
+                    .to_owned(),
+                is_error: true,
+            },
             None => call_tool(agent, run, call, calls.resumed, observer).await?,
         };
         observer.event(&AgentEvent::ToolResult {

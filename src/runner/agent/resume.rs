@@ -11,6 +11,9 @@ use crate::backend::approval::{self, ApprovalDecision, ApprovalRequest};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Past {
     events: Vec<AgentEvent>,
+    /// Whether the history masks secret values (the run has some): a recorded call whose
+    /// arguments show the mask may have held one, which the history no longer knows.
+    masked: bool,
 }
 
 /// Where an agent's conversation starts: the execution's own message, or a parent's call of it
@@ -25,16 +28,24 @@ pub enum Entry<'a> {
 
 impl Past {
     /// Nothing recorded: a fresh run.
-    pub const NONE: Self = Self { events: Vec::new() };
+    pub const NONE: Self = Self { events: Vec::new(), masked: false };
 
-    /// The steps of a history (sequence number, event), the events that do not count left out.
+    /// The steps of a history (sequence number, event), the events that do not count left out;
+    /// `masked`: the history was recorded with the run's secret values masked.
     #[must_use]
-    pub fn of(history: &[(u64, Value)]) -> Self {
+    pub fn of(history: &[(u64, Value)], masked: bool) -> Self {
         let events = approval::effective(history)
             .into_iter()
             .filter_map(|event| serde_json::from_value::<AgentEvent>(event.clone()).ok())
             .collect();
-        Self { events }
+        Self { events, masked }
+    }
+
+    /// Whether recorded `arguments` may have lost a secret value to the mask: making the call
+    /// with them would pass `***` where the model wrote the secret.
+    #[must_use]
+    pub fn lost_a_secret(&self, arguments: &Value) -> bool {
+        self.masked && arguments.to_string().contains(crate::secrets::Redactor::MASK)
     }
 
     /// The steps of `agent`'s conversation entered at `entry` that never ended (no answer yet),
