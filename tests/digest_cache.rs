@@ -178,6 +178,21 @@ fn a_store_made_again_or_inline_secrets_are_never_skipped() {
     let entries = || fs::read_dir(sandbox.home().join("cache/apply")).map_or(0, Iterator::count);
     assert_eq!(entries(), 1, "one entry per inputs and backend");
 
+    // Another build of stigmer may plan differently: its applies have entries of their own.
+    let other_build = sandbox.dir.path().join("stigmer-other-build");
+    fs::copy(support::stigmer_bin(), &other_build).unwrap();
+    let output = std::process::Command::new(&other_build)
+        .args(["apply", "-f", dir_arg])
+        .current_dir(support::root())
+        .env("NO_COLOR", "1")
+        .env("STIGMER_HOME", sandbox.home())
+        .env("USER", "tester")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    fs::remove_file(&other_build).unwrap();
+    assert_eq!(entries(), 2, "the other build planned in full and remembered it under its own key");
+
     // The store deleted and made again reaches the same version (one commit) with other
     // contents: the entry must not match it.
     fs::remove_file(sandbox.home().join("local.db")).unwrap();
