@@ -157,11 +157,12 @@ struct Runner {
 }
 
 impl Runner {
-    /// Times `stigmer apply -f PROJECT` from spawn to exit; fails with its stderr unless it succeeds.
+    /// Times `stigmer apply -f PROJECT --no-cache` from spawn to exit (the no-op plans against
+    /// the backend in full, not from the digest cache); fails with its stderr unless it succeeds.
     fn apply(&self, home: &Path, target: &Target<'_>) -> BenchResult<Duration> {
         let mut command = Command::new(&self.bin);
         command
-            .args(["apply", "-f"])
+            .args(["apply", "--no-cache", "-f"])
             .arg(&self.project)
             .env("STIGMER_HOME", home)
             .env("NO_COLOR", "1")
