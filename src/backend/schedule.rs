@@ -396,4 +396,26 @@ mod tests {
         let slot = runs(&backend).await[0].input["scheduledFor"].clone();
         assert_eq!(slot, serde_json::json!(at(10).to_string()));
     }
+
+    /// A tick reads the states, then a person pauses, then the tick writes what it computed:
+    /// the pause survives, and a slot the tick would fire is not fired.
+    #[tokio::test]
+    async fn a_pause_made_while_a_tick_computes_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = store_with(&dir, "allow").await;
+        let mut scheduler = Scheduler::default();
+        scheduler.tick(&backend, at(0)).await.unwrap();
+        let (_, stale) = backend.schedule_states().await.unwrap().into_iter().next().unwrap();
+        assert!(!stale.paused);
+        backend.schedule_pause("tick", true).await.unwrap();
+        backend.put_schedule_state("tick", stale.clone()).await.unwrap();
+        let (_, kept) = backend.schedule_states().await.unwrap().into_iter().next().unwrap();
+        assert!(kept.paused, "the scheduler's write kept the pause");
+        let Some((workflow, definition)) = scheduler.read.as_ref().and_then(|(_, read)| read.first()) else {
+            panic!("the tick read the scheduled workflow")
+        };
+        let fired = backend.storage().fire_slots(vec![fire(workflow, definition, stale, at(1))]).await.unwrap();
+        assert_eq!(fired, [false], "a paused schedule fires nothing, even from a stale tick");
+        assert!(runs(&backend).await.is_empty());
+    }
 }

@@ -451,16 +451,28 @@ pub trait Storage: Clone + Send + Sync + 'static {
     /// Every scheduled workflow's state, by workflow name.
     fn schedule_states(&self) -> impl Future<Output = Result<Vec<(String, ScheduleState)>, BackendError>> + Send;
 
-    /// Records a scheduled workflow's state.
+    /// Records a scheduled workflow's state, as the scheduler computed it. The stored `paused`
+    /// flag is kept: only [`Storage::pause_schedule`] changes it, so a pause made while a tick
+    /// was computing is not lost.
     fn put_schedule_state(
         &self,
         workflow: &str,
         state: &ScheduleState,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// Pauses or resumes a schedule: only its `paused` flag changes, in one transaction;
+    /// `initial`, so flagged, is written when it has no state yet.
+    fn pause_schedule(
+        &self,
+        workflow: &str,
+        paused: bool,
+        initial: &ScheduleState,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
     /// Fires schedule slots, each with its execution and its schedule's new state, in one
-    /// transaction: a slot that already fired is left out, with nothing of it written (the
-    /// slot's record is what makes a slot fire once). Returns whether each fired.
+    /// transaction: a slot that already fired, or whose schedule is paused by then, is left
+    /// out, with nothing of it written (the slot's record is what makes a slot fire once).
+    /// Returns whether each fired.
     fn fire_slots(&self, fires: Vec<Fire>) -> impl Future<Output = Result<Vec<bool>, BackendError>> + Send;
 
     /// Keeps an event sent in and writes its effects, in one transaction; `false`, with nothing

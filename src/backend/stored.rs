@@ -424,15 +424,8 @@ impl<S: Storage> Backend for StoreBackend<S> {
         let Some(found) = scheduled.iter().find(|w| w.name == workflow) else {
             return Err(BackendError::NotFound { address: format!("schedule/{workflow}") });
         };
-        let now = Timestamp::now();
-        let mut state = self
-            .schedule_states()
-            .await?
-            .into_iter()
-            .find(|(name, _)| name == workflow)
-            .map_or_else(|| ScheduleState::new(found.spec(), now), |(_, state)| state);
-        state.paused = paused;
-        self.put_schedule_state(workflow, state).await
+        let initial = ScheduleState { paused, ..ScheduleState::new(found.spec(), Timestamp::now()) };
+        self.storage.pause_schedule(workflow, paused, &initial).await
     }
 
     async fn event_publish(&self, event: serde_json::Value) -> Result<super::EventReceipt, BackendError> {

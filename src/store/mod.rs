@@ -231,6 +231,10 @@ impl Storage for AnyStorage {
         delegate!(self, s => s.put_schedule_state(workflow, state))
     }
 
+    async fn pause_schedule(&self, workflow: &str, paused: bool, initial: &ScheduleState) -> Result<(), BackendError> {
+        delegate!(self, s => s.pause_schedule(workflow, paused, initial))
+    }
+
     async fn fire_slots(&self, fires: Vec<Fire>) -> Result<Vec<bool>, BackendError> {
         delegate!(self, s => s.fire_slots(fires))
     }

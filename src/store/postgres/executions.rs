@@ -645,8 +645,30 @@ impl PgStorage {
         put_schedule(self.pool(), &self.org, workflow, state).await
     }
 
-    /// One transaction: each slot's key inserted unless it is there, and only then its state
-    /// and its execution.
+    /// Only the flag changes; the row is written with `initial` when there is none.
+    pub(super) async fn pause(
+        &self,
+        workflow: &str,
+        paused: bool,
+        initial: &ScheduleState,
+    ) -> Result<(), BackendError> {
+        sqlx::query(
+            "INSERT INTO stigmer.schedules (org, workflow, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (org, workflow) DO UPDATE \
+             SET body = jsonb_set(stigmer.schedules.body::jsonb, '{paused}', to_jsonb($4::boolean))::text",
+        )
+        .bind(&self.org)
+        .bind(workflow)
+        .bind(to_text(initial)?)
+        .bind(paused)
+        .execute(self.pool())
+        .await
+        .map_err(database_error)?;
+        Ok(())
+    }
+
+    /// One transaction: each slot's key inserted unless it is there or its schedule is paused
+    /// (the row locked until the commit), and only then its state and its execution.
     pub(super) async fn fire(&self, fires: Vec<Fire>) -> Result<Vec<bool>, BackendError> {
         if fires.is_empty() {
             return Ok(Vec::new());
@@ -654,6 +676,19 @@ impl PgStorage {
         let mut txn = self.pool().begin().await.map_err(database_error)?;
         let mut outcomes = Vec::with_capacity(fires.len());
         for fire in &fires {
+            let paused = sqlx::query_scalar::<_, bool>(
+                "SELECT COALESCE((body::jsonb ->> 'paused')::boolean, false) FROM stigmer.schedules \
+                 WHERE org = $1 AND workflow = $2 FOR UPDATE",
+            )
+            .bind(&self.org)
+            .bind(&fire.workflow)
+            .fetch_optional(&mut *txn)
+            .await
+            .map_err(database_error)?;
+            if paused == Some(true) {
+                outcomes.push(false);
+                continue;
+            }
             let taken = sqlx::query(
                 "INSERT INTO stigmer.schedule_slots (org, workflow, slot_ms, execution) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (org, workflow, slot_ms) DO NOTHING",
@@ -723,9 +758,11 @@ async fn put_schedule(
     workflow: &str,
     state: &ScheduleState,
 ) -> Result<(), BackendError> {
+    // The stored `paused` flag is kept: only a pause changes it.
     sqlx::query(
         "INSERT INTO stigmer.schedules (org, workflow, body) VALUES ($1, $2, $3) \
-         ON CONFLICT (org, workflow) DO UPDATE SET body = EXCLUDED.body",
+         ON CONFLICT (org, workflow) DO UPDATE SET body = jsonb_set(EXCLUDED.body::jsonb, '{paused}', \
+         COALESCE(stigmer.schedules.body::jsonb -> 'paused', 'false'::jsonb))::text",
     )
     .bind(org)
     .bind(workflow)

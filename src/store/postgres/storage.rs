@@ -205,6 +205,10 @@ impl Storage for PgStorage {
         self.put_schedule(workflow, state).await
     }
 
+    async fn pause_schedule(&self, workflow: &str, paused: bool, initial: &ScheduleState) -> Result<(), BackendError> {
+        self.pause(workflow, paused, initial).await
+    }
+
     async fn fire_slots(&self, fires: Vec<Fire>) -> Result<Vec<bool>, BackendError> {
         self.fire(fires).await
     }

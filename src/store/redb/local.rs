@@ -370,6 +370,11 @@ impl Storage for RedbStorage {
         self.writing(move |store| store.put_schedule_state(&workflow, &state)).await
     }
 
+    async fn pause_schedule(&self, workflow: &str, paused: bool, initial: &ScheduleState) -> Result<(), BackendError> {
+        let (workflow, initial) = (workflow.to_owned(), initial.clone());
+        self.writing(move |store| store.pause_schedule(&workflow, paused, &initial)).await
+    }
+
     async fn fire_slots(&self, fires: Vec<Fire>) -> Result<Vec<bool>, BackendError> {
         self.writing(move |store| store.fire_slots(&fires)).await
     }

@@ -28,13 +28,43 @@ impl Store {
     }
 
     /// Records a scheduled workflow's state.
+    /// The stored `paused` flag is kept (see [`Store::pause_schedule`]).
     pub fn put_schedule_state(&self, workflow: &str, state: &ScheduleState) -> Result<(), BackendError> {
         let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
-            table.insert(workflow, self.encode(state)?.as_slice()).map_err(|e| self.engine(e))?;
+            let paused = self.stored_paused(&table, workflow)?.unwrap_or(state.paused);
+            let state = ScheduleState { paused, ..state.clone() };
+            table.insert(workflow, self.encode(&state)?.as_slice()).map_err(|e| self.engine(e))?;
         }
         txn.commit().map_err(|e| self.engine(e))
+    }
+
+    /// Pauses or resumes a schedule: only its flag changes (`initial` when it has no state).
+    pub fn pause_schedule(&self, workflow: &str, paused: bool, initial: &ScheduleState) -> Result<(), BackendError> {
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
+            let stored: Option<ScheduleState> = match table.get(workflow).map_err(|e| self.engine(e))? {
+                Some(value) => Some(self.decode(value.value())?),
+                None => None,
+            };
+            let state = ScheduleState { paused, ..stored.unwrap_or_else(|| initial.clone()) };
+            table.insert(workflow, self.encode(&state)?.as_slice()).map_err(|e| self.engine(e))?;
+        }
+        txn.commit().map_err(|e| self.engine(e))
+    }
+
+    /// The `paused` flag a schedule's stored state has, if it has one.
+    fn stored_paused(
+        &self,
+        table: &redb::Table<'_, &str, &[u8]>,
+        workflow: &str,
+    ) -> Result<Option<bool>, BackendError> {
+        match table.get(workflow).map_err(|e| self.engine(e))? {
+            Some(value) => Ok(Some(self.decode::<ScheduleState>(value.value())?.paused)),
+            None => Ok(None),
+        }
     }
 
     /// Fires schedule slots, each with its execution and its schedule's new state, in one
@@ -50,12 +80,13 @@ impl Store {
             let key = (fire.workflow.as_str(), u64::try_from(fire.slot.as_millisecond()).unwrap_or(0));
             {
                 let mut slots = txn.open_table(SCHEDULE_SLOTS).map_err(|e| self.engine(e))?;
-                if slots.get(key).map_err(|e| self.engine(e))?.is_some() {
+                let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
+                let paused = self.stored_paused(&table, &fire.workflow)?.unwrap_or(false);
+                if paused || slots.get(key).map_err(|e| self.engine(e))?.is_some() {
                     outcomes.push(false);
                     continue;
                 }
                 slots.insert(key, fire.record.id.as_str()).map_err(|e| self.engine(e))?;
-                let mut table = txn.open_table(SCHEDULES).map_err(|e| self.engine(e))?;
                 table
                     .insert(fire.workflow.as_str(), self.encode(&fire.state)?.as_slice())
                     .map_err(|e| self.engine(e))?;
