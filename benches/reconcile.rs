@@ -572,13 +572,16 @@ fn in_process_phases(project: &Path, homes: &Path, applied: &Path, phases: &mut 
     let observed = timed(&mut *phases, "LocalBackend::list (open store, read 10,000)", || {
         runtime.block_on(backend.list(&ResourceQuery::all()))
     })?;
+    let heads = timed(&mut *phases, "LocalBackend::heads (open store, read 10,000 without manifests)", || {
+        runtime.block_on(backend.heads())
+    })?;
     let noop =
         timed(&mut *phases, "reconcile::plan vs the applied store (no-op)", || plan(&desired, &observed, &options))?;
     if noop.has_changes() {
         return Err("the in-process no-op plan has changes".into());
     }
     let prepared =
-        timed(&mut *phases, "reconcile::prepare, whole (list + validate + canonical + plan), no-op", || {
+        timed(&mut *phases, "reconcile::prepare, whole (heads + validate + canonical + plan), no-op", || {
             runtime.block_on(reconcile::prepare(&backend, &set, check_documents(&set), &options))
         })?;
     if prepared.plan.is_none_or(|p| p.has_changes()) {
@@ -597,7 +600,7 @@ fn in_process_phases(project: &Path, homes: &Path, applied: &Path, phases: &mut 
         ("WorkflowInstance", "validate::validate, only the 500 WorkflowInstances"),
     ] {
         let subset = only_kind(&set, kind);
-        let validation = timed(&mut *phases, label, || validate(&subset, &Observed::local(&observed)));
+        let validation = timed(&mut *phases, label, || validate(&subset, &Observed::local(&heads)));
         if validation.has_errors() {
             return Err(format!("in-process validation of the {kind}s alone failed").into());
         }

@@ -16,8 +16,8 @@ use futures_util::StreamExt as _;
 
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionCounts, ExecutionFeed,
-    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, ScheduleInfo,
-    SecretInfo, StoredResource, WorkerInfo,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceHead, ResourceQuery, Revision,
+    ScheduleInfo, SecretInfo, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::proto::{
@@ -140,6 +140,17 @@ impl Backend for RemoteBackend {
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         let response = self.client.clone().list(v1::ListRequest::from(query)).await.map_err(|s| self.error(&s))?;
         Ok(decode_all(response.into_inner().resources)?)
+    }
+
+    async fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        match self.client.clone().heads(v1::HeadsRequest {}).await {
+            Ok(response) => Ok(decode_all(response.into_inner().heads)?),
+            // A server older than this client lists whole resources.
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                Ok(self.list(&ResourceQuery::all()).await?.iter().map(StoredResource::head).collect())
+            }
+            Err(status) => Err(self.error(&status)),
+        }
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {

@@ -440,6 +440,33 @@ async fn lists_filter_by_kind_name_and_label<H: Harness>(h: &H) {
     assert_eq!(names(backend.list(&by_name).await.unwrap()), ["skill/c"]);
 }
 
+/// Heads are the listing without manifests: same resources, same order, same generation, hash
+/// and owner — what a plan compares — also after an update and with resources of two owners.
+async fn heads_are_the_listing_without_manifests<H: Harness>(h: &H) {
+    let backend = &h.handle();
+    assert!(backend.heads().await.unwrap().is_empty(), "an empty store has no heads");
+    write(backend, Some("s"), vec![create("b", &serde_json::json!({})), create("a", &serde_json::json!({}))])
+        .await
+        .unwrap();
+    let agent = Write::Create { manifest: manifest(Kind::Agent, "x", &serde_json::json!({}), "x") };
+    write(backend, None, vec![BatchItem { kind: Kind::Agent, name: "x".into(), write: agent }]).await.unwrap();
+    let update =
+        Write::Update { manifest: manifest(Kind::Skill, "a", &serde_json::json!({}), "v2"), expected_generation: 1 };
+    write(backend, Some("s"), vec![BatchItem { kind: Kind::Skill, name: "a".into(), write: update }]).await.unwrap();
+    let listed = backend.list(&ResourceQuery::all()).await.unwrap();
+    let heads = backend.heads().await.unwrap();
+    assert_eq!(heads, listed.iter().map(StoredResource::head).collect::<Vec<_>>());
+    let seen: Vec<_> = heads.iter().map(|h| (h.address(), h.generation, h.apply_set.clone())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("skill/a".to_owned(), 2, Some("s".to_owned())),
+            ("skill/b".to_owned(), 1, Some("s".to_owned())),
+            ("agent/x".to_owned(), 1, None)
+        ]
+    );
+}
+
 /// A resource written for another apply set moves to that set's inventory; one deleted leaves
 /// it; a dry run checks everything and writes nothing.
 async fn ownership_moves_and_dry_runs_write_nothing<H: Harness>(h: &H) {
@@ -812,6 +839,7 @@ macro_rules! suite {
             concurrent_writers_serialize_without_losing_updates,
             history_outlives_a_delete,
             lists_filter_by_kind_name_and_label,
+            heads_are_the_listing_without_manifests,
             ownership_moves_and_dry_runs_write_nothing,
             secrets_are_sealed_revealed_rotated_and_deleted,
             executions_are_claimed_leased_fenced_and_followed,

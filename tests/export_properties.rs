@@ -19,6 +19,7 @@ use stigmer::backend::StoredResource;
 use stigmer::manifest::{InputPath, load};
 use stigmer::model::{AnyResource, Kind};
 use stigmer::reconcile::{self, Change, Desired, PlanOptions, export};
+use stigmer::store::redb::LocalBackend;
 use stigmer::validate::check_document;
 use support::resources::resources;
 
@@ -67,9 +68,12 @@ fn import(text: &str) -> Result<Vec<StoredResource>, String> {
 fn import_from(inputs: &[InputPath], stdin: &mut dyn std::io::Read) -> Result<Vec<StoredResource>, String> {
     let set = load(inputs, stdin);
     let outcomes = set.documents.iter().map(|document| check_document(&set, document)).collect();
-    let prepared =
-        reconcile::prepare_observed(&set, outcomes, reconcile::Observed::local(&[]), &PlanOptions::default())
-            .map_err(|e| e.to_string())?;
+    // Planned against an empty store: nothing stored is read, so the store is never opened.
+    let unopened = LocalBackend::new(std::env::temp_dir().join("stigmer-never-opened.db"), "tester");
+    let options = PlanOptions::default();
+    let planning = reconcile::prepare_observed(&unopened, &set, outcomes, reconcile::Observed::local(&[]), &options);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| e.to_string())?;
+    let prepared = runtime.block_on(planning).map_err(|e| e.to_string())?;
     let errors: Vec<String> = prepared
         .validation
         .diagnostics

@@ -31,8 +31,8 @@ pub use schedule::{ScheduleInfo, ScheduleState};
 pub use storage::Storage;
 pub use stored::StoreBackend;
 pub use types::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceQuery, Revision, RevisionAction, Role,
-    SecretInfo, StoredResource, Write, Written, address, check_secret_name,
+    ApplyBatch, ApplyReceipt, AuditEntry, BatchItem, Identity, Moved, ResourceHead, ResourceQuery, Revision,
+    RevisionAction, Role, SecretInfo, StoredResource, Write, Written, address, check_secret_name,
 };
 
 use crate::model::Kind;
@@ -42,6 +42,10 @@ use crate::secrets::SecretValue;
 pub trait Backend: Send + Sync {
     /// Resources matching the query, in dependency order of kind, then by name.
     fn list(&self, query: &ResourceQuery) -> impl Future<Output = Result<Vec<StoredResource>, BackendError>> + Send;
+
+    /// Every resource's head (no manifest), in the order of [`Backend::list`]: what a plan
+    /// compares, read without decoding a manifest.
+    fn heads(&self) -> impl Future<Output = Result<Vec<ResourceHead>, BackendError>> + Send;
 
     /// One resource, if it exists.
     fn get(&self, kind: Kind, name: &str) -> impl Future<Output = Result<Option<StoredResource>, BackendError>> + Send;

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use super::condition::Observed;
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
-    ExecutionStatus, Lease, ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
+    ExecutionStatus, Lease, ResourceHead, ResourceQuery, Revision, ScheduleState, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -266,6 +266,9 @@ pub trait Storage: Clone + Send + Sync + 'static {
 
     /// Resources matching the query, in dependency order of kind, then by name.
     fn list(&self, query: &ResourceQuery) -> impl Future<Output = Result<Vec<StoredResource>, BackendError>> + Send;
+
+    /// Every resource's head, in dependency order of kind, then by name; no manifest is read.
+    fn heads(&self) -> impl Future<Output = Result<Vec<ResourceHead>, BackendError>> + Send;
 
     /// Resources matching the query whose manifest has a value (not `null`) at `path`, object
     /// keys from its root; the others are left out without being read whole.

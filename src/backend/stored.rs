@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use super::storage::{Author, EventEffects, Finish, Fire, Keyring, Reseal, SealedSecret, Storage};
 use super::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, ExecutionCounts, ExecutionFeed,
-    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceQuery, Revision, RevisionAction,
-    ScheduleInfo, ScheduleState, SecretInfo, StoredResource, WorkerInfo, Write,
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, FeedUpdate, Identity, ResourceHead, ResourceQuery, Revision,
+    RevisionAction, ScheduleInfo, ScheduleState, SecretInfo, StoredResource, WorkerInfo, Write,
 };
 use crate::model::{AnyResource, Kind};
 use crate::secrets::{DataKey, KeySource, MasterKey, SecretValue};
@@ -169,6 +169,10 @@ impl<S: Storage> StoreBackend<S> {
 impl<S: Storage> Backend for StoreBackend<S> {
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         self.storage.list(query).await
+    }
+
+    async fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        self.storage.heads().await
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {

@@ -41,6 +41,47 @@ impl StoredResource {
     pub fn address(&self) -> String {
         address(self.kind, &self.name)
     }
+
+    /// What planning reads of a stored resource: everything but its manifest and status.
+    #[must_use]
+    pub fn head(&self) -> ResourceHead {
+        ResourceHead {
+            kind: self.kind,
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            generation: self.generation,
+            hash: self.hash.clone(),
+            apply_set: self.apply_set.clone(),
+        }
+    }
+}
+
+/// A stored resource without its manifest: what a plan compares (the content hash, the owner,
+/// the generation seen) and what references resolve against. Listing heads instead of whole
+/// resources keeps a no-op plan from decoding every stored manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceHead {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// The id given at creation.
+    pub uid: String,
+    /// The generation.
+    pub generation: u64,
+    /// Content hash of the canonical manifest.
+    pub hash: String,
+    /// The apply set that owns the resource; `None` for resources made by hand.
+    pub apply_set: Option<String>,
+}
+
+impl ResourceHead {
+    /// `agent/support-bot`.
+    #[must_use]
+    pub fn address(&self) -> String {
+        address(self.kind, &self.name)
+    }
 }
 
 /// `agent/support-bot`.

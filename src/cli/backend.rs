@@ -4,8 +4,8 @@ use jiff::Timestamp;
 
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, Backend, BackendError, Claim, ClaimRequest, EventReceipt, ExecutionCounts,
-    ExecutionFeed, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, ResourceQuery, Revision, ScheduleInfo,
-    SecretInfo, StoredResource, WorkerInfo,
+    ExecutionFeed, ExecutionQuery, ExecutionRecord, ExecutionStatus, Identity, ResourceHead, ResourceQuery, Revision,
+    ScheduleInfo, SecretInfo, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::remote::RemoteBackend;
@@ -43,6 +43,10 @@ macro_rules! delegate {
 impl Backend for AnyBackend {
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         delegate!(self, b => b.list(query))
+    }
+
+    async fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        delegate!(self, b => b.heads())
     }
 
     async fn get(&self, kind: Kind, name: &str) -> Result<Option<StoredResource>, BackendError> {

@@ -175,7 +175,7 @@ impl From<BackendError> for CommandError {
 impl From<ReconcileError> for CommandError {
     fn from(error: ReconcileError) -> Self {
         let hint = match &error {
-            ReconcileError::Backend(_) => None,
+            ReconcileError::Backend(_) | ReconcileError::Plan(PlanError::ChangedWhilePlanning { .. }) => None,
             ReconcileError::Plan(PlanError::OwnedByAnotherSet { .. }) => {
                 Some("apply with --set NAME of the owning set, or take them over with --force-ownership".to_owned())
             }

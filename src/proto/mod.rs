@@ -14,8 +14,8 @@ use tonic::{Code, Status};
 
 use crate::backend::approval::Decision;
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, BatchItem, Identity, Moved, ResourceQuery, Revision,
-    RevisionAction, SecretInfo, StoredResource, Write, Written,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, BatchItem, Identity, Moved, ResourceHead, ResourceQuery,
+    Revision, RevisionAction, SecretInfo, StoredResource, Write, Written,
 };
 use crate::model::Kind;
 
@@ -110,6 +110,33 @@ impl TryFrom<v1::StoredResource> for StoredResource {
             apply_set: r.apply_set,
             manifest: json(&r.manifest_json)?,
             status: r.status_json.as_deref().map(json).transpose()?,
+        })
+    }
+}
+
+impl From<&ResourceHead> for v1::ResourceHead {
+    fn from(r: &ResourceHead) -> Self {
+        Self {
+            kind: r.kind.as_str().to_owned(),
+            name: r.name.clone(),
+            uid: r.uid.clone(),
+            generation: r.generation,
+            hash: r.hash.clone(),
+            apply_set: r.apply_set.clone(),
+        }
+    }
+}
+
+impl TryFrom<v1::ResourceHead> for ResourceHead {
+    type Error = WireError;
+    fn try_from(r: v1::ResourceHead) -> Result<Self, WireError> {
+        Ok(Self {
+            kind: kind(&r.kind)?,
+            name: r.name,
+            uid: r.uid,
+            generation: r.generation,
+            hash: r.hash,
+            apply_set: r.apply_set,
         })
     }
 }

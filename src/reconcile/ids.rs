@@ -4,14 +4,14 @@
 //! the name that id had when applied. Validation has already refused an id no stored agent has.
 
 use super::Desired;
-use crate::backend::StoredResource;
+use crate::backend::ResourceHead;
 use crate::model::{AnyResource, Kind, ResourceRef};
 
 /// Replaces each desired instance's `agentId` by `agentRef` to the stored agent with that id
 /// (canonical form and hash recomputed). An id that matches nothing is left as written; the
 /// validation that ran before reports it.
 #[must_use]
-pub fn resolve_agent_ids(desired: Vec<Desired>, observed: &[StoredResource]) -> Vec<Desired> {
+pub fn resolve_agent_ids(desired: Vec<Desired>, observed: &[ResourceHead]) -> Vec<Desired> {
     desired
         .into_iter()
         .map(|wanted| {
@@ -33,17 +33,13 @@ mod tests {
 
     #[test]
     fn an_agent_id_becomes_a_reference_by_name() {
-        let stored = StoredResource {
+        let stored = ResourceHead {
             kind: Kind::Agent,
             name: "bot".into(),
             uid: "0f7c".into(),
             generation: 1,
-            created_at: jiff::Timestamp::UNIX_EPOCH,
-            updated_at: jiff::Timestamp::UNIX_EPOCH,
             hash: String::new(),
             apply_set: None,
-            manifest: serde_json::Value::Null,
-            status: None,
         };
         let spec = AgentInstanceSpec { agent_ref: None, agent_id: Some("0f7c".into()), ..AgentInstanceSpec::new("x") };
         let by_id = Desired::new(AgentInstance::new("bot-prod", spec).into());

@@ -14,13 +14,13 @@ pub mod plan;
 pub mod secrets;
 pub mod watch;
 
-use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
+use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceHead, ResourceQuery};
 use crate::manifest::ManifestSet;
 use crate::model::Kind;
 use crate::validate::{DocumentOutcome, ResourceLookup, Validation, check_set};
 
 pub use ops::{plan_create, plan_delete, plan_rollback, referrers};
-pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, plan};
+pub use plan::{Change, Counts, Desired, Plan, PlanError, PlanOptions, StoredManifests, plan};
 pub use secrets::{InlineSecret, SecretChange, sync_inline};
 
 /// Why a reconcile or another change could not be made. Nothing was written.
@@ -76,8 +76,8 @@ pub enum ReconcileError {
 /// in, so manifests naming another are refused with their place.
 #[derive(Debug, Clone, Copy)]
 pub struct Observed<'a> {
-    /// The stored resources.
-    pub resources: &'a [StoredResource],
+    /// The stored resources' heads.
+    pub resources: &'a [ResourceHead],
     /// The caller's organization on a server; `None` locally.
     pub org: Option<&'a str>,
 }
@@ -85,7 +85,7 @@ pub struct Observed<'a> {
 impl<'a> Observed<'a> {
     /// What a local store holds (no organization).
     #[must_use]
-    pub fn local(resources: &'a [StoredResource]) -> Self {
+    pub fn local(resources: &'a [ResourceHead]) -> Self {
         Self { resources, org: None }
     }
 }
@@ -137,10 +137,10 @@ pub async fn prepare<B: Backend>(
     outcomes: Vec<DocumentOutcome>,
     options: &PlanOptions,
 ) -> Result<Prepared, ReconcileError> {
-    let observed = backend.list(&ResourceQuery::all()).await?;
+    let observed = backend.heads().await?;
     // Only manifests that name an organization need to know which one the backend acts in.
     let org = if names_an_org(&outcomes) { backend.whoami().await?.org } else { None };
-    prepare_observed(set, outcomes, Observed { resources: &observed, org: org.as_deref() }, options)
+    prepare_observed(backend, set, outcomes, Observed { resources: &observed, org: org.as_deref() }, options).await
 }
 
 /// Whether any resource names an organization, in its metadata or in a reference.
@@ -149,12 +149,14 @@ pub fn names_an_org(outcomes: &[DocumentOutcome]) -> bool {
     outcomes.iter().filter_map(|o| o.resource.as_deref()).any(|resource| !resource.named_orgs().is_empty())
 }
 
-/// [`prepare`] against resources already listed (watch mode keeps them while the
-/// backend's version stays the same).
+/// [`prepare`] against heads already listed (watch mode keeps them while the backend's
+/// version stays the same). Only the manifests of stored resources the plan changes are
+/// fetched; an unchanged resource is compared by its content hash alone.
 ///
 /// # Errors
-/// Fails when the plan is refused.
-pub fn prepare_observed(
+/// Fails when the backend cannot be read or the plan is refused.
+pub async fn prepare_observed<B: Backend>(
+    backend: &B,
     set: &ManifestSet,
     outcomes: Vec<DocumentOutcome>,
     observed: Observed<'_>,
@@ -172,8 +174,30 @@ pub fn prepare_observed(
         .collect();
     let desired = ids::resolve_agent_ids(desired, observed.resources);
     let (desired, secrets) = secrets::extract_inline(desired);
-    let plan = plan(&desired, observed.resources, options)?;
+    let stored = stored_manifests(backend, plan::manifests_needed(&desired, observed.resources, options)).await?;
+    let plan = plan::plan_heads(&desired, observed.resources, &StoredManifests::of(&stored), options)?;
     Ok(Prepared { validation, plan: Some(plan), secrets, skill_dirs })
+}
+
+/// The stored resources named, in one listing (none when none are).
+async fn stored_manifests<B: Backend>(
+    backend: &B,
+    needed: Vec<(Kind, String)>,
+) -> Result<Vec<crate::backend::StoredResource>, BackendError> {
+    if needed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut kinds: Vec<Kind> = needed.iter().map(|(kind, _)| *kind).collect();
+    kinds.sort_by_key(|kind| kind.order());
+    kinds.dedup();
+    let wanted: std::collections::HashSet<(Kind, &str)> = needed.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    let mut names: Vec<String> = needed.iter().map(|(_, name)| name.clone()).collect();
+    names.sort();
+    names.dedup();
+    // The query matches every kind with every name: keep only the pairs asked for.
+    let mut listed = backend.list(&ResourceQuery { kinds, names, labels: Vec::new() }).await?;
+    listed.retain(|r| wanted.contains(&(r.kind, r.name.as_str())));
+    Ok(listed)
 }
 
 /// Applies a plan as one batch (nothing at all when it changes nothing).

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
-use crate::backend::{ApplyBatch, BatchItem, StoredResource, Write, address};
+use crate::backend::{ApplyBatch, BatchItem, ResourceHead, StoredResource, Write, address};
 use crate::manifest::Moved;
 use crate::model::canonical::Canonical;
 use crate::model::{AnyResource, Kind};
@@ -268,6 +268,61 @@ pub enum PlanError {
     /// `--prune` without an apply set.
     #[error("--prune needs an apply set: the directory has no stigmer.yaml and no --set was given")]
     PruneWithoutSet,
+    /// A stored resource whose manifest the plan reads was gone when it was fetched.
+    #[error("{address} changed while the plan was being made; run the command again")]
+    ChangedWhilePlanning {
+        /// `agent/support-bot`.
+        address: String,
+    },
+}
+
+/// The manifests of stored resources that a plan reads, by kind and name: the ones it
+/// changes and, when pruning, the ones whose references a deletion could break. Unchanged
+/// resources are planned from their heads alone.
+#[derive(Debug, Default)]
+pub struct StoredManifests<'a> {
+    by_key: HashMap<(Kind, &'a str), &'a Value>,
+}
+
+impl<'a> StoredManifests<'a> {
+    /// The manifests of these stored resources.
+    #[must_use]
+    pub fn of(stored: &'a [StoredResource]) -> Self {
+        Self { by_key: stored.iter().map(|r| ((r.kind, r.name.as_str()), &r.manifest)).collect() }
+    }
+
+    fn manifest(&self, head: &ResourceHead) -> Result<&'a Value, PlanError> {
+        self.by_key
+            .get(&(head.kind, head.name.as_str()))
+            .copied()
+            .ok_or_else(|| PlanError::ChangedWhilePlanning { address: head.address() })
+    }
+}
+
+/// Whether a stored resource is as declared and stays with its owner: a plan needs nothing
+/// more of it than its head.
+fn unchanged(wanted: &Desired, current: &ResourceHead, options: &PlanOptions) -> bool {
+    current.hash == wanted.canonical.hash && current.apply_set == options.apply_set
+}
+
+/// The stored resources whose manifests [`plan_heads`] reads: every one not declared
+/// unchanged, except undeclared ones that neither a prune nor a rename can touch.
+#[must_use]
+pub fn manifests_needed(desired: &[Desired], observed: &[ResourceHead], options: &PlanOptions) -> Vec<(Kind, String)> {
+    let declared: HashMap<(Kind, &str), &Desired> =
+        desired.iter().map(|d| ((d.resource.kind(), d.resource.name()), d)).collect();
+    let previous: BTreeSet<(Kind, String)> = desired
+        .iter()
+        .flat_map(|wanted| previous_names(wanted, options).into_iter().map(|name| (wanted.resource.kind(), name)))
+        .collect();
+    observed
+        .iter()
+        .filter(|head| match declared.get(&(head.kind, head.name.as_str())) {
+            Some(wanted) => !unchanged(wanted, head, options),
+            None => options.prune || previous.contains(&(head.kind, head.name.clone())),
+        })
+        .map(|head| (head.kind, head.name.clone()))
+        .collect()
 }
 
 fn list(items: impl Iterator<Item = String>) -> String {
@@ -280,7 +335,21 @@ fn list(items: impl Iterator<Item = String>) -> String {
 /// Refuses to take over resources of another apply set (unless forced), to prune without an
 /// apply set, and to prune resources that remaining resources reference.
 pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOptions) -> Result<Plan, PlanError> {
-    let observed_by_key: HashMap<(Kind, &str), &StoredResource> =
+    let heads: Vec<ResourceHead> = observed.iter().map(StoredResource::head).collect();
+    plan_heads(desired, &heads, &StoredManifests::of(observed), options)
+}
+
+/// [`plan`] from the stored resources' heads and the manifests [`manifests_needed`] names.
+///
+/// # Errors
+/// As [`plan`]; also when a manifest it needs is missing from `stored`.
+pub fn plan_heads(
+    desired: &[Desired],
+    observed: &[ResourceHead],
+    manifests: &StoredManifests<'_>,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let observed_by_key: HashMap<(Kind, &str), &ResourceHead> =
         observed.iter().map(|r| ((r.kind, r.name.as_str()), r)).collect();
     let mut changes = Vec::new();
     let mut foreign = Vec::new();
@@ -311,7 +380,7 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
                         kind,
                         name,
                         from: stored.name.clone(),
-                        before: stored.manifest.clone(),
+                        before: manifests.manifest(stored)?.clone(),
                         after: wanted.canonical.manifest.clone(),
                         generation: stored.generation,
                     });
@@ -328,13 +397,13 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
             foreign.push((current.address(), owner.clone()));
             continue;
         }
-        if current.hash == wanted.canonical.hash && !owner_changes {
+        if unchanged(wanted, current, options) {
             changes.push(Change::Unchanged { kind, name, generation: current.generation });
         } else {
             changes.push(Change::Update {
                 kind,
                 name,
-                before: current.manifest.clone(),
+                before: manifests.manifest(current)?.clone(),
                 after: wanted.canonical.manifest.clone(),
                 generation: current.generation,
                 previous_owner: owner_changes.then(|| current.apply_set.clone()),
@@ -355,12 +424,12 @@ pub fn plan(desired: &[Desired], observed: &[StoredResource], options: &PlanOpti
                 changes.push(Change::Delete {
                     kind: current.kind,
                     name: current.name.clone(),
-                    before: current.manifest.clone(),
+                    before: manifests.manifest(current)?.clone(),
                     generation: current.generation,
                 });
             }
         }
-        check_prune_references(desired, observed, &changes)?;
+        check_prune_references(desired, observed, manifests, &changes)?;
     }
     order(&mut changes);
     Ok(Plan { apply_set: options.apply_set.clone(), changes })
@@ -393,7 +462,8 @@ pub fn order(changes: &mut [Change]) {
 /// Refuses a prune that would leave a remaining resource pointing at a deleted one.
 fn check_prune_references(
     desired: &[Desired],
-    observed: &[StoredResource],
+    observed: &[ResourceHead],
+    manifests: &StoredManifests<'_>,
     changes: &[Change],
 ) -> Result<(), PlanError> {
     let deleted: BTreeSet<(Kind, &str)> =
@@ -427,7 +497,7 @@ fn check_prune_references(
         check(&wanted.resource);
     }
     for current in remaining_observed {
-        if let Ok(resource) = AnyResource::from_value(current.kind, current.manifest.clone()) {
+        if let Ok(resource) = AnyResource::from_value(current.kind, manifests.manifest(current)?.clone()) {
             check(&resource);
         }
     }
@@ -435,5 +505,55 @@ fn check_prune_references(
         Ok(())
     } else {
         Err(PlanError::PruneBreaksReference { references: broken.into_iter().collect() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Skill, SkillSpec};
+
+    fn skill(name: &str, text: &str) -> Desired {
+        Desired::new(AnyResource::from(Skill::new(name, SkillSpec::markdown(text))))
+    }
+
+    fn head(wanted: &Desired, set: Option<&str>) -> ResourceHead {
+        ResourceHead {
+            kind: Kind::Skill,
+            name: wanted.resource.name().to_owned(),
+            uid: "u".into(),
+            generation: 1,
+            hash: wanted.canonical.hash.clone(),
+            apply_set: set.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn only_the_manifests_a_plan_changes_are_needed() {
+        let options = PlanOptions { apply_set: Some("s".into()), ..PlanOptions::default() };
+        let stored = [head(&skill("same", "1"), Some("s")), head(&skill("edited", "1"), Some("s"))];
+        let mut foreign = head(&skill("taken", "1"), Some("other"));
+        foreign.name = "taken".into();
+        let observed = [stored[0].clone(), stored[1].clone(), foreign, head(&skill("old", "1"), Some("s"))];
+        let desired = [skill("same", "1"), skill("edited", "2"), skill("taken", "1")];
+        let needed = manifests_needed(&desired, &observed, &options);
+        assert_eq!(needed, [(Kind::Skill, "edited".into()), (Kind::Skill, "taken".into())], "unchanged: head alone");
+
+        let pruning = PlanOptions { prune: true, ..options.clone() };
+        let needed = manifests_needed(&desired, &observed, &pruning);
+        assert!(needed.contains(&(Kind::Skill, "old".into())), "a prune reads what it deletes: {needed:?}");
+
+        let moved = vec![Moved { kind: Kind::Skill, from: "old".into(), to: "new".into() }];
+        let renaming = PlanOptions { moved, ..options.clone() };
+        let needed = manifests_needed(&[skill("new", "1")], &observed, &renaming);
+        assert_eq!(needed, [(Kind::Skill, "old".into())], "a rename reads the resource it takes over");
+    }
+
+    #[test]
+    fn a_manifest_gone_while_planning_is_said() {
+        let options = PlanOptions { apply_set: Some("s".into()), ..PlanOptions::default() };
+        let observed = [head(&skill("edited", "1"), Some("s"))];
+        let error = plan_heads(&[skill("edited", "2")], &observed, &StoredManifests::default(), &options).unwrap_err();
+        assert_eq!(error, PlanError::ChangedWhilePlanning { address: "skill/edited".into() });
     }
 }

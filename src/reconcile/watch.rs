@@ -16,7 +16,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::{Observed, Plan, PlanOptions, ReconcileError, apply, names_an_org, prepare_observed};
-use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceQuery, StoredResource};
+use crate::backend::{ApplyReceipt, Backend, BackendError, ResourceHead};
 use crate::manifest::{Diagnostic, Entry, FileLoad, InputPath, ManifestSet, discover, read_manifest};
 use crate::model::AnyResource;
 use crate::validate::{Checked, DocumentOutcome, check_file};
@@ -258,7 +258,7 @@ impl CachedFile {
 #[derive(Debug, Default)]
 struct ObservedCache {
     version: Option<u64>,
-    resources: Vec<StoredResource>,
+    resources: Vec<ResourceHead>,
     /// The organization the backend acts in (none, locally), asked once, when a manifest first
     /// names one.
     org: tokio::sync::OnceCell<Option<String>>,
@@ -269,12 +269,12 @@ const PATCH_LIMIT: usize = 64;
 
 impl ObservedCache {
     /// The backend's resources, listed again only when its version moved.
-    async fn current<B: Backend>(&mut self, backend: &B) -> Result<&[StoredResource], BackendError> {
+    async fn current<B: Backend>(&mut self, backend: &B) -> Result<&[ResourceHead], BackendError> {
         let version = backend.version().await?;
         if self.version != Some(version) {
             // A batch landing between the two calls leaves the list newer than its version;
             // the next reconcile then sees a new version and lists again. Never older.
-            self.resources = backend.list(&ResourceQuery::all()).await?;
+            self.resources = backend.heads().await?;
             self.version = Some(version);
         }
         Ok(&self.resources)
@@ -295,14 +295,14 @@ impl ObservedCache {
         }
         for written in &receipt.written {
             let Ok(current) = backend.get(written.kind, &written.name).await else { return };
-            let key = |r: &StoredResource| (r.kind.order(), r.name.clone());
+            let key = |r: &ResourceHead| (r.kind.order(), r.name.clone());
             let wanted = (written.kind.order(), written.name.clone());
             match (self.resources.binary_search_by(|r| key(r).cmp(&wanted)), current) {
-                (Ok(at), Some(resource)) => self.resources[at] = resource,
+                (Ok(at), Some(resource)) => self.resources[at] = resource.head(),
                 (Ok(at), None) => {
                     self.resources.remove(at);
                 }
-                (Err(at), Some(resource)) => self.resources.insert(at, resource),
+                (Err(at), Some(resource)) => self.resources.insert(at, resource.head()),
                 (Err(_), None) => {}
             }
         }
@@ -525,7 +525,7 @@ async fn planned<B: Backend>(
 ) -> Result<super::Prepared, ReconcileError> {
     let org = if names_an_org(&outcomes) { observed.org(backend).await? } else { None };
     let resources = observed.current(backend).await?;
-    prepare_observed(set, outcomes, Observed { resources, org: org.as_deref() }, &options.plan)
+    prepare_observed(backend, set, outcomes, Observed { resources, org: org.as_deref() }, &options.plan).await
 }
 
 /// The periodic check of a drift mode: the files as they are against the store as it is, and
@@ -666,15 +666,16 @@ mod tests {
         };
         let mut cache = ObservedCache::default();
         for wanted in [&["a", "b", "c"][..], &["a", "c", "d"], &["d"]] {
-            let current = cache.current(&backend).await.unwrap().to_vec();
+            cache.current(&backend).await.unwrap();
+            let current = backend.list(&crate::backend::ResourceQuery::all()).await.unwrap();
             let receipt = apply(&backend, &plan(&skills(wanted), &current, &options).unwrap(), false).await.unwrap();
             cache.record(&backend, &receipt).await;
             assert_eq!(cache.version, receipt.version, "our own batch keeps the listing");
-            assert_eq!(cache.resources, backend.list(&ResourceQuery::all()).await.unwrap());
+            assert_eq!(cache.resources, backend.heads().await.unwrap());
         }
         // Someone else commits: the listing is stale and is taken again.
         let other = LocalBackend::new(dir.path().join("local.db"), "other");
-        let current = other.list(&ResourceQuery::all()).await.unwrap();
+        let current = other.list(&crate::backend::ResourceQuery::all()).await.unwrap();
         apply(&other, &plan(&skills(&["d", "e"]), &current, &options).unwrap(), false).await.unwrap();
         let seen = cache.current(&backend).await.unwrap().iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         assert_eq!(seen, ["d", "e"]);

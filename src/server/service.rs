@@ -303,6 +303,14 @@ impl v1::backend_service_server::BackendService for Service {
         .await
     }
 
+    async fn heads(&self, request: Request<v1::HeadsRequest>) -> Result<Response<v1::HeadsResponse>, Status> {
+        self.handle("Heads", Access::Read, request, |backend, _, _| async move {
+            let heads = backend.heads().await.map_err(|e| failed(&e))?;
+            Ok(v1::HeadsResponse { heads: heads.iter().map(Into::into).collect() })
+        })
+        .await
+    }
+
     async fn get(&self, request: Request<v1::GetRequest>) -> Result<Response<v1::GetResponse>, Status> {
         self.handle("Get", Access::Read, request, |backend, _, body| async move {
             let kind = proto::kind(&body.kind)?;

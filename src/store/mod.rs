@@ -15,7 +15,7 @@ use crate::backend::condition::Observed;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
-    ResourceQuery, Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
+    ResourceHead, ResourceQuery, Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -48,6 +48,10 @@ impl Storage for AnyStorage {
 
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         delegate!(self, s => s.list(query))
+    }
+
+    async fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        delegate!(self, s => s.heads())
     }
 
     async fn list_setting(

@@ -14,7 +14,8 @@ use crate::backend::batch::{self, ResourceKey};
 use crate::backend::probe;
 use crate::backend::storage::{Author, Keyring, Reseal, SealedSecret};
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceQuery, Revision, RevisionAction, StoredResource,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, Moved, ResourceHead, ResourceQuery, Revision, RevisionAction,
+    StoredResource,
 };
 use crate::model::Kind;
 
@@ -71,6 +72,22 @@ impl PgStorage {
             if query.has_labels_of(&resource) {
                 found.push(resource);
             }
+        }
+        found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
+        Ok(found)
+    }
+
+    /// Every resource's head; rows are read one at a time and their manifests skipped over.
+    pub(super) async fn resource_heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        use futures_util::TryStreamExt as _;
+        let kinds: Vec<String> = Kind::DECLARATIVE.iter().map(|kind| kind.as_str().to_owned()).collect();
+        let mut rows = sqlx::query("SELECT body FROM stigmer.resources WHERE org = $1 AND kind = ANY($2)")
+            .bind(&self.org)
+            .bind(kinds)
+            .fetch(self.pool());
+        let mut found: Vec<ResourceHead> = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(database_error)? {
+            found.push(from_text(row.try_get("body").map_err(database_error)?, "resource")?);
         }
         found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
         Ok(found)

@@ -11,7 +11,7 @@ use crate::backend::condition::Observed;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
-    ResourceQuery, Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
+    ResourceHead, ResourceQuery, Revision, ScheduleState, Storage, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 
@@ -22,6 +22,10 @@ impl Storage for PgStorage {
 
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         self.list_resources(query, None).await
+    }
+
+    async fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        self.resource_heads().await
     }
 
     async fn list_setting(

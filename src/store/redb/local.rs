@@ -16,7 +16,7 @@ use crate::backend::condition::Observed;
 use crate::backend::storage::{Author, Claimed, EventEffects, Fence, Finish, Fire, Keyring, Reseal, SealedSecret};
 use crate::backend::{
     ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ClaimRequest, ExecutionCounts, ExecutionQuery, ExecutionRecord,
-    ResourceQuery, Revision, ScheduleState, Storage, StoreBackend, StoredResource, WorkerInfo,
+    ResourceHead, ResourceQuery, Revision, ScheduleState, Storage, StoreBackend, StoredResource, WorkerInfo,
 };
 use crate::model::Kind;
 use crate::secrets::KeySource;
@@ -147,6 +147,10 @@ impl Storage for RedbStorage {
     async fn list(&self, query: &ResourceQuery) -> Result<Vec<StoredResource>, BackendError> {
         let query = query.clone();
         self.reading(move |store| store.list(&query)).await
+    }
+
+    async fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        self.reading(Store::heads).await
     }
 
     async fn list_setting(

@@ -47,7 +47,8 @@ use self::tables::{
 use crate::backend::probe;
 use crate::backend::storage::Author;
 use crate::backend::{
-    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ResourceQuery, Revision, StoredResource, Written, batch,
+    ApplyBatch, ApplyReceipt, AuditEntry, BackendError, ResourceHead, ResourceQuery, Revision, StoredResource, Written,
+    batch,
 };
 use crate::model::Kind;
 
@@ -262,6 +263,23 @@ impl Store {
         found.retain(|resource| query.has_labels_of(resource));
         found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
         found.dedup_by(|a, b| a.kind == b.kind && a.name == b.name);
+        Ok(found)
+    }
+
+    /// Every resource's head, by dependency order of kind, then by name. The manifests are
+    /// skipped over in the stored bytes, never decoded.
+    pub fn heads(&self) -> Result<Vec<ResourceHead>, BackendError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(RESOURCES).map_err(|e| self.engine(e))?;
+        let mut found = Vec::new();
+        for kind in ResourceQuery::all().kinds_in_order() {
+            let (start, end) = kind_range(kind);
+            for entry in table.range(start.as_str()..end.as_str()).map_err(|e| self.engine(e))? {
+                let (_, value) = entry.map_err(|e| self.engine(e))?;
+                found.push(self.decode::<ResourceHead>(value.value())?);
+            }
+        }
+        found.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
         Ok(found)
     }
 
