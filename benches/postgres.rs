@@ -131,7 +131,8 @@ async fn count_applies(url: &str) -> BenchResult<Vec<(usize, Work)>> {
                         "kind": "Skill",
                         "metadata": {"name": format!("s{size}-{n}")},
                         "spec": {"skillMd": "Be brief."},
-                    }),
+                    })
+                    .into(),
                 },
             })
             .collect();

@@ -291,13 +291,14 @@ async fn write<B: Backend>(
     backend.apply(ApplyBatch { apply_set: set.map(str::to_owned), items, dry_run: false, correcting: false }).await
 }
 
-fn manifest(kind: Kind, name: &str, labels: &serde_json::Value, text: &str) -> serde_json::Value {
+fn manifest(kind: Kind, name: &str, labels: &serde_json::Value, text: &str) -> std::sync::Arc<serde_json::Value> {
     serde_json::json!({
         "apiVersion": "agentic.stigmer.ai/v1",
         "kind": kind.as_str(),
         "metadata": {"name": name, "labels": labels},
         "spec": {"skillMd": text},
     })
+    .into()
 }
 
 fn create(name: &str, labels: &serde_json::Value) -> BatchItem {
@@ -350,12 +351,16 @@ async fn a_rename_takes_history_executions_and_sessions_along<H: Harness>(h: &H)
         serde_json::json!({"apiVersion": "agentic.stigmer.ai/v1", "kind": "Agent",
             "metadata": {"name": name}, "spec": {"instructions": text}})
     };
-    let old =
-        BatchItem { kind: Kind::Agent, name: "scout".into(), write: Write::Create { manifest: agent("scout", "v1") } };
+    let old = BatchItem {
+        kind: Kind::Agent,
+        name: "scout".into(),
+        write: Write::Create { manifest: agent("scout", "v1").into() },
+    };
     write(backend, Some("team"), vec![old]).await.unwrap();
     let session = serde_json::json!({"apiVersion": "agentic.stigmer.ai/v1", "kind": "Session",
         "metadata": {"name": "chat"}, "spec": {"agentRef": "scout"}});
-    let session = BatchItem { kind: Kind::Session, name: "chat".into(), write: Write::Create { manifest: session } };
+    let session =
+        BatchItem { kind: Kind::Session, name: "chat".into(), write: Write::Create { manifest: session.into() } };
     write(backend, None, vec![session]).await.unwrap();
     let id = uuid::Uuid::new_v4().to_string();
     let run = ExecutionRecord::new(
@@ -371,7 +376,7 @@ async fn a_rename_takes_history_executions_and_sessions_along<H: Harness>(h: &H)
     let rename = |expected_generation| BatchItem {
         kind: Kind::Agent,
         name: "ranger".into(),
-        write: Write::Rename { from: "scout".into(), manifest: agent("ranger", "v2"), expected_generation },
+        write: Write::Rename { from: "scout".into(), manifest: agent("ranger", "v2").into(), expected_generation },
     };
     let stale = write(backend, Some("team"), vec![rename(7)]).await;
     assert!(matches!(stale, Err(BackendError::Conflict { .. })), "{stale:?}");
@@ -398,13 +403,16 @@ async fn a_rename_takes_history_executions_and_sessions_along<H: Harness>(h: &H)
     let chat = backend.get(Kind::Session, "chat").await.unwrap().unwrap();
     assert_eq!((&chat.manifest["spec"]["agentRef"], chat.apply_set.as_deref()), (&serde_json::json!("ranger"), None));
 
-    let again =
-        BatchItem { kind: Kind::Agent, name: "scout".into(), write: Write::Create { manifest: agent("scout", "v1") } };
+    let again = BatchItem {
+        kind: Kind::Agent,
+        name: "scout".into(),
+        write: Write::Create { manifest: agent("scout", "v1").into() },
+    };
     write(backend, Some("team"), vec![again]).await.unwrap();
     let onto_taken = BatchItem {
         kind: Kind::Agent,
         name: "ranger".into(),
-        write: Write::Rename { from: "scout".into(), manifest: agent("ranger", "v3"), expected_generation: 1 },
+        write: Write::Rename { from: "scout".into(), manifest: agent("ranger", "v3").into(), expected_generation: 1 },
     };
     let taken = write(backend, Some("team"), vec![onto_taken]).await;
     assert!(matches!(taken, Err(BackendError::Conflict { .. })), "{taken:?}");

@@ -70,8 +70,10 @@ async fn write_until(endpoints: [String; 2], token: String, name: String, stop: 
         let backend = client(&endpoints[at], &token);
         written.tried += 1;
         let write = match generation {
-            None => Write::Create { manifest: skill(&name, written.tried) },
-            Some(expected_generation) => Write::Update { manifest: skill(&name, written.tried), expected_generation },
+            None => Write::Create { manifest: skill(&name, written.tried).into() },
+            Some(expected_generation) => {
+                Write::Update { manifest: skill(&name, written.tried).into(), expected_generation }
+            }
         };
         let batch = ApplyBatch {
             apply_set: Some("load".into()),
@@ -237,12 +239,12 @@ fn writers_on_two_replicas_conflict_instead_of_losing_an_update() {
     let create = |counter| BatchItem {
         kind: Kind::Skill,
         name: "shared".into(),
-        write: Write::Create { manifest: skill("shared", counter) },
+        write: Write::Create { manifest: skill("shared", counter).into() },
     };
     let update = |counter| BatchItem {
         kind: Kind::Skill,
         name: "shared".into(),
-        write: Write::Update { manifest: skill("shared", counter), expected_generation: 1 },
+        write: Write::Update { manifest: skill("shared", counter).into(), expected_generation: 1 },
     };
     let batch = |item| ApplyBatch { apply_set: None, items: vec![item], dry_run: false, correcting: false };
     runtime.block_on(on_a.apply(batch(create(1)))).unwrap();
@@ -347,7 +349,7 @@ fn two_schedulers_racing_for_the_same_slots_fire_each_once() {
             "metadata": {"name": "tick"},
             "spec": {"schedule": {"every": "PT1S"}, "schedulePolicy": {"overlap": "allow"}, "do": [{"a": {"set": {"x": 1}}}]},
         });
-        let item = BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest } };
+        let item = BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest: manifest.into() } };
         one.apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false, correcting: false }).await.unwrap();
         // Both read the schedule at second 0, then tick the same seconds at once: each
         // believes every slot is its to fire.

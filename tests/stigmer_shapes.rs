@@ -421,9 +421,9 @@ fn the_server_itself_refuses_a_write_for_another_org() {
         "apiVersion": "agentic.stigmer.ai/v1", "kind": "Skill",
         "metadata": {"name": "calc", "org": "globex"}, "spec": {"skillMd": "x"}
     });
-    let batch = |kind, name: &str, manifest| ApplyBatch {
+    let batch = |kind, name: &str, manifest: serde_json::Value| ApplyBatch {
         apply_set: None,
-        items: vec![BatchItem { kind, name: name.into(), write: Write::Create { manifest } }],
+        items: vec![BatchItem { kind, name: name.into(), write: Write::Create { manifest: manifest.into() } }],
         dry_run: false,
         correcting: false,
     };

@@ -83,7 +83,7 @@ pub fn decide(
                     updated_at: now,
                     hash: canonical::hash(manifest),
                     apply_set: batch.apply_set.clone(),
-                    manifest: manifest.clone(),
+                    manifest: serde_json::Value::clone(manifest),
                     status: None,
                 };
                 (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Created }, Some(resource))
@@ -96,7 +96,7 @@ pub fn decide(
                     updated_at: now,
                     hash: canonical::hash(manifest),
                     apply_set: batch.apply_set.clone(),
-                    manifest: manifest.clone(),
+                    manifest: serde_json::Value::clone(manifest),
                     ..existing
                 };
                 (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Updated }, Some(resource))
@@ -122,7 +122,7 @@ pub fn decide(
                     updated_at: now,
                     hash: canonical::hash(manifest),
                     apply_set: batch.apply_set.clone(),
-                    manifest: manifest.clone(),
+                    manifest: serde_json::Value::clone(manifest),
                     ..existing
                 };
                 now_stand.insert(old_key.clone(), None);

@@ -338,7 +338,8 @@ mod tests {
                 "do": [{"a": {"set": {"x": 1}}}],
             },
         });
-        let item = BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest } };
+        let item =
+            BatchItem { kind: Kind::Workflow, name: "tick".into(), write: Write::Create { manifest: manifest.into() } };
         backend
             .apply(ApplyBatch { apply_set: None, items: vec![item], dry_run: false, correcting: false })
             .await

@@ -83,7 +83,7 @@ impl<S: Storage> StoreBackend<S> {
                 continue;
             }
             let address = super::address(item.kind, &item.name);
-            let resource = AnyResource::from_value(item.kind, manifest.clone()).map_err(|error| {
+            let resource = AnyResource::from_value(item.kind, serde_json::Value::clone(manifest)).map_err(|error| {
                 BackendError::PermissionDenied(format!(
                     "{address} names an org but cannot be read to check it: {error}"
                 ))

@@ -200,12 +200,12 @@ pub enum Write {
     /// manifest it writes, so a stored hash always describes the stored manifest.
     Create {
         /// The canonical manifest.
-        manifest: serde_json::Value,
+        manifest: std::sync::Arc<serde_json::Value>,
     },
     /// Replace the manifest; the resource must be at `expected_generation`.
     Update {
         /// The canonical manifest.
-        manifest: serde_json::Value,
+        manifest: std::sync::Arc<serde_json::Value>,
         /// The generation seen when planning.
         expected_generation: u64,
     },
@@ -220,7 +220,7 @@ pub enum Write {
         /// The old name.
         from: String,
         /// The canonical manifest under the new name.
-        manifest: serde_json::Value,
+        manifest: std::sync::Arc<serde_json::Value>,
         /// The generation seen when planning.
         expected_generation: u64,
     },

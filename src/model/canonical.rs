@@ -3,6 +3,7 @@
 //! fixed by the types), and "unchanged" is a hash comparison.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -12,8 +13,8 @@ use super::AnyResource;
 /// A resource's canonical manifest with its content hash.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Canonical {
-    /// The canonical manifest.
-    pub manifest: Value,
+    /// The canonical manifest, shared with the plan and the batch that write it.
+    pub manifest: Arc<Value>,
     /// Its content hash.
     pub hash: String,
 }
@@ -24,7 +25,7 @@ impl Canonical {
     pub fn of(resource: &AnyResource) -> Self {
         let manifest = manifest(resource);
         let hash = hash(&manifest);
-        Self { manifest, hash }
+        Self { manifest: Arc::new(manifest), hash }
     }
 }
 

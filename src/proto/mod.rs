@@ -208,15 +208,15 @@ impl TryFrom<v1::ApplyRequest> for ApplyBatch {
             .map(|item| {
                 let write = item.write.ok_or_else(|| WireError(format!("{} has no write", item.name)))?;
                 let write = match v1::write::Op::try_from(write.op) {
-                    Ok(v1::write::Op::Create) => Write::Create { manifest: json(&write.manifest_json)? },
+                    Ok(v1::write::Op::Create) => Write::Create { manifest: json(&write.manifest_json)?.into() },
                     Ok(v1::write::Op::Update) => Write::Update {
-                        manifest: json(&write.manifest_json)?,
+                        manifest: json(&write.manifest_json)?.into(),
                         expected_generation: write.expected_generation,
                     },
                     Ok(v1::write::Op::Delete) => Write::Delete { expected_generation: write.expected_generation },
                     Ok(v1::write::Op::Rename) => Write::Rename {
                         from: write.from,
-                        manifest: json(&write.manifest_json)?,
+                        manifest: json(&write.manifest_json)?.into(),
                         expected_generation: write.expected_generation,
                     },
                     Ok(v1::write::Op::Unspecified) | Err(_) => {
@@ -621,12 +621,12 @@ mod tests {
                 BatchItem {
                     kind: Kind::Agent,
                     name: "a".into(),
-                    write: Write::Create { manifest: serde_json::json!({"n": 1.5, "s": "x"}) },
+                    write: Write::Create { manifest: serde_json::json!({"n": 1.5, "s": "x"}).into() },
                 },
                 BatchItem {
                     kind: Kind::Skill,
                     name: "b".into(),
-                    write: Write::Update { manifest: serde_json::json!([]), expected_generation: 3 },
+                    write: Write::Update { manifest: serde_json::json!([]).into(), expected_generation: 3 },
                 },
                 BatchItem { kind: Kind::Skill, name: "c".into(), write: Write::Delete { expected_generation: 7 } },
                 BatchItem {
@@ -634,7 +634,7 @@ mod tests {
                     name: "new".into(),
                     write: Write::Rename {
                         from: "old".into(),
-                        manifest: serde_json::json!({}),
+                        manifest: serde_json::json!({}).into(),
                         expected_generation: 2,
                     },
                 },

@@ -33,13 +33,13 @@ pub fn unified(change: &Change) -> Vec<Line> {
     let address = change.address();
     let none = Value::Null;
     let (before, after, old_label, new_label) = match change {
-        Change::Create { after, .. } => (&none, after, "(absent)".to_owned(), format!("{address} (new)")),
+        Change::Create { after, .. } => (&none, &**after, "(absent)".to_owned(), format!("{address} (new)")),
         Change::Update { before, after, generation, .. } => {
-            (before, after, format!("{address} (generation {generation})"), format!("{address} (desired)"))
+            (before, &**after, format!("{address} (generation {generation})"), format!("{address} (desired)"))
         }
         Change::Rename { from, before, after, generation, .. } => (
             before,
-            after,
+            &**after,
             format!("{} (generation {generation})", crate::backend::address(change.kind(), from)),
             format!("{address} (renamed)"),
         ),
@@ -105,7 +105,7 @@ mod tests {
     fn skill(files: &[(&str, &str)]) -> Value {
         let bundle = SkillBundle::new(files.iter().map(|(p, t)| SkillFile::new(*p, t.as_bytes(), false)).collect());
         let spec = SkillSpec { bundle: Some(bundle.unwrap()), ..SkillSpec::directory("skills/tool") };
-        Desired::new(AnyResource::from(Skill::new("tool", spec))).canonical.manifest.clone()
+        Value::clone(&Desired::new(AnyResource::from(Skill::new("tool", spec))).canonical.manifest)
     }
 
     #[test]
@@ -116,7 +116,7 @@ mod tests {
             kind: Kind::Skill,
             name: "tool".into(),
             before,
-            after,
+            after: after.into(),
             generation: 1,
             previous_owner: None,
         };

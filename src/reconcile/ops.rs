@@ -96,7 +96,7 @@ pub fn plan_rollback(
             kind,
             name: name.to_owned(),
             before: current.manifest.clone(),
-            after: revision.manifest.clone(),
+            after: revision.manifest.clone().into(),
             generation: current.generation,
             previous_owner: None,
         }
@@ -126,7 +126,7 @@ pub fn plan_create(resource: &AnyResource, observed: &[StoredResource]) -> Resul
     let change = Change::Create {
         kind: resource.kind(),
         name: resource.name().to_owned(),
-        after: crate::model::canonical::manifest(resource),
+        after: crate::model::canonical::manifest(resource).into(),
     };
     Ok(Plan { apply_set: None, changes: vec![change] })
 }

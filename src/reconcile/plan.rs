@@ -56,7 +56,7 @@ pub enum Change {
         /// Name.
         name: String,
         /// The manifest to store.
-        after: Value,
+        after: Arc<Value>,
     },
     /// The resource exists and differs (in manifest or owner).
     Update {
@@ -67,7 +67,7 @@ pub enum Change {
         /// The stored manifest.
         before: Value,
         /// The manifest to store.
-        after: Value,
+        after: Arc<Value>,
         /// The generation seen.
         generation: u64,
         /// The owner it moves from, when the apply set changes (`Some(None)`: made by hand).
@@ -86,7 +86,7 @@ pub enum Change {
         /// The stored manifest.
         before: Value,
         /// The manifest to store.
-        after: Value,
+        after: Arc<Value>,
         /// The generation seen.
         generation: u64,
     },

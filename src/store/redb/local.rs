@@ -428,7 +428,7 @@ mod tests {
             kind,
             name: name.to_owned(),
             write: Write::Create {
-                manifest: json!({"kind": kind.as_str(), "metadata": {"name": name, "labels": {"team": "cs"}}}),
+                manifest: json!({"kind": kind.as_str(), "metadata": {"name": name, "labels": {"team": "cs"}}}).into(),
             },
         }
     }

@@ -39,7 +39,7 @@ fn create_labelled(kind: Kind, name: &str, labels: &[(&str, &str)]) -> BatchItem
     BatchItem {
         kind,
         name: name.to_owned(),
-        write: Write::Create { manifest: manifest(kind, name, labels, &json!({})) },
+        write: Write::Create { manifest: manifest(kind, name, labels, &json!({})).into() },
     }
 }
 
@@ -47,7 +47,10 @@ fn update(kind: Kind, name: &str, expected_generation: u64, version: u64) -> Bat
     BatchItem {
         kind,
         name: name.to_owned(),
-        write: Write::Update { manifest: manifest(kind, name, &[], &json!({"version": version})), expected_generation },
+        write: Write::Update {
+            manifest: manifest(kind, name, &[], &json!({"version": version})).into(),
+            expected_generation,
+        },
     }
 }
 
