@@ -25,11 +25,6 @@ use stigmer::validate::{NoResources, check_documents, validate};
 
 mod support;
 
-// The binary's allocator, so parse-only (the baseline every ratio divides by) costs here what
-// it costs in `stigmer`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use support::corpus::{BenchResult, PER_FILE, Revisions, TOTAL, agent_name, generate};
 
 /// The apply set of the generated project (its `stigmer.yaml`).

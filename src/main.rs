@@ -2,9 +2,6 @@
 
 use clap::Parser;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     stigmer::cli::run(&stigmer::cli::Cli::parse())
 }
