@@ -103,6 +103,15 @@ fn main() -> BenchResult<()> {
     let one_core = repeat(RUNS, || Ok(parse_on_one_core(&project)))?;
     let one_core_mb_s = mb_per_s(bytes, median(&one_core));
     phases.push(Phase { label: "read + parse each file in turn, one core", times: one_core });
+    // The floor under that: the same files through the parser alone, nothing kept.
+    let files = project_files(&project)?;
+    let events = repeat(RUNS, || parser_floor(&files, ParserFloor::Events))?;
+    let events_mb_s = mb_per_s(bytes, median(&events));
+    phases.push(Phase { label: "YAML events only (granit-parser), one core: the parser's floor", times: events });
+    let ignored = repeat(RUNS, || parser_floor(&files, ParserFloor::Ignored))?;
+    phases.push(Phase { label: "serde-saphyr into IgnoredAny, one core", times: ignored });
+    let json = repeat(RUNS, || parser_floor(&files, ParserFloor::Json))?;
+    phases.push(Phase { label: "serde-saphyr into serde_json::Value, one core", times: json });
     let parse_times = repeat(RUNS, || {
         let started = Instant::now();
         let set = load_project(&project);
@@ -228,6 +237,10 @@ fn main() -> BenchResult<()> {
     println!(
         "| parse-only throughput, one core | 11 MB/s | ≥ {TARGET_PARSE_MB_S:.0} MB/s | {one_core_mb_s:.1} MB/s | {} |",
         verdict(one_core_mb_s >= TARGET_PARSE_MB_S)
+    );
+    println!(
+        "| the YAML parser's own events, one core | — | (the floor) | {events_mb_s:.1} MB/s ({:.0}% of it is stigmer's) | — |",
+        100.0 * (1.0 - one_core_mb_s / events_mb_s)
     );
     println!(
         "| parse-only, all cores | 1 core | all cores | {:.1} MB/s ({:.2}× one core) | — |",
@@ -370,6 +383,63 @@ fn parse_on_one_core(project: &Path) -> Duration {
         }
     }
     started.elapsed()
+}
+
+/// Every manifest file of the project, read into memory (reading is not what the floor measures).
+fn project_files(project: &Path) -> BenchResult<Vec<String>> {
+    let discovery = stigmer::manifest::discover(&[InputPath::Path(project.to_path_buf())]);
+    let mut files = Vec::new();
+    for entry in &discovery.entries {
+        if let stigmer::manifest::Entry::Manifest(path) | stigmer::manifest::Entry::Project(path) = entry {
+            files.push(fs::read_to_string(path)?);
+        }
+    }
+    Ok(files)
+}
+
+/// How far [`parser_floor`] goes past the YAML scanner.
+#[derive(Clone, Copy)]
+enum ParserFloor {
+    /// The parser's event stream, nothing built.
+    Events,
+    /// serde-saphyr's deserializer, every value skipped.
+    Ignored,
+    /// serde-saphyr into plain JSON values (no positions).
+    Json,
+}
+
+/// Parses every file on this thread with the YAML parser alone: what a one-core parse could
+/// reach with this parser, without stigmer's span tree, budgets or document handling. Fails
+/// unless every document was parsed, so a refusal cannot pass for speed.
+fn parser_floor(files: &[String], depth: ParserFloor) -> BenchResult<Duration> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let started = Instant::now();
+    let mut documents = 0;
+    for text in files {
+        match depth {
+            ParserFloor::Events => {
+                let mut parser = Parser::new_from_str(text);
+                while let Some(next) = parser.next_event() {
+                    documents += usize::from(matches!(next?.0, Event::DocumentStart(..)));
+                }
+            }
+            ParserFloor::Ignored => {
+                for document in serde_saphyr::read::<_, serde::de::IgnoredAny>(&mut text.as_bytes()) {
+                    document?;
+                    documents += 1;
+                }
+            }
+            ParserFloor::Json => {
+                for document in serde_saphyr::read::<_, serde_json::Value>(&mut text.as_bytes()) {
+                    document?;
+                    documents += 1;
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    // The project's documents and `stigmer.yaml`.
+    if documents == TOTAL + 1 { Ok(elapsed) } else { Err(format!("the parser read {documents} documents").into()) }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,13 @@
 //! A stream is parsed into [`Node`] trees that remember where every key and value starts, so
 //! later diagnostics can point at `file:line:col`. Budgets bound depth, node counts and alias
 //! expansion, so hostile input fails fast instead of exhausting the machine.
+//!
+//! Two paths give the same trees: [`events`] builds them straight from the parser's events for
+//! the YAML manifests are written in (no tags, anchors or merge keys, every scalar's type plain
+//! to see), about three times faster; anything else, and every error, goes through
+//! serde-saphyr's deserializer, which owns YAML's finer points and the wording of its errors.
+
+mod events;
 
 use std::fmt;
 
@@ -138,12 +145,27 @@ pub const MAX_DEPTH: usize = 64;
 /// test or async worker thread has.
 const PARSER_STACK_BYTES: usize = 32 * 1024 * 1024;
 
+/// Documents in one stream, at most.
+const MAX_DOCUMENTS: usize = 1_000_000;
+/// Nodes (scalars, sequences, mappings) in one stream, at most, aliases expanded.
+const MAX_NODES: usize = 20_000_000;
+/// Parser events in one stream, at most.
+const MAX_EVENTS: usize = 50_000_000;
+
 /// Parses a multi-document YAML stream into span-carrying trees.
 ///
 /// Budgets allow a 10,000-document stream but refuse alias bombs, very deep nesting and
 /// amplification; callers bound the input size before calling. Parsing runs on its own thread
 /// with a stack sized for [`MAX_DEPTH`], so it is safe from any caller's thread.
 pub fn parse_stream(text: &str) -> Stream {
+    match events::parse_plain_stream(text) {
+        Some(documents) => Stream { documents, error: None },
+        None => parse_with_serde(text),
+    }
+}
+
+/// [`parse_stream`] through serde-saphyr: all of YAML, and the errors.
+fn parse_with_serde(text: &str) -> Stream {
     std::thread::scope(|scope| {
         let parser = std::thread::Builder::new().name("yaml-parser".to_owned()).stack_size(PARSER_STACK_BYTES);
         match parser.spawn_scoped(scope, || parse_on_this_thread(text)) {
@@ -187,9 +209,9 @@ fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: None,
-            max_events: 50_000_000,
-            max_documents: 1_000_000,
-            max_nodes: 20_000_000,
+            max_events: MAX_EVENTS,
+            max_documents: MAX_DOCUMENTS,
+            max_nodes: MAX_NODES,
             max_depth: MAX_DEPTH,
             flow_nesting_limit: MAX_DEPTH,
             max_aliases: 100_000,
@@ -197,6 +219,9 @@ fn options() -> serde_saphyr::Options {
         },
         alias_limits: alias_limits,
         with_snippet: false,
+        // Comments are not data; emitted, more than 32 in a row failed with "too many buffered
+        // comments".
+        emit_comments: false,
         // YAML 1.2: `yes`, `no`, `on`, `y` are strings, not booleans.
         strict_booleans: true,
     }
@@ -470,6 +495,16 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let stream = parse_stream("a: 1\na: 2\n");
         assert_eq!(stream.error.unwrap().position.map(|p| p.line), Some(2));
+    }
+
+    #[test]
+    fn long_comment_blocks_are_fine() {
+        let comments = "  # a line of explanation\n".repeat(100);
+        let text = format!("{}a:\n{comments}  b: 1\n{comments}c: [1, # x\n{comments}  2]\n", comments.trim_start());
+        let stream = parse_stream(&text);
+        assert!(stream.error.is_none(), "{:?}", stream.error);
+        assert_eq!(stream.documents[0].root.to_json(), serde_json::json!({"a": {"b": 1}, "c": [1, 2]}));
+        assert!(parse_with_serde(&text).error.is_none());
     }
 
     #[test]
