@@ -176,6 +176,8 @@ pub async fn prepare_observed<B: Backend>(
     let (desired, secrets) = secrets::extract_inline(desired);
     let stored = stored_manifests(backend, plan::manifests_needed(&desired, observed.resources, options)).await?;
     let plan = plan::plan_heads(&desired, observed.resources, &StoredManifests::of(&stored), options)?;
+    // The plan keeps what it writes; the rest of every resource is freed off the apply's path.
+    crate::parallel::drop_in_background(desired);
     Ok(Prepared { validation, plan: Some(plan), secrets, skill_dirs })
 }
 

@@ -5,6 +5,7 @@
 mod checked;
 pub mod locate;
 mod semantic;
+mod shapes;
 mod skill_path;
 pub mod structure;
 mod workflow;
@@ -17,7 +18,8 @@ use std::sync::Arc;
 use crate::model::canonical::Canonical;
 use crate::model::{API_VERSION, AnyResource, Kind};
 use locate::locate;
-use structure::{KnownFields, SchemaProblem};
+use shapes::KnownFields;
+use structure::SchemaProblem;
 
 pub use checked::{Checked, check_file, load_checked};
 pub use skill_path::skill_dirs;
@@ -297,8 +299,7 @@ impl DocumentCheck<'_> {
             self.error("internal", "", format!("no schema for kind {kind}"), None);
             return None;
         };
-        let mut known = KnownFields::new();
-        structure::normalize(&mut json, &schema.json, &schema.json, "", &mut known);
+        schema.shapes().normalize(&mut json);
 
         if kind == Kind::Workflow
             && let Some(spec) = json.get_mut("spec")
@@ -329,6 +330,7 @@ impl DocumentCheck<'_> {
                 code: "computed-field",
             });
         }
+        let known = KnownFields::new(&json, schema.shapes());
         problems.extend(
             structure::check(schema, &json, "", &known).into_iter().filter(|p| !overlaps(&precise, &p.pointer)),
         );

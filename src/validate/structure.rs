@@ -6,9 +6,10 @@ use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::locate::{escape, readable, to_camel_case};
+use super::locate::readable;
+use super::shapes::{KnownFields, Shapes};
 use crate::manifest::did_you_mean;
 use crate::model::meta::{check_name, suggest_name};
 use crate::model::{AnyResource, Kind};
@@ -19,6 +20,21 @@ pub struct CompiledSchema {
     pub json: Value,
     /// Its validator.
     pub validator: Validator,
+    /// Its shapes, worked out on first use.
+    shapes: OnceLock<Shapes>,
+}
+
+impl CompiledSchema {
+    /// Compiles `json`, or `None` when it is not a valid schema.
+    pub fn new(json: Value) -> Option<Self> {
+        let validator = jsonschema::validator_for(&json).ok()?;
+        Some(Self { json, validator, shapes: OnceLock::new() })
+    }
+
+    /// Where fields are, for normalizing documents and naming the known fields.
+    pub fn shapes(&self) -> &Shapes {
+        self.shapes.get_or_init(|| Shapes::of(&self.json))
+    }
 }
 
 /// The schema of each kind, generated from the Rust types and compiled once.
@@ -30,8 +46,7 @@ pub fn kind_schema(kind: Kind) -> Option<&'static CompiledSchema> {
                 .into_iter()
                 .filter_map(|kind| {
                     let json = serde_json::to_value(AnyResource::schema_for(kind)).ok()?;
-                    let validator = jsonschema::validator_for(&json).ok()?;
-                    Some((kind, CompiledSchema { json, validator }))
+                    Some((kind, CompiledSchema::new(json)?))
                 })
                 .collect()
         })
@@ -53,100 +68,11 @@ pub struct SchemaProblem {
     pub code: &'static str,
 }
 
-/// Field names known at each object pointer, recorded while normalizing, for "did you mean".
-pub type KnownFields = HashMap<String, Vec<String>>;
-
-/// Rewrites `snake_case` keys to their camelCase field names wherever the schema has that field,
-/// and records the fields each object may have. Free-form maps (labels, data, `set` values)
-/// keep their keys, since the schema lists no properties for them.
-pub fn normalize(value: &mut Value, schema: &Value, root: &Value, pointer: &str, known: &mut KnownFields) {
-    let alternatives = alternatives(schema, root);
-    match value {
-        Value::Object(map) => {
-            let fields: Vec<String> = alternatives
-                .iter()
-                .filter_map(|s| s.get("properties").and_then(Value::as_object))
-                .flat_map(|props| props.keys().cloned())
-                .collect();
-            if !fields.is_empty() {
-                rename_keys(map, &fields);
-                known.insert(pointer.to_owned(), fields);
-            }
-            for (key, child) in map.iter_mut() {
-                let child_schema =
-                    alternatives.iter().find_map(|s| s.get("properties").and_then(|p| p.get(key.as_str()))).or_else(
-                        || alternatives.iter().find_map(|s| s.get("additionalProperties").filter(|a| a.is_object())),
-                    );
-                if let Some(child_schema) = child_schema {
-                    normalize(child, child_schema, root, &format!("{pointer}/{}", escape(key)), known);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(item_schema) = alternatives.iter().find_map(|s| s.get("items")) {
-                for (i, item) in items.iter_mut().enumerate() {
-                    normalize(item, item_schema, root, &format!("{pointer}/{i}"), known);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn rename_keys(map: &mut Map<String, Value>, fields: &[String]) {
-    let needs_rename = map.keys().any(|k| !fields.contains(k) && fields.contains(&to_camel_case(k)));
-    if !needs_rename {
-        return;
-    }
-    let old = std::mem::take(map);
-    for (key, value) in old {
-        let camel = to_camel_case(&key);
-        let target =
-            if !fields.contains(&key) && fields.contains(&camel) && !map.contains_key(&camel) { camel } else { key };
-        map.insert(target, value);
-    }
-}
-
-/// The schema itself and the members of its `anyOf`/`oneOf`/`allOf`, with `$ref`s followed.
-fn alternatives<'a>(schema: &'a Value, root: &'a Value) -> Vec<&'a Value> {
-    let mut out = Vec::new();
-    collect_alternatives(schema, root, &mut out, 0);
-    out
-}
-
-fn collect_alternatives<'a>(schema: &'a Value, root: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
-    if depth > 16 {
-        return;
-    }
-    let schema = resolve(schema, root);
-    out.push(schema);
-    for keyword in ["anyOf", "oneOf", "allOf"] {
-        if let Some(members) = schema.get(keyword).and_then(Value::as_array) {
-            for member in members {
-                collect_alternatives(member, root, out, depth + 1);
-            }
-        }
-    }
-}
-
-fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
-    for _ in 0..16 {
-        let Some(target) = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) else {
-            break;
-        };
-        match root.pointer(target) {
-            Some(next) => schema = next,
-            None => break,
-        }
-    }
-    schema
-}
-
 /// Runs the validator and turns every error into a [`SchemaProblem`].
 ///
 /// `prefix` is prepended to every pointer, for schemas that check a part of the manifest
 /// (the DSL schema checks `spec`).
-pub fn check(schema: &CompiledSchema, instance: &Value, prefix: &str, known: &KnownFields) -> Vec<SchemaProblem> {
+pub fn check(schema: &CompiledSchema, instance: &Value, prefix: &str, known: &KnownFields<'_>) -> Vec<SchemaProblem> {
     let mut problems = Vec::new();
     for error in schema.validator.iter_errors(instance) {
         for error in most_relevant(&error) {
@@ -191,7 +117,12 @@ fn most_relevant<'e>(error: &'e ValidationError<'e>) -> Vec<&'e ValidationError<
     }
 }
 
-fn describe(error: &ValidationError<'_>, instance: &Value, prefix: &str, known: &KnownFields) -> Vec<SchemaProblem> {
+fn describe(
+    error: &ValidationError<'_>,
+    instance: &Value,
+    prefix: &str,
+    known: &KnownFields<'_>,
+) -> Vec<SchemaProblem> {
     let relative = error.instance_path().as_str();
     let pointer = format!("{prefix}{relative}");
     let place = readable(&pointer);
@@ -304,18 +235,21 @@ mod tests {
 
     #[test]
     fn snake_case_is_normalized_only_where_the_schema_has_the_field() {
-        let schema = &kind_schema(Kind::Agent).unwrap().json;
+        let schema = kind_schema(Kind::Agent).unwrap();
         let mut doc = json!({
             "apiVersion": "agentic.stigmer.ai/v1", "kind": "Agent",
             "metadata": {"name": "a", "labels": {"my_label": "x"}},
             "spec": {"instructions": "x", "skill_refs": ["s"], "mcp_server_usages": [{"mcp_server_ref": "m"}]}
         });
-        let mut known = KnownFields::new();
-        normalize(&mut doc, schema, schema, "", &mut known);
+        schema.shapes().normalize(&mut doc);
         assert_eq!(doc["spec"]["skillRefs"], json!(["s"]));
         assert_eq!(doc["spec"]["mcpServerUsages"][0]["mcpServerRef"], json!("m"));
         assert_eq!(doc["metadata"]["labels"], json!({"my_label": "x"}));
-        assert!(known["/spec"].contains(&"instructions".to_owned()));
+        let known = KnownFields::new(&doc, schema.shapes());
+        assert!(known.get("/spec").unwrap().contains(&"instructions".to_owned()));
+        assert!(known.get("/spec/mcpServerUsages/0").unwrap().contains(&"mcpServerRef".to_owned()));
+        assert_eq!(known.get("/metadata/labels"), None, "a free-form map has no known fields");
+        assert_eq!(known.get("/spec/nowhere"), None);
     }
 
     #[test]
@@ -326,10 +260,9 @@ mod tests {
             "metadata": {"name": "a"},
             "spec": {"instructons": "x", "model": {"temperature": "hot"}}
         });
-        let mut known = KnownFields::new();
         let mut normalized = doc.clone();
-        normalize(&mut normalized, &schema.json, &schema.json, "", &mut known);
-        let problems = check(schema, &normalized, "", &known);
+        schema.shapes().normalize(&mut normalized);
+        let problems = check(schema, &normalized, "", &KnownFields::new(&normalized, schema.shapes()));
         let codes: Vec<_> = problems.iter().map(|p| (p.code, p.pointer.as_str())).collect();
         assert!(codes.contains(&("unknown-field", "/spec")), "{problems:#?}");
         assert!(codes.contains(&("missing-field", "/spec")), "{problems:#?}");

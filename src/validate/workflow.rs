@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::locate::{escape, readable};
-use super::structure::{CompiledSchema, KnownFields, SchemaProblem, check};
+use super::shapes::KnownFields;
+use super::structure::{CompiledSchema, SchemaProblem, check};
 use crate::expr;
 use crate::manifest::did_you_mean;
 use crate::model::workflow::DSL_VERSION;
@@ -28,8 +29,7 @@ fn dsl_schema() -> Option<&'static CompiledSchema> {
     SCHEMA
         .get_or_init(|| {
             let json: Value = serde_saphyr::from_str(DSL_SCHEMA_YAML).ok()?;
-            let validator = jsonschema::validator_for(&json).ok()?;
-            Some(CompiledSchema { json, validator })
+            CompiledSchema::new(json)
         })
         .as_ref()
 }
@@ -128,7 +128,7 @@ impl Scope {
 
 /// Checks `spec` against the official DSL schema, with `document` derived when absent and
 /// Stigmer's own fields set aside.
-pub fn check_dsl_schema(spec: &Value, name: &str, known: &KnownFields) -> Vec<SchemaProblem> {
+pub fn check_dsl_schema(spec: &Value, name: &str, known: &KnownFields<'_>) -> Vec<SchemaProblem> {
     let Some(schema) = dsl_schema() else {
         return Vec::new();
     };
@@ -427,8 +427,8 @@ mod tests {
     fn the_official_schema_loads_and_accepts_a_minimal_document() {
         let spec = json!({"do": [{"a": {"set": {"x": 1}}}]});
         assert!(dsl_schema().is_some());
-        assert_eq!(check_dsl_schema(&spec, "wf", &KnownFields::new()), vec![]);
+        assert_eq!(check_dsl_schema(&spec, "wf", &KnownFields::none()), vec![]);
         let bad = json!({"do": [{"a": {"wait": {"minutes": "ten"}}}]});
-        assert!(!check_dsl_schema(&bad, "wf", &KnownFields::new()).is_empty());
+        assert!(!check_dsl_schema(&bad, "wf", &KnownFields::none()).is_empty());
     }
 }
