@@ -3,29 +3,26 @@
 //! fixed by the types), and "unchanged" is a hash comparison.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::AnyResource;
 
-/// A resource's canonical manifest with its content hash.
+/// The content hash of a resource's canonical manifest. The manifest itself is not kept: a plan
+/// needs it only for the resources it writes, and holding it for every declared resource was
+/// the largest part of a no-op apply's memory (39 of 159 MB at 10,000 resources).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Canonical {
-    /// The canonical manifest, shared with the plan and the batch that write it.
-    pub manifest: Arc<Value>,
-    /// Its content hash.
+    /// The content hash.
     pub hash: String,
 }
 
 impl Canonical {
-    /// The canonical form of a resource.
+    /// The canonical form of a resource, hashed.
     #[must_use]
     pub fn of(resource: &AnyResource) -> Self {
-        let manifest = manifest(resource);
-        let hash = hash(&manifest);
-        Self { manifest: Arc::new(manifest), hash }
+        Self { hash: hash(&manifest(resource)) }
     }
 }
 

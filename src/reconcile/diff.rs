@@ -105,7 +105,7 @@ mod tests {
     fn skill(files: &[(&str, &str)]) -> Value {
         let bundle = SkillBundle::new(files.iter().map(|(p, t)| SkillFile::new(*p, t.as_bytes(), false)).collect());
         let spec = SkillSpec { bundle: Some(bundle.unwrap()), ..SkillSpec::directory("skills/tool") };
-        Value::clone(&Desired::new(AnyResource::from(Skill::new("tool", spec))).canonical.manifest)
+        Value::clone(&Desired::new(AnyResource::from(Skill::new("tool", spec))).manifest())
     }
 
     #[test]

@@ -30,6 +30,12 @@ impl Desired {
         let canonical = Arc::new(Canonical::of(&resource));
         Self { resource: Arc::new(resource), canonical }
     }
+
+    /// Its canonical manifest, made when a change needs it (shared by the plan and the batch).
+    #[must_use]
+    pub fn manifest(&self) -> Arc<Value> {
+        Arc::new(crate::model::canonical::manifest(&self.resource))
+    }
 }
 
 /// How to plan.
@@ -381,11 +387,11 @@ pub fn plan_heads(
                         name,
                         from: stored.name.clone(),
                         before: manifests.manifest(stored)?.clone(),
-                        after: wanted.canonical.manifest.clone(),
+                        after: wanted.manifest(),
                         generation: stored.generation,
                     });
                 }
-                None => changes.push(Change::Create { kind, name, after: wanted.canonical.manifest.clone() }),
+                None => changes.push(Change::Create { kind, name, after: wanted.manifest() }),
             }
             continue;
         };
@@ -404,7 +410,7 @@ pub fn plan_heads(
                 kind,
                 name,
                 before: manifests.manifest(current)?.clone(),
-                after: wanted.canonical.manifest.clone(),
+                after: wanted.manifest(),
                 generation: current.generation,
                 previous_owner: owner_changes.then(|| current.apply_set.clone()),
             });

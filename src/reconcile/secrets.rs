@@ -117,7 +117,7 @@ mod tests {
         let before = Desired::new(Environment::new("prod", spec).into());
         let (desired, secrets) = extract_inline(vec![before.clone()]);
         assert_eq!(secrets, [InlineSecret { name: "prod.API_KEY".into(), value: SecretValue::new("sk-inline") }]);
-        let manifest = serde_json::to_string(&desired[0].canonical.manifest).unwrap();
+        let manifest = serde_json::to_string(&desired[0].manifest()).unwrap();
         assert!(!manifest.contains("sk-inline"), "{manifest}");
         assert!(manifest.contains("\"secretRef\":\"prod.API_KEY\"") && manifest.contains("the key"), "{manifest}");
         assert_ne!(desired[0].canonical.hash, before.canonical.hash);

@@ -97,14 +97,16 @@ secret_or_inline! {
     DigestAuthentication(UsernamePassword)
 }
 
+// The OAuth2 and OIDC properties are boxed: inline, they made every endpoint, and so every
+// task, hundreds of bytes larger.
 secret_or_inline! {
     /// The configuration of an OAuth2 authentication: inline properties or a secret.
-    OAuth2Authentication(OAuth2Properties)
+    OAuth2Authentication(Box<OAuth2Properties>)
 }
 
 secret_or_inline! {
     /// The configuration of an OpenID Connect authentication: inline properties or a secret.
-    OidcAuthentication(OAuth2Properties)
+    OidcAuthentication(Box<OAuth2Properties>)
 }
 
 /// A username and password (basic and digest authentication).

@@ -19,15 +19,16 @@ pub struct TaskBase {
     /// A runtime expression deciding whether the task runs; when false it is skipped.
     #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
     pub if_: Option<String>,
+    // This and the next two are boxed: they are rare, and inline they tripled every task's size.
     /// How the task's input is validated and transformed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Input>,
+    pub input: Option<Box<Input>>,
     /// How the task's output is transformed and validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Output>,
+    pub output: Option<Box<Output>>,
     /// How the task's output updates the workflow context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<Export>,
+    pub export: Option<Box<Export>>,
     /// How long the task may run: inline, or the name of a timeout in `use.timeouts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<TimeoutOrReference>,

@@ -167,7 +167,7 @@ pub struct GrpcService {
     pub port: Option<u16>,
     /// The authentication policy, if any, of the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<ReferenceableAuthenticationPolicy>,
+    pub authentication: Option<Box<ReferenceableAuthenticationPolicy>>,
 }
 
 /// `call: openapi`: an operation described by an OpenAPI document.
@@ -195,7 +195,7 @@ pub struct OpenApiArguments {
     pub parameters: Option<Map<String, Value>>,
     /// The authentication policy, if any, to call the operation with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<ReferenceableAuthenticationPolicy>,
+    pub authentication: Option<Box<ReferenceableAuthenticationPolicy>>,
     /// What the call outputs; defaults to `content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<HttpOutputFormat>,

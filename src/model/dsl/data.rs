@@ -214,7 +214,7 @@ pub struct EndpointConfiguration {
     pub uri: String,
     /// The authentication policy to use, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<ReferenceableAuthenticationPolicy>,
+    pub authentication: Option<Box<ReferenceableAuthenticationPolicy>>,
 }
 
 /// An external resource: a document, proto file, script or schema reachable at an endpoint.

@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(http.base.then, Some(FlowDirective::Goto("rpc".into())));
         let Endpoint::Configuration(endpoint) = &http.with.endpoint else { panic!("endpoint") };
         assert!(matches!(
-            endpoint.authentication,
+            endpoint.authentication.as_deref(),
             Some(ReferenceableAuthenticationPolicy::Policy(AuthenticationPolicy::Bearer(
                 BearerAuthentication::Secret(_)
             )))

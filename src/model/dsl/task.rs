@@ -312,7 +312,7 @@ pub struct AsyncApiArguments {
     pub subscription: Option<AsyncApiSubscription>,
     /// The authentication policy, if any, to call the operation with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<ReferenceableAuthenticationPolicy>,
+    pub authentication: Option<Box<ReferenceableAuthenticationPolicy>>,
 }
 
 /// Requires `operation` or `channel`, and `message` or `subscription` (as the official schema does).
