@@ -33,10 +33,8 @@ mod support;
 fn stored(resources: &[AnyResource]) -> Vec<StoredResource> {
     let desired: Vec<Desired> = resources.iter().cloned().map(Desired::new).collect();
     let (desired, _secrets) = reconcile::secrets::extract_inline(desired);
-    let mut stored: Vec<StoredResource> = desired
-        .iter()
-        .map(|d| store(d.resource.kind(), d.resource.name(), &d.manifest(), &d.canonical.hash))
-        .collect();
+    let mut stored: Vec<StoredResource> =
+        desired.iter().map(|d| store(d.resource.kind(), d.resource.name(), &d.manifest(), &d.canonical.hash)).collect();
     stored.sort_by(|a, b| (a.kind.order(), &a.name).cmp(&(b.kind.order(), &b.name)));
     stored
 }
