@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::locate::to_camel_case;
+use super::locate::{segments, to_camel_case};
 
 /// The shapes of one schema's nodes; the first is the root's.
 #[derive(Debug, Default)]
@@ -116,8 +116,7 @@ impl Shapes {
     /// lists any.
     pub fn fields_at(&self, document: &Value, pointer: &str) -> Option<&[String]> {
         let (mut value, mut id) = (document, 0);
-        for segment in pointer.split('/').skip(1) {
-            let segment = segment.replace("~1", "/").replace("~0", "~");
+        for segment in segments(pointer) {
             let shape = self.shape(id)?;
             (value, id) = match value {
                 Value::Object(map) => (map.get(&segment)?, shape.child(&segment)?),

@@ -127,12 +127,8 @@ fn parser_options() -> granit_parser::Options {
 
 /// Where an event starts, as [`Position::from_location`] makes it of serde-saphyr's location.
 fn position(span: &Span) -> Position {
-    let line = u32::try_from(span.start.line()).ok();
-    let column = u32::try_from(span.start.col() + 1).ok();
-    match (line, column) {
-        (Some(line), Some(column)) if line > 0 => Position { line, column },
-        _ => Position::START,
-    }
+    // The parser's columns are 0-based; serde-saphyr adds one, as this does.
+    Position::new(span.start.line(), span.start.col() + 1).unwrap_or(Position::START)
 }
 
 /// A mapping key, when its text is plainly what it says: quoted, or plain and starting like a

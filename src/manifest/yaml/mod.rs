@@ -30,8 +30,13 @@ impl Position {
     pub const START: Self = Self { line: 1, column: 1 };
 
     fn from_location(location: serde_saphyr::Location) -> Option<Self> {
-        let line = u32::try_from(location.line()).ok()?;
-        let column = u32::try_from(location.column()).ok()?;
+        Self::new(location.line(), location.column())
+    }
+
+    /// A 1-based line and column, if both are in range.
+    fn new(line: impl TryInto<u32>, column: impl TryInto<u32>) -> Option<Self> {
+        let line = line.try_into().ok()?;
+        let column = column.try_into().ok()?;
         (line > 0 && column > 0).then_some(Self { line, column })
     }
 }
