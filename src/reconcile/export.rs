@@ -75,7 +75,7 @@ pub fn export(resources: &[StoredResource], skills_dir: Option<&str>) -> Export 
                 None => skill.spec.exported_as_directory(skill.spec.path.clone().unwrap_or_default()),
             },
         };
-        let exported = AnyResource::Skill(Skill { spec, ..skill });
+        let exported = AnyResource::from(Skill { spec, ..*skill });
         export.manifests.push(canonical::manifest(&exported));
     }
     export

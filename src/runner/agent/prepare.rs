@@ -151,7 +151,7 @@ pub async fn target<R: Resources>(resources: &R, name: &str) -> Result<Target, P
                 needed_by: instance_address.clone(),
             })?;
         match AnyResource::from_value(Kind::Environment, stored) {
-            Ok(AnyResource::Environment(environment)) => environments.push(environment),
+            Ok(AnyResource::Environment(environment)) => environments.push(*environment),
             _ => {
                 return Err(PrepareError::Malformed {
                     address: address(Kind::Environment, &reference.name),
