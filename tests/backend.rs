@@ -124,8 +124,10 @@ async fn concurrent_writers_serialize_without_losing_updates<H: Harness>(h: &H) 
         tasks.push(tokio::spawn(async move {
             loop {
                 let current = backend.list(&ResourceQuery::all()).await.unwrap();
-                let mut wanted: Vec<AnyResource> =
-                    current.iter().map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).unwrap()).collect();
+                let mut wanted: Vec<AnyResource> = current
+                    .iter()
+                    .map(|r| AnyResource::from_value(r.kind, serde_json::Value::clone(&r.manifest)).unwrap())
+                    .collect();
                 wanted.push(skill(&format!("writer-{i}"), "mine"));
                 let plan = plan(&desired(&wanted), &current, &options("shared")).unwrap();
                 match reconcile::apply(&backend, &plan, false).await {

@@ -71,7 +71,7 @@ fn apply(observed: &[StoredResource], changes: &[Change], set: Option<&str>) -> 
                         updated_at: now,
                         hash: stigmer::reconcile::canonical::hash(after),
                         apply_set: set.map(str::to_owned),
-                        manifest: serde_json::Value::clone(after),
+                        manifest: std::sync::Arc::clone(after),
                         status: None,
                     },
                 );

@@ -4,7 +4,8 @@
 //! apply set's inventory each resource leaves or joins. A store reads the resources a batch
 //! touches, asks [`decide`], and writes the outcome in the same transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -38,14 +39,15 @@ pub struct Outcome {
 /// The resources a batch touches, each once, in the order it first names them.
 pub fn touched(batch: &ApplyBatch) -> Vec<ResourceKey> {
     let mut keys: Vec<ResourceKey> = Vec::new();
+    let mut seen = HashSet::new();
     for item in &batch.items {
-        let mut named = vec![(item.kind, item.name.clone())];
-        if let Write::Rename { from, .. } = &item.write {
-            named.push((item.kind, from.clone()));
-        }
-        for key in named {
-            if !keys.contains(&key) {
-                keys.push(key);
+        let renamed = match &item.write {
+            Write::Rename { from, .. } => Some(from.as_str()),
+            _ => None,
+        };
+        for name in std::iter::once(item.name.as_str()).chain(renamed) {
+            if seen.insert((item.kind, name)) {
+                keys.push((item.kind, name.to_owned()));
             }
         }
     }
@@ -83,7 +85,7 @@ pub fn decide(
                     updated_at: now,
                     hash: canonical::hash(manifest),
                     apply_set: batch.apply_set.clone(),
-                    manifest: serde_json::Value::clone(manifest),
+                    manifest: Arc::clone(manifest),
                     status: None,
                 };
                 (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Created }, Some(resource))
@@ -96,7 +98,7 @@ pub fn decide(
                     updated_at: now,
                     hash: canonical::hash(manifest),
                     apply_set: batch.apply_set.clone(),
-                    manifest: serde_json::Value::clone(manifest),
+                    manifest: Arc::clone(manifest),
                     ..existing
                 };
                 (if batch.correcting { RevisionAction::Corrected } else { RevisionAction::Updated }, Some(resource))
@@ -122,7 +124,7 @@ pub fn decide(
                     updated_at: now,
                     hash: canonical::hash(manifest),
                     apply_set: batch.apply_set.clone(),
-                    manifest: serde_json::Value::clone(manifest),
+                    manifest: Arc::clone(manifest),
                     ..existing
                 };
                 now_stand.insert(old_key.clone(), None);
@@ -181,7 +183,7 @@ pub fn follow_renames(outcome: &mut Outcome, sessions: &[StoredResource], author
         let reference = &session.manifest["spec"]["agentRef"];
         let named = reference.as_str().or_else(|| reference["name"].as_str());
         let Some((_, to)) = renamed.iter().find(|(from, _)| Some(from.as_str()) == named) else { continue };
-        let mut manifest = session.manifest.clone();
+        let mut manifest = serde_json::Value::clone(&session.manifest);
         match &mut manifest["spec"]["agentRef"] {
             serde_json::Value::String(name) => name.clone_from(to),
             reference => reference["name"] = serde_json::Value::from(to.as_str()),
@@ -190,7 +192,7 @@ pub fn follow_renames(outcome: &mut Outcome, sessions: &[StoredResource], author
             generation: session.generation + 1,
             updated_at: now,
             hash: canonical::hash(&manifest),
-            manifest,
+            manifest: Arc::new(manifest),
             ..session.clone()
         };
         // The session keeps its own set: it follows its agent, it does not join the batch's.

@@ -8,6 +8,7 @@
 //! the next worker resumes from the history, and the old worker's appends are refused.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -341,7 +342,7 @@ async fn stored_workflow<B: Backend>(
     name: &str,
 ) -> Result<Option<(dsl::Workflow, Option<EnvironmentSpec>)>, BackendError> {
     let Some(stored) = backend.get(Kind::Workflow, name).await? else { return Ok(None) };
-    match AnyResource::from_value(Kind::Workflow, stored.manifest) {
+    match AnyResource::from_value(Kind::Workflow, Arc::unwrap_or_clone(stored.manifest)) {
         Ok(AnyResource::Workflow(resource)) => {
             Ok(Some((resource.spec.to_dsl(resource.name(), None), resource.spec.env_spec.clone())))
         }

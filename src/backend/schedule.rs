@@ -5,6 +5,7 @@
 //! (the workflows are read again whenever the store's version moves); a deleted workflow's
 //! schedule stops; pausing is stored, so it survives a restart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -112,7 +113,9 @@ pub async fn scheduled<S: Storage>(backend: &StoreBackend<S>) -> Result<Vec<Sche
     let query = ResourceQuery { kinds: vec![Kind::Workflow], ..ResourceQuery::default() };
     let mut found = Vec::new();
     for stored in backend.storage().list_setting(&query, &["spec", "schedule"]).await? {
-        let Ok(AnyResource::Workflow(resource)) = AnyResource::from_value(Kind::Workflow, stored.manifest) else {
+        let Ok(AnyResource::Workflow(resource)) =
+            AnyResource::from_value(Kind::Workflow, Arc::unwrap_or_clone(stored.manifest))
+        else {
             continue;
         };
         let Some(schedule) = resource.spec.schedule.clone() else { continue };

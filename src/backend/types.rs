@@ -2,6 +2,8 @@
 //! receipts, audit entries. The local store, the local backend and (later) the gRPC mapping all
 //! speak these types, so both backends return identical values.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +31,7 @@ pub struct StoredResource {
     /// The apply set that owns the resource; `None` for resources made by hand.
     pub apply_set: Option<String>,
     /// The canonical manifest (no `status`).
-    pub manifest: serde_json::Value,
+    pub manifest: Arc<serde_json::Value>,
     /// Observed state, written by the backend and runners only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
@@ -146,7 +148,7 @@ pub struct Revision {
     /// Content hash of the manifest.
     pub hash: String,
     /// The canonical manifest after the change (before it, for a deletion).
-    pub manifest: serde_json::Value,
+    pub manifest: Arc<serde_json::Value>,
 }
 
 /// Which resources to list.

@@ -50,7 +50,7 @@ pub async fn run(ctx: &CommandContext, args: &DescribeArgs) -> Result<(), Comman
         .find(|r| r.kind == kind && r.name == args.name)
         .ok_or_else(|| BackendError::NotFound { address: address(kind, &args.name) })?;
     let history = backend.history(kind, &args.name).await?;
-    let outgoing: Vec<(String, bool)> = AnyResource::from_value(kind, resource.manifest.clone())
+    let outgoing: Vec<(String, bool)> = AnyResource::from_value(kind, Value::clone(&resource.manifest))
         .map(|r| r.references())
         .unwrap_or_default()
         .iter()
@@ -154,7 +154,7 @@ impl Described<'_> {
             let _ = writeln!(out, "  {referrer}");
         }
         let _ = writeln!(out, "Spec:");
-        let mut manifest = resource.manifest.clone();
+        let mut manifest = Value::clone(&resource.manifest);
         let bundle = take_bundle(kind, &mut manifest);
         let spec = manifest.get("spec").map(canonical::to_yaml).unwrap_or_default();
         for line in spec.lines() {

@@ -114,7 +114,7 @@ fn parse_selector(selector: Option<&str>) -> Result<Vec<(String, String)>, Comma
 /// A skill's bundle is computed, not written: it is shown in `status` as a summary (digest,
 /// sizes), never with the files' contents.
 pub fn with_status(resource: &StoredResource) -> Value {
-    let mut manifest = resource.manifest.clone();
+    let mut manifest = Value::clone(&resource.manifest);
     let bundle = take_bundle(resource.kind, &mut manifest);
     let mut status = json!({
         "uid": resource.uid,

@@ -44,7 +44,7 @@ impl Catalog {
                         labels.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()
                     })
                     .unwrap_or_default();
-                let references = AnyResource::from_value(resource.kind, resource.manifest.clone())
+                let references = AnyResource::from_value(resource.kind, serde_json::Value::clone(&resource.manifest))
                     .map(|typed| {
                         typed.references().into_iter().filter(|r| !r.by_id).map(|r| (r.kinds, r.name)).collect()
                     })

@@ -6,6 +6,7 @@
 //! in the status details, from which the client rebuilds the very same error value.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -108,7 +109,7 @@ impl TryFrom<v1::StoredResource> for StoredResource {
             updated_at: time(&r.updated_at)?,
             hash: r.hash,
             apply_set: r.apply_set,
-            manifest: json(&r.manifest_json)?,
+            manifest: Arc::new(json(&r.manifest_json)?),
             status: r.status_json.as_deref().map(json).transpose()?,
         })
     }
@@ -325,7 +326,7 @@ impl TryFrom<v1::Revision> for Revision {
             apply_set: r.apply_set,
             actor: r.actor,
             hash: r.hash,
-            manifest: json(&r.manifest_json)?,
+            manifest: Arc::new(json(&r.manifest_json)?),
         })
     }
 }

@@ -36,10 +36,10 @@ impl Export {
 pub fn export(resources: &[StoredResource], skills_dir: Option<&str>) -> Export {
     let mut export = Export { manifests: Vec::with_capacity(resources.len()), ..Export::default() };
     for resource in resources {
-        let skill = match AnyResource::from_value(resource.kind, resource.manifest.clone()) {
+        let skill = match AnyResource::from_value(resource.kind, Value::clone(&resource.manifest)) {
             Ok(AnyResource::Skill(skill)) if skill.spec.bundle.is_some() || skill.spec.path.is_some() => skill,
             _ => {
-                export.manifests.push(resource.manifest.clone());
+                export.manifests.push(Value::clone(&resource.manifest));
                 continue;
             }
         };

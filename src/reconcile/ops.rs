@@ -2,6 +2,7 @@
 //! like an apply so the same preconditions and reference checks hold.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::ReconcileError;
 use super::canonical;
@@ -27,7 +28,7 @@ pub fn plan_delete(targets: &[(Kind, String)], observed: &[StoredResource]) -> R
         changes.push(Change::Delete {
             kind: *kind,
             name: name.clone(),
-            before: current.manifest.clone(),
+            before: serde_json::Value::clone(&current.manifest),
             generation: current.generation,
         });
     }
@@ -52,7 +53,7 @@ pub fn referrers(observed: &[StoredResource], kind: Kind, name: &str) -> Vec<Str
 /// Each resource's address with the references it makes.
 fn outgoing<'a>(resources: impl Iterator<Item = &'a StoredResource>) -> Vec<(String, Vec<Reference>)> {
     resources
-        .filter_map(|r| AnyResource::from_value(r.kind, r.manifest.clone()).ok())
+        .filter_map(|r| AnyResource::from_value(r.kind, serde_json::Value::clone(&r.manifest)).ok())
         .map(|r| (r.address(), r.references()))
         .collect()
 }
@@ -95,8 +96,8 @@ pub fn plan_rollback(
         Change::Update {
             kind,
             name: name.to_owned(),
-            before: current.manifest.clone(),
-            after: revision.manifest.clone().into(),
+            before: serde_json::Value::clone(&current.manifest),
+            after: Arc::clone(&revision.manifest),
             generation: current.generation,
             previous_owner: None,
         }

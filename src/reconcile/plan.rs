@@ -294,7 +294,7 @@ impl<'a> StoredManifests<'a> {
     /// The manifests of these stored resources.
     #[must_use]
     pub fn of(stored: &'a [StoredResource]) -> Self {
-        Self { by_key: stored.iter().map(|r| ((r.kind, r.name.as_str()), &r.manifest)).collect() }
+        Self { by_key: stored.iter().map(|r| ((r.kind, r.name.as_str()), &*r.manifest)).collect() }
     }
 
     fn manifest(&self, head: &ResourceHead) -> Result<&'a Value, PlanError> {

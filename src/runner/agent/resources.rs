@@ -4,6 +4,7 @@
 //! and the run uses the agent as it was when it was asked for, whatever is applied meanwhile.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ pub trait Resources: Sync {
 
 impl<B: Backend> Resources for B {
     async fn manifest(&self, kind: Kind, name: &str) -> Result<Option<Value>, BackendError> {
-        Ok(self.get(kind, name).await?.map(|stored| stored.manifest))
+        Ok(self.get(kind, name).await?.map(|stored| Arc::unwrap_or_clone(stored.manifest)))
     }
 }
 

@@ -4,6 +4,8 @@
 //! conversation it continues (see [`super::definition`]), so the worker that runs it reads no
 //! other execution.
 
+use std::sync::Arc;
+
 use super::conversation::AgentEvent;
 use super::provider::excerpt;
 use crate::backend::{Backend, BackendError, ExecutionQuery, ExecutionStatus, ResourceQuery};
@@ -63,7 +65,8 @@ pub async fn open<B: Backend>(
         reconcile::apply(backend, &plan, false).await?;
         return Ok(Vec::new());
     };
-    if let Ok(AnyResource::Session(session)) = AnyResource::from_value(Kind::Session, stored.manifest)
+    if let Ok(AnyResource::Session(session)) =
+        AnyResource::from_value(Kind::Session, Arc::unwrap_or_clone(stored.manifest))
         && session.spec.agent_ref.name != agent
     {
         return Err(SessionError::OtherAgent {

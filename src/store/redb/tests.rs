@@ -413,7 +413,7 @@ fn a_format_1_store_is_migrated_and_keeps_its_resources() {
                 updated_at: Timestamp::UNIX_EPOCH,
                 hash: "h".into(),
                 apply_set: None,
-                manifest: json!({"kind": "Skill"}),
+                manifest: json!({"kind": "Skill"}).into(),
                 status: None,
             };
             let mut bytes = vec![1_u8];
