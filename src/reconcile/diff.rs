@@ -35,16 +35,16 @@ pub fn unified(change: &Change) -> Vec<Line> {
     let (before, after, old_label, new_label) = match change {
         Change::Create { after, .. } => (&none, &**after, "(absent)".to_owned(), format!("{address} (new)")),
         Change::Update { before, after, generation, .. } => {
-            (before, &**after, format!("{address} (generation {generation})"), format!("{address} (desired)"))
+            (&**before, &**after, format!("{address} (generation {generation})"), format!("{address} (desired)"))
         }
         Change::Rename { from, before, after, generation, .. } => (
-            before,
+            &**before,
             &**after,
             format!("{} (generation {generation})", crate::backend::address(change.kind(), from)),
             format!("{address} (renamed)"),
         ),
         Change::Delete { before, generation, .. } => {
-            (before, &none, format!("{address} (generation {generation})"), "(deleted)".to_owned())
+            (&**before, &none, format!("{address} (generation {generation})"), "(deleted)".to_owned())
         }
         Change::Unchanged { .. } => return Vec::new(),
     };
@@ -115,7 +115,7 @@ mod tests {
         let change = Change::Update {
             kind: Kind::Skill,
             name: "tool".into(),
-            before,
+            before: before.into(),
             after: after.into(),
             generation: 1,
             previous_owner: None,

@@ -28,7 +28,7 @@ pub fn plan_delete(targets: &[(Kind, String)], observed: &[StoredResource]) -> R
         changes.push(Change::Delete {
             kind: *kind,
             name: name.clone(),
-            before: serde_json::Value::clone(&current.manifest),
+            before: Arc::clone(&current.manifest),
             generation: current.generation,
         });
     }
@@ -96,7 +96,7 @@ pub fn plan_rollback(
         Change::Update {
             kind,
             name: name.to_owned(),
-            before: serde_json::Value::clone(&current.manifest),
+            before: Arc::clone(&current.manifest),
             after: Arc::clone(&revision.manifest),
             generation: current.generation,
             previous_owner: None,

@@ -71,7 +71,7 @@ pub enum Change {
         /// Name.
         name: String,
         /// The stored manifest.
-        before: Value,
+        before: Arc<Value>,
         /// The manifest to store.
         after: Arc<Value>,
         /// The generation seen.
@@ -90,7 +90,7 @@ pub enum Change {
         /// The old name.
         from: String,
         /// The stored manifest.
-        before: Value,
+        before: Arc<Value>,
         /// The manifest to store.
         after: Arc<Value>,
         /// The generation seen.
@@ -103,7 +103,7 @@ pub enum Change {
         /// Name.
         name: String,
         /// The stored manifest.
-        before: Value,
+        before: Arc<Value>,
         /// The generation seen.
         generation: u64,
     },
@@ -287,17 +287,17 @@ pub enum PlanError {
 /// resources are planned from their heads alone.
 #[derive(Debug, Default)]
 pub struct StoredManifests<'a> {
-    by_key: HashMap<(Kind, &'a str), &'a Value>,
+    by_key: HashMap<(Kind, &'a str), &'a Arc<Value>>,
 }
 
 impl<'a> StoredManifests<'a> {
     /// The manifests of these stored resources.
     #[must_use]
     pub fn of(stored: &'a [StoredResource]) -> Self {
-        Self { by_key: stored.iter().map(|r| ((r.kind, r.name.as_str()), &*r.manifest)).collect() }
+        Self { by_key: stored.iter().map(|r| ((r.kind, r.name.as_str()), &r.manifest)).collect() }
     }
 
-    fn manifest(&self, head: &ResourceHead) -> Result<&'a Value, PlanError> {
+    fn manifest(&self, head: &ResourceHead) -> Result<&'a Arc<Value>, PlanError> {
         self.by_key
             .get(&(head.kind, head.name.as_str()))
             .copied()
@@ -386,7 +386,7 @@ pub fn plan_heads(
                         kind,
                         name,
                         from: stored.name.clone(),
-                        before: manifests.manifest(stored)?.clone(),
+                        before: Arc::clone(manifests.manifest(stored)?),
                         after: wanted.manifest(),
                         generation: stored.generation,
                     });
@@ -409,7 +409,7 @@ pub fn plan_heads(
             changes.push(Change::Update {
                 kind,
                 name,
-                before: manifests.manifest(current)?.clone(),
+                before: Arc::clone(manifests.manifest(current)?),
                 after: wanted.manifest(),
                 generation: current.generation,
                 previous_owner: owner_changes.then(|| current.apply_set.clone()),
@@ -430,7 +430,7 @@ pub fn plan_heads(
                 changes.push(Change::Delete {
                     kind: current.kind,
                     name: current.name.clone(),
-                    before: manifests.manifest(current)?.clone(),
+                    before: Arc::clone(manifests.manifest(current)?),
                     generation: current.generation,
                 });
             }
@@ -503,7 +503,7 @@ fn check_prune_references(
         check(&wanted.resource);
     }
     for current in remaining_observed {
-        if let Ok(resource) = AnyResource::from_value(current.kind, manifests.manifest(current)?.clone()) {
+        if let Ok(resource) = AnyResource::from_value(current.kind, Value::clone(manifests.manifest(current)?)) {
             check(&resource);
         }
     }
