@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::canonical;
 use crate::backend::StoredResource;
 use crate::manifest::Diagnostic;
-use crate::model::{AnyResource, Skill, SkillBundle};
+use crate::model::{AnyResource, Kind, Skill, SkillBundle};
 
 /// Stored resources made ready to write.
 #[derive(Debug, Default)]
@@ -36,8 +36,11 @@ impl Export {
 pub fn export(resources: &[StoredResource], skills_dir: Option<&str>) -> Export {
     let mut export = Export { manifests: Vec::with_capacity(resources.len()), ..Export::default() };
     for resource in resources {
-        let skill = match AnyResource::from_value(resource.kind, Value::clone(&resource.manifest)) {
-            Ok(AnyResource::Skill(skill)) if skill.spec.bundle.is_some() || skill.spec.path.is_some() => skill,
+        // Only a skill can carry files to write out; other kinds are exported as stored.
+        let typed = (resource.kind == Kind::Skill)
+            .then(|| AnyResource::from_value(resource.kind, Value::clone(&resource.manifest)));
+        let skill = match typed {
+            Some(Ok(AnyResource::Skill(skill))) if skill.spec.bundle.is_some() || skill.spec.path.is_some() => skill,
             _ => {
                 export.manifests.push(Value::clone(&resource.manifest));
                 continue;
