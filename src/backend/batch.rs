@@ -237,3 +237,31 @@ impl Outcome {
         self.written.push(Written { kind, name, generation: resource.generation, action });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BatchItem;
+
+    fn item(kind: Kind, name: &str, write: Write) -> BatchItem {
+        BatchItem { kind, name: name.to_owned(), write }
+    }
+
+    #[test]
+    fn touched_names_each_key_once_in_the_order_first_named() {
+        let manifest = Arc::new(serde_json::json!({}));
+        let batch = ApplyBatch {
+            items: vec![
+                item(Kind::Agent, "b", Write::Delete { expected_generation: 1 }),
+                item(Kind::Agent, "b", Write::Create { manifest: Arc::clone(&manifest) }),
+                item(Kind::Skill, "b", Write::Create { manifest: Arc::clone(&manifest) }),
+                item(Kind::Agent, "new", Write::Rename { from: "a".into(), manifest, expected_generation: 2 }),
+                item(Kind::Agent, "a", Write::Delete { expected_generation: 3 }),
+            ],
+            ..ApplyBatch::default()
+        };
+        let keys = touched(&batch);
+        let expected = [(Kind::Agent, "b"), (Kind::Skill, "b"), (Kind::Agent, "new"), (Kind::Agent, "a")];
+        assert_eq!(keys, expected.map(|(kind, name)| (kind, name.to_owned())));
+    }
+}

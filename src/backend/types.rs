@@ -202,12 +202,12 @@ pub enum Write {
     /// manifest it writes, so a stored hash always describes the stored manifest.
     Create {
         /// The canonical manifest.
-        manifest: std::sync::Arc<serde_json::Value>,
+        manifest: Arc<serde_json::Value>,
     },
     /// Replace the manifest; the resource must be at `expected_generation`.
     Update {
         /// The canonical manifest.
-        manifest: std::sync::Arc<serde_json::Value>,
+        manifest: Arc<serde_json::Value>,
         /// The generation seen when planning.
         expected_generation: u64,
     },
@@ -222,7 +222,7 @@ pub enum Write {
         /// The old name.
         from: String,
         /// The canonical manifest under the new name.
-        manifest: std::sync::Arc<serde_json::Value>,
+        manifest: Arc<serde_json::Value>,
         /// The generation seen when planning.
         expected_generation: u64,
     },
