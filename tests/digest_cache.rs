@@ -181,14 +181,29 @@ fn a_store_made_again_or_inline_secrets_are_never_skipped() {
     // Another build of stigmer may plan differently: its applies have entries of their own.
     let other_build = sandbox.dir.path().join("stigmer-other-build");
     fs::copy(support::stigmer_bin(), &other_build).unwrap();
-    let output = std::process::Command::new(&other_build)
-        .args(["apply", "-f", dir_arg])
-        .current_dir(support::root())
-        .env("NO_COLOR", "1")
-        .env("STIGMER_HOME", sandbox.home())
-        .env("USER", "tester")
-        .output()
-        .unwrap();
+    let run = || {
+        std::process::Command::new(&other_build)
+            .args(["apply", "-f", dir_arg])
+            .current_dir(support::root())
+            .env("NO_COLOR", "1")
+            .env("STIGMER_HOME", sandbox.home())
+            .env("USER", "tester")
+            .output()
+    };
+    // A test thread that forks while the copy's file is still open for writing holds it open
+    // in its child until that child execs: executing the copy then fails with ETXTBSY for a
+    // moment (seen in CI). Try again briefly.
+    let mut output = run();
+    for _ in 0..50 {
+        match &output {
+            Err(error) if error.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                output = run();
+            }
+            _ => break,
+        }
+    }
+    let output = output.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     fs::remove_file(&other_build).unwrap();
     assert_eq!(entries(), 2, "the other build planned in full and remembered it under its own key");
